@@ -1,0 +1,328 @@
+"""The Auth0 identity adapter for sanic-edge-auth.
+
+Endpoints come from ``authorizer.domain`` (``https://<domain>``): ``/authorize``,
+``/oauth/token``, ``/userinfo``, ``/.well-known/jwks.json`` and ``/v2/logout`` (or
+OIDC ``/oidc/logout``). Tokens carry ``iss = https://<domain>/`` (trailing slash).
+
+Adapter keys under ``authorizer`` (beside the core ones):
+
+- ``organization``: an Auth0 organization id (``org_...``) or name, sent to
+  ``/authorize``; tokens must then carry the matching ``org_id`` / ``org_name``.
+- ``token_endpoint_auth_method``: ``client_secret_post`` (default) or
+  ``client_secret_basic``.
+- ``logout``: ``"auth0"`` (``/v2/logout``, default) or ``"oidc"`` (RP-initiated logout).
+- ``federated_logout``: also end the session at the upstream social/enterprise IdP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
+from urllib.parse import quote, urlencode
+
+from sanic_edge_auth.adapter import TokenSet, VerifiedToken
+from sanic_edge_auth.config import AuthorizerConfig
+from sanic_edge_auth.errors import ConfigProblem, InvalidToken, UpstreamBadResponse
+from sanic_edge_auth.oidc.http import IdPClient, IdPResponse, classify_oauth_error
+from sanic_edge_auth.oidc.jwks import JWKSCache, JWKSDocument, KeyStore, StaticKeys
+from sanic_edge_auth.oidc.verify import TokenPolicy, TokenVerifier
+from sanic_edge_auth.secret import Secret
+
+__all__ = ["Auth0Adapter"]
+
+_AUTH_METHODS: Final = ("client_secret_post", "client_secret_basic")
+_LOGOUT_MODES: Final = ("auth0", "oidc")
+_DEFAULTS: Final[Mapping[str, Any]] = {
+    "organization": None,
+    "token_endpoint_auth_method": "client_secret_post",
+    "logout": "auth0",
+    "federated_logout": False,
+}
+
+
+class Auth0Adapter:
+    """Speaks Auth0's flavour of OpenID Connect."""
+
+    name: ClassVar[str] = "auth0"
+
+    # -- AdapterFactory
+
+    @classmethod
+    def validate_settings(
+        cls, extras: Mapping[str, Any], prefix: str
+    ) -> tuple[Mapping[str, Any], list[ConfigProblem]]:
+        problems: list[ConfigProblem] = []
+        settings = dict(_DEFAULTS)
+        for key, value in extras.items():
+            if key not in _DEFAULTS:
+                problems.append(
+                    ConfigProblem(
+                        f"{prefix}.{key}",
+                        "unknown key (Auth0 adapter keys: " + ", ".join(sorted(_DEFAULTS)) + ")",
+                    )
+                )
+                continue
+            settings[key] = value
+        organization = settings["organization"]
+        if organization is not None and (not isinstance(organization, str) or not organization):
+            problems.append(ConfigProblem(f"{prefix}.organization", "must be a non-empty string"))
+        if settings["token_endpoint_auth_method"] not in _AUTH_METHODS:
+            problems.append(
+                ConfigProblem(
+                    f"{prefix}.token_endpoint_auth_method",
+                    f"must be one of {', '.join(_AUTH_METHODS)}",
+                )
+            )
+        if settings["logout"] not in _LOGOUT_MODES:
+            problems.append(
+                ConfigProblem(f"{prefix}.logout", f"must be one of {', '.join(_LOGOUT_MODES)}")
+            )
+        if not isinstance(settings["federated_logout"], bool):
+            problems.append(ConfigProblem(f"{prefix}.federated_logout", "must be true or false"))
+        return settings, problems
+
+    @classmethod
+    def from_config(cls, config: AuthorizerConfig, http: IdPClient) -> Auth0Adapter:
+        return cls(config, http)
+
+    # -- construction
+
+    def __init__(self, config: AuthorizerConfig, http: IdPClient) -> None:
+        self._config = config
+        self._http = http
+        settings = {**_DEFAULTS, **config.extras}
+        self._organization: str | None = settings["organization"]
+        self._auth_method: str = settings["token_endpoint_auth_method"]
+        self._logout_mode: str = settings["logout"]
+        self._federated_logout: bool = settings["federated_logout"]
+        base = config.domain
+        self._authorize_url = f"{base}/authorize"
+        self._token_url = f"{base}/oauth/token"
+        self._userinfo_url = f"{base}/userinfo"
+        self._jwks_url = config.jwks_uri or f"{base}/.well-known/jwks.json"
+
+        algorithms = frozenset(config.algorithms)
+        self._jwks: JWKSCache | None = None
+        keys: KeyStore
+        if config.jwks is not None:
+            keys = StaticKeys(config.jwks, allowed_algorithms=algorithms)
+        else:
+            self._jwks = JWKSCache(
+                self._fetch_jwks, allowed_algorithms=algorithms, settings=config.jwks_cache
+            )
+            keys = self._jwks
+        org_claims = self._organization_claims()
+        self._id_verifier = TokenVerifier(
+            keys,
+            TokenPolicy(
+                issuer=config.issuer,
+                audience=config.client_id,
+                algorithms=algorithms,
+                leeway=config.leeway,
+                use="id",
+                client_id=config.client_id,
+                required_claims=org_claims,
+            ),
+            cache_size=config.token_cache_size,
+        )
+        if config.audience is not None:
+            # An API audience is configured: bearer tokens are Auth0 access tokens.
+            self._access_verifier = TokenVerifier(
+                keys,
+                TokenPolicy(
+                    issuer=config.issuer,
+                    audience=config.audience,
+                    algorithms=algorithms,
+                    leeway=config.leeway,
+                    use="access",
+                    required_claims=org_claims,
+                ),
+                cache_size=config.token_cache_size,
+            )
+        else:
+            # The gateway's behaviour: without an API audience, the bearer is an ID token.
+            self._access_verifier = self._id_verifier
+
+    def _organization_claims(self) -> Mapping[str, str] | None:
+        org = self._organization
+        if org is None:
+            return None
+        # Auth0: org ids start with "org_"; names are compared lower-cased as org_name.
+        return {"org_id": org} if org.startswith("org_") else {"org_name": org.lower()}
+
+    @property
+    def issuer(self) -> str:
+        return self._config.issuer
+
+    @property
+    def jwks(self) -> JWKSCache | None:
+        return self._jwks
+
+    @property
+    def access_verifier(self) -> TokenVerifier:
+        return self._access_verifier
+
+    async def startup(self) -> None:
+        if self._jwks is not None:
+            await self._jwks.startup()
+
+    async def aclose(self) -> None:
+        """Nothing of its own to close: the HTTP client belongs to the extension."""
+
+    # -- JWKS
+
+    async def _fetch_jwks(self) -> JWKSDocument:
+        response = await self._http.get("jwks", self._jwks_url)
+        if response.status != 200:
+            raise UpstreamBadResponse(
+                f"the JWKS endpoint answered HTTP {response.status}",
+                endpoint="jwks",
+                upstream_status=response.status,
+                elapsed_ms=response.elapsed_ms,
+            )
+        return JWKSDocument(response.body, _max_age(response.headers.get("cache-control")))
+
+    # -- login
+
+    def authorization_url(
+        self,
+        *,
+        state: str,
+        nonce: str,
+        code_challenge: str,
+        redirect_uri: str,
+        scope: str,
+        extra: Mapping[str, str],
+    ) -> str:
+        params: dict[str, str] = {
+            "response_type": "code",
+            "client_id": self._config.client_id,
+            "redirect_uri": redirect_uri,
+            "scope": scope,
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": code_challenge,
+            "code_challenge_method": "S256",
+        }
+        if self._config.audience:
+            params["audience"] = self._config.audience
+        if self._organization:
+            params["organization"] = self._organization
+        for key, value in extra.items():
+            if key == "organization" and self._organization:
+                continue  # the configured organization wins over the query's
+            params.setdefault(key, value)
+        return f"{self._authorize_url}?{urlencode(params, quote_via=quote)}"
+
+    async def exchange_code(self, *, code: str, code_verifier: str, redirect_uri: str) -> TokenSet:
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "code_verifier": code_verifier,
+            "redirect_uri": redirect_uri,
+        }
+        return await self._token_request("token", form)
+
+    async def refresh(self, refresh_token: str) -> TokenSet:
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        return await self._token_request("refresh", form)
+
+    async def _token_request(self, endpoint: str, form: dict[str, str]) -> TokenSet:
+        headers: dict[str, str] = {}
+        secret = self._config.client_secret
+        if secret is None:  # config validation requires it for callback/refresh paths
+            raise UpstreamBadResponse("no client secret is configured", endpoint=endpoint)
+        if self._auth_method == "client_secret_basic":
+            # RFC 6749 2.3.1: form-encode id and secret before Basic encoding.
+            import base64
+
+            credentials = (
+                f"{quote(self._config.client_id, safe='')}:{quote(secret.reveal(), safe='')}"
+            )
+            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        else:
+            form = {**form, "client_id": self._config.client_id, "client_secret": secret.reveal()}
+        response = await self._http.post_form(endpoint, self._token_url, form, headers=headers)
+        if response.status != 200:
+            raise classify_oauth_error(response)
+        return _token_set(response)
+
+    async def verify_id_token(self, token: str, *, nonce: str | None) -> VerifiedToken:
+        return await self._id_verifier.verify(token, nonce=nonce)
+
+    async def verify_access_token(self, token: str) -> VerifiedToken:
+        return await self._access_verifier.verify(token)
+
+    # -- userinfo and logout
+
+    async def userinfo(self, access_token: str) -> Mapping[str, Any]:
+        response = await self._http.get(
+            "userinfo", self._userinfo_url, headers={"Authorization": f"Bearer {access_token}"}
+        )
+        if response.status in (401, 403):
+            raise InvalidToken(
+                "the identity provider rejected the access token",
+                error_kind="token_rejected_by_idp",
+            )
+        if response.status != 200:
+            raise classify_oauth_error(response)
+        if not isinstance(response.body.get("sub"), str):
+            raise UpstreamBadResponse(
+                "the userinfo answer has no sub", endpoint="userinfo", upstream_status=200
+            )
+        return response.body
+
+    def logout_url(self, *, return_to: str, id_token_hint: str | None) -> str:
+        base = self._config.domain
+        if self._logout_mode == "oidc":
+            params = {"client_id": self._config.client_id, "post_logout_redirect_uri": return_to}
+            if id_token_hint:
+                params["id_token_hint"] = id_token_hint
+            return f"{base}/oidc/logout?{urlencode(params, quote_via=quote)}"
+        params = {"client_id": self._config.client_id, "returnTo": return_to}
+        query = urlencode(params, quote_via=quote)
+        if self._federated_logout:
+            query += "&federated"
+        return f"{base}/v2/logout?{query}"
+
+
+def _token_set(response: IdPResponse) -> TokenSet:
+    body = response.body
+    access_token = body.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise UpstreamBadResponse(
+            "the token answer has no access_token",
+            endpoint=response.endpoint,
+            upstream_status=response.status,
+        )
+
+    def optional_secret(name: str) -> Secret | None:
+        value = body.get(name)
+        return Secret(value) if isinstance(value, str) and value else None
+
+    expires_in = body.get("expires_in")
+    scope = body.get("scope")
+    token_type = body.get("token_type")
+    return TokenSet(
+        access_token=Secret(access_token),
+        token_type=token_type if isinstance(token_type, str) else "Bearer",
+        id_token=optional_secret("id_token"),
+        refresh_token=optional_secret("refresh_token"),
+        expires_in=expires_in
+        if isinstance(expires_in, int) and not isinstance(expires_in, bool)
+        else None,
+        scope=scope if isinstance(scope, str) else None,
+    )
+
+
+def _max_age(cache_control: str | None) -> float | None:
+    if not cache_control:
+        return None
+    for directive in cache_control.split(","):
+        name, _, value = directive.strip().partition("=")
+        if name.lower() == "max-age":
+            try:
+                return float(int(value.strip().strip('"')))
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,92 @@
+"""sanic-edge-auth: OAuth/OIDC login, callback, userinfo, refresh and JWT protection
+at the edge of a Sanic app, so handlers keep to business logic.
+
+    from sanic import Sanic
+    from sanic_edge_auth import EdgeAuth
+
+    app = Sanic("gateway")
+    edge = EdgeAuth(app, config="gateway.json")
+"""
+
+from .adapter import AdapterFactory, IdentityAdapter, TokenSet, VerifiedToken
+from .config import (
+    AuthorizerConfig,
+    DirectorySecrets,
+    EdgeAuthConfig,
+    EnvironmentSecrets,
+    Integration,
+    JWKSCacheSettings,
+    PathRule,
+    SecretSource,
+    load_config,
+)
+from .errors import (
+    AccessRejected,
+    AdapterNotFound,
+    BadRequest,
+    ClientError,
+    ConfigError,
+    ConfigProblem,
+    ConfigValidationError,
+    EdgeAuthError,
+    HookError,
+    IdentityProviderRejectedClient,
+    InsufficientScope,
+    InvalidCallback,
+    InvalidGrant,
+    InvalidToken,
+    LoginDenied,
+    MissingToken,
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from .extension import EdgeAuth
+from .hooks import Hook, HookContext
+from .secret import Secret
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessRejected",
+    "AdapterFactory",
+    "AdapterNotFound",
+    "AuthorizerConfig",
+    "BadRequest",
+    "ClientError",
+    "ConfigError",
+    "ConfigProblem",
+    "ConfigValidationError",
+    "DirectorySecrets",
+    "EdgeAuth",
+    "EdgeAuthConfig",
+    "EdgeAuthError",
+    "EnvironmentSecrets",
+    "Hook",
+    "HookContext",
+    "HookError",
+    "IdentityAdapter",
+    "IdentityProviderRejectedClient",
+    "InsufficientScope",
+    "Integration",
+    "InvalidCallback",
+    "InvalidGrant",
+    "InvalidToken",
+    "JWKSCacheSettings",
+    "LoginDenied",
+    "MissingToken",
+    "PathRule",
+    "Secret",
+    "SecretSource",
+    "TokenSet",
+    "UpstreamBadResponse",
+    "UpstreamError",
+    "UpstreamRateLimited",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+    "VerifiedToken",
+    "__version__",
+    "load_config",
+]

@@ -1,0 +1,155 @@
+"""The identity adapter contract and the values that cross it.
+
+An adapter speaks to one identity provider. It takes strings (never Sanic
+requests), raises only :mod:`sanic_edge_auth.errors`, and does all I/O through the
+:class:`~sanic_edge_auth.oidc.http.IdPClient` it is given, so the core can
+classify every failure and tests can run it against the fake IdP in
+:mod:`sanic_edge_auth.testing`. No logic lives here and nothing imports Sanic.
+
+Adapters are found through the entry-point group ``sanic_edge_auth.adapters``; the
+entry point names the adapter class (an :class:`AdapterFactory`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from .secret import Secret
+
+if TYPE_CHECKING:
+    from .config import AuthorizerConfig
+    from .errors import ConfigProblem
+    from .oidc.http import IdPClient
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "AdapterFactory",
+    "IdentityAdapter",
+    "TokenSet",
+    "VerifiedToken",
+]
+
+ENTRY_POINT_GROUP = "sanic_edge_auth.adapters"
+TokenUse = Literal["access", "id"]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """A token whose signature and claims were checked.
+
+    ``claims`` is read-only. ``scopes`` comes from the ``scope`` claim (space
+    separated, RFC 8693 / Auth0) and Auth0's ``permissions`` list (RBAC).
+    """
+
+    claims: Mapping[str, Any]
+    subject: str | None
+    scopes: frozenset[str]
+    expires_at: float
+    key_id: str | None
+    use: TokenUse
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSet:
+    """Tokens returned by the IdP's token endpoint, each wrapped as a :class:`Secret`."""
+
+    access_token: Secret
+    token_type: str = "Bearer"
+    id_token: Secret | None = None
+    refresh_token: Secret | None = None
+    expires_in: int | None = None
+    scope: str | None = None
+    id_claims: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    def as_response(self) -> dict[str, Any]:
+        """The JSON body the gateway returned: the token set in OAuth field names."""
+        body: dict[str, Any] = {
+            "access_token": self.access_token.reveal(),
+            "token_type": self.token_type,
+        }
+        if self.id_token is not None:
+            body["id_token"] = self.id_token.reveal()
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token.reveal()
+        if self.expires_in is not None:
+            body["expires_in"] = self.expires_in
+        if self.scope is not None:
+            body["scope"] = self.scope
+        return body
+
+
+@runtime_checkable
+class IdentityAdapter(Protocol):
+    """What the edge needs from an identity provider."""
+
+    name: ClassVar[str]
+
+    @property
+    def issuer(self) -> str:
+        """The exact ``iss`` value tokens from this provider carry."""
+        ...
+
+    async def startup(self) -> None:
+        """Warm up (fetch signing keys). Must not raise when the IdP is unreachable."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release resources; the HTTP client is closed by its owner, not here."""
+        ...
+
+    def authorization_url(
+        self,
+        *,
+        state: str,
+        nonce: str,
+        code_challenge: str,
+        redirect_uri: str,
+        scope: str,
+        extra: Mapping[str, str],
+    ) -> str:
+        """The URL that starts a login (authorization code flow with PKCE S256)."""
+        ...
+
+    async def exchange_code(self, *, code: str, code_verifier: str, redirect_uri: str) -> TokenSet:
+        """Trade an authorization code for tokens."""
+        ...
+
+    async def verify_id_token(self, token: str, *, nonce: str | None) -> VerifiedToken:
+        """Verify an ID token for this client (aud = client_id, azp, nonce when given)."""
+        ...
+
+    async def verify_access_token(self, token: str) -> VerifiedToken:
+        """Verify a bearer token for protected routes. No network on a key-cache hit."""
+        ...
+
+    async def userinfo(self, access_token: str) -> Mapping[str, Any]:
+        """The OIDC UserInfo response for an access token."""
+        ...
+
+    async def refresh(self, refresh_token: str) -> TokenSet:
+        """Trade a refresh token for a new token set (which may rotate the refresh token)."""
+        ...
+
+    def logout_url(self, *, return_to: str, id_token_hint: str | None) -> str:
+        """Where to send the browser to end the IdP session."""
+        ...
+
+
+class AdapterFactory(Protocol):
+    """The class an entry point names: validates its settings and builds adapters."""
+
+    name: ClassVar[str]
+
+    @classmethod
+    def validate_settings(
+        cls, extras: Mapping[str, Any], prefix: str
+    ) -> tuple[Mapping[str, Any], list[ConfigProblem]]:
+        """Check adapter-specific ``authorizer`` keys; return them cleaned, and problems."""
+        ...
+
+    @classmethod
+    def from_config(cls, config: AuthorizerConfig, http: IdPClient) -> IdentityAdapter:
+        """Build an adapter for one running app (called once per server start)."""
+        ...

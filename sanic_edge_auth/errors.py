@@ -1,0 +1,383 @@
+"""The error tree: every failure the library reports, grouped by who is at fault.
+
+Three sources are never blurred, because each one calls for a different action:
+``config`` (the operator must fix a setting), ``client`` (the caller sent something
+unacceptable) and ``upstream`` (the identity provider failed us). Hooks written by
+the application are a fourth source, ``hook``.
+
+::
+
+    EdgeAuthError
+    ├── ConfigError                     source=config, 500 "misconfigured" at request time
+    │   ├── ConfigValidationError       raised at startup; lists every problem at once
+    │   ├── AdapterNotFound             authorizer.type names no installed adapter
+    │   └── IdentityProviderRejectedClient   IdP says our client credentials/callback are wrong
+    ├── ClientError                     source=client
+    │   ├── MissingToken                401, RFC 6750 challenge without an error code
+    │   ├── InvalidToken                401 invalid_token (malformed, expired, bad signature, ...)
+    │   ├── InsufficientScope           403 insufficient_scope
+    │   ├── InvalidCallback             400 (malformed callback, state mismatch, iss mismatch)
+    │   ├── LoginDenied                 401 the IdP reported error=access_denied (or similar)
+    │   ├── InvalidGrant                401 code or refresh token rejected by the IdP
+    │   ├── BadRequest                  400 a required input is missing or unusable
+    │   └── AccessRejected              403 an application hook vetoed the request
+    ├── UpstreamError                   source=upstream; endpoint, status, elapsed_ms
+    │   ├── UpstreamTimeout             504
+    │   ├── UpstreamUnavailable         502 connection refused/reset, TLS failure
+    │   ├── UpstreamBadResponse         502 5xx, non-JSON or unexpected body
+    │   └── UpstreamRateLimited         503, Retry-After passed on
+    └── HookError                       source=hook, 500; the hook's name
+
+Each class carries a stable ``error_kind`` code (documented in ``docs/errors.md``), an
+HTTP status, and only safe context: no token, code, secret or URL query is ever
+stored on an error. This module imports nothing from Sanic so adapters can raise
+these errors without depending on the web framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+ErrorSource = Literal["config", "client", "upstream", "hook"]
+
+__all__ = [
+    "AccessRejected",
+    "AdapterNotFound",
+    "BadRequest",
+    "ClientError",
+    "ConfigError",
+    "ConfigProblem",
+    "ConfigValidationError",
+    "EdgeAuthError",
+    "ErrorSource",
+    "HookError",
+    "IdentityProviderRejectedClient",
+    "InsufficientScope",
+    "InvalidCallback",
+    "InvalidGrant",
+    "InvalidToken",
+    "LoginDenied",
+    "MissingToken",
+    "UpstreamBadResponse",
+    "UpstreamError",
+    "UpstreamRateLimited",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
+]
+
+
+class EdgeAuthError(Exception):
+    """Base of every error this library raises on purpose.
+
+    ``error_kind`` is the stable machine code used in response bodies and log
+    events; ``description`` is a human sentence that is safe to show a caller.
+    """
+
+    source: ClassVar[ErrorSource]
+    status: ClassVar[int] = 500
+    default_kind: ClassVar[str] = "edge_auth_error"
+
+    def __init__(self, description: str, *, error_kind: str | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.error_kind = error_kind or self.default_kind
+
+    def log_context(self) -> dict[str, object]:
+        """Extra safe key/values for the log event (never secrets or tokens)."""
+        return {}
+
+    def response_headers(self) -> dict[str, str]:
+        """Headers the HTTP response must carry for this error."""
+        return {}
+
+
+# --- config ---------------------------------------------------------------------------
+
+
+class ConfigError(EdgeAuthError):
+    """The operator's settings are wrong; the caller cannot fix this.
+
+    Met at request time it becomes a 500 whose body says only "misconfigured":
+    the details go to the log, never to the caller.
+    """
+
+    source = "config"
+    status = 500
+    default_kind = "misconfigured"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One problem in the configuration, located by its dotted key."""
+
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+class ConfigValidationError(ConfigError):
+    """The configuration cannot be used; raised at registration with every problem."""
+
+    default_kind = "config_invalid"
+
+    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"sanic-edge-auth configuration has {count} {noun}:\n{lines}")
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(problem.key for problem in self.problems)
+
+
+class AdapterNotFound(ConfigError):
+    """``authorizer.type`` names an adapter that is not installed or does not load."""
+
+    default_kind = "adapter_not_found"
+
+
+class IdentityProviderRejectedClient(ConfigError):
+    """The IdP refused *our* credentials or callback URL (invalid_client and kin).
+
+    This is not the user's fault and not a transport failure: the client id,
+    client secret or allowed callback URLs configured at the IdP do not match ours.
+    """
+
+    default_kind = "idp_rejected_client"
+
+    def __init__(self, description: str, *, endpoint: str, idp_error: str, status: int) -> None:
+        super().__init__(description)
+        self.endpoint = endpoint
+        self.idp_error = idp_error
+        self.upstream_status = status
+
+    def log_context(self) -> dict[str, object]:
+        return {
+            "endpoint": self.endpoint,
+            "idp_error": self.idp_error,
+            "upstream_status": self.upstream_status,
+            "hint": "check client_id, client_secret and the allowed callback URLs at the IdP",
+        }
+
+
+# --- client ---------------------------------------------------------------------------
+
+
+class ClientError(EdgeAuthError):
+    """The caller sent something we must refuse."""
+
+    source = "client"
+    status = 400
+    default_kind = "bad_request"
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+class _BearerChallenge(ClientError):
+    """A client error answered with an RFC 6750 ``WWW-Authenticate: Bearer`` challenge."""
+
+    bearer_error: ClassVar[str | None] = None
+    realm: str = "api"
+    required_scopes: tuple[str, ...] = ()
+
+    def response_headers(self) -> dict[str, str]:
+        # RFC 6750 section 3: realm, then error and error_description when a token was
+        # presented; a request with no token gets the bare challenge (section 3.1).
+        parts = [f'realm="{_quote(self.realm)}"']
+        if self.bearer_error is not None:
+            parts.append(f'error="{self.bearer_error}"')
+            parts.append(f'error_description="{_quote(self.description)}"')
+        if self.required_scopes:
+            parts.append(f'scope="{_quote(" ".join(self.required_scopes))}"')
+        return {"WWW-Authenticate": "Bearer " + ", ".join(parts)}
+
+
+class MissingToken(_BearerChallenge):
+    """No bearer token was presented."""
+
+    status = 401
+    default_kind = "missing_token"
+
+
+class InvalidToken(_BearerChallenge):
+    """The token is malformed, expired, badly signed or not meant for us.
+
+    ``error_kind`` narrows the reason (``token_expired``, ``token_signature_invalid``
+    ...); the RFC 6750 code in the challenge is always ``invalid_token``.
+    """
+
+    status = 401
+    default_kind = "invalid_token"
+    bearer_error = "invalid_token"
+
+
+class InsufficientScope(_BearerChallenge):
+    """The token is valid but lacks a scope the route requires."""
+
+    status = 403
+    default_kind = "insufficient_scope"
+    bearer_error = "insufficient_scope"
+
+    def __init__(self, description: str, *, required: Iterable[str]) -> None:
+        super().__init__(description)
+        self.required_scopes = tuple(required)
+
+    def log_context(self) -> dict[str, object]:
+        return {"required_scopes": list(self.required_scopes)}
+
+
+class InvalidCallback(ClientError):
+    """The login callback is malformed or does not belong to a live login."""
+
+    status = 400
+    default_kind = "invalid_callback"
+
+
+class LoginDenied(ClientError):
+    """The IdP ended the login with an error such as ``access_denied``."""
+
+    status = 401
+    default_kind = "login_denied"
+
+    def __init__(self, description: str, *, idp_error: str) -> None:
+        super().__init__(description)
+        self.idp_error = idp_error
+
+    def log_context(self) -> dict[str, object]:
+        return {"idp_error": self.idp_error}
+
+
+class InvalidGrant(ClientError):
+    """The IdP rejected an authorization code or refresh token (``invalid_grant``)."""
+
+    status = 401
+    default_kind = "invalid_grant"
+
+    def __init__(self, description: str, *, endpoint: str) -> None:
+        super().__init__(description)
+        self.endpoint = endpoint
+
+    def log_context(self) -> dict[str, object]:
+        return {"endpoint": self.endpoint}
+
+
+class BadRequest(ClientError):
+    """A required input is missing or unusable (e.g. no refresh token, bad return_to)."""
+
+    status = 400
+    default_kind = "bad_request"
+
+
+class AccessRejected(ClientError):
+    """Raised by an application hook to veto a login or refresh."""
+
+    status = 403
+    default_kind = "access_rejected"
+
+
+# --- upstream -------------------------------------------------------------------------
+
+
+class UpstreamError(EdgeAuthError):
+    """The identity provider failed us: slow, unreachable, or answering nonsense."""
+
+    source = "upstream"
+    status = 502
+    default_kind = "upstream_error"
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        endpoint: str,
+        upstream_status: int | None = None,
+        elapsed_ms: float | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.endpoint = endpoint
+        self.upstream_status = upstream_status
+        self.elapsed_ms = elapsed_ms
+
+    def log_context(self) -> dict[str, object]:
+        context: dict[str, object] = {"endpoint": self.endpoint}
+        if self.upstream_status is not None:
+            context["upstream_status"] = self.upstream_status
+        if self.elapsed_ms is not None:
+            context["elapsed_ms"] = round(self.elapsed_ms, 1)
+        return context
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    default_kind = "upstream_timeout"
+
+
+class UpstreamUnavailable(UpstreamError):
+    status = 502
+    default_kind = "upstream_unavailable"
+
+
+class UpstreamBadResponse(UpstreamError):
+    status = 502
+    default_kind = "upstream_bad_response"
+
+
+class UpstreamRateLimited(UpstreamError):
+    status = 503
+    default_kind = "upstream_rate_limited"
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        endpoint: str,
+        upstream_status: int | None = None,
+        elapsed_ms: float | None = None,
+        retry_after: str | None = None,
+    ) -> None:
+        super().__init__(
+            description, endpoint=endpoint, upstream_status=upstream_status, elapsed_ms=elapsed_ms
+        )
+        self.retry_after = retry_after
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": self.retry_after} if self.retry_after else {}
+
+
+# --- hook -----------------------------------------------------------------------------
+
+
+class HookError(EdgeAuthError):
+    """An application post-process hook crashed (raised something not ours)."""
+
+    source = "hook"
+    status = 500
+    default_kind = "hook_failed"
+
+    def __init__(self, hook_name: str, exception_type: str) -> None:
+        super().__init__(f"post-process hook {hook_name!r} failed")
+        self.hook_name = hook_name
+        self.exception_type = exception_type
+
+    def log_context(self) -> dict[str, object]:
+        return {"hook": self.hook_name, "exception_type": self.exception_type}
+
+
+def error_kinds() -> Mapping[str, type[EdgeAuthError]]:
+    """Every default ``error_kind`` and the class that carries it (for docs and tests)."""
+    found: dict[str, type[EdgeAuthError]] = {}
+    pending: list[type[EdgeAuthError]] = [EdgeAuthError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if hasattr(cls, "source") and not cls.__name__.startswith("_"):
+            found.setdefault(cls.default_kind, cls)
+    return found

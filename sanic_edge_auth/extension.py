@@ -1,0 +1,221 @@
+"""``EdgeAuth``: registers the edge on a Sanic app.
+
+At registration the configuration is parsed and validated (a broken config stops
+the app before it serves anything) and the flow routes are added. At
+``before_server_start`` each worker builds its own HTTP client and adapter, checks
+that every referenced hook is registered and every protected path has a handler,
+and fetches the signing keys. ``after_server_stop`` closes what it opened.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable, Collection, Mapping
+from functools import wraps
+from typing import Any, TypeVar
+
+import httpx
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse
+
+from .adapter import AdapterFactory, IdentityAdapter
+from .config import (
+    DirectorySecrets,
+    EdgeAuthConfig,
+    EnvironmentSecrets,
+    SecretSource,
+    load_config,
+)
+from .errors import ConfigProblem, ConfigValidationError, EdgeAuthError
+from .hooks import Hook, HookRegistry
+from .log import Event, get_logger
+from .oidc.http import IdPClient
+from .protect import authenticate, bind_route_policies, route_middleware
+from .registry import AdapterResolver
+from .responses import handle_edge_auth_error
+from .routes import EdgeRoutes
+
+__all__ = ["EdgeAuth"]
+
+_log = get_logger()
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
+ConfigSource = str | os.PathLike[str] | Mapping[str, Any]
+
+
+class EdgeAuth:
+    """OAuth/OIDC at the edge of a Sanic app.
+
+    ``config`` is a path to the gateway JSON, a mapping, or ``None`` to read
+    ``app.config.EDGE_AUTH_CONFIG`` (so ``SANIC_EDGE_AUTH_CONFIG`` in the
+    environment works). ``secrets_dir`` (or ``EDGE_AUTH_SECRETS_DIR``) makes
+    ``$secret.NAME`` read ``<dir>/NAME`` instead of the environment.
+    """
+
+    def __init__(
+        self,
+        app: Sanic[Any, Any] | None = None,
+        config: ConfigSource | None = None,
+        *,
+        secrets_dir: str | os.PathLike[str] | None = None,
+        secrets: SecretSource | None = None,
+        adapters: Mapping[str, type[AdapterFactory]] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._config_source = config
+        self._secrets_dir = secrets_dir
+        self._secrets = secrets
+        self._extra_adapters = adapters
+        self._environ = environ
+        self._hooks = HookRegistry()
+        self._adapter: IdentityAdapter | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._app: Sanic[Any, Any] | None = None
+        self.config: EdgeAuthConfig | None = None
+        if app is not None:
+            self.init_app(app)
+
+    # -- registration
+
+    def init_app(self, app: Sanic[Any, Any]) -> None:
+        """Validate the configuration and wire routes, middleware and listeners."""
+        if getattr(app.ctx, "edge_auth", None) is not None:
+            raise RuntimeError(f"EdgeAuth is already registered on the Sanic app {app.name!r}")
+        if self._app is not None:
+            raise RuntimeError("this EdgeAuth instance is already registered on another app")
+        source = self._config_source
+        if source is None:
+            source = app.config.get("EDGE_AUTH_CONFIG")
+        if source is None:
+            raise ConfigValidationError(
+                [ConfigProblem("config", "no configuration: pass config= or set EDGE_AUTH_CONFIG")]
+            )
+        resolver = AdapterResolver(self._extra_adapters)
+        self.config = load_config(
+            source,
+            resolve_adapter=resolver,
+            secrets=self._secret_source(app),
+            environ=self._environ,
+        )
+        assert resolver.resolved is not None  # load_config raised otherwise
+        self._adapter_class = resolver.resolved
+        self._app = app
+        app.ctx.edge_auth = self
+
+        config = self.config
+        callbacks = config.paths_of("callback")
+        routes = EdgeRoutes(
+            config.authorizer,
+            self._hooks,
+            lambda: self.adapter,
+            callbacks[0].path if callbacks else None,
+        )
+        for rule in config.paths:
+            if rule.integration is not None:
+                routes.register(app, rule)
+        self._protected = {
+            (rule.method, rule.path): rule.scopes
+            for rule in config.paths
+            if rule.auth and rule.integration is None
+        }
+        if self._protected:
+            app.on_request(route_middleware(lambda: self.adapter))
+        app.error_handler.add(EdgeAuthError, handle_edge_auth_error)
+        app.before_server_start(self._before_start)
+        app.after_server_stop(self._after_stop)
+
+    def _secret_source(self, app: Sanic[Any, Any]) -> SecretSource:
+        if self._secrets is not None:
+            return self._secrets
+        directory = self._secrets_dir or app.config.get("EDGE_AUTH_SECRETS_DIR")
+        if directory:
+            return DirectorySecrets(directory)
+        return EnvironmentSecrets(self._environ)
+
+    async def _before_start(self, app: Sanic[Any, Any]) -> None:
+        config = self.config
+        assert config is not None
+        problems = [
+            ConfigProblem(
+                f"{rule.key}.integration.post_process",
+                f"no hook named {name!r} is registered (use @edge.hook({name!r}); "
+                f"registered: {', '.join(self._hooks.names) or 'none'})",
+            )
+            for rule in config.paths
+            if rule.integration is not None
+            for name in rule.integration.hooks
+            if name not in self._hooks
+        ]
+        for method, path in bind_route_policies(app, self._protected):
+            rule = next(r for r in config.paths if (r.method, r.path) == (method, path))
+            problems.append(
+                ConfigProblem(rule.key, f"auth is true but the app has no {method} {path} handler")
+            )
+        if problems:
+            error = ConfigValidationError(problems)
+            _log.error(
+                Event.STARTUP_FAILED,
+                error_source="config",
+                error_kind=error.error_kind,
+                keys=list(error.keys),
+            )
+            raise error
+        self._http = httpx.AsyncClient(
+            follow_redirects=False,
+            headers={"User-Agent": "sanic-edge-auth"},
+        )
+        self._adapter = self._adapter_class.from_config(
+            config.authorizer, IdPClient(self._http, timeout=config.authorizer.timeout)
+        )
+        await self._adapter.startup()
+        _log.info(
+            Event.CONFIGURED,
+            adapter=config.authorizer.type,
+            paths=len(config.paths),
+            protected=len(self._protected),
+        )
+
+    async def _after_stop(self, app: Sanic[Any, Any]) -> None:
+        if self._adapter is not None:
+            await self._adapter.aclose()
+            self._adapter = None
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    # -- public helpers
+
+    @property
+    def adapter(self) -> IdentityAdapter:
+        """The running adapter (exists between server start and stop)."""
+        if self._adapter is None:
+            raise RuntimeError("the identity adapter exists only while the server runs")
+        return self._adapter
+
+    def hook(self, name: str) -> Callable[[Hook], Hook]:
+        """Register a post-process hook under ``name`` (see :mod:`.hooks`)."""
+
+        def decorator(hook: Hook) -> Hook:
+            self._hooks.register(name, hook)
+            return hook
+
+        return decorator
+
+    def protected(self, scopes: Collection[str] = ()) -> Callable[[HandlerT], HandlerT]:
+        """Require a valid bearer token (and ``scopes``) for the decorated handler."""
+        required = tuple(scopes)
+
+        def decorator(handler: HandlerT) -> HandlerT:
+            @wraps(handler)
+            async def protected_handler(
+                request: Request, *args: Any, **kwargs: Any
+            ) -> HTTPResponse:
+                await authenticate(request, self.adapter, required)
+                result = handler(request, *args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+                return result  # type: ignore[no-any-return]  # the handler's own type
+
+            return protected_handler  # type: ignore[return-value]  # same call signature
+
+        return decorator

@@ -1,0 +1,42 @@
+"""Logger and event names. The library emits events; the application configures them.
+
+We never call ``structlog.configure()``: the application owns its logging setup
+(JSON in production, console in development, filtering by level). Event names are
+stable and listed in ``docs/logging.md``; tests assert on them with
+``structlog.testing.capture_logs()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import structlog
+
+__all__ = ["Event", "get_logger"]
+
+LOGGER_NAME: Final = "sanic_edge_auth"
+
+
+class Event:
+    """Every event name the library emits (the catalogue is docs/logging.md)."""
+
+    CONFIGURED: Final = "edge_auth.configured"
+    STARTUP_FAILED: Final = "edge_auth.startup_failed"
+    AUTH_GRANTED: Final = "edge_auth.auth.granted"
+    AUTH_DENIED: Final = "edge_auth.auth.denied"
+    REQUEST_FAILED: Final = "edge_auth.request.failed"
+    IDP_CALL: Final = "edge_auth.idp.call"
+    JWKS_REFRESHED: Final = "edge_auth.jwks.refreshed"
+    JWKS_REFRESH_FAILED: Final = "edge_auth.jwks.refresh_failed"
+    JWKS_KEYS_REMOVED: Final = "edge_auth.jwks.keys_removed"
+    LOGIN_STARTED: Final = "edge_auth.login.started"
+    LOGIN_COMPLETED: Final = "edge_auth.login.completed"
+    TOKENS_REFRESHED: Final = "edge_auth.tokens.refreshed"
+    USERINFO_FETCHED: Final = "edge_auth.userinfo.fetched"
+    LOGOUT: Final = "edge_auth.logout"
+    HOOK_FAILED: Final = "edge_auth.hook.failed"
+
+
+def get_logger(**initial: Any) -> Any:
+    """The library's structlog logger (a lazy proxy; configuration is the app's)."""
+    return structlog.get_logger(LOGGER_NAME, **initial)

@@ -1,0 +1,225 @@
+"""The one place the identity provider is called over HTTP.
+
+Every call ends as exactly one of: a parsed JSON answer (2xx, or a 4xx OAuth error
+body the caller classifies) or an :class:`~sanic_edge_auth.errors.UpstreamError`:
+
+==========================================  ===========================  ======
+what happened                               error                        status
+==========================================  ===========================  ======
+no answer within ``authorizer.timeout``     UpstreamTimeout              504
+refused, reset, DNS or TLS failure          UpstreamUnavailable          502
+429 Too Many Requests                       UpstreamRateLimited          503
+5xx, or a body that is not a JSON object    UpstreamBadResponse          502
+==========================================  ===========================  ======
+
+httpx exceptions are translated here and nowhere else, most specific first. Their
+text is never logged or shown: ``str(exc)`` can hold the full URL, query included.
+Each call emits one ``edge_auth.idp.call`` event with the endpoint *name*, status
+and elapsed milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+from ..errors import (
+    IdentityProviderRejectedClient,
+    InvalidGrant,
+    LoginDenied,
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from ..log import Event, get_logger
+
+__all__ = ["IdPClient", "IdPResponse", "classify_oauth_error"]
+
+_log = get_logger()
+_MAX_RETRY_AFTER: Final = 64
+# OAuth errors that mean *our* registration is wrong (RFC 6749 5.2 and common variants).
+_CLIENT_CONFIG_ERRORS: Final = frozenset(
+    {"invalid_client", "unauthorized_client", "redirect_uri_mismatch", "invalid_scope"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IdPResponse:
+    """A JSON object the IdP answered, with its status."""
+
+    endpoint: str
+    status: int
+    body: Mapping[str, Any]
+    headers: Mapping[str, str]
+    elapsed_ms: float
+
+
+class IdPClient:
+    """Wraps an ``httpx.AsyncClient`` with the timeout and error mapping above."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        timeout: float,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._client = client
+        self._timeout = httpx.Timeout(timeout)
+        self._clock = clock
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        return self._client
+
+    async def get(
+        self, endpoint: str, url: str, *, headers: Mapping[str, str] | None = None
+    ) -> IdPResponse:
+        request = self._client.build_request("GET", url, headers=headers, timeout=self._timeout)
+        return await self._send(endpoint, request)
+
+    async def post_form(
+        self,
+        endpoint: str,
+        url: str,
+        data: Mapping[str, str],
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> IdPResponse:
+        request = self._client.build_request(
+            "POST", url, data=dict(data), headers=headers, timeout=self._timeout
+        )
+        return await self._send(endpoint, request)
+
+    async def _send(self, endpoint: str, request: httpx.Request) -> IdPResponse:
+        started = self._clock()
+        try:
+            response = await self._client.send(request)
+            raw = await response.aread()
+        except httpx.TimeoutException:
+            raise self._fail(
+                UpstreamTimeout(
+                    f"the identity provider did not answer the {endpoint} call in time",
+                    endpoint=endpoint,
+                    elapsed_ms=self._elapsed(started),
+                )
+            ) from None
+        except httpx.HTTPError as exc:
+            # TransportError and its kin: refused, reset, protocol, proxy, TLS.
+            raise self._fail(
+                UpstreamUnavailable(
+                    f"the identity provider could not be reached for the {endpoint} call",
+                    endpoint=endpoint,
+                    elapsed_ms=self._elapsed(started),
+                ),
+                transport_error=type(exc).__name__,
+            ) from None
+        elapsed = self._elapsed(started)
+        status = response.status_code
+        if status == 429:
+            raise self._fail(
+                UpstreamRateLimited(
+                    f"the identity provider is rate limiting the {endpoint} call",
+                    endpoint=endpoint,
+                    upstream_status=status,
+                    elapsed_ms=elapsed,
+                    retry_after=_safe_retry_after(response.headers.get("retry-after")),
+                )
+            )
+        if status >= 500:
+            raise self._fail(
+                UpstreamBadResponse(
+                    f"the identity provider failed the {endpoint} call (HTTP {status})",
+                    endpoint=endpoint,
+                    upstream_status=status,
+                    elapsed_ms=elapsed,
+                )
+            )
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        if not isinstance(body, dict) and 400 <= status < 500:
+            # A 4xx with no JSON (Auth0's /userinfo says "Unauthorized" in plain text)
+            # is still an answer: the caller decides what the status means.
+            body = {}
+        if not isinstance(body, dict):
+            raise self._fail(
+                UpstreamBadResponse(
+                    f"the identity provider answered the {endpoint} call with a non-JSON body",
+                    endpoint=endpoint,
+                    upstream_status=status,
+                    elapsed_ms=elapsed,
+                )
+            )
+        _log.info(
+            Event.IDP_CALL, endpoint=endpoint, upstream_status=status, elapsed_ms=round(elapsed, 1)
+        )
+        return IdPResponse(endpoint, status, body, response.headers, elapsed)
+
+    def _elapsed(self, started: float) -> float:
+        return (self._clock() - started) * 1000.0
+
+    def _fail(self, error: UpstreamError, **extra: object) -> UpstreamError:
+        _log.warning(
+            Event.IDP_CALL,
+            error_source="upstream",
+            error_kind=error.error_kind,
+            **error.log_context(),
+            **extra,
+        )
+        return error
+
+
+def classify_oauth_error(response: IdPResponse) -> Exception:
+    """Turn a non-2xx OAuth error answer into the error it really is.
+
+    ``invalid_client`` and kin mean our credentials or callback URL are wrong: a
+    config error, not the user's fault. ``invalid_grant`` means the code or refresh
+    token is bad or used: the client's problem. Anything else is an IdP answer we
+    cannot use.
+    """
+    error = response.body.get("error")
+    description = response.body.get("error_description")
+    error_code = error if isinstance(error, str) else ""
+    text = description.lower() if isinstance(description, str) else ""
+    mentions_redirect = "redirect" in text or "callback url" in text
+    if error_code in _CLIENT_CONFIG_ERRORS or (
+        error_code in ("invalid_grant", "invalid_request") and mentions_redirect
+    ):
+        return IdentityProviderRejectedClient(
+            "the identity provider rejected this service's client registration",
+            endpoint=response.endpoint,
+            idp_error=error_code[:64],
+            status=response.status,
+        )
+    if error_code == "invalid_grant":
+        return InvalidGrant(
+            "the identity provider rejected the grant (expired, used or revoked)",
+            endpoint=response.endpoint,
+        )
+    if error_code in ("access_denied", "unauthorized"):
+        return LoginDenied("the identity provider denied access", idp_error=error_code)
+    return UpstreamBadResponse(
+        f"the identity provider answered the {response.endpoint} call with an unexpected error",
+        endpoint=response.endpoint,
+        upstream_status=response.status,
+        elapsed_ms=response.elapsed_ms,
+    )
+
+
+def _safe_retry_after(value: str | None) -> str | None:
+    # Retry-After is delta-seconds or an HTTP-date (RFC 9110 10.2.3); pass on only that.
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > _MAX_RETRY_AFTER or not value.isprintable() or "\r" in value:
+        return None
+    return value

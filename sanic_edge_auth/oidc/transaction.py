@@ -1,0 +1,106 @@
+"""The login transaction, sealed into a short-lived encrypted cookie.
+
+Between the redirect to the IdP and the callback we must remember state, nonce,
+PKCE verifier and where to return. Keeping them in a cookie (not server memory)
+lets any worker finish the login; naming the cookie after the state lets two tabs
+log in at once without overwriting each other. The cookie is a JWE (``dir`` +
+``A256GCM``, via joserfc) under a key derived from ``authorizer.cookie_secret``
+with HKDF, so it is confidential and tamper-evident, and its ``iat`` bounds its life
+on the server side too, whatever the browser does with Max-Age.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Final
+
+from cachetools import TTLCache
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from joserfc import jwe
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
+
+from ..errors import InvalidCallback
+from ..secret import Secret
+
+__all__ = ["LoginTransaction", "TransactionCodec"]
+
+COOKIE_PREFIX: Final = "edge_auth_tx_"
+_HKDF_INFO: Final = b"sanic-edge-auth login transaction v1"
+_MAX_REMEMBERED_STATES: Final = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class LoginTransaction:
+    state: str
+    nonce: str
+    code_verifier: str
+    return_to: str
+    created_at: float
+
+
+def _expired_login() -> InvalidCallback:
+    return InvalidCallback(
+        "this login expired or was started in another browser; start the login again",
+        error_kind="login_state_invalid",
+    )
+
+
+class TransactionCodec:
+    """Seals and opens login transactions; remembers used states to stop replays."""
+
+    def __init__(
+        self,
+        cookie_secret: Secret,
+        *,
+        ttl: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        key_bytes = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(
+            cookie_secret.reveal().encode("utf-8")
+        )
+        self._key = OctKey.import_key(key_bytes)
+        self.ttl = ttl
+        self._clock = clock
+        # In-process replay guard: a state that completed once is refused until it
+        # would have expired anyway. Several workers each keep their own (documented).
+        self._used: TTLCache[str, bool] = TTLCache(
+            maxsize=_MAX_REMEMBERED_STATES, ttl=ttl, timer=clock
+        )
+
+    @staticmethod
+    def cookie_name(state: str) -> str:
+        digest = hashlib.sha256(state.encode("utf-8")).hexdigest()[:16]
+        return COOKIE_PREFIX + digest
+
+    def seal(self, *, state: str, nonce: str, code_verifier: str, return_to: str) -> str:
+        transaction = LoginTransaction(state, nonce, code_verifier, return_to, self._clock())
+        payload = json.dumps(asdict(transaction), separators=(",", ":")).encode("utf-8")
+        return jwe.encrypt_compact({"alg": "dir", "enc": "A256GCM"}, payload, self._key)
+
+    def open(self, state: str, sealed: str | None) -> LoginTransaction:
+        """The transaction for ``state``; raise 400 ``login_state_invalid`` otherwise."""
+        if not sealed or state in self._used:
+            raise _expired_login()
+        try:
+            plaintext = jwe.decrypt_compact(
+                sealed, self._key, algorithms=["dir", "A256GCM"]
+            ).plaintext
+            data = json.loads(plaintext or b"")
+            transaction = LoginTransaction(**data)
+        except (JoseError, ValueError, TypeError):
+            raise _expired_login() from None
+        # The cookie name is derived from the state, but check the sealed value too.
+        if transaction.state != state:
+            raise _expired_login()
+        if transaction.created_at + self.ttl < self._clock():
+            raise _expired_login()
+        return transaction
+
+    def consume(self, state: str) -> None:
+        self._used[state] = True

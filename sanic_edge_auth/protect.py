@@ -1,0 +1,97 @@
+"""Bearer-token enforcement: config paths with ``"auth": true`` and ``@edge.protected()``.
+
+The verified token lands on ``request.ctx.auth`` (a
+:class:`~sanic_edge_auth.adapter.VerifiedToken`: ``.claims``, ``.subject``,
+``.scopes``). Which token is accepted is the adapter's rule; the scopes a route
+needs are checked here (RFC 6750 ``insufficient_scope``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Final
+
+from sanic import Request
+
+from .adapter import IdentityAdapter, VerifiedToken
+from .errors import InsufficientScope, InvalidToken, MissingToken
+from .log import Event, get_logger
+
+if TYPE_CHECKING:
+    from sanic import Sanic
+
+__all__ = ["bearer_token", "authenticate"]
+
+_log = get_logger()
+# RFC 6750 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+_B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+ROUTE_CTX_ATTR: Final = "edge_auth_scopes"
+
+
+def bearer_token(request: Request) -> str | None:
+    """The bearer token of the Authorization header, ``None`` if there is none.
+
+    A header that uses another scheme counts as no bearer token; a Bearer header
+    with an unusable value is a malformed token.
+    """
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    value = value.strip()
+    if not _B64TOKEN.fullmatch(value):
+        raise InvalidToken(
+            "the Authorization header is not a valid Bearer token", error_kind="token_malformed"
+        )
+    return value
+
+
+async def authenticate(
+    request: Request, adapter: IdentityAdapter, scopes: Collection[str]
+) -> VerifiedToken:
+    """Verify the request's bearer token, check ``scopes``, set ``request.ctx.auth``."""
+    token = bearer_token(request)
+    if token is None:
+        raise MissingToken("a Bearer token is required")
+    verified = await adapter.verify_access_token(token)
+    if scopes and not verified.scopes.issuperset(scopes):
+        raise InsufficientScope("the token lacks a required scope", required=scopes)
+    request.ctx.auth = verified
+    _log.debug(Event.AUTH_GRANTED, path=request.path, subject=verified.subject)
+    return verified
+
+
+def bind_route_policies(
+    app: Sanic, protected: dict[tuple[str, str], tuple[str, ...]]
+) -> list[tuple[str, str]]:
+    """Mark each route the config protects; return the (method, path) pairs with no route.
+
+    Done once at startup so the request middleware only reads ``route.ctx``.
+    """
+    missing = dict.fromkeys(protected)
+    for route in app.router.routes:
+        path = "/" + route.path
+        for method in route.methods:
+            scopes = protected.get((method, path))
+            if scopes is not None:
+                setattr(route.ctx, ROUTE_CTX_ATTR, scopes)
+                missing.pop((method, path), None)
+    return list(missing)
+
+
+def route_middleware(adapter_getter: Callable[[], IdentityAdapter]) -> Callable[[Request], object]:
+    """A request middleware that enforces the policies :func:`bind_route_policies` set."""
+
+    async def enforce_route_policy(request: Request) -> None:
+        route = request.route
+        if route is None:
+            return
+        scopes = getattr(route.ctx, ROUTE_CTX_ATTR, None)
+        if scopes is None:
+            return
+        await authenticate(request, adapter_getter(), scopes)
+
+    return enforce_route_policy

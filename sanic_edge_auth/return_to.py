@@ -1,0 +1,55 @@
+"""Where a login or logout may send the browser afterwards.
+
+An open redirect on a login endpoint is a phishing tool, so ``return_to`` is
+limited to same-origin paths, the app's own origin, or origins the operator listed
+in ``authorizer.return_to_allowlist``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Final
+from urllib.parse import urljoin, urlsplit
+
+from .errors import BadRequest
+
+__all__ = ["absolute_return_to", "safe_return_to"]
+
+_MAX_LENGTH: Final = 2048
+
+
+def _rejected() -> BadRequest:
+    return BadRequest(
+        "return_to must be a path on this site or an allowed origin",
+        error_kind="return_to_rejected",
+    )
+
+
+def safe_return_to(value: str | None, *, app_origin: str, allowlist: Collection[str]) -> str:
+    """``value`` if it is a safe destination, ``"/"`` if absent; raise otherwise."""
+    if not value:
+        return "/"
+    if len(value) > _MAX_LENGTH or not value.isprintable() or "\\" in value:
+        raise _rejected()
+    if value.startswith("/"):
+        # "//evil.example" and "/\\evil" are protocol-relative: another host.
+        if value.startswith("//"):
+            raise _rejected()
+        return value
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("https", "http")
+        or not parts.netloc
+        or parts.username
+        or parts.password
+    ):
+        raise _rejected()
+    origin = f"{parts.scheme}://{parts.netloc.lower()}"
+    if origin != app_origin and origin not in allowlist:
+        raise _rejected()
+    return value
+
+
+def absolute_return_to(value: str, *, app_origin: str) -> str:
+    """An absolute URL for a destination (IdP logout endpoints need one)."""
+    return urljoin(app_origin + "/", value)

@@ -1,0 +1,576 @@
+"""A fake Auth0-shaped identity provider served over loopback.
+
+Real HTTP (a ``ThreadingHTTPServer`` on 127.0.0.1), real RSA keys, real RS256
+signatures made by joserfc, so the code under test runs exactly as it would against
+a tenant. It implements ``/authorize`` (a scripted login that redirects straight
+back), ``/oauth/token`` (authorization code with PKCE, refresh with rotation and
+reuse detection), ``/userinfo``, ``/.well-known/jwks.json``,
+``/.well-known/openid-configuration`` and ``/v2/logout``.
+
+Switches make it misbehave on purpose: :meth:`FakeIdentityProvider.fail` (timeouts,
+dropped connections, 5xx, 429, HTML bodies, OAuth errors), ``latency``, and
+:meth:`FakeIdentityProvider.rotate_keys`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+
+from joserfc import jwt
+from joserfc.jwk import ECKey, RSAKey
+
+__all__ = ["FailureMode", "FakeIdentityProvider", "FakeUser", "default_paths", "query_of"]
+
+FailureMode = str
+"""One of ``timeout``, ``drop``, ``500``/``502``/``503``, ``429``, ``html``, or
+``oauth:<error>`` (a 4xx OAuth error body, e.g. ``oauth:invalid_client``)."""
+
+_KEY_POOL: dict[str, list[Any]] = {}
+_KEY_POOL_LOCK = threading.Lock()
+_DEFAULT_TOKEN_LIFETIME: Final = 3600
+
+
+def _pooled_key(alg: str, index: int) -> Any:
+    """Keys are slow to generate; a test process reuses a small pool of them."""
+    with _KEY_POOL_LOCK:
+        pool = _KEY_POOL.setdefault(alg, [])
+        while len(pool) <= index:
+            if alg.startswith("ES"):
+                curve = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}[alg]
+                pool.append(ECKey.generate_key(curve, private=True))
+            else:
+                pool.append(RSAKey.generate_key(2048, private=True))
+        return pool[index]
+
+
+@dataclass
+class FakeUser:
+    sub: str = "auth0|user-1"
+    email: str = "ada@example.com"
+    name: str = "Ada Lovelace"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def profile(self) -> dict[str, Any]:
+        return {"sub": self.sub, "email": self.email, "name": self.name, **self.extra}
+
+
+@dataclass
+class _Failure:
+    mode: FailureMode
+    remaining: int | None  # None: until cleared
+
+
+@dataclass
+class _Grant:
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    nonce: str | None
+    scope: str
+    audience: str | None
+    user: FakeUser
+    organization: str | None
+
+
+class FakeIdentityProvider:
+    """An identity provider for tests. Use as a context manager or start()/stop()."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str = "test-client-id",
+        client_secret: str = "test-client-secret-0123456789",
+        audience: str | None = None,
+        algorithm: str = "RS256",
+        jwks_max_age: int | None = 600,
+        timeout_delay: float = 3.0,
+        send_iss_in_callback: bool = True,
+    ) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.audience = audience
+        self.algorithm = algorithm
+        self.jwks_max_age = jwks_max_age
+        self.timeout_delay = timeout_delay
+        self.send_iss_in_callback = send_iss_in_callback
+        self.latency = 0.0
+        self.user = FakeUser()
+        self.login_error: str | None = None  # e.g. "access_denied" for the next logins
+        self.token_claims: dict[str, Any] = {}  # extra claims put into every issued token
+        self.requests: Counter[str] = Counter()
+        self.last_token_request: dict[str, str] = {}
+        self.last_token_auth: str | None = None
+        self._lock = threading.Lock()
+        self._failures: dict[str, _Failure] = {}
+        self._key_index = 0
+        self._signing_keys: list[tuple[str, Any]] = []
+        self._grants: dict[str, _Grant] = {}
+        self._refresh_tokens: dict[str, tuple[str, _Grant]] = {}  # token -> (family, grant)
+        self._used_refresh_tokens: dict[str, str] = {}
+        self._revoked_families: set[str] = set()
+        self._access_tokens: dict[str, FakeUser] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.rotate_keys(keep_old=False)
+
+    # -- lifecycle
+
+    def start(self) -> FakeIdentityProvider:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server.daemon_threads = True
+        server.block_on_close = False  # a "timeout" handler must not hold up stop()
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="fake-idp", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeIdentityProvider:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() the provider first"
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        return self.url + "/"
+
+    # -- switches
+
+    def fail(self, endpoint: str, mode: FailureMode, *, times: int | None = None) -> None:
+        """Make ``endpoint`` (jwks, token, userinfo, authorize) fail ``times`` times."""
+        with self._lock:
+            self._failures[endpoint] = _Failure(mode, times)
+
+    def recover(self, endpoint: str | None = None) -> None:
+        with self._lock:
+            if endpoint is None:
+                self._failures.clear()
+            else:
+                self._failures.pop(endpoint, None)
+
+    def _take_failure(self, endpoint: str) -> FailureMode | None:
+        with self._lock:
+            failure = self._failures.get(endpoint)
+            if failure is None:
+                return None
+            if failure.remaining is not None:
+                failure.remaining -= 1
+                if failure.remaining <= 0:
+                    del self._failures[endpoint]
+            return failure.mode
+
+    def rotate_keys(self, *, keep_old: bool = True) -> str:
+        """Start signing with a new key; return its kid. ``keep_old`` keeps publishing
+        the previous keys (a graceful rotation); otherwise they vanish from the JWKS."""
+        with self._lock:
+            key = _pooled_key(self.algorithm, self._key_index)
+            self._key_index += 1
+            kid = f"key-{self._key_index}"
+            if not keep_old:
+                self._signing_keys.clear()
+            self._signing_keys.append((kid, key))
+            return kid
+
+    @property
+    def current_kid(self) -> str:
+        return self._signing_keys[-1][0]
+
+    def jwks(self) -> dict[str, Any]:
+        keys = []
+        for kid, key in self._signing_keys:
+            public = key.as_dict(private=False)
+            public.update({"kid": kid, "use": "sig", "alg": self.algorithm})
+            keys.append(public)
+        return {"keys": keys}
+
+    # -- tokens
+
+    def mint_token(
+        self,
+        claims: Mapping[str, Any] | None = None,
+        *,
+        use: str = "access",
+        header: Mapping[str, Any] | None = None,
+        key: Any = None,
+        alg: str | None = None,
+        expires_in: int = _DEFAULT_TOKEN_LIFETIME,
+        drop: tuple[str, ...] = (),
+    ) -> str:
+        """A signed JWT as this provider would issue it, with overrides for tests.
+
+        ``use="id"`` makes an ID token for ``client_id``; ``"access"`` an access token
+        for ``audience`` (or ``client_id`` when there is none). ``drop`` removes claims.
+        """
+        now = int(time.time())
+        base: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": self.user.sub,
+            "iat": now,
+            "exp": now + expires_in,
+        }
+        if use == "id":
+            base.update({"aud": self.client_id, "azp": self.client_id, **self.user.profile()})
+        else:
+            audience = self.audience or self.client_id
+            base.update({"aud": [audience, self.issuer + "userinfo"], "azp": self.client_id})
+            base["scope"] = "openid profile email"
+        base.update(self.token_claims)
+        base.update(claims or {})
+        for name in drop:
+            base.pop(name, None)
+        kid, signing_key = self._signing_keys[-1]
+        algorithm = alg or self.algorithm
+        token_header = {"alg": algorithm, "kid": kid, "typ": "JWT", **(header or {})}
+        return jwt.encode(token_header, base, key or signing_key, algorithms=[algorithm])
+
+    # -- endpoint logic (called from the handler thread)
+
+    def _authorize(self, query: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+        redirect_uri = query.get("redirect_uri", "")
+        state = query.get("state", "")
+        if query.get("client_id") != self.client_id or not redirect_uri:
+            return _json(400, {"error": "invalid_request", "error_description": "unknown client"})
+        if self.login_error:
+            params = {
+                "error": self.login_error,
+                "error_description": "login refused",
+                "state": state,
+            }
+            return 302, {"Location": f"{redirect_uri}?{urlencode(params)}"}, b""
+        if query.get("response_type") != "code" or query.get("code_challenge_method") != "S256":
+            return _json(
+                400, {"error": "invalid_request", "error_description": "PKCE S256 required"}
+            )
+        code = secrets.token_urlsafe(24)
+        with self._lock:
+            self._grants[code] = _Grant(
+                client_id=self.client_id,
+                redirect_uri=redirect_uri,
+                code_challenge=query.get("code_challenge", ""),
+                nonce=query.get("nonce"),
+                scope=query.get("scope", ""),
+                audience=query.get("audience"),
+                user=self.user,
+                organization=query.get("organization"),
+            )
+        params = {"code": code, "state": state}
+        if self.send_iss_in_callback:
+            params["iss"] = self.issuer
+        return 302, {"Location": f"{redirect_uri}?{urlencode(params)}"}, b""
+
+    def _token(
+        self, form: Mapping[str, str], authorization: str | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        self.last_token_request = {k: v for k, v in form.items() if k != "client_secret"}
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        self.last_token_auth = "client_secret_post"
+        if authorization and authorization.lower().startswith("basic "):
+            decoded = base64.b64decode(authorization[6:]).decode()
+            raw_id, _, raw_secret = decoded.partition(":")
+            client_id, client_secret = unquote(raw_id), unquote(raw_secret)
+            self.last_token_auth = "client_secret_basic"
+        if client_id != self.client_id or client_secret != self.client_secret:
+            return _json(
+                401,
+                {"error": "invalid_client", "error_description": "Client authentication failed"},
+            )
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            return self._code_grant(form)
+        if grant_type == "refresh_token":
+            return self._refresh_grant(form)
+        return _json(400, {"error": "unsupported_grant_type"})
+
+    def _code_grant(self, form: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+        with self._lock:
+            grant = self._grants.pop(form.get("code", ""), None)
+        if grant is None:
+            return _json(
+                403, {"error": "invalid_grant", "error_description": "Invalid authorization code"}
+            )
+        if form.get("redirect_uri") != grant.redirect_uri:
+            return _json(
+                403,
+                {
+                    "error": "invalid_grant",
+                    "error_description": "The redirect_uri MUST match the one used to authorize",
+                },
+            )
+        verifier = form.get("code_verifier", "")
+        challenge = (
+            base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+            .rstrip(b"=")
+            .decode()
+        )
+        if challenge != grant.code_challenge:
+            return _json(
+                403,
+                {"error": "invalid_grant", "error_description": "Failed to verify code verifier"},
+            )
+        return _json(200, self._issue(grant, family=secrets.token_hex(8)))
+
+    def _refresh_grant(self, form: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+        token = form.get("refresh_token", "")
+        with self._lock:
+            if token in self._used_refresh_tokens:
+                # Reuse of a rotated token: revoke the whole family (Auth0's reuse detection).
+                self._revoked_families.add(self._used_refresh_tokens[token])
+                return _json(
+                    403,
+                    {
+                        "error": "invalid_grant",
+                        "error_description": "Unknown or invalid refresh token.",
+                    },
+                )
+            entry = self._refresh_tokens.pop(token, None)
+            if entry is None or entry[0] in self._revoked_families:
+                return _json(
+                    403,
+                    {
+                        "error": "invalid_grant",
+                        "error_description": "Unknown or invalid refresh token.",
+                    },
+                )
+            family, grant = entry
+            self._used_refresh_tokens[token] = family
+        grant = _Grant(**{**grant.__dict__, "nonce": None})
+        return _json(200, self._issue(grant, family=family))
+
+    def _issue(self, grant: _Grant, *, family: str) -> dict[str, Any]:
+        id_claims: dict[str, Any] = {}
+        if grant.nonce:
+            id_claims["nonce"] = grant.nonce
+        if grant.organization:
+            id_claims["org_id"] = grant.organization
+        body: dict[str, Any] = {
+            "id_token": self.mint_token(id_claims, use="id"),
+            "token_type": "Bearer",
+            "expires_in": _DEFAULT_TOKEN_LIFETIME,
+            "scope": grant.scope,
+        }
+        if grant.audience:
+            access = self.mint_token(
+                {"aud": [grant.audience, self.issuer + "userinfo"], **id_claims}, use="access"
+            )
+        else:
+            access = secrets.token_urlsafe(24)  # Auth0 issues opaque tokens without an audience
+        body["access_token"] = access
+        with self._lock:
+            self._access_tokens[access] = grant.user
+            if "offline_access" in grant.scope.split():
+                refresh = secrets.token_urlsafe(32)
+                self._refresh_tokens[refresh] = (family, grant)
+                body["refresh_token"] = refresh
+        return body
+
+    def _userinfo(self, authorization: str | None) -> tuple[int, dict[str, str], bytes]:
+        token = (
+            authorization[7:]
+            if authorization and authorization.lower().startswith("bearer ")
+            else ""
+        )
+        with self._lock:
+            user = self._access_tokens.get(token)
+        if user is None:
+            return 401, {"Content-Type": "text/plain"}, b"Unauthorized"
+        return _json(200, user.profile())
+
+    def _logout(self, query: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+        target = query.get("returnTo") or query.get("post_logout_redirect_uri") or self.url
+        return 302, {"Location": target}, b""
+
+    def _discovery(self) -> dict[str, Any]:
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.url + "/authorize",
+            "token_endpoint": self.url + "/oauth/token",
+            "userinfo_endpoint": self.url + "/userinfo",
+            "jwks_uri": self.url + "/.well-known/jwks.json",
+            "end_session_endpoint": self.url + "/oidc/logout",
+        }
+
+    # -- helpers for tests
+
+    def gateway_config(
+        self,
+        paths: list[dict[str, Any]] | None = None,
+        **authorizer: Any,
+    ) -> dict[str, Any]:
+        """A gateway config dict pointing at this provider, with the seed's paths."""
+        base: dict[str, Any] = {
+            "type": "auth0",
+            "domain": self.url,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "redirect_uri": "http://127.0.0.1/api/auth0/callback",
+            "scope": "openid profile email offline_access",
+            "cookie_secret": "a-test-cookie-secret-that-is-long-enough",
+            "timeout": 1.0,
+        }
+        base.update(authorizer)
+        if base.get("audience") is None:
+            base.pop("audience", None)
+        return {"authorizer": base, "paths": paths if paths is not None else default_paths()}
+
+    def follow_login(self, authorize_url: str) -> str:
+        """Run the scripted login for an /authorize URL; return the callback URL."""
+        import httpx
+
+        response = httpx.get(authorize_url, follow_redirects=False, timeout=5)
+        if response.status_code != 302:
+            raise AssertionError(f"authorize answered {response.status_code}: {response.text}")
+        return response.headers["location"]
+
+
+def default_paths() -> list[dict[str, Any]]:
+    return [
+        {"method": "GET", "path": "/api/auth0/login", "integration": {"type": "auth0_login"}},
+        {"method": "GET", "path": "/api/auth0/callback", "integration": {"type": "auth0_callback"}},
+        {
+            "method": "GET",
+            "path": "/api/auth0/profile",
+            "auth": True,
+            "integration": {"type": "auth0_userinfo"},
+        },
+        {"method": "GET", "path": "/api/auth0/refresh", "integration": {"type": "auth0_refresh"}},
+        {"method": "GET", "path": "/api/auth0/logout", "integration": {"type": "auth0_logout"}},
+    ]
+
+
+def _json(status: int, body: Mapping[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+def _handler_for(idp: FakeIdentityProvider) -> type[BaseHTTPRequestHandler]:
+    routes: dict[tuple[str, str], str] = {
+        ("GET", "/authorize"): "authorize",
+        ("POST", "/oauth/token"): "token",
+        ("GET", "/userinfo"): "userinfo",
+        ("GET", "/.well-known/jwks.json"): "jwks",
+        ("GET", "/.well-known/openid-configuration"): "discovery",
+        ("GET", "/v2/logout"): "logout",
+        ("GET", "/oidc/logout"): "logout",
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # one small response must not wait for a delayed ACK
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet in tests
+            return
+
+        def do_GET(self) -> None:
+            self._dispatch("GET")
+
+        def do_POST(self) -> None:
+            self._dispatch("POST")
+
+        def _dispatch(self, method: str) -> None:
+            parts = urlsplit(self.path)
+            endpoint = routes.get((method, parts.path))
+            length = int(self.headers.get("Content-Length") or 0)
+            raw_body = self.rfile.read(length) if length else b""
+            if endpoint is None:
+                self._send(*_json(404, {"error": "not_found"}))
+                return
+            idp.requests[endpoint] += 1
+            if idp.latency:
+                time.sleep(idp.latency)
+            failure = idp._take_failure(endpoint)
+            if failure is not None and self._misbehave(failure):
+                return
+            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            form = {k: v[0] for k, v in parse_qs(raw_body.decode()).items()} if raw_body else {}
+            authorization = self.headers.get("Authorization")
+            if endpoint == "authorize":
+                result = idp._authorize(query)
+            elif endpoint == "token":
+                result = idp._token(form, authorization)
+            elif endpoint == "userinfo":
+                result = idp._userinfo(authorization)
+            elif endpoint == "jwks":
+                status, headers, body = _json(200, idp.jwks())
+                if idp.jwks_max_age is not None:
+                    headers["Cache-Control"] = f"public, max-age={idp.jwks_max_age}"
+                result = status, headers, body
+            elif endpoint == "discovery":
+                result = _json(200, idp._discovery())
+            else:
+                result = idp._logout(query)
+            self._send(*result)
+
+        def _misbehave(self, mode: FailureMode) -> bool:
+            """Act out a failure; ``True`` when the response has been dealt with."""
+            if mode == "timeout":
+                time.sleep(idp.timeout_delay)
+                self.close_connection = True
+                return True
+            if mode == "drop":
+                self.close_connection = True
+                return True
+            if mode == "html":
+                self._send(200, {"Content-Type": "text/html"}, b"<html>maintenance</html>")
+                return True
+            if mode == "429":
+                self._send(
+                    429,
+                    {"Retry-After": "7", "Content-Type": "application/json"},
+                    b'{"error":"too_many_requests"}',
+                )
+                return True
+            if mode.isdigit():
+                self._send(int(mode), {"Content-Type": "text/html"}, b"<html>upstream error</html>")
+                return True
+            if mode.startswith("oauth:"):
+                error = mode.split(":", 1)[1]
+                description = {
+                    "invalid_client": "Client authentication failed",
+                    "unauthorized_client": "The client is not authorized",
+                    "invalid_grant": "Invalid authorization code",
+                    "access_denied": "Unauthorized",
+                }.get(error, error)
+                status = 401 if error == "invalid_client" else 403
+                self._send(*_json(status, {"error": error, "error_description": description}))
+                return True
+            return False
+
+        def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
+
+
+def query_of(url: str) -> dict[str, str]:
+    """The query parameters of ``url`` (first value of each)."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}

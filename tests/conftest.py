@@ -1,0 +1,63 @@
+"""Shared fixtures: a fake IdP over loopback and real Sanic apps served by sanic-testing."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sanic import Sanic
+from sanic_testing.reusable import ReusableClient
+
+from sanic_edge_auth import EdgeAuth
+from sanic_edge_auth.testing import FakeIdentityProvider
+
+pytest_plugins = ["sanic_edge_auth.testing.plugin"]
+
+_app_names = itertools.count()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def new_app() -> Sanic[Any, Any]:
+    app: Sanic[Any, Any] = Sanic(f"edge_test_{next(_app_names)}")
+    app.config.TOUCHUP = False
+    return app
+
+
+@pytest.fixture
+def make_app() -> Callable[..., tuple[Sanic[Any, Any], EdgeAuth]]:
+    def build(config: Any, **kwargs: Any) -> tuple[Sanic[Any, Any], EdgeAuth]:
+        app = new_app()
+        edge = EdgeAuth(app, config=config, **kwargs)
+        return app, edge
+
+    return build
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Sanic[Any, Any]], ReusableClient]]:
+    """Serve an app over loopback once for the whole test (startup runs once)."""
+    clients: list[ReusableClient] = []
+
+    def start(app: Sanic[Any, Any]) -> ReusableClient:
+        client = ReusableClient(app, port=free_port())
+        client.run()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        client.stop()
+
+
+@pytest.fixture
+def idp_with_audience() -> Iterator[FakeIdentityProvider]:
+    with FakeIdentityProvider(audience="https://api.example.com") as idp:
+        yield idp
