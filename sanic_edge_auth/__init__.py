@@ -8,8 +8,8 @@ at the edge of a Sanic app, so handlers keep to business logic.
     edge = EdgeAuth(app, config="gateway.json")
 """
 
-from .adapter import AdapterFactory, IdentityAdapter, TokenSet, VerifiedToken
-from .config import (
+from sanic_edge_auth.adapter import AdapterFactory, IdentityAdapter, TokenSet, VerifiedToken
+from sanic_edge_auth.config import (
     AuthorizerConfig,
     DirectorySecrets,
     EdgeAuthConfig,
@@ -20,7 +20,7 @@ from .config import (
     SecretSource,
     load_config,
 )
-from .errors import (
+from sanic_edge_auth.errors import (
     AccessRejected,
     AdapterNotFound,
     BadRequest,
@@ -43,9 +43,9 @@ from .errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from .extension import EdgeAuth
-from .hooks import Hook, HookContext
-from .secret import Secret
+from sanic_edge_auth.extension import EdgeAuth
+from sanic_edge_auth.hooks import Hook, HookContext
+from sanic_edge_auth.secret import Secret
 
 __version__ = "0.1.0"
 

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from .secret import Secret
+from sanic_edge_auth.secret import Secret
 
 if TYPE_CHECKING:
-    from .config import AuthorizerConfig
-    from .errors import ConfigProblem
-    from .oidc.http import IdPClient
+    from sanic_edge_auth.config import AuthorizerConfig
+    from sanic_edge_auth.errors import ConfigProblem
+    from sanic_edge_auth.oidc.http import IdPClient
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -141,12 +141,15 @@ class AdapterFactory(Protocol):
     """The class an entry point names: validates its settings and builds adapters."""
 
     name: ClassVar[str]
+    #: ``authorizer`` keys this adapter adds to the core ones (others are errors).
+    settings_keys: ClassVar[frozenset[str]]
 
     @classmethod
     def validate_settings(
         cls, extras: Mapping[str, Any], prefix: str
     ) -> tuple[Mapping[str, Any], list[ConfigProblem]]:
-        """Check adapter-specific ``authorizer`` keys; return them cleaned, and problems."""
+        """Check the values of this adapter's ``authorizer`` keys (only those in
+        ``settings_keys`` are passed); return them with defaults, and any problems."""
         ...
 
     @classmethod

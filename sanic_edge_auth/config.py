@@ -27,8 +27,8 @@ from types import MappingProxyType
 from typing import Any, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
-from .errors import ConfigProblem, ConfigValidationError
-from .secret import Secret
+from sanic_edge_auth.errors import ConfigProblem, ConfigValidationError
+from sanic_edge_auth.secret import Secret
 
 __all__ = [
     "AuthorizerConfig",
@@ -204,6 +204,8 @@ class EdgeAuthConfig:
 class AdapterSettings(Protocol):
     """What the loader needs from an adapter class to check its own keys."""
 
+    settings_keys: frozenset[str]
+
     @classmethod
     def validate_settings(
         cls, extras: Mapping[str, Any], prefix: str
@@ -297,6 +299,11 @@ class _Loader:
     def problem(self, key: str, message: str) -> None:
         self.problems.append(ConfigProblem(key, message))
 
+    def missing(self, key: str, message: str = "is required") -> None:
+        """Report a required key, unless resolving its reference already failed."""
+        if not any(problem.key == key for problem in self.problems):
+            self.problem(key, message)
+
     # -- references
 
     def resolve(self, key: str, value: Any) -> Any:
@@ -333,7 +340,7 @@ class _Loader:
     def text(self, key: str, value: Any, *, required: bool = False) -> str | None:
         if value is None:
             if required:
-                self.problem(key, "is required")
+                self.missing(key)
             return None
         if isinstance(value, Secret):
             value = value.reveal()
@@ -345,7 +352,7 @@ class _Loader:
     def secret(self, key: str, value: Any, *, required: bool, why: str = "") -> Secret | None:
         if value is None:
             if required:
-                self.problem(key, f"is required{why}")
+                self.missing(key, f"is required{why}")
             return None
         if isinstance(value, str) and value:
             return Secret(value)
@@ -456,7 +463,9 @@ class _Loader:
         extras_raw = {k: v for k, v in values.items() if k not in _CORE_AUTHORIZER_KEYS}
         extras: Mapping[str, Any] = {}
         if adapter is not None:
-            extras, adapter_problems = adapter.validate_settings(extras_raw, prefix)
+            self.unknown_keys(prefix, raw, _CORE_AUTHORIZER_KEYS | adapter.settings_keys)
+            known_extras = {k: v for k, v in extras_raw.items() if k in adapter.settings_keys}
+            extras, adapter_problems = adapter.validate_settings(known_extras, prefix)
             self.problems.extend(adapter_problems)
 
         domain = self.origin(f"{prefix}.domain", values.get("domain"), required=True)
@@ -565,7 +574,10 @@ class _Loader:
         if not isinstance(value, dict) or not isinstance(value.get("keys"), list):
             self.problem(key, 'must be a JWK Set: an object with a "keys" list')
             return None
-        from .oidc.keys import KeySetError, parse_jwks  # local: keeps config import light
+        from sanic_edge_auth.oidc.keys import (  # local: keeps config import light
+            KeySetError,
+            parse_jwks,
+        )
 
         try:
             parse_jwks(value, allowed_algorithms=SUPPORTED_ALGORITHMS)

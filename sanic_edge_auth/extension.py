@@ -19,22 +19,22 @@ import httpx
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 
-from .adapter import AdapterFactory, IdentityAdapter
-from .config import (
+from sanic_edge_auth.adapter import AdapterFactory, IdentityAdapter
+from sanic_edge_auth.config import (
     DirectorySecrets,
     EdgeAuthConfig,
     EnvironmentSecrets,
     SecretSource,
     load_config,
 )
-from .errors import ConfigProblem, ConfigValidationError, EdgeAuthError
-from .hooks import Hook, HookRegistry
-from .log import Event, get_logger
-from .oidc.http import IdPClient
-from .protect import authenticate, bind_route_policies, route_middleware
-from .registry import AdapterResolver
-from .responses import handle_edge_auth_error
-from .routes import EdgeRoutes
+from sanic_edge_auth.errors import ConfigProblem, ConfigValidationError, EdgeAuthError
+from sanic_edge_auth.hooks import Hook, HookRegistry
+from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.oidc.http import IdPClient
+from sanic_edge_auth.protect import authenticate, bind_route_policies, route_middleware
+from sanic_edge_auth.registry import AdapterResolver
+from sanic_edge_auth.responses import handle_edge_auth_error
+from sanic_edge_auth.routes import EdgeRoutes
 
 __all__ = ["EdgeAuth"]
 

@@ -23,10 +23,10 @@ from typing import Any, TypeAlias
 from sanic import Request
 from sanic.response import HTTPResponse
 
-from .adapter import TokenSet
-from .config import IntegrationKind
-from .errors import EdgeAuthError, HookError
-from .log import Event, get_logger
+from sanic_edge_auth.adapter import TokenSet
+from sanic_edge_auth.config import IntegrationKind
+from sanic_edge_auth.errors import EdgeAuthError, HookError
+from sanic_edge_auth.log import Event, get_logger
 
 __all__ = ["Hook", "HookContext", "HookRegistry"]
 

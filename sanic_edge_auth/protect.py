@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sanic import Request
 
-from .adapter import IdentityAdapter, VerifiedToken
-from .errors import InsufficientScope, InvalidToken, MissingToken
-from .log import Event, get_logger
+from sanic_edge_auth.adapter import IdentityAdapter, VerifiedToken
+from sanic_edge_auth.errors import InsufficientScope, InvalidToken, MissingToken
+from sanic_edge_auth.log import Event, get_logger
 
 if TYPE_CHECKING:
     from sanic import Sanic
 
-__all__ = ["bearer_token", "authenticate"]
+__all__ = ["authenticate", "bearer_token"]
 
 _log = get_logger()
 # RFC 6750 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
@@ -35,7 +35,7 @@ def bearer_token(request: Request) -> str | None:
     A header that uses another scheme counts as no bearer token; a Bearer header
     with an unusable value is a malformed token.
     """
-    header = request.headers.get("authorization")
+    header: str | None = request.headers.get("authorization")
     if not header:
         return None
     scheme, _, value = header.partition(" ")
@@ -65,7 +65,7 @@ async def authenticate(
 
 
 def bind_route_policies(
-    app: Sanic, protected: dict[tuple[str, str], tuple[str, ...]]
+    app: Sanic[Any, Any], protected: dict[tuple[str, str], tuple[str, ...]]
 ) -> list[tuple[str, str]]:
     """Mark each route the config protects; return the (method, path) pairs with no route.
 

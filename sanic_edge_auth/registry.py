@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 
-from .adapter import ENTRY_POINT_GROUP, AdapterFactory
+from sanic_edge_auth.adapter import ENTRY_POINT_GROUP, AdapterFactory
 
 __all__ = ["AdapterResolver", "installed_adapters"]
 
@@ -40,7 +40,7 @@ class AdapterResolver:
                 f"install it with: pip install 'sanic-edge-auth[{name}]'"
             )
         try:
-            loaded = matches[0].load()
+            loaded: type[AdapterFactory] = matches[0].load()
         except Exception as exc:  # an adapter's import error must not crash config loading
             return (
                 f"the {name!r} adapter is installed but failed to load "
@@ -48,4 +48,4 @@ class AdapterResolver:
                 f"pip install --force-reinstall 'sanic-edge-auth[{name}]'"
             )
         self.resolved = loaded
-        return loaded
+        return self.resolved

@@ -12,8 +12,8 @@ from typing import Any
 from sanic import Request
 from sanic.response import HTTPResponse, json
 
-from .errors import ConfigError, EdgeAuthError
-from .log import Event, get_logger
+from sanic_edge_auth.errors import ConfigError, EdgeAuthError
+from sanic_edge_auth.log import Event, get_logger
 
 __all__ = ["error_response", "log_error"]
 

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from typing import Final
 from urllib.parse import urljoin, urlsplit
 
-from .errors import BadRequest
+from sanic_edge_auth.errors import BadRequest
 
 __all__ = ["absolute_return_to", "safe_return_to"]
 

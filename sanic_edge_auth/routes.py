@@ -9,22 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from sanic import Request
 from sanic.response import HTTPResponse, json, redirect
 
-from .adapter import IdentityAdapter, TokenSet
-from .config import AuthorizerConfig, PathRule
-from .errors import BadRequest, InvalidCallback, LoginDenied, MissingToken, UpstreamBadResponse
-from .hooks import HookContext, HookRegistry
-from .log import Event, get_logger
-from .oidc.pkce import new_login_secrets
-from .oidc.transaction import TransactionCodec
-from .protect import authenticate, bearer_token
-from .return_to import absolute_return_to, safe_return_to
+from sanic_edge_auth.adapter import IdentityAdapter, TokenSet
+from sanic_edge_auth.config import AuthorizerConfig, PathRule
+from sanic_edge_auth.errors import (
+    BadRequest,
+    InvalidCallback,
+    LoginDenied,
+    MissingToken,
+    UpstreamBadResponse,
+)
+from sanic_edge_auth.hooks import HookContext, HookRegistry
+from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.oidc.pkce import new_login_secrets
+from sanic_edge_auth.oidc.transaction import TransactionCodec
+from sanic_edge_auth.protect import authenticate, bearer_token
+from sanic_edge_auth.return_to import absolute_return_to, safe_return_to
 
 if TYPE_CHECKING:
     from sanic import Sanic
@@ -44,7 +50,7 @@ SAFE_AUTHORIZE_PARAMS: Final = (
 _MAX_PARAM_LENGTH: Final = 512
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
-Handler = Callable[..., Awaitable[HTTPResponse]]
+Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
 
 
 class EdgeRoutes:
@@ -73,7 +79,7 @@ class EdgeRoutes:
         self._secure_cookies = parts.scheme != "http"
         self._refreshes: dict[str, asyncio.Future[TokenSet]] = {}
 
-    def register(self, app: Sanic, rule: PathRule) -> None:
+    def register(self, app: Sanic[Any, Any], rule: PathRule) -> None:
         assert rule.integration is not None
         builders: Mapping[str, Callable[[PathRule], Handler]] = {
             "login": self._login,
@@ -311,8 +317,9 @@ def _refresh_token_from(request: Request) -> str:
             if isinstance(data, dict) and isinstance(data.get("refresh_token"), str):
                 token = data["refresh_token"]
         elif content_type.startswith("application/x-www-form-urlencoded"):
-            token = request.form.get("refresh_token")
-    if not token:
+            form = request.form
+            token = form.get("refresh_token") if form is not None else None
+    if not isinstance(token, str) or not token:
         raise BadRequest(
             "a refresh token is required (X-Refresh-Token header or refresh_token in the body)",
             error_kind="refresh_token_missing",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,22 +11,9 @@ from sanic_testing.reusable import ReusableClient
 
 from sanic_edge_auth import EdgeAuth
 from sanic_edge_auth.testing import FakeIdentityProvider
+from tests.helpers import free_port, new_app
 
 pytest_plugins = ["sanic_edge_auth.testing.plugin"]
-
-_app_names = itertools.count()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def new_app() -> Sanic[Any, Any]:
-    app: Sanic[Any, Any] = Sanic(f"edge_test_{next(_app_names)}")
-    app.config.TOUCHUP = False
-    return app
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import httpx
 
-from ..errors import (
+from sanic_edge_auth.errors import (
     IdentityProviderRejectedClient,
     InvalidGrant,
     LoginDenied,
@@ -38,7 +38,7 @@ from ..errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from ..log import Event, get_logger
+from sanic_edge_auth.log import Event, get_logger
 
 __all__ = ["IdPClient", "IdPResponse", "classify_oauth_error"]
 

@@ -17,15 +17,16 @@ The cache answers the hot path with a dictionary lookup and does its I/O off it:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..config import JWKSCacheSettings
-from ..errors import InvalidToken, UpstreamBadResponse, UpstreamError
-from ..log import Event, get_logger
-from .keys import KeySetError, VerificationKey, parse_jwks
+from sanic_edge_auth.config import JWKSCacheSettings
+from sanic_edge_auth.errors import InvalidToken, UpstreamBadResponse, UpstreamError
+from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.oidc.keys import KeySetError, VerificationKey, parse_jwks
 
 __all__ = ["JWKSCache", "JWKSDocument", "KeyStore", "StaticKeys"]
 
@@ -154,10 +155,9 @@ class JWKSCache:
 
     async def startup(self) -> None:
         """Fetch once at boot; an unreachable IdP is logged and does not stop the app."""
-        try:
+        # A failure is already logged as jwks.refresh_failed; requests retry later.
+        with contextlib.suppress(UpstreamError):
             await self._join()
-        except UpstreamError:
-            pass  # already logged as jwks.refresh_failed; requests will retry later
 
     @property
     def key_ids(self) -> frozenset[str | None]:

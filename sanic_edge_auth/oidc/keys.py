@@ -105,5 +105,4 @@ def _verification_key(raw: Any, allowed: Set[str]) -> VerificationKey | None:
 def _public_members(raw: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     # Import only the public members: a JWKS that (wrongly) carries private parts
     # must not turn into a private key object in our process.
-    members = {"kty": raw["kty"], **{name: raw[name] for name in names if name in raw}}
-    return members
+    return {"kty": raw["kty"], **{name: raw[name] for name in names if name in raw}}

@@ -25,8 +25,8 @@ from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
-from ..errors import InvalidCallback
-from ..secret import Secret
+from sanic_edge_auth.errors import InvalidCallback
+from sanic_edge_auth.secret import Secret
 
 __all__ = ["LoginTransaction", "TransactionCodec"]
 

@@ -39,10 +39,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from ..adapter import TokenUse, VerifiedToken
-from ..errors import InvalidToken
-from .jwks import KeyStore
-from .keys import PublicKey, VerificationKey
+from sanic_edge_auth.adapter import TokenUse, VerifiedToken
+from sanic_edge_auth.errors import InvalidToken
+from sanic_edge_auth.oidc.jwks import KeyStore
+from sanic_edge_auth.oidc.keys import PublicKey, VerificationKey
 
 __all__ = ["TokenPolicy", "TokenVerifier"]
 
@@ -284,7 +284,7 @@ class TokenVerifier:
             raise _invalid("token_audience_mismatch", "the token is not meant for this audience")
 
         exp = claims.get("exp")
-        if not _is_number(exp):
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
             raise _invalid("token_claim_invalid", "the token has no valid exp claim")
         if exp + leeway <= now:
             raise _invalid("token_expired", "the token has expired")

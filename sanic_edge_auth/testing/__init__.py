@@ -7,6 +7,12 @@
 - :mod:`sanic_edge_auth.testing.conformance`: the suite every adapter must pass.
 """
 
-from .idp import FailureMode, FakeIdentityProvider, FakeUser, default_paths, query_of
+from sanic_edge_auth.testing.idp import (
+    FailureMode,
+    FakeIdentityProvider,
+    FakeUser,
+    default_paths,
+    query_of,
+)
 
 __all__ = ["FailureMode", "FakeIdentityProvider", "FakeUser", "default_paths", "query_of"]

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .idp import FakeIdentityProvider
+from sanic_edge_auth.testing.idp import FakeIdentityProvider
 
 
 @pytest.fixture

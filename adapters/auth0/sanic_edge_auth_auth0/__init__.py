@@ -16,6 +16,7 @@ Adapter keys under ``authorizer`` (beside the core ones):
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 from urllib.parse import quote, urlencode
@@ -44,6 +45,7 @@ class Auth0Adapter:
     """Speaks Auth0's flavour of OpenID Connect."""
 
     name: ClassVar[str] = "auth0"
+    settings_keys: ClassVar[frozenset[str]] = frozenset(_DEFAULTS)
 
     # -- AdapterFactory
 
@@ -53,16 +55,7 @@ class Auth0Adapter:
     ) -> tuple[Mapping[str, Any], list[ConfigProblem]]:
         problems: list[ConfigProblem] = []
         settings = dict(_DEFAULTS)
-        for key, value in extras.items():
-            if key not in _DEFAULTS:
-                problems.append(
-                    ConfigProblem(
-                        f"{prefix}.{key}",
-                        "unknown key (Auth0 adapter keys: " + ", ".join(sorted(_DEFAULTS)) + ")",
-                    )
-                )
-                continue
-            settings[key] = value
+        settings.update((key, value) for key, value in extras.items() if key in _DEFAULTS)
         organization = settings["organization"]
         if organization is not None and (not isinstance(organization, str) or not organization):
             problems.append(ConfigProblem(f"{prefix}.organization", "must be a non-empty string"))
@@ -234,7 +227,6 @@ class Auth0Adapter:
             raise UpstreamBadResponse("no client secret is configured", endpoint=endpoint)
         if self._auth_method == "client_secret_basic":
             # RFC 6749 2.3.1: form-encode id and secret before Basic encoding.
-            import base64
 
             credentials = (
                 f"{quote(self._config.client_id, safe='')}:{quote(secret.reveal(), safe='')}"

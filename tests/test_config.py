@@ -1,0 +1,276 @@
+"""Loading the gateway-shaped configuration: references, validation, all problems at once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sanic_edge_auth import (
+    ConfigValidationError,
+    DirectorySecrets,
+    EdgeAuth,
+    Secret,
+    load_config,
+)
+from sanic_edge_auth.registry import AdapterResolver
+from sanic_edge_auth.testing import FakeIdentityProvider
+from tests.helpers import new_app
+
+SEED: dict[str, Any] = {
+    "authorizer": {
+        "type": "auth0",
+        "domain": "$env.AUTH0_DOMAIN",
+        "client_id": "$env.AUTH0_CLIENT_ID",
+        "client_secret": "$secret.AUTH0_CLIENT_SECRET",
+        "redirect_uri": "https://api.example.com/api/auth0/callback",
+        "jwks_uri": "https://tenant.auth0.com/.well-known/jwks.json",
+        "scope": "openid profile email",
+    },
+    "paths": [
+        {"method": "GET", "path": "/api/auth0/callback", "integration": {"type": "auth0_callback"}},
+        {
+            "method": "GET",
+            "path": "/api/auth0/profile",
+            "auth": True,
+            "integration": {"type": "auth0_userinfo"},
+        },
+        {"method": "GET", "path": "/api/auth0/refresh", "integration": {"type": "auth0_refresh"}},
+    ],
+}
+SEED_ENV = {
+    "AUTH0_DOMAIN": "tenant.auth0.com",
+    "AUTH0_CLIENT_ID": "client-abc",
+    "AUTH0_CLIENT_SECRET": "s3cr3t-value-never-logged",
+}
+
+
+def load(config: Any, environ: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    return load_config(
+        config, resolve_adapter=AdapterResolver(), environ=environ or {}, **kwargs
+    )
+
+
+def problems_of(config: Any, environ: dict[str, str] | None = None) -> dict[str, str]:
+    with pytest.raises(ConfigValidationError) as caught:
+        load(config, environ)
+    return {problem.key: problem.message for problem in caught.value.problems}
+
+
+def test_seed_config_loads_unchanged_with_env_and_secret_references() -> None:
+    config = load(SEED, SEED_ENV)
+    authorizer = config.authorizer
+    assert authorizer.domain == "https://tenant.auth0.com"
+    assert authorizer.issuer == "https://tenant.auth0.com/"
+    assert authorizer.client_id == "client-abc"
+    assert isinstance(authorizer.client_secret, Secret)
+    assert authorizer.client_secret.reveal() == "s3cr3t-value-never-logged"
+    assert [rule.integration.kind for rule in config.paths] == ["callback", "userinfo", "refresh"]
+    assert config.paths[1].auth is True
+
+
+def test_seed_config_registers_on_an_app_and_its_routes_exist(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.json"
+    path.write_text(json.dumps(SEED))
+    app = new_app()
+    edge = EdgeAuth(app, config=str(path), environ=SEED_ENV)
+    assert app.ctx.edge_auth is edge
+    routes = {("/" + route.path, method) for route in app.router.routes for method in route.methods}
+    assert ("/api/auth0/callback", "GET") in routes
+    assert ("/api/auth0/profile", "GET") in routes
+    assert ("/api/auth0/refresh", "GET") in routes
+
+
+def test_secret_never_shows_in_repr_str_or_format() -> None:
+    config = load(SEED, SEED_ENV)
+    secret = config.authorizer.client_secret
+    for rendered in (repr(secret), str(secret), f"{secret}", repr(config), str(config)):
+        assert "s3cr3t-value-never-logged" not in rendered
+    assert repr(secret) == "Secret('**********')"
+
+
+def test_five_mistakes_are_all_reported_each_by_its_dotted_key() -> None:
+    broken = json.loads(json.dumps(SEED))
+    broken["authorizer"]["client_secret"] = "$secret.AUTH0_CLIENT_SECRET"  # not set
+    broken["authorizer"]["domain"] = "http://tenant.auth0.com"  # http, not loopback
+    broken["authorizer"]["scpoe"] = "openid"  # typo: unknown key
+    broken["paths"][2]["integration"]["type"] = "auth0_refersh"  # typo
+    broken["paths"][1]["method"] = "FETCH"
+    env = {"AUTH0_DOMAIN": "x", "AUTH0_CLIENT_ID": "client-abc"}
+    with pytest.raises(ConfigValidationError) as caught:
+        load(broken, env)
+    error = caught.value
+    assert set(error.keys) == {
+        "authorizer.client_secret",
+        "authorizer.domain",
+        "authorizer.scpoe",
+        "paths[2].integration.type",
+        "paths[1].method",
+    }
+    message = str(error)
+    assert "5 problems" in message
+    assert "references $secret.AUTH0_CLIENT_SECRET, which is not set" in message
+    assert "did you mean 'auth0_refresh'?" in message
+    assert "did you mean 'scope'?" in message
+
+
+def test_app_fails_to_start_with_the_message_when_config_is_broken() -> None:
+    broken = json.loads(json.dumps(SEED))
+    broken["paths"][0]["integration"]["type"] = "auth0_calback"
+    with pytest.raises(ConfigValidationError) as caught:
+        EdgeAuth(new_app(), config=broken, environ=SEED_ENV)
+    assert "paths[0].integration.type: unknown type 'auth0_calback'" in str(caught.value)
+    assert "did you mean 'auth0_callback'?" in str(caught.value)
+
+
+def test_missing_env_is_an_error_never_an_empty_string() -> None:
+    problems = problems_of(SEED, {"AUTH0_CLIENT_ID": "c", "AUTH0_CLIENT_SECRET": "s"})
+    assert problems["authorizer.domain"] == (
+        "references $env.AUTH0_DOMAIN, which is not set in the environment"
+    )
+    empty = problems_of(SEED, {**SEED_ENV, "AUTH0_DOMAIN": ""})
+    assert "set but empty" in empty["authorizer.domain"]
+
+
+def test_secrets_come_from_a_directory_when_configured(tmp_path: Path) -> None:
+    (tmp_path / "AUTH0_CLIENT_SECRET").write_text("from-the-file\n")
+    env = {"AUTH0_DOMAIN": "tenant.auth0.com", "AUTH0_CLIENT_ID": "c"}
+    config = load(SEED, env, secrets=DirectorySecrets(tmp_path))
+    assert config.authorizer.client_secret.reveal() == "from-the-file"
+
+    (tmp_path / "AUTH0_CLIENT_SECRET").unlink()
+    with pytest.raises(ConfigValidationError) as caught:
+        load(SEED, {**env, "AUTH0_CLIENT_SECRET": "env-is-not-consulted"}, secrets=DirectorySecrets(tmp_path))
+    assert f"not set in the secrets directory {str(tmp_path)!r}" in str(caught.value)
+
+
+def test_secrets_dir_is_read_from_app_config(tmp_path: Path) -> None:
+    (tmp_path / "AUTH0_CLIENT_SECRET").write_text("dir-secret")
+    app = new_app()
+    app.config.EDGE_AUTH_SECRETS_DIR = str(tmp_path)
+    app.config.EDGE_AUTH_CONFIG = SEED
+    edge = EdgeAuth(app, environ={"AUTH0_DOMAIN": "t.auth0.com", "AUTH0_CLIENT_ID": "c"})
+    assert edge.config is not None
+    assert edge.config.authorizer.client_secret.reveal() == "dir-secret"
+
+
+def test_unknown_adapter_names_installed_adapters_and_install_command() -> None:
+    config = json.loads(json.dumps(SEED))
+    config["authorizer"]["type"] = "okta"
+    problems = problems_of(config, SEED_ENV)
+    assert "no identity adapter named 'okta' is installed (installed: auth0)" in problems["authorizer.type"]
+    assert "pip install 'sanic-edge-auth[okta]'" in problems["authorizer.type"]
+
+
+@pytest.mark.parametrize(
+    ("domain", "expected"),
+    [
+        ("tenant.auth0.com", "https://tenant.auth0.com"),
+        ("https://Tenant.Auth0.com/", "https://tenant.auth0.com"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://localhost:9000", "http://localhost:9000"),
+        ("http://[::1]:9000", "http://[::1]:9000"),
+    ],
+)
+def test_domain_accepts_bare_hosts_origins_and_loopback_http(domain: str, expected: str) -> None:
+    config = load({**SEED, "authorizer": {**SEED["authorizer"], "domain": domain}}, SEED_ENV)
+    assert config.authorizer.domain == expected
+
+
+@pytest.mark.parametrize(
+    "domain", ["http://tenant.auth0.com", "https://tenant.auth0.com/path", "ftp://x", "https://u:p@x.com"]
+)
+def test_domain_rejects_plain_http_paths_and_other_schemes(domain: str) -> None:
+    problems = problems_of({**SEED, "authorizer": {**SEED["authorizer"], "domain": domain}}, SEED_ENV)
+    assert "authorizer.domain" in problems
+
+
+def test_service_binding_post_process_fails_and_shows_the_hook_form() -> None:
+    config = json.loads(json.dumps(SEED))
+    config["paths"][0]["integration"]["post_process"] = {"type": "service_binding", "binding": "USERS"}
+    problems = problems_of(config, SEED_ENV)
+    message = problems["paths[0].integration.post_process.type"]
+    assert '{"type": "hook", "name": "name"}' in message
+    assert "@edge.hook" in message
+
+
+def test_login_path_requires_a_long_enough_cookie_secret() -> None:
+    config = json.loads(json.dumps(SEED))
+    config["paths"].append(
+        {"method": "GET", "path": "/api/auth0/login", "integration": {"type": "auth0_callback_redirect"}}
+    )
+    assert "authorizer.cookie_secret" in problems_of(config, SEED_ENV)
+    config["authorizer"]["cookie_secret"] = "short"
+    assert "too short" in problems_of(config, SEED_ENV)["authorizer.cookie_secret"]
+    config["authorizer"]["cookie_secret"] = "x" * 32
+    loaded = load(config, SEED_ENV)
+    assert loaded.paths[-1].integration.kind == "login"  # the gateway's alias
+
+
+def test_redirect_uri_must_point_at_a_configured_callback_path() -> None:
+    config = json.loads(json.dumps(SEED))
+    config["authorizer"]["redirect_uri"] = "https://api.example.com/elsewhere"
+    assert "is not a configured callback path" in problems_of(config, SEED_ENV)["authorizer.redirect_uri"]
+
+
+def test_algorithms_never_accept_hmac_or_none() -> None:
+    for bad in (["HS256"], ["none"], ["RS256", "HS512"]):
+        config = {**SEED, "authorizer": {**SEED["authorizer"], "algorithms": bad}}
+        assert "HMAC and 'none' are never accepted" in problems_of(config, SEED_ENV)["authorizer.algorithms"]
+
+
+def test_inline_jwks_is_validated_at_load(fake_idp: FakeIdentityProvider) -> None:
+    good = {**SEED, "authorizer": {**SEED["authorizer"], "jwks": fake_idp.jwks()}}
+    good["authorizer"].pop("jwks_uri")
+    assert load(good, SEED_ENV).authorizer.jwks is not None
+    bad = {**good, "authorizer": {**good["authorizer"], "jwks": {"keys": [{"kty": "oct", "k": "AA"}]}}}
+    assert "no signing key" in problems_of(bad, SEED_ENV)["authorizer.jwks"]
+    both = {**good, "authorizer": {**good["authorizer"], "jwks_uri": "https://t.auth0.com/jwks"}}
+    assert "not both" in problems_of(both, SEED_ENV)["authorizer.jwks"]
+
+
+def test_duplicate_paths_unknown_path_keys_and_useless_entries() -> None:
+    config = json.loads(json.dumps(SEED))
+    config["paths"].append(dict(config["paths"][0]))
+    config["paths"].append({"method": "GET", "path": "/x", "integraton": {}})
+    problems = problems_of(config, SEED_ENV)
+    assert "already configured at paths[0]" in problems["paths[3]"]
+    assert "did you mean 'integration'?" in problems["paths[4].integraton"]
+
+
+def test_config_file_errors_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigValidationError) as caught:
+        load(str(path))
+    assert "is not valid JSON (line 1" in str(caught.value)
+    with pytest.raises(ConfigValidationError, match="cannot read"):
+        load(str(tmp_path / "missing.json"))
+
+
+def test_config_none_reads_app_config_and_init_app_supports_factories() -> None:
+    edge = EdgeAuth(environ=SEED_ENV)
+    app = new_app()
+    app.config.EDGE_AUTH_CONFIG = SEED
+    edge.init_app(app)
+    assert app.ctx.edge_auth is edge
+    assert edge.config is not None and edge.config.authorizer.client_id == "client-abc"
+
+
+def test_missing_config_is_a_clear_error() -> None:
+    with pytest.raises(ConfigValidationError, match="pass config= or set EDGE_AUTH_CONFIG"):
+        EdgeAuth(new_app())
+
+
+def test_registering_twice_on_one_app_is_an_error() -> None:
+    app = new_app()
+    EdgeAuth(app, config=SEED, environ=SEED_ENV)
+    with pytest.raises(RuntimeError, match="already registered on the Sanic app"):
+        EdgeAuth(app, config=SEED, environ=SEED_ENV)
+
+
+def test_config_objects_are_frozen() -> None:
+    config = load(SEED, SEED_ENV)
+    with pytest.raises(AttributeError):
+        config.authorizer.client_id = "other"  # type: ignore[misc]
