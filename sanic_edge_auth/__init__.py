@@ -22,7 +22,6 @@ from sanic_edge_auth.config import (
 )
 from sanic_edge_auth.errors import (
     AccessRejected,
-    AdapterNotFound,
     BadRequest,
     ClientError,
     ConfigError,
@@ -52,7 +51,6 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessRejected",
     "AdapterFactory",
-    "AdapterNotFound",
     "AuthorizerConfig",
     "BadRequest",
     "ClientError",

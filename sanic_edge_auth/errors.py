@@ -10,7 +10,6 @@ the application are a fourth source, ``hook``.
     EdgeAuthError
     ├── ConfigError                     source=config, 500 "misconfigured" at request time
     │   ├── ConfigValidationError       raised at startup; lists every problem at once
-    │   ├── AdapterNotFound             authorizer.type names no installed adapter
     │   └── IdentityProviderRejectedClient   IdP says our client credentials/callback are wrong
     ├── ClientError                     source=client
     │   ├── MissingToken                401, RFC 6750 challenge without an error code
@@ -44,7 +43,6 @@ ErrorSource = Literal["config", "client", "upstream", "hook"]
 
 __all__ = [
     "AccessRejected",
-    "AdapterNotFound",
     "BadRequest",
     "ClientError",
     "ConfigError",
@@ -134,12 +132,6 @@ class ConfigValidationError(ConfigError):
     @property
     def keys(self) -> tuple[str, ...]:
         return tuple(problem.key for problem in self.problems)
-
-
-class AdapterNotFound(ConfigError):
-    """``authorizer.type`` names an adapter that is not installed or does not load."""
-
-    default_kind = "adapter_not_found"
 
 
 class IdentityProviderRejectedClient(ConfigError):
@@ -371,9 +363,33 @@ class HookError(EdgeAuthError):
         return {"hook": self.hook_name, "exception_type": self.exception_type}
 
 
+#: The narrower ``error_kind`` values some classes are raised with, beyond their default.
+NARROW_KINDS: Mapping[type[EdgeAuthError], tuple[str, ...]] = {
+    InvalidToken: (
+        "token_malformed",
+        "token_expired",
+        "token_not_yet_valid",
+        "token_signature_invalid",
+        "token_algorithm_rejected",
+        "token_key_unknown",
+        "token_issuer_mismatch",
+        "token_audience_mismatch",
+        "token_azp_mismatch",
+        "token_nonce_mismatch",
+        "token_claim_invalid",
+        "token_rejected_by_idp",
+    ),
+    InvalidCallback: ("callback_malformed", "login_state_invalid", "issuer_mismatch"),
+    BadRequest: ("refresh_token_missing", "return_to_rejected"),
+}
+
+
 def error_kinds() -> Mapping[str, type[EdgeAuthError]]:
-    """Every default ``error_kind`` and the class that carries it (for docs and tests)."""
+    """Every ``error_kind`` and the class that carries it (for docs and tests)."""
     found: dict[str, type[EdgeAuthError]] = {}
+    for cls, kinds in NARROW_KINDS.items():
+        for kind in kinds:
+            found[kind] = cls
     pending: list[type[EdgeAuthError]] = [EdgeAuthError]
     while pending:
         cls = pending.pop()
