@@ -240,8 +240,8 @@ class FakeIdentityProvider:
             audience = self.audience or self.client_id
             base.update({"aud": [audience, self.issuer + "userinfo"], "azp": self.client_id})
             base["scope"] = "openid profile email"
-        base.update(self.token_claims)
         base.update(claims or {})
+        base.update(self.token_claims)  # a test's "misbehave" switch wins over the grant
         for name in drop:
             base.pop(name, None)
         kid, signing_key = self._signing_keys[-1]

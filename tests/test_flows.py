@@ -1,0 +1,379 @@
+"""The edge flows end to end: a real Sanic app over loopback and the fake IdP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sanic import Request, json
+from sanic_testing.reusable import ReusableClient
+from structlog.testing import capture_logs
+
+from sanic_edge_auth import EdgeAuth
+from sanic_edge_auth.oidc.pkce import code_challenge_s256
+from sanic_edge_auth.testing import FakeIdentityProvider, query_of
+from tests.helpers import local, login, rendered
+
+Serve = Callable[[Any], ReusableClient]
+MakeApp = Callable[..., Any]
+
+
+@pytest.fixture
+def gateway(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> tuple[ReusableClient, FakeIdentityProvider, EdgeAuth]:
+    app, edge = make_app(fake_idp.gateway_config())
+
+    @app.get("/orders")
+    @edge.protected()
+    async def orders(request: Request) -> Any:
+        return json({"sub": request.ctx.auth.subject})
+
+    return serve(app), fake_idp, edge
+
+
+def test_login_callback_profile_refresh_protected_logout(gateway: Any) -> None:
+    client, idp, _ = gateway
+    idp_secret = idp.client_secret
+    with capture_logs() as logs:
+        _, started = client.get("/api/auth0/login?return_to=/orders")
+        assert started.status == 302
+        authorize = query_of(started.headers["location"])
+        assert started.headers["location"].startswith(idp.url + "/authorize?")
+        assert authorize["code_challenge_method"] == "S256"
+        assert authorize["response_type"] == "code"
+        assert len(authorize["state"]) >= 43 and len(authorize["nonce"]) >= 43
+        cookie = started.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/api/auth0/callback" in cookie
+        assert authorize["state"] not in cookie and authorize["nonce"] not in cookie  # sealed
+
+        callback_url = idp.follow_login(started.headers["location"])
+        code = query_of(callback_url)["code"]
+        _, callback = client.get(local(callback_url))
+        assert callback.status == 200, callback.text
+        tokens = callback.json
+        assert tokens["return_to"] == "/orders"
+        assert {"access_token", "id_token", "refresh_token", "token_type"} <= set(tokens)
+        assert callback.headers["cache-control"] == "no-store"
+        assert "max-age=0" in callback.headers["set-cookie"].lower()  # transaction cleared
+        # PKCE: the verifier sent to the token endpoint matches the challenge of /authorize.
+        assert code_challenge_s256(idp.last_token_request["code_verifier"]) == authorize["code_challenge"]
+
+        bearer = {"Authorization": "Bearer " + tokens["id_token"]}
+        _, profile = client.get(
+            "/api/auth0/profile", headers={**bearer, "X-Access-Token": tokens["access_token"]}
+        )
+        assert profile.status == 200
+        assert profile.json["email"] == "ada@example.com"
+
+        _, refreshed = client.get(
+            "/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]}
+        )
+        assert refreshed.status == 200, refreshed.text
+        assert refreshed.json["refresh_token"] != tokens["refresh_token"]  # rotated, passed on
+
+        _, orders = client.get(
+            "/orders", headers={"Authorization": "Bearer " + refreshed.json["id_token"]}
+        )
+        assert orders.status == 200 and orders.json == {"sub": "auth0|user-1"}
+
+        _, logout = client.get("/api/auth0/logout?return_to=/bye")
+        assert logout.status == 302
+        assert logout.headers["location"].startswith(idp.url + "/v2/logout?")
+        assert query_of(logout.headers["location"]) == {
+            "client_id": idp.client_id,
+            "returnTo": "http://127.0.0.1/bye",
+        }
+
+    names = [entry["event"] for entry in logs]
+    for expected in (
+        "edge_auth.login.started",
+        "edge_auth.login.completed",
+        "edge_auth.userinfo.fetched",
+        "edge_auth.tokens.refreshed",
+        "edge_auth.logout",
+    ):
+        assert expected in names
+    text = rendered(logs)
+    secrets = [
+        idp_secret,
+        "a-test-cookie-secret-that-is-long-enough",
+        code,
+        tokens["access_token"],
+        tokens["id_token"],
+        tokens["refresh_token"],
+        refreshed.json["access_token"],
+        refreshed.json["refresh_token"],
+    ]
+    for secret in secrets:
+        assert secret not in text
+
+
+def test_two_parallel_logins_in_one_browser_both_complete(gateway: Any) -> None:
+    client, idp, _ = gateway
+    _, first = client.get("/api/auth0/login?return_to=/first")
+    _, second = client.get("/api/auth0/login?return_to=/second")
+    first_callback = idp.follow_login(first.headers["location"])
+    second_callback = idp.follow_login(second.headers["location"])
+    _, second_done = client.get(local(second_callback))
+    _, first_done = client.get(local(first_callback))
+    assert second_done.status == 200 and second_done.json["return_to"] == "/second"
+    assert first_done.status == 200 and first_done.json["return_to"] == "/first"
+
+
+def test_replayed_state_is_refused(gateway: Any) -> None:
+    client, idp, _ = gateway
+    _, started = client.get("/api/auth0/login")
+    cookie_header = started.headers["set-cookie"].split(";")[0]
+    callback_url = idp.follow_login(started.headers["location"])
+    _, done = client.get(local(callback_url))
+    assert done.status == 200
+    # An attacker who copied the cookie replays the whole callback.
+    _, replayed = client.get(local(callback_url), headers={"Cookie": cookie_header})
+    assert replayed.status == 400
+    assert replayed.json["error"] == "login_state_invalid"
+
+
+def test_state_mismatch_and_missing_cookie_are_400(gateway: Any) -> None:
+    client, idp, _ = gateway
+    _, started = client.get("/api/auth0/login")
+    callback = query_of(idp.follow_login(started.headers["location"]))
+    _, wrong_state = client.get(f"/api/auth0/callback?code={callback['code']}&state=forged")
+    assert wrong_state.status == 400
+    assert wrong_state.json["error"] == "login_state_invalid"
+    assert "expired or was started in another browser" in wrong_state.json["error_description"]
+    client._session.cookies.clear()
+    _, no_cookie = client.get(f"/api/auth0/callback?code={callback['code']}&state={callback['state']}")
+    assert no_cookie.status == 400 and no_cookie.json["error"] == "login_state_invalid"
+
+
+def test_malformed_callback_is_400(gateway: Any) -> None:
+    client, _, _ = gateway
+    _, response = client.get("/api/auth0/callback?state=only")
+    assert response.status == 400 and response.json["error"] == "callback_malformed"
+
+
+def test_expired_transaction_is_refused(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, _ = make_app(fake_idp.gateway_config(login_ttl=30))
+    client = serve(app)
+    _, started = client.get("/api/auth0/login")
+    callback_url = fake_idp.follow_login(started.headers["location"])
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 31)
+    _, response = client.get(local(callback_url))
+    assert response.status == 400 and response.json["error"] == "login_state_invalid"
+
+
+def test_idp_error_on_callback_is_a_clear_4xx_without_exchange(gateway: Any) -> None:
+    client, idp, _ = gateway
+    idp.login_error = "access_denied"
+    response = login(client, idp)
+    assert response.status == 401
+    assert response.json == {
+        "error": "login_denied",
+        "error_description": "the identity provider ended the login: access_denied",
+    }
+    assert idp.requests["token"] == 0
+
+
+def test_callback_from_another_issuer_is_refused(gateway: Any) -> None:
+    client, idp, _ = gateway
+    _, started = client.get("/api/auth0/login")
+    callback_url = idp.follow_login(started.headers["location"])
+    forged = local(callback_url).replace("iss=", "iss=https%3A%2F%2Fevil.example%2F&x=")
+    _, response = client.get(forged)
+    assert response.status == 400 and response.json["error"] == "issuer_mismatch"
+    assert idp.requests["token"] == 0
+
+
+@pytest.mark.parametrize(
+    ("claims", "kind"),
+    [
+        ({"nonce": "not-the-login-nonce"}, "token_nonce_mismatch"),
+        ({"aud": "someone-else"}, "token_audience_mismatch"),
+        ({"iss": "https://evil.example/"}, "token_issuer_mismatch"),
+        ({"azp": "another-client"}, "token_azp_mismatch"),
+    ],
+)
+def test_bad_id_token_from_the_token_endpoint_is_refused(
+    gateway: Any, claims: dict[str, Any], kind: str
+) -> None:
+    client, idp, _ = gateway
+    idp.token_claims = claims
+    response = login(client, idp)
+    assert response.status == 401, response.text
+    assert response.json["error"] == kind
+
+
+def test_safe_authorize_params_pass_through_and_others_do_not(gateway: Any) -> None:
+    client, _, _ = gateway
+    _, started = client.get(
+        "/api/auth0/login?prompt=login&screen_hint=signup&connection=github&client_id=evil&redirect_uri=https://evil"
+    )
+    query = query_of(started.headers["location"])
+    assert query["prompt"] == "login" and query["screen_hint"] == "signup"
+    assert query["connection"] == "github"
+    assert query["client_id"] == "test-client-id"
+    assert query["redirect_uri"] == "http://127.0.0.1/api/auth0/callback"
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"],
+)
+def test_return_to_must_be_same_origin_or_allowlisted(gateway: Any, target: str) -> None:
+    client, _, _ = gateway
+    from urllib.parse import quote
+
+    _, response = client.get("/api/auth0/login?return_to=" + quote(target, safe=""))
+    assert response.status == 400
+    assert response.json["error"] == "return_to_rejected"
+
+
+def test_allowlisted_origin_is_accepted(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    app, _ = make_app(fake_idp.gateway_config(return_to_allowlist=["https://app.example.com"]))
+    client = serve(app)
+    response = login(client, fake_idp, "?return_to=https%3A%2F%2Fapp.example.com%2Fhome")
+    assert response.status == 200 and response.json["return_to"] == "https://app.example.com/home"
+
+
+def test_refresh_token_from_json_or_form_body(gateway: Any) -> None:
+    client, idp, _ = gateway
+    tokens = login(client, idp).json
+    _, from_json = client.request(
+        "/api/auth0/refresh",
+        http_method="GET",
+        json={"refresh_token": tokens["refresh_token"]},
+    )
+    assert from_json.status == 200, from_json.text
+    _, missing = client.get("/api/auth0/refresh")
+    assert missing.status == 400 and missing.json["error"] == "refresh_token_missing"
+
+
+def test_refresh_from_form_body_on_a_post_path(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    paths = [
+        *fake_idp.gateway_config()["paths"],
+        {"method": "POST", "path": "/api/auth0/refresh", "integration": {"type": "auth0_refresh"}},
+    ]
+    app, _ = make_app(fake_idp.gateway_config(paths=paths))
+    client = serve(app)
+    tokens = login(client, fake_idp).json
+    _, response = client.post("/api/auth0/refresh", data={"refresh_token": tokens["refresh_token"]})
+    assert response.status == 200, response.text
+    assert response.json["refresh_token"] != tokens["refresh_token"]
+
+
+def test_reused_refresh_token_is_invalid_grant(gateway: Any) -> None:
+    client, idp, _ = gateway
+    tokens = login(client, idp).json
+    _, first = client.get("/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]})
+    assert first.status == 200
+    _, reused = client.get("/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]})
+    assert reused.status == 401 and reused.json["error"] == "invalid_grant"
+
+
+async def test_concurrent_refreshes_of_one_token_share_one_upstream_call(
+    fake_idp: FakeIdentityProvider,
+) -> None:
+    """Several tabs refreshing at once must not trip the IdP's reuse detection."""
+    import httpx
+
+    from sanic_edge_auth.config import load_config
+    from sanic_edge_auth.oidc.http import IdPClient
+    from sanic_edge_auth.registry import AdapterResolver
+    from sanic_edge_auth.routes import EdgeRoutes
+    from sanic_edge_auth_auth0 import Auth0Adapter
+
+    # Get a real refresh token through the code flow, straight against the IdP.
+    config = load_config(fake_idp.gateway_config(), resolve_adapter=AdapterResolver(), environ={})
+    async with httpx.AsyncClient() as http:
+        adapter = Auth0Adapter.from_config(config.authorizer, IdPClient(http, timeout=5))
+        verifier = "v" * 43
+        url = adapter.authorization_url(
+            state="s",
+            nonce="n",
+            code_challenge=code_challenge_s256(verifier),
+            redirect_uri=config.authorizer.redirect_uri or "",
+            scope=config.authorizer.scope,
+            extra={},
+        )
+        code = query_of(await asyncio.to_thread(fake_idp.follow_login, url))["code"]
+        tokens = await adapter.exchange_code(
+            code=code, code_verifier=verifier, redirect_uri=config.authorizer.redirect_uri or ""
+        )
+        assert tokens.refresh_token is not None
+        routes = EdgeRoutes(config.authorizer, hooks=None, adapter_getter=lambda: adapter, callback_path=None)  # type: ignore[arg-type]
+        before = fake_idp.requests["token"]
+        fake_idp.latency = 0.2  # keep the first call in flight while the others arrive
+        results = await asyncio.gather(
+            *(routes._refresh_once(adapter, tokens.refresh_token.reveal()) for _ in range(10))
+        )
+    assert fake_idp.requests["token"] - before == 1
+    assert len({result.access_token.reveal() for result in results}) == 1
+
+
+def test_userinfo_failures_are_classified(gateway: Any) -> None:
+    client, idp, _ = gateway
+    tokens = login(client, idp).json
+    headers = {"Authorization": "Bearer " + tokens["id_token"], "X-Access-Token": "revoked"}
+    _, rejected = client.get("/api/auth0/profile", headers=headers)
+    assert rejected.status == 401 and rejected.json["error"] == "token_rejected_by_idp"
+    idp.fail("userinfo", "503", times=1)
+    headers["X-Access-Token"] = tokens["access_token"]
+    _, outage = client.get("/api/auth0/profile", headers=headers)
+    assert outage.status == 502 and outage.json["error"] == "upstream_bad_response"
+    _, no_bearer = client.get("/api/auth0/profile", headers={"X-Access-Token": tokens["access_token"]})
+    assert no_bearer.status == 401 and no_bearer.json["error"] == "missing_token"
+
+
+def test_client_secret_basic_is_configurable(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    app, _ = make_app(fake_idp.gateway_config(token_endpoint_auth_method="client_secret_basic"))
+    client = serve(app)
+    assert login(client, fake_idp).status == 200
+    assert fake_idp.last_token_auth == "client_secret_basic"
+    assert "client_id" not in fake_idp.last_token_request
+
+
+def test_audience_and_organization_reach_authorize_and_org_id_is_checked(
+    idp_with_audience: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    idp = idp_with_audience
+    app, _ = make_app(
+        idp.gateway_config(audience="https://api.example.com", organization="org_abc123")
+    )
+    client = serve(app)
+    _, started = client.get("/api/auth0/login?organization=org_evil")
+    query = query_of(started.headers["location"])
+    assert query["audience"] == "https://api.example.com"
+    assert query["organization"] == "org_abc123"
+    _, done = client.get(local(idp.follow_login(started.headers["location"])))
+    assert done.status == 200, done.text
+    idp.token_claims = {"org_id": "org_other"}
+    wrong_org = login(client, idp)
+    assert wrong_org.status == 401 and wrong_org.json["error"] == "token_claim_invalid"
+
+
+def test_oidc_logout_mode_and_federated_logout(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    app, _ = make_app(fake_idp.gateway_config(logout="oidc"))
+    client = serve(app)
+    _, response = client.get("/api/auth0/logout")
+    assert response.headers["location"].startswith(fake_idp.url + "/oidc/logout?")
+    assert query_of(response.headers["location"])["post_logout_redirect_uri"] == "http://127.0.0.1/"
+
+    app2, _ = make_app(fake_idp.gateway_config(federated_logout=True))
+    client2 = serve(app2)
+    _, federated = client2.get("/api/auth0/logout")
+    assert federated.headers["location"].endswith("&federated")
