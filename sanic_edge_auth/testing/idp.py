@@ -131,7 +131,12 @@ class FakeIdentityProvider:
         server.daemon_threads = True
         server.block_on_close = False  # a "timeout" handler must not hold up stop()
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-idp", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # stop() waits up to one poll interval
+            name="fake-idp",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
