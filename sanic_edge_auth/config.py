@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, Literal, Protocol
+from typing import Any, ClassVar, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
 from sanic_edge_auth.errors import ConfigProblem, ConfigValidationError
@@ -204,7 +204,7 @@ class EdgeAuthConfig:
 class AdapterSettings(Protocol):
     """What the loader needs from an adapter class to check its own keys."""
 
-    settings_keys: frozenset[str]
+    settings_keys: ClassVar[frozenset[str]]
 
     @classmethod
     def validate_settings(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sanic_edge_auth import (
     ConfigValidationError,
     DirectorySecrets,
@@ -47,9 +48,7 @@ SEED_ENV = {
 
 
 def load(config: Any, environ: dict[str, str] | None = None, **kwargs: Any) -> Any:
-    return load_config(
-        config, resolve_adapter=AdapterResolver(), environ=environ or {}, **kwargs
-    )
+    return load_config(config, resolve_adapter=AdapterResolver(), environ=environ or {}, **kwargs)
 
 
 def problems_of(config: Any, environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -141,7 +140,11 @@ def test_secrets_come_from_a_directory_when_configured(tmp_path: Path) -> None:
 
     (tmp_path / "AUTH0_CLIENT_SECRET").unlink()
     with pytest.raises(ConfigValidationError) as caught:
-        load(SEED, {**env, "AUTH0_CLIENT_SECRET": "env-is-not-consulted"}, secrets=DirectorySecrets(tmp_path))
+        load(
+            SEED,
+            {**env, "AUTH0_CLIENT_SECRET": "env-is-not-consulted"},
+            secrets=DirectorySecrets(tmp_path),
+        )
     assert f"not set in the secrets directory {str(tmp_path)!r}" in str(caught.value)
 
 
@@ -159,7 +162,10 @@ def test_unknown_adapter_names_installed_adapters_and_install_command() -> None:
     config = json.loads(json.dumps(SEED))
     config["authorizer"]["type"] = "okta"
     problems = problems_of(config, SEED_ENV)
-    assert "no identity adapter named 'okta' is installed (installed: auth0)" in problems["authorizer.type"]
+    assert (
+        "no identity adapter named 'okta' is installed (installed: auth0)"
+        in problems["authorizer.type"]
+    )
     assert "pip install 'sanic-edge-auth[okta]'" in problems["authorizer.type"]
 
 
@@ -179,16 +185,22 @@ def test_domain_accepts_bare_hosts_origins_and_loopback_http(domain: str, expect
 
 
 @pytest.mark.parametrize(
-    "domain", ["http://tenant.auth0.com", "https://tenant.auth0.com/path", "ftp://x", "https://u:p@x.com"]
+    "domain",
+    ["http://tenant.auth0.com", "https://tenant.auth0.com/path", "ftp://x", "https://u:p@x.com"],
 )
 def test_domain_rejects_plain_http_paths_and_other_schemes(domain: str) -> None:
-    problems = problems_of({**SEED, "authorizer": {**SEED["authorizer"], "domain": domain}}, SEED_ENV)
+    problems = problems_of(
+        {**SEED, "authorizer": {**SEED["authorizer"], "domain": domain}}, SEED_ENV
+    )
     assert "authorizer.domain" in problems
 
 
 def test_service_binding_post_process_fails_and_shows_the_hook_form() -> None:
     config = json.loads(json.dumps(SEED))
-    config["paths"][0]["integration"]["post_process"] = {"type": "service_binding", "binding": "USERS"}
+    config["paths"][0]["integration"]["post_process"] = {
+        "type": "service_binding",
+        "binding": "USERS",
+    }
     problems = problems_of(config, SEED_ENV)
     message = problems["paths[0].integration.post_process.type"]
     assert '{"type": "hook", "name": "name"}' in message
@@ -198,7 +210,11 @@ def test_service_binding_post_process_fails_and_shows_the_hook_form() -> None:
 def test_login_path_requires_a_long_enough_cookie_secret() -> None:
     config = json.loads(json.dumps(SEED))
     config["paths"].append(
-        {"method": "GET", "path": "/api/auth0/login", "integration": {"type": "auth0_callback_redirect"}}
+        {
+            "method": "GET",
+            "path": "/api/auth0/login",
+            "integration": {"type": "auth0_callback_redirect"},
+        }
     )
     assert "authorizer.cookie_secret" in problems_of(config, SEED_ENV)
     config["authorizer"]["cookie_secret"] = "short"
@@ -211,20 +227,29 @@ def test_login_path_requires_a_long_enough_cookie_secret() -> None:
 def test_redirect_uri_must_point_at_a_configured_callback_path() -> None:
     config = json.loads(json.dumps(SEED))
     config["authorizer"]["redirect_uri"] = "https://api.example.com/elsewhere"
-    assert "is not a configured callback path" in problems_of(config, SEED_ENV)["authorizer.redirect_uri"]
+    assert (
+        "is not a configured callback path"
+        in problems_of(config, SEED_ENV)["authorizer.redirect_uri"]
+    )
 
 
 def test_algorithms_never_accept_hmac_or_none() -> None:
     for bad in (["HS256"], ["none"], ["RS256", "HS512"]):
         config = {**SEED, "authorizer": {**SEED["authorizer"], "algorithms": bad}}
-        assert "HMAC and 'none' are never accepted" in problems_of(config, SEED_ENV)["authorizer.algorithms"]
+        assert (
+            "HMAC and 'none' are never accepted"
+            in problems_of(config, SEED_ENV)["authorizer.algorithms"]
+        )
 
 
 def test_inline_jwks_is_validated_at_load(fake_idp: FakeIdentityProvider) -> None:
     good = {**SEED, "authorizer": {**SEED["authorizer"], "jwks": fake_idp.jwks()}}
     good["authorizer"].pop("jwks_uri")
     assert load(good, SEED_ENV).authorizer.jwks is not None
-    bad = {**good, "authorizer": {**good["authorizer"], "jwks": {"keys": [{"kty": "oct", "k": "AA"}]}}}
+    bad = {
+        **good,
+        "authorizer": {**good["authorizer"], "jwks": {"keys": [{"kty": "oct", "k": "AA"}]}},
+    }
     assert "no signing key" in problems_of(bad, SEED_ENV)["authorizer.jwks"]
     both = {**good, "authorizer": {**good["authorizer"], "jwks_uri": "https://t.auth0.com/jwks"}}
     assert "not both" in problems_of(both, SEED_ENV)["authorizer.jwks"]
@@ -255,7 +280,8 @@ def test_config_none_reads_app_config_and_init_app_supports_factories() -> None:
     app.config.EDGE_AUTH_CONFIG = SEED
     edge.init_app(app)
     assert app.ctx.edge_auth is edge
-    assert edge.config is not None and edge.config.authorizer.client_id == "client-abc"
+    assert edge.config is not None
+    assert edge.config.authorizer.client_id == "client-abc"
 
 
 def test_missing_config_is_a_clear_error() -> None:

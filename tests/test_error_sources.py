@@ -75,7 +75,8 @@ def test_upstream_failures_of_the_token_call(
     assert failed[0]["endpoint"] == "token"
     assert "elapsed_ms" in failed[0]
     call = [e for e in events(logs, "edge_auth.idp.call") if e.get("error_source") == "upstream"]
-    assert len(call) == 1 and call[0]["endpoint"] == "token"
+    assert len(call) == 1
+    assert call[0]["endpoint"] == "token"
     if mode == "429":
         assert response.headers["retry-after"] == "7"
     if mode in ("500", "html"):
@@ -92,9 +93,7 @@ def test_connection_refused_is_502_unavailable(
     app, _ = make_app(config)
     client = serve(app)
     with capture_logs() as logs:
-        _, response = client.get(
-            "/api/auth0/refresh", headers={"X-Refresh-Token": "rt-abc"}
-        )
+        _, response = client.get("/api/auth0/refresh", headers={"X-Refresh-Token": "rt-abc"})
     assert response.status == 502
     assert response.json["error"] == "upstream_unavailable"
     call = [e for e in events(logs, "edge_auth.idp.call") if e.get("error_source")]
@@ -102,7 +101,9 @@ def test_connection_refused_is_502_unavailable(
 
 
 @pytest.mark.parametrize("idp_error", ["invalid_client", "unauthorized_client"])
-def test_idp_rejecting_our_credentials_is_a_config_error(client_and_idp: Any, idp_error: str) -> None:
+def test_idp_rejecting_our_credentials_is_a_config_error(
+    client_and_idp: Any, idp_error: str
+) -> None:
     client, idp, _ = client_and_idp
     idp.fail("token", f"oauth:{idp_error}")
     with capture_logs() as logs:
@@ -164,7 +165,10 @@ def test_hook_crash_is_its_own_source(
         {
             "method": "GET",
             "path": "/api/auth0/callback",
-            "integration": {"type": "auth0_callback", "post_process": {"type": "hook", "name": "boom"}},
+            "integration": {
+                "type": "auth0_callback",
+                "post_process": {"type": "hook", "name": "boom"},
+            },
         },
     ]
     app, edge = make_app(fake_idp.gateway_config(paths=paths))
@@ -177,9 +181,13 @@ def test_hook_crash_is_its_own_source(
     with capture_logs() as logs:
         response = login(client, fake_idp)
     assert response.status == 500
-    assert response.json == {"error": "hook_failed", "error_description": "post-process hook 'boom' failed"}
+    assert response.json == {
+        "error": "hook_failed",
+        "error_description": "post-process hook 'boom' failed",
+    }
     hook_events = events(logs, "edge_auth.hook.failed")
-    assert hook_events[0]["hook"] == "boom" and hook_events[0]["error_source"] == "hook"
+    assert hook_events[0]["hook"] == "boom"
+    assert hook_events[0]["error_source"] == "hook"
     assert hook_events[0]["exception_type"] == "KeyError"
     assert "secret detail" not in rendered(logs)
 
@@ -189,6 +197,7 @@ def test_every_error_kind_is_documented() -> None:
 
     doc = (Path(__file__).parent.parent / "docs" / "errors.md").read_text()
     kinds = set(errors.error_kinds())
-    assert "token_expired" in kinds and "upstream_timeout" in kinds
+    assert "token_expired" in kinds
+    assert "upstream_timeout" in kinds
     missing = sorted(kind for kind in kinds if f"`{kind}`" not in doc)
     assert not missing, f"undocumented error kinds: {missing}"

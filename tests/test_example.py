@@ -26,7 +26,8 @@ def test_example_gateway_runs_a_login_and_serves_a_protected_route(
         _, orders = client.get(
             "/api/orders", headers={"Authorization": "Bearer " + response.json["id_token"]}
         )
-        assert orders.status == 200 and orders.json["for"] == "auth0|user-1"
+        assert orders.status == 200
+        assert orders.json["for"] == "auth0|user-1"
         _, anonymous = client.get("/api/orders")
         assert anonymous.status == 401
     finally:
@@ -34,7 +35,11 @@ def test_example_gateway_runs_a_login_and_serves_a_protected_route(
 
 
 def test_example_uses_a_real_tenant_when_auth0_variables_are_set() -> None:
-    environ = {"AUTH0_DOMAIN": "tenant.auth0.com", "AUTH0_CLIENT_ID": "c", "AUTH0_CLIENT_SECRET": "s"}
+    environ = {
+        "AUTH0_DOMAIN": "tenant.auth0.com",
+        "AUTH0_CLIENT_ID": "c",
+        "AUTH0_CLIENT_SECRET": "s",
+    }
     assert prepare_environment(environ) is None
     app = create_app(environ)
     assert app.ctx.edge_auth.config.authorizer.domain == "https://tenant.auth0.com"

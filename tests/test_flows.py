@@ -45,10 +45,14 @@ def test_login_callback_profile_refresh_protected_logout(gateway: Any) -> None:
         assert started.headers["location"].startswith(idp.url + "/authorize?")
         assert authorize["code_challenge_method"] == "S256"
         assert authorize["response_type"] == "code"
-        assert len(authorize["state"]) >= 43 and len(authorize["nonce"]) >= 43
+        assert len(authorize["state"]) >= 43
+        assert len(authorize["nonce"]) >= 43
         cookie = started.headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/api/auth0/callback" in cookie
-        assert authorize["state"] not in cookie and authorize["nonce"] not in cookie  # sealed
+        assert "HttpOnly" in cookie
+        assert "SameSite=Lax" in cookie
+        assert "Path=/api/auth0/callback" in cookie
+        assert authorize["state"] not in cookie
+        assert authorize["nonce"] not in cookie
 
         callback_url = idp.follow_login(started.headers["location"])
         code = query_of(callback_url)["code"]
@@ -60,7 +64,10 @@ def test_login_callback_profile_refresh_protected_logout(gateway: Any) -> None:
         assert callback.headers["cache-control"] == "no-store"
         assert "max-age=0" in callback.headers["set-cookie"].lower()  # transaction cleared
         # PKCE: the verifier sent to the token endpoint matches the challenge of /authorize.
-        assert code_challenge_s256(idp.last_token_request["code_verifier"]) == authorize["code_challenge"]
+        assert (
+            code_challenge_s256(idp.last_token_request["code_verifier"])
+            == authorize["code_challenge"]
+        )
 
         bearer = {"Authorization": "Bearer " + tokens["id_token"]}
         _, profile = client.get(
@@ -78,7 +85,8 @@ def test_login_callback_profile_refresh_protected_logout(gateway: Any) -> None:
         _, orders = client.get(
             "/orders", headers={"Authorization": "Bearer " + refreshed.json["id_token"]}
         )
-        assert orders.status == 200 and orders.json == {"sub": "auth0|user-1"}
+        assert orders.status == 200
+        assert orders.json == {"sub": "auth0|user-1"}
 
         _, logout = client.get("/api/auth0/logout?return_to=/bye")
         assert logout.status == 302
@@ -120,8 +128,10 @@ def test_two_parallel_logins_in_one_browser_both_complete(gateway: Any) -> None:
     second_callback = idp.follow_login(second.headers["location"])
     _, second_done = client.get(local(second_callback))
     _, first_done = client.get(local(first_callback))
-    assert second_done.status == 200 and second_done.json["return_to"] == "/second"
-    assert first_done.status == 200 and first_done.json["return_to"] == "/first"
+    assert second_done.status == 200
+    assert second_done.json["return_to"] == "/second"
+    assert first_done.status == 200
+    assert first_done.json["return_to"] == "/first"
 
 
 def test_replayed_state_is_refused(gateway: Any) -> None:
@@ -146,14 +156,18 @@ def test_state_mismatch_and_missing_cookie_are_400(gateway: Any) -> None:
     assert wrong_state.json["error"] == "login_state_invalid"
     assert "expired or was started in another browser" in wrong_state.json["error_description"]
     client._session.cookies.clear()
-    _, no_cookie = client.get(f"/api/auth0/callback?code={callback['code']}&state={callback['state']}")
-    assert no_cookie.status == 400 and no_cookie.json["error"] == "login_state_invalid"
+    _, no_cookie = client.get(
+        f"/api/auth0/callback?code={callback['code']}&state={callback['state']}"
+    )
+    assert no_cookie.status == 400
+    assert no_cookie.json["error"] == "login_state_invalid"
 
 
 def test_malformed_callback_is_400(gateway: Any) -> None:
     client, _, _ = gateway
     _, response = client.get("/api/auth0/callback?state=only")
-    assert response.status == 400 and response.json["error"] == "callback_malformed"
+    assert response.status == 400
+    assert response.json["error"] == "callback_malformed"
 
 
 def test_expired_transaction_is_refused(
@@ -166,7 +180,8 @@ def test_expired_transaction_is_refused(
     real_time = time.time
     monkeypatch.setattr(time, "time", lambda: real_time() + 31)
     _, response = client.get(local(callback_url))
-    assert response.status == 400 and response.json["error"] == "login_state_invalid"
+    assert response.status == 400
+    assert response.json["error"] == "login_state_invalid"
 
 
 def test_idp_error_on_callback_is_a_clear_4xx_without_exchange(gateway: Any) -> None:
@@ -187,7 +202,8 @@ def test_callback_from_another_issuer_is_refused(gateway: Any) -> None:
     callback_url = idp.follow_login(started.headers["location"])
     forged = local(callback_url).replace("iss=", "iss=https%3A%2F%2Fevil.example%2F&x=")
     _, response = client.get(forged)
-    assert response.status == 400 and response.json["error"] == "issuer_mismatch"
+    assert response.status == 400
+    assert response.json["error"] == "issuer_mismatch"
     assert idp.requests["token"] == 0
 
 
@@ -216,7 +232,8 @@ def test_safe_authorize_params_pass_through_and_others_do_not(gateway: Any) -> N
         "/api/auth0/login?prompt=login&screen_hint=signup&connection=github&client_id=evil&redirect_uri=https://evil"
     )
     query = query_of(started.headers["location"])
-    assert query["prompt"] == "login" and query["screen_hint"] == "signup"
+    assert query["prompt"] == "login"
+    assert query["screen_hint"] == "signup"
     assert query["connection"] == "github"
     assert query["client_id"] == "test-client-id"
     assert query["redirect_uri"] == "http://127.0.0.1/api/auth0/callback"
@@ -241,7 +258,8 @@ def test_allowlisted_origin_is_accepted(
     app, _ = make_app(fake_idp.gateway_config(return_to_allowlist=["https://app.example.com"]))
     client = serve(app)
     response = login(client, fake_idp, "?return_to=https%3A%2F%2Fapp.example.com%2Fhome")
-    assert response.status == 200 and response.json["return_to"] == "https://app.example.com/home"
+    assert response.status == 200
+    assert response.json["return_to"] == "https://app.example.com/home"
 
 
 def test_refresh_token_from_json_or_form_body(gateway: Any) -> None:
@@ -254,7 +272,8 @@ def test_refresh_token_from_json_or_form_body(gateway: Any) -> None:
     )
     assert from_json.status == 200, from_json.text
     _, missing = client.get("/api/auth0/refresh")
-    assert missing.status == 400 and missing.json["error"] == "refresh_token_missing"
+    assert missing.status == 400
+    assert missing.json["error"] == "refresh_token_missing"
 
 
 def test_refresh_from_form_body_on_a_post_path(
@@ -275,10 +294,15 @@ def test_refresh_from_form_body_on_a_post_path(
 def test_reused_refresh_token_is_invalid_grant(gateway: Any) -> None:
     client, idp, _ = gateway
     tokens = login(client, idp).json
-    _, first = client.get("/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]})
+    _, first = client.get(
+        "/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]}
+    )
     assert first.status == 200
-    _, reused = client.get("/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]})
-    assert reused.status == 401 and reused.json["error"] == "invalid_grant"
+    _, reused = client.get(
+        "/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]}
+    )
+    assert reused.status == 401
+    assert reused.json["error"] == "invalid_grant"
 
 
 async def test_concurrent_refreshes_of_one_token_share_one_upstream_call(
@@ -286,12 +310,12 @@ async def test_concurrent_refreshes_of_one_token_share_one_upstream_call(
 ) -> None:
     """Several tabs refreshing at once must not trip the IdP's reuse detection."""
     import httpx
+    from sanic_edge_auth_auth0 import Auth0Adapter
 
     from sanic_edge_auth.config import load_config
     from sanic_edge_auth.oidc.http import IdPClient
     from sanic_edge_auth.registry import AdapterResolver
     from sanic_edge_auth.routes import EdgeRoutes
-    from sanic_edge_auth_auth0 import Auth0Adapter
 
     # Get a real refresh token through the code flow, straight against the IdP.
     config = load_config(fake_idp.gateway_config(), resolve_adapter=AdapterResolver(), environ={})
@@ -311,7 +335,9 @@ async def test_concurrent_refreshes_of_one_token_share_one_upstream_call(
             code=code, code_verifier=verifier, redirect_uri=config.authorizer.redirect_uri or ""
         )
         assert tokens.refresh_token is not None
-        routes = EdgeRoutes(config.authorizer, hooks=None, adapter_getter=lambda: adapter, callback_path=None)  # type: ignore[arg-type]
+        routes = EdgeRoutes(
+            config.authorizer, hooks=None, adapter_getter=lambda: adapter, callback_path=None
+        )  # type: ignore[arg-type]
         before = fake_idp.requests["token"]
         fake_idp.latency = 0.2  # keep the first call in flight while the others arrive
         results = await asyncio.gather(
@@ -326,13 +352,18 @@ def test_userinfo_failures_are_classified(gateway: Any) -> None:
     tokens = login(client, idp).json
     headers = {"Authorization": "Bearer " + tokens["id_token"], "X-Access-Token": "revoked"}
     _, rejected = client.get("/api/auth0/profile", headers=headers)
-    assert rejected.status == 401 and rejected.json["error"] == "token_rejected_by_idp"
+    assert rejected.status == 401
+    assert rejected.json["error"] == "token_rejected_by_idp"
     idp.fail("userinfo", "503", times=1)
     headers["X-Access-Token"] = tokens["access_token"]
     _, outage = client.get("/api/auth0/profile", headers=headers)
-    assert outage.status == 502 and outage.json["error"] == "upstream_bad_response"
-    _, no_bearer = client.get("/api/auth0/profile", headers={"X-Access-Token": tokens["access_token"]})
-    assert no_bearer.status == 401 and no_bearer.json["error"] == "missing_token"
+    assert outage.status == 502
+    assert outage.json["error"] == "upstream_bad_response"
+    _, no_bearer = client.get(
+        "/api/auth0/profile", headers={"X-Access-Token": tokens["access_token"]}
+    )
+    assert no_bearer.status == 401
+    assert no_bearer.json["error"] == "missing_token"
 
 
 def test_client_secret_basic_is_configurable(
@@ -361,7 +392,8 @@ def test_audience_and_organization_reach_authorize_and_org_id_is_checked(
     assert done.status == 200, done.text
     idp.token_claims = {"org_id": "org_other"}
     wrong_org = login(client, idp)
-    assert wrong_org.status == 401 and wrong_org.json["error"] == "token_claim_invalid"
+    assert wrong_org.status == 401
+    assert wrong_org.json["error"] == "token_claim_invalid"
 
 
 def test_oidc_logout_mode_and_federated_logout(
