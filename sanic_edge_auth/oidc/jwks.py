@@ -26,9 +26,10 @@ from typing import Any, Protocol
 from sanic_edge_auth.config import JWKSCacheSettings
 from sanic_edge_auth.errors import InvalidToken, UpstreamBadResponse, UpstreamError
 from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.oidc.keys import KeySetError, VerificationKey, parse_jwks
 
-__all__ = ["JWKSCache", "JWKSDocument", "KeyStore", "StaticKeys"]
+__all__ = ["JWKSCache", "JWKSDocument", "KeyStore", "StaticKeys", "fetch_jwks"]
 
 _log = get_logger()
 
@@ -41,6 +42,33 @@ class JWKSDocument:
 
     keys: Mapping[str, Any]
     max_age: float | None
+
+
+async def fetch_jwks(http: IdPClient, url: str) -> JWKSDocument:
+    """GET a JWK Set; anything but a 200 JSON object is an upstream error."""
+    response = await http.get("jwks", url)
+    if response.status != 200:
+        raise UpstreamBadResponse(
+            f"the JWKS endpoint answered HTTP {response.status}",
+            endpoint="jwks",
+            upstream_status=response.status,
+            elapsed_ms=response.elapsed_ms,
+        )
+    return JWKSDocument(response.body, max_age(response.headers.get("cache-control")))
+
+
+def max_age(cache_control: str | None) -> float | None:
+    """The ``max-age`` of a Cache-Control header (RFC 9111 5.2.2.1), if any."""
+    if not cache_control:
+        return None
+    for directive in cache_control.split(","):
+        name, _, value = directive.strip().partition("=")
+        if name.strip().lower() == "max-age":
+            try:
+                return float(int(value.strip().strip('"')))
+            except ValueError:
+                return None
+    return None
 
 
 class KeyStore(Protocol):

@@ -25,7 +25,7 @@ from sanic_edge_auth.adapter import TokenSet, VerifiedToken
 from sanic_edge_auth.config import AuthorizerConfig
 from sanic_edge_auth.errors import ConfigProblem, InvalidToken, UpstreamBadResponse
 from sanic_edge_auth.oidc.http import IdPClient, IdPResponse, classify_oauth_error
-from sanic_edge_auth.oidc.jwks import JWKSCache, JWKSDocument, KeyStore, StaticKeys
+from sanic_edge_auth.oidc.jwks import JWKSCache, JWKSDocument, KeyStore, StaticKeys, fetch_jwks
 from sanic_edge_auth.oidc.verify import TokenPolicy, TokenVerifier
 from sanic_edge_auth.secret import Secret
 
@@ -165,15 +165,7 @@ class Auth0Adapter:
     # -- JWKS
 
     async def _fetch_jwks(self) -> JWKSDocument:
-        response = await self._http.get("jwks", self._jwks_url)
-        if response.status != 200:
-            raise UpstreamBadResponse(
-                f"the JWKS endpoint answered HTTP {response.status}",
-                endpoint="jwks",
-                upstream_status=response.status,
-                elapsed_ms=response.elapsed_ms,
-            )
-        return JWKSDocument(response.body, _max_age(response.headers.get("cache-control")))
+        return await fetch_jwks(self._http, self._jwks_url)
 
     # -- login
 
@@ -305,16 +297,3 @@ def _token_set(response: IdPResponse) -> TokenSet:
         else None,
         scope=scope if isinstance(scope, str) else None,
     )
-
-
-def _max_age(cache_control: str | None) -> float | None:
-    if not cache_control:
-        return None
-    for directive in cache_control.split(","):
-        name, _, value = directive.strip().partition("=")
-        if name.lower() == "max-age":
-            try:
-                return float(int(value.strip().strip('"')))
-            except ValueError:
-                return None
-    return None
