@@ -33,10 +33,14 @@ __all__ = ["Hook", "HookContext", "HookRegistry"]
 _log = get_logger()
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class HookContext:
     """What a hook sees. Tokens are :class:`~sanic_edge_auth.Secret`-wrapped; the
-    client secret and the environment are not here at all."""
+    client secret and the environment are not here at all.
+
+    ``body`` is the JSON answer about to be sent; on callback and refresh it holds
+    the raw tokens (that is the answer), so the repr lists only its keys.
+    """
 
     request: Request
     kind: IntegrationKind
@@ -45,6 +49,12 @@ class HookContext:
     return_to: str | None
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"HookContext(kind={self.kind!r}, subject={self.claims.get('sub')!r}, "
+            f"return_to={self.return_to!r}, body_keys={sorted(self.body)!r})"
+        )
 
 
 Hook: TypeAlias = Callable[[HookContext], Awaitable[HTTPResponse | None] | HTTPResponse | None]

@@ -33,7 +33,11 @@ def serve() -> Iterator[Callable[[Sanic[Any, Any]], ReusableClient]]:
 
     def start(app: Sanic[Any, Any]) -> ReusableClient:
         client = ReusableClient(app, port=free_port())
-        client.run()
+        try:
+            client.run()
+        except BaseException:
+            client._server_co.close()  # the server never started; drop its coroutine
+            raise
         clients.append(client)
         return client
 
