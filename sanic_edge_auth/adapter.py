@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Protocol, runtime_checkable
 
 from sanic_edge_auth.secret import Secret
 
@@ -35,12 +35,14 @@ ENTRY_POINT_GROUP = "sanic_edge_auth.adapters"
 TokenUse = Literal["access", "id"]
 
 
-@dataclass(frozen=True, slots=True)
-class VerifiedToken:
+class VerifiedToken(NamedTuple):
     """A token whose signature and claims were checked.
 
     ``claims`` is read-only. ``scopes`` comes from the ``scope`` claim (space
     separated, RFC 8693 / Auth0) and Auth0's ``permissions`` list (RBAC).
+
+    A NamedTuple rather than a frozen dataclass: it is built once per verified
+    token on the hot path, and a frozen dataclass costs ~1.5 µs more to construct.
     """
 
     claims: Mapping[str, Any]
