@@ -100,8 +100,10 @@ def measure(algorithm: str) -> list[Row]:
 
     allowed = frozenset({algorithm})
     keys = StaticKeys(jwks, allowed_algorithms=allowed)
-    policy = TokenPolicy(issuer=issuer, audience=audience, algorithms=allowed, leeway=60, use="access")
-    public_key = next(iter(keys._keys.values())).public_key  # noqa: SLF001 - the floor needs the raw key
+    policy = TokenPolicy(
+        issuer=issuer, audience=audience, algorithms=allowed, leeway=60, use="access"
+    )
+    public_key = next(iter(keys._keys.values())).public_key
 
     bare = bare_verifier(algorithm, public_key)
 
@@ -129,7 +131,9 @@ def measure(algorithm: str) -> list[Row]:
             run_now(warm.verify(hot_token))
 
     joserfc_keys = KeySet.import_key_set(jwks)
-    registry = joserfc_jwt.JWTClaimsRegistry(iss={"essential": True, "value": issuer}, aud={"essential": True, "value": audience})
+    registry = joserfc_jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": issuer}, aud={"essential": True, "value": audience}
+    )
 
     def joserfc_plain(ts: Sequence[str]) -> None:
         for token in ts:
@@ -144,7 +148,10 @@ def measure(algorithm: str) -> list[Row]:
 
     authlib_keys = authlib_jose.JsonWebKey.import_key_set(jwks)
     authlib_jwt = authlib_jose.JsonWebToken([algorithm])
-    options = {"iss": {"essential": True, "value": issuer}, "aud": {"essential": True, "value": audience}}
+    options = {
+        "iss": {"essential": True, "value": issuer},
+        "aud": {"essential": True, "value": audience},
+    }
 
     def authlib_decode(ts: Sequence[str]) -> None:
         for token in ts:

@@ -13,11 +13,10 @@ import inspect
 import os
 from collections.abc import Callable, Collection, Mapping
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 from sanic import Request, Sanic
-from sanic.response import HTTPResponse
 
 from sanic_edge_auth.adapter import AdapterFactory, IdentityAdapter
 from sanic_edge_auth.config import (
@@ -31,7 +30,7 @@ from sanic_edge_auth.errors import ConfigProblem, ConfigValidationError, EdgeAut
 from sanic_edge_auth.hooks import Hook, HookRegistry
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.oidc.http import IdPClient
-from sanic_edge_auth.protect import authenticate, bind_route_policies, route_middleware
+from sanic_edge_auth.protect import Guard, bind_route_policies, route_middleware
 from sanic_edge_auth.registry import AdapterResolver
 from sanic_edge_auth.responses import handle_edge_auth_error
 from sanic_edge_auth.routes import EdgeRoutes
@@ -69,6 +68,7 @@ class EdgeAuth:
         self._environ = environ
         self._hooks = HookRegistry()
         self._adapter: IdentityAdapter | None = None
+        self._guard: Guard | None = None
         self._http: httpx.AsyncClient | None = None
         self._app: Sanic[Any, Any] | None = None
         self.config: EdgeAuthConfig | None = None
@@ -108,6 +108,7 @@ class EdgeAuth:
             config.authorizer,
             self._hooks,
             lambda: self.adapter,
+            lambda: self.guard,
             callbacks[0].path if callbacks else None,
         )
         for rule in config.paths:
@@ -119,7 +120,7 @@ class EdgeAuth:
             if rule.auth and rule.integration is None
         }
         if self._protected:
-            app.on_request(route_middleware(lambda: self.adapter))
+            app.on_request(route_middleware(lambda: self.guard))
         app.error_handler.add(EdgeAuthError, handle_edge_auth_error)
         app.before_server_start(self._before_start)
         app.after_server_stop(self._after_stop)
@@ -167,6 +168,7 @@ class EdgeAuth:
         self._adapter = self._adapter_class.from_config(
             config.authorizer, IdPClient(self._http, timeout=config.authorizer.timeout)
         )
+        self._guard = Guard(self._adapter)
         await self._adapter.startup()
         _log.info(
             Event.CONFIGURED,
@@ -176,6 +178,7 @@ class EdgeAuth:
         )
 
     async def _after_stop(self, app: Sanic[Any, Any]) -> None:
+        self._guard = None
         if self._adapter is not None:
             await self._adapter.aclose()
             self._adapter = None
@@ -192,6 +195,13 @@ class EdgeAuth:
             raise RuntimeError("the identity adapter exists only while the server runs")
         return self._adapter
 
+    @property
+    def guard(self) -> Guard:
+        """Bearer-token enforcement for the running adapter."""
+        if self._guard is None:
+            raise RuntimeError("route protection exists only while the server runs")
+        return self._guard
+
     def hook(self, name: str) -> Callable[[Hook], Hook]:
         """Register a post-process hook under ``name`` (see :mod:`.hooks`)."""
 
@@ -206,16 +216,14 @@ class EdgeAuth:
         required = tuple(scopes)
 
         def decorator(handler: HandlerT) -> HandlerT:
-            @wraps(handler)
-            async def protected_handler(
-                request: Request, *args: Any, **kwargs: Any
-            ) -> HTTPResponse:
-                await authenticate(request, self.adapter, required)
-                result = handler(request, *args, **kwargs)
-                if inspect.isawaitable(result):
-                    result = await result
-                return result  # type: ignore[no-any-return]  # the handler's own type
+            if not inspect.iscoroutinefunction(handler):
+                raise TypeError("@edge.protected() decorates async handlers")
 
-            return protected_handler  # type: ignore[return-value]  # same call signature
+            @wraps(handler)
+            async def protected_handler(request: Request, *args: Any, **kwargs: Any) -> Any:
+                await self.guard.authenticate(request, required)
+                return await handler(request, *args, **kwargs)
+
+            return cast(HandlerT, protected_handler)
 
         return decorator

@@ -7,7 +7,6 @@ Errors are raised, never turned into responses here: :mod:`.responses` does that
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -28,8 +27,9 @@ from sanic_edge_auth.errors import (
 from sanic_edge_auth.hooks import HookContext, HookRegistry
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.oidc.pkce import new_login_secrets
+from sanic_edge_auth.oidc.singleflight import SingleFlight
 from sanic_edge_auth.oidc.transaction import TransactionCodec
-from sanic_edge_auth.protect import authenticate, bearer_token
+from sanic_edge_auth.protect import Guard, bearer_token
 from sanic_edge_auth.return_to import absolute_return_to, safe_return_to
 
 if TYPE_CHECKING:
@@ -61,11 +61,13 @@ class EdgeRoutes:
         config: AuthorizerConfig,
         hooks: HookRegistry,
         adapter_getter: Callable[[], IdentityAdapter],
+        guard_getter: Callable[[], Guard],
         callback_path: str | None,
     ) -> None:
         self._config = config
         self._hooks = hooks
         self._adapter = adapter_getter
+        self._guard = guard_getter
         self._callback_path = callback_path or "/"
         self._codec = (
             TransactionCodec(config.cookie_secret, ttl=config.login_ttl)
@@ -77,7 +79,7 @@ class EdgeRoutes:
         self._app_origin = f"{parts.scheme}://{parts.netloc.lower()}" if parts.netloc else ""
         # Secure cookies need https; plain http is only ever allowed on loopback.
         self._secure_cookies = parts.scheme != "http"
-        self._refreshes: dict[str, asyncio.Future[TokenSet]] = {}
+        self._refreshes: SingleFlight[TokenSet] = SingleFlight()
 
     def register(self, app: Sanic[Any, Any], rule: PathRule) -> None:
         assert rule.integration is not None
@@ -221,7 +223,7 @@ class EdgeRoutes:
         async def edge_auth_userinfo(request: Request) -> HTTPResponse:
             adapter = self._adapter()
             if rule.auth:
-                await authenticate(request, adapter, rule.scopes)
+                await self._guard().authenticate(request, rule.scopes)
             # The gateway sent the ID token as Bearer and the access token beside it.
             access_token = request.headers.get("x-access-token") or bearer_token(request)
             if not access_token:
@@ -249,7 +251,7 @@ class EdgeRoutes:
         async def edge_auth_refresh(request: Request) -> HTTPResponse:
             adapter = self._adapter()
             if rule.auth:
-                await authenticate(request, adapter, rule.scopes)
+                await self._guard().authenticate(request, rule.scopes)
             refresh_token = _refresh_token_from(request)
             tokens = await self._refresh_once(adapter, refresh_token)
             claims: Mapping[str, Any] = {}
@@ -279,12 +281,7 @@ class EdgeRoutes:
         not both reach it.
         """
         key = hashlib.sha256(refresh_token.encode("utf-8")).hexdigest()
-        pending = self._refreshes.get(key)
-        if pending is None:
-            pending = asyncio.ensure_future(adapter.refresh(refresh_token))
-            self._refreshes[key] = pending
-            pending.add_done_callback(lambda _: self._refreshes.pop(key, None))
-        return await asyncio.shield(pending)
+        return await self._refreshes.run(key, lambda: adapter.refresh(refresh_token))
 
     # -- logout
 

@@ -305,46 +305,22 @@ def test_reused_refresh_token_is_invalid_grant(gateway: Any) -> None:
     assert reused.json["error"] == "invalid_grant"
 
 
-async def test_concurrent_refreshes_of_one_token_share_one_upstream_call(
-    fake_idp: FakeIdentityProvider,
-) -> None:
+def test_concurrent_refreshes_of_one_token_share_one_upstream_call(gateway: Any) -> None:
     """Several tabs refreshing at once must not trip the IdP's reuse detection."""
-    import httpx
-    from sanic_edge_auth_auth0 import Auth0Adapter
+    client, idp, _ = gateway
+    tokens = login(client, idp).json
+    before = idp.requests["token"]
+    idp.latency = 0.2  # keep the first call in flight while the others arrive
+    url = f"http://127.0.0.1:{client.port}/api/auth0/refresh"
+    headers = {"X-Refresh-Token": tokens["refresh_token"]}
 
-    from sanic_edge_auth.config import load_config
-    from sanic_edge_auth.oidc.http import IdPClient
-    from sanic_edge_auth.registry import AdapterResolver
-    from sanic_edge_auth.routes import EdgeRoutes
+    async def ten_at_once() -> list[Any]:
+        return await asyncio.gather(*(client._session.get(url, headers=headers) for _ in range(10)))
 
-    # Get a real refresh token through the code flow, straight against the IdP.
-    config = load_config(fake_idp.gateway_config(), resolve_adapter=AdapterResolver(), environ={})
-    async with httpx.AsyncClient() as http:
-        adapter = Auth0Adapter.from_config(config.authorizer, IdPClient(http, timeout=5))
-        verifier = "v" * 43
-        url = adapter.authorization_url(
-            state="s",
-            nonce="n",
-            code_challenge=code_challenge_s256(verifier),
-            redirect_uri=config.authorizer.redirect_uri or "",
-            scope=config.authorizer.scope,
-            extra={},
-        )
-        code = query_of(await asyncio.to_thread(fake_idp.follow_login, url))["code"]
-        tokens = await adapter.exchange_code(
-            code=code, code_verifier=verifier, redirect_uri=config.authorizer.redirect_uri or ""
-        )
-        assert tokens.refresh_token is not None
-        routes = EdgeRoutes(
-            config.authorizer, hooks=None, adapter_getter=lambda: adapter, callback_path=None
-        )  # type: ignore[arg-type]
-        before = fake_idp.requests["token"]
-        fake_idp.latency = 0.2  # keep the first call in flight while the others arrive
-        results = await asyncio.gather(
-            *(routes._refresh_once(adapter, tokens.refresh_token.reveal()) for _ in range(10))
-        )
-    assert fake_idp.requests["token"] - before == 1
-    assert len({result.access_token.reveal() for result in results}) == 1
+    responses = client._run(ten_at_once())
+    assert [response.status_code for response in responses] == [200] * 10
+    assert idp.requests["token"] - before == 1
+    assert len({response.json()["access_token"] for response in responses}) == 1
 
 
 def test_userinfo_failures_are_classified(gateway: Any) -> None:

@@ -16,7 +16,6 @@ The cache answers the hot path with a dictionary lookup and does its I/O off it:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Set
@@ -28,11 +27,13 @@ from sanic_edge_auth.errors import InvalidToken, UpstreamBadResponse, UpstreamEr
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.oidc.keys import KeySetError, VerificationKey, parse_jwks
+from sanic_edge_auth.oidc.singleflight import SingleFlight
 
 __all__ = ["JWKSCache", "JWKSDocument", "KeyStore", "StaticKeys", "fetch_jwks"]
 
 _log = get_logger()
 
+_REFRESH = "jwks"
 KeysRemovedListener = Callable[[frozenset[str | None]], None]
 
 
@@ -142,7 +143,7 @@ class JWKSCache:
         self._usable_until = float("-inf")
         self._last_attempt = float("-inf")
         self._last_error: UpstreamError | None = None
-        self._inflight: asyncio.Future[None] | None = None
+        self._flight: SingleFlight[None] = SingleFlight()
         self._listeners: list[KeysRemovedListener] = []
         self.fetch_count = 0
 
@@ -158,7 +159,7 @@ class JWKSCache:
 
     async def resolve(self, kid: str | None) -> VerificationKey:
         now = self._clock()
-        if self._inflight is not None:
+        if self._flight.in_flight(_REFRESH):
             await self._join()
         elif now >= self._usable_until or _pick(self._keys, kid) is None:
             if now - self._last_attempt < self._settings.refresh_cooldown:
@@ -194,24 +195,10 @@ class JWKSCache:
     # -- refreshing
 
     def _refresh_in_background(self) -> None:
-        if self._inflight is None:
-            self._start_refresh()
+        self._flight.start(_REFRESH, self._refresh)
 
     async def _join(self) -> None:
-        inflight = self._inflight if self._inflight is not None else self._start_refresh()
-        # shield: a caller that is cancelled must not cancel the refresh others share.
-        await asyncio.shield(inflight)
-
-    def _start_refresh(self) -> asyncio.Future[None]:
-        task = asyncio.ensure_future(self._refresh())
-        self._inflight = task
-        task.add_done_callback(self._refresh_done)
-        return task
-
-    def _refresh_done(self, task: asyncio.Future[None]) -> None:
-        self._inflight = None
-        if not task.cancelled():
-            task.exception()  # mark retrieved: background refreshes have no awaiter
+        await self._flight.run(_REFRESH, self._refresh)
 
     async def _refresh(self) -> None:
         started = self._clock()

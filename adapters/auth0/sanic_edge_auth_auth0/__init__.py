@@ -17,7 +17,7 @@ Adapter keys under ``authorizer`` (beside the core ones):
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any, ClassVar, Final
 from urllib.parse import quote, urlencode
 
@@ -234,8 +234,10 @@ class Auth0Adapter:
     async def verify_id_token(self, token: str, *, nonce: str | None) -> VerifiedToken:
         return await self._id_verifier.verify(token, nonce=nonce)
 
-    async def verify_access_token(self, token: str) -> VerifiedToken:
-        return await self._access_verifier.verify(token)
+    def verify_access_token(self, token: str) -> Coroutine[Any, Any, VerifiedToken]:
+        # Returns the verifier's coroutine instead of awaiting it in one more frame:
+        # this runs on every protected request.
+        return self._access_verifier.verify(token)
 
     # -- userinfo and logout
 
