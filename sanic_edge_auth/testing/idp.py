@@ -438,6 +438,8 @@ class FakeIdentityProvider:
             "cookie_secret": "a-test-cookie-secret-that-is-long-enough",
             "timeout": 1.0,
         }
+        if self.audience:
+            base["audience"] = self.audience
         base.update(authorizer)
         if base.get("audience") is None:
             base.pop("audience", None)
