@@ -294,12 +294,26 @@ class EdgeRoutes:
             )
             url = self._adapter().logout_url(
                 return_to=absolute_return_to(return_to, app_origin=self._app_origin),
-                id_token_hint=None,
+                id_token_hint=_id_token_hint_from(request),
             )
             _log.info(Event.LOGOUT, path=rule.path)
             return redirect(url, headers=_NO_STORE)
 
         return edge_auth_logout
+
+
+def _id_token_hint_from(request: Request) -> str | None:
+    """An ``id_token_hint`` posted in a form body (a POST logout path).
+
+    Never read from the query string: our own access logs would record the token.
+    """
+    if request.method != "POST" or not (request.content_type or "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        return None
+    form = request.form
+    hint = form.get("id_token_hint") if form is not None else None
+    return hint if isinstance(hint, str) and hint.count(".") == 2 else None
 
 
 def _refresh_token_from(request: Request) -> str:

@@ -28,7 +28,9 @@ class TestAuth0Adapter(AdapterConformance):
                     environ={},
                 )
                 idp.timeout_delay = 1.0
-                adapter = Auth0Adapter.from_config(config.authorizer, IdPClient(client, timeout=0.3))
+                adapter = Auth0Adapter.from_config(
+                    config.authorizer, IdPClient(client, timeout=0.3)
+                )
                 await adapter.startup()
                 return adapter
 

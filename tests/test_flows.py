@@ -385,3 +385,36 @@ def test_oidc_logout_mode_and_federated_logout(
     client2 = serve(app2)
     _, federated = client2.get("/api/auth0/logout")
     assert federated.headers["location"].endswith("&federated")
+
+
+def test_post_logout_passes_the_id_token_hint_in_oidc_mode(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    paths = [
+        *fake_idp.gateway_config()["paths"],
+        {"method": "POST", "path": "/api/auth0/logout", "integration": {"type": "auth0_logout"}},
+    ]
+    app, _ = make_app(fake_idp.gateway_config(paths=paths, logout="oidc"))
+    client = serve(app)
+    tokens = login(client, fake_idp).json
+    _, response = client.post(
+        "/api/auth0/logout?return_to=/bye", data={"id_token_hint": tokens["id_token"]}
+    )
+    assert response.status == 302
+    query = query_of(response.headers["location"])
+    assert query["id_token_hint"] == tokens["id_token"]
+    assert query["post_logout_redirect_uri"] == "http://127.0.0.1/bye"
+
+
+def test_seed_shape_without_a_login_path_refuses_callbacks_it_did_not_start(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    config = fake_idp.gateway_config()
+    config["paths"] = [p for p in config["paths"] if p["integration"]["type"] != "auth0_login"]
+    del config["authorizer"]["cookie_secret"]
+    app, _ = make_app(config)
+    client = serve(app)
+    _, response = client.get("/api/auth0/callback?code=abc&state=xyz")
+    assert response.status == 400
+    assert response.json["error"] == "login_state_invalid"
+    assert fake_idp.requests["token"] == 0

@@ -185,4 +185,3 @@ class AdapterConformance:
         adapter = await make_adapter(fake_idp)  # must not raise
         fake_idp.recover()
         assert adapter.issuer == fake_idp.issuer
-
