@@ -98,6 +98,13 @@ class EdgeRoutes:
             name=f"edge_auth_{rule.integration.kind}_{rule.index}",
         )
 
+    async def _respond(self, hooks: tuple[str, ...], context: HookContext) -> HTTPResponse:
+        """Run the path's hooks; answer with the response a hook chose, or the JSON body."""
+        replaced = await self._hooks.run(hooks, context)
+        if replaced is not None:
+            return replaced
+        return json(context.body, headers={**_NO_STORE, **context.headers})
+
     # -- login
 
     def _login(self, rule: PathRule) -> Handler:
@@ -206,9 +213,7 @@ class EdgeRoutes:
                 return_to=transaction.return_to,
                 body=body,
             )
-            response = await self._hooks.run(hooks, context)
-            if response is None:
-                response = json(context.body, headers={**_NO_STORE, **context.headers})
+            response = await self._respond(hooks, context)
             response.delete_cookie(codec.cookie_name(state), path=self._callback_path)
             _log.info(Event.LOGIN_COMPLETED, subject=id_token.subject, hooks=list(hooks))
             return response
@@ -237,9 +242,9 @@ class EdgeRoutes:
                 return_to=None,
                 body=dict(profile),
             )
-            response = await self._hooks.run(hooks, context)
+            response = await self._respond(hooks, context)
             _log.info(Event.USERINFO_FETCHED, subject=profile.get("sub"))
-            return response or json(context.body, headers={**_NO_STORE, **context.headers})
+            return response
 
         return edge_auth_userinfo
 
@@ -267,9 +272,9 @@ class EdgeRoutes:
                 return_to=None,
                 body=tokens.as_response(),
             )
-            response = await self._hooks.run(hooks, context)
+            response = await self._respond(hooks, context)
             _log.info(Event.TOKENS_REFRESHED, rotated=tokens.refresh_token is not None)
-            return response or json(context.body, headers={**_NO_STORE, **context.headers})
+            return response
 
         return edge_auth_refresh
 

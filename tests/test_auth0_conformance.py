@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from sanic_edge_auth_auth0 import Auth0Adapter
 
 from sanic_edge_auth.adapter import IdentityAdapter
 from sanic_edge_auth.config import load_config
@@ -13,7 +14,6 @@ from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.registry import AdapterResolver
 from sanic_edge_auth.testing import FakeIdentityProvider
 from sanic_edge_auth.testing.conformance import AdapterConformance, MakeAdapter
-from sanic_edge_auth_auth0 import Auth0Adapter
 
 
 class TestAuth0Adapter(AdapterConformance):

@@ -172,3 +172,18 @@ def test_a_post_process_hook_that_is_not_registered_fails_at_startup(
         serve(app)
     assert "paths[0].integration.post_process: no hook named 'sync_user'" in str(caught.value)
     assert "registered: other" in str(caught.value)
+
+
+def test_inline_jwks_verifies_without_fetching(
+    idp_with_audience: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    idp = idp_with_audience
+    app, edge = make_app(idp.gateway_config(paths=protected_paths(), jwks=idp.jwks()))
+    add_handlers(app, edge)
+    client = serve(app)
+    _, response = client.get("/api/orders", headers=bearer(idp.mint_token()))
+    assert response.status == 200
+    _, unknown = client.get("/api/orders", headers=bearer(idp.mint_token(header={"kid": "new"})))
+    assert unknown.status == 401
+    assert unknown.json["error"] == "token_key_unknown"
+    assert idp.requests["jwks"] == 0

@@ -22,14 +22,14 @@ from collections.abc import Awaitable, Callable, Mapping, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sanic_edge_auth.config import JWKSCacheSettings
+from sanic_edge_auth.config import AuthorizerConfig, JWKSCacheSettings
 from sanic_edge_auth.errors import InvalidToken, UpstreamBadResponse, UpstreamError
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.oidc.keys import KeySetError, VerificationKey, parse_jwks
 from sanic_edge_auth.oidc.singleflight import SingleFlight
 
-__all__ = ["JWKSCache", "JWKSDocument", "KeyStore", "StaticKeys", "fetch_jwks"]
+__all__ = ["JWKSCache", "JWKSDocument", "KeyStore", "StaticKeys", "fetch_jwks", "key_store_for"]
 
 _log = get_logger()
 
@@ -242,3 +242,15 @@ class JWKSCache:
         if max_age is None:
             return settings.default_ttl
         return min(max(max_age, settings.min_ttl), settings.max_ttl)
+
+
+def key_store_for(config: AuthorizerConfig, http: IdPClient, default_jwks_uri: str) -> KeyStore:
+    """Inline ``jwks`` as static keys, or a :class:`JWKSCache` over ``jwks_uri`` (or the
+    provider's default location)."""
+    algorithms = frozenset(config.algorithms)
+    if config.jwks is not None:
+        return StaticKeys(config.jwks, allowed_algorithms=algorithms)
+    url = config.jwks_uri or default_jwks_uri
+    return JWKSCache(
+        lambda: fetch_jwks(http, url), allowed_algorithms=algorithms, settings=config.jwks_cache
+    )

@@ -38,11 +38,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from sanic_edge_auth.adapter import TokenUse, VerifiedToken
+from sanic_edge_auth.config import AuthorizerConfig
 from sanic_edge_auth.errors import InvalidToken
 from sanic_edge_auth.oidc.jwks import KeyStore
 from sanic_edge_auth.oidc.keys import PublicKey, VerificationKey
 
-__all__ = ["TokenPolicy", "TokenVerifier"]
+__all__ = ["TokenPolicy", "TokenVerifier", "verifiers_for"]
 
 # One token is at most this long: bigger inputs are refused before any decoding.
 MAX_TOKEN_LENGTH: Final = 16_384
@@ -394,3 +395,46 @@ def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
     if isinstance(permissions, list):
         scopes.update(p for p in permissions if isinstance(p, str))
     return frozenset(scopes)
+
+
+def verifiers_for(
+    config: AuthorizerConfig,
+    keys: KeyStore,
+    *,
+    required_claims: Mapping[str, str] | None = None,
+) -> tuple[TokenVerifier, TokenVerifier]:
+    """The two verifiers an OIDC client needs: ID tokens, and bearer tokens.
+
+    ID tokens are for ``client_id`` (azp, nonce, sub and iat rules). With an
+    ``audience`` configured, bearer tokens are access tokens for it; without one they
+    are ID tokens (the gateway's behaviour), and the same verifier serves both.
+    """
+    algorithms = frozenset(config.algorithms)
+    id_verifier = TokenVerifier(
+        keys,
+        TokenPolicy(
+            issuer=config.issuer,
+            audience=config.client_id,
+            algorithms=algorithms,
+            leeway=config.leeway,
+            use="id",
+            client_id=config.client_id,
+            required_claims=required_claims,
+        ),
+        cache_size=config.token_cache_size,
+    )
+    if config.audience is None:
+        return id_verifier, id_verifier
+    access_verifier = TokenVerifier(
+        keys,
+        TokenPolicy(
+            issuer=config.issuer,
+            audience=config.audience,
+            algorithms=algorithms,
+            leeway=config.leeway,
+            use="access",
+            required_claims=required_claims,
+        ),
+        cache_size=config.token_cache_size,
+    )
+    return id_verifier, access_verifier

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+
 import pytest
 
 from sanic_edge_auth.adapter import IdentityAdapter, TokenSet

@@ -25,8 +25,8 @@ from sanic_edge_auth.adapter import TokenSet, VerifiedToken
 from sanic_edge_auth.config import AuthorizerConfig
 from sanic_edge_auth.errors import ConfigProblem, InvalidToken, UpstreamBadResponse
 from sanic_edge_auth.oidc.http import IdPClient, IdPResponse, classify_oauth_error
-from sanic_edge_auth.oidc.jwks import JWKSCache, JWKSDocument, KeyStore, StaticKeys, fetch_jwks
-from sanic_edge_auth.oidc.verify import TokenPolicy, TokenVerifier
+from sanic_edge_auth.oidc.jwks import JWKSCache, KeyStore, key_store_for
+from sanic_edge_auth.oidc.verify import verifiers_for
 from sanic_edge_auth.secret import Secret
 
 __all__ = ["Auth0Adapter"]
@@ -92,49 +92,10 @@ class Auth0Adapter:
         self._authorize_url = f"{base}/authorize"
         self._token_url = f"{base}/oauth/token"
         self._userinfo_url = f"{base}/userinfo"
-        self._jwks_url = config.jwks_uri or f"{base}/.well-known/jwks.json"
-
-        algorithms = frozenset(config.algorithms)
-        self._jwks: JWKSCache | None = None
-        keys: KeyStore
-        if config.jwks is not None:
-            keys = StaticKeys(config.jwks, allowed_algorithms=algorithms)
-        else:
-            self._jwks = JWKSCache(
-                self._fetch_jwks, allowed_algorithms=algorithms, settings=config.jwks_cache
-            )
-            keys = self._jwks
-        org_claims = self._organization_claims()
-        self._id_verifier = TokenVerifier(
-            keys,
-            TokenPolicy(
-                issuer=config.issuer,
-                audience=config.client_id,
-                algorithms=algorithms,
-                leeway=config.leeway,
-                use="id",
-                client_id=config.client_id,
-                required_claims=org_claims,
-            ),
-            cache_size=config.token_cache_size,
+        self._keys = key_store_for(config, http, f"{base}/.well-known/jwks.json")
+        self._id_verifier, self._access_verifier = verifiers_for(
+            config, self._keys, required_claims=self._organization_claims()
         )
-        if config.audience is not None:
-            # An API audience is configured: bearer tokens are Auth0 access tokens.
-            self._access_verifier = TokenVerifier(
-                keys,
-                TokenPolicy(
-                    issuer=config.issuer,
-                    audience=config.audience,
-                    algorithms=algorithms,
-                    leeway=config.leeway,
-                    use="access",
-                    required_claims=org_claims,
-                ),
-                cache_size=config.token_cache_size,
-            )
-        else:
-            # The gateway's behaviour: without an API audience, the bearer is an ID token.
-            self._access_verifier = self._id_verifier
 
     def _organization_claims(self) -> Mapping[str, str] | None:
         org = self._organization
@@ -148,24 +109,15 @@ class Auth0Adapter:
         return self._config.issuer
 
     @property
-    def jwks(self) -> JWKSCache | None:
-        return self._jwks
-
-    @property
-    def access_verifier(self) -> TokenVerifier:
-        return self._access_verifier
+    def keys(self) -> KeyStore:
+        return self._keys
 
     async def startup(self) -> None:
-        if self._jwks is not None:
-            await self._jwks.startup()
+        if isinstance(self._keys, JWKSCache):
+            await self._keys.startup()
 
     async def aclose(self) -> None:
         """Nothing of its own to close: the HTTP client belongs to the extension."""
-
-    # -- JWKS
-
-    async def _fetch_jwks(self) -> JWKSDocument:
-        return await fetch_jwks(self._http, self._jwks_url)
 
     # -- login
 
