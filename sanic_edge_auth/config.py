@@ -488,10 +488,11 @@ class _Loader:
                 if rule.integration and rule.integration.kind == "callback"
             }
             redirect_path = urlsplit(redirect_uri).path
-            if redirect_path not in callback_paths:
+            # A suffix match allows a proxy that strips a path prefix before Sanic.
+            if not any(redirect_path.endswith(path) for path in callback_paths):
                 self.problem(
                     f"{prefix}.redirect_uri",
-                    f"its path {redirect_path!r} is not a configured callback path "
+                    f"its path {redirect_path!r} does not end with a configured callback path "
                     f"({', '.join(sorted(callback_paths))})",
                 )
 

@@ -103,13 +103,8 @@ class EdgeAuth:
         app.ctx.edge_auth = self
 
         config = self.config
-        callbacks = config.paths_of("callback")
         routes = EdgeRoutes(
-            config.authorizer,
-            self._hooks,
-            lambda: self.adapter,
-            lambda: self.guard,
-            callbacks[0].path if callbacks else None,
+            config.authorizer, self._hooks, lambda: self.adapter, lambda: self.guard
         )
         for rule in config.paths:
             if rule.integration is not None:

@@ -62,13 +62,11 @@ class EdgeRoutes:
         hooks: HookRegistry,
         adapter_getter: Callable[[], IdentityAdapter],
         guard_getter: Callable[[], Guard],
-        callback_path: str | None,
     ) -> None:
         self._config = config
         self._hooks = hooks
         self._adapter = adapter_getter
         self._guard = guard_getter
-        self._callback_path = callback_path or "/"
         self._codec = (
             TransactionCodec(config.cookie_secret, ttl=config.login_ttl)
             if config.cookie_secret is not None
@@ -77,6 +75,9 @@ class EdgeRoutes:
         redirect_uri = config.redirect_uri or ""
         parts = urlsplit(redirect_uri)
         self._app_origin = f"{parts.scheme}://{parts.netloc.lower()}" if parts.netloc else ""
+        # The transaction cookie is scoped to the callback path as the browser sees it,
+        # which behind a path-stripping proxy is longer than the path Sanic routes.
+        self._cookie_path = parts.path or "/"
         # Secure cookies need https; plain http is only ever allowed on loopback.
         self._secure_cookies = parts.scheme != "http"
         self._refreshes: SingleFlight[TokenSet] = SingleFlight()
@@ -141,7 +142,7 @@ class EdgeRoutes:
                     code_verifier=login.code_verifier,
                     return_to=return_to,
                 ),
-                path=self._callback_path,
+                path=self._cookie_path,
                 max_age=int(codec.ttl),
                 httponly=True,
                 samesite="Lax",  # sent on the IdP's top-level redirect back to us
@@ -214,7 +215,7 @@ class EdgeRoutes:
                 body=body,
             )
             response = await self._respond(hooks, context)
-            response.delete_cookie(codec.cookie_name(state), path=self._callback_path)
+            response.delete_cookie(codec.cookie_name(state), path=self._cookie_path)
             _log.info(Event.LOGIN_COMPLETED, subject=id_token.subject, hooks=list(hooks))
             return response
 
