@@ -20,6 +20,7 @@ and elapsed milliseconds.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -73,6 +74,9 @@ class IdPClient:
     ) -> None:
         self._client = client
         self._timeout = httpx.Timeout(timeout)
+        # httpx applies its timeout to each phase (connect, write, each read); the
+        # operator's number is a deadline for the whole call, so enforce that too.
+        self._deadline = timeout
         self._clock = clock
 
     @property
@@ -101,9 +105,10 @@ class IdPClient:
     async def _send(self, endpoint: str, request: httpx.Request) -> IdPResponse:
         started = self._clock()
         try:
-            response = await self._client.send(request)
-            raw = await response.aread()
-        except httpx.TimeoutException:
+            async with asyncio.timeout(self._deadline):
+                response = await self._client.send(request)
+                raw = await response.aread()
+        except (httpx.TimeoutException, TimeoutError):
             raise self._fail(
                 UpstreamTimeout(
                     f"the identity provider did not answer the {endpoint} call in time",
