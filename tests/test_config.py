@@ -227,8 +227,9 @@ def test_login_path_requires_a_long_enough_cookie_secret() -> None:
 def test_redirect_uri_must_point_at_a_configured_callback_path() -> None:
     config = json.loads(json.dumps(SEED))
     config["authorizer"]["redirect_uri"] = "https://api.example.com/elsewhere"
-    assert "does not end with a configured callback path" in (
-        problems_of(config, SEED_ENV)["authorizer.redirect_uri"]
+    assert (
+        "does not end with a configured callback path"
+        in (problems_of(config, SEED_ENV)["authorizer.redirect_uri"])
     )
     # Behind a proxy that strips /auth before Sanic, the browser-facing path is longer.
     config["authorizer"]["redirect_uri"] = "https://api.example.com/auth/api/auth0/callback"
