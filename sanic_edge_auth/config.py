@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Final, Literal, Protocol
 from urllib.parse import urlsplit
 
 from sanic_edge_auth.errors import ConfigProblem, ConfigValidationError
+from sanic_edge_auth.oidc.keys import KeySetError, parse_jwks
 from sanic_edge_auth.secret import Secret
 
 __all__ = [
@@ -194,11 +195,6 @@ class PathRule:
 class EdgeAuthConfig:
     authorizer: AuthorizerConfig
     paths: tuple[PathRule, ...]
-
-    def paths_of(self, kind: IntegrationKind) -> tuple[PathRule, ...]:
-        return tuple(
-            rule for rule in self.paths if rule.integration and rule.integration.kind == kind
-        )
 
 
 class AdapterSettings(Protocol):
@@ -575,10 +571,6 @@ class _Loader:
         if not isinstance(value, dict) or not isinstance(value.get("keys"), list):
             self.problem(key, 'must be a JWK Set: an object with a "keys" list')
             return None
-        from sanic_edge_auth.oidc.keys import (  # local: keeps config import light
-            KeySetError,
-            parse_jwks,
-        )
 
         try:
             parse_jwks(value, allowed_algorithms=SUPPORTED_ALGORITHMS)

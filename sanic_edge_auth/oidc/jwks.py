@@ -145,7 +145,6 @@ class JWKSCache:
         self._last_error: UpstreamError | None = None
         self._flight: SingleFlight[None] = SingleFlight()
         self._listeners: list[KeysRemovedListener] = []
-        self.fetch_count = 0
 
     # -- KeyStore
 
@@ -188,10 +187,6 @@ class JWKSCache:
         with contextlib.suppress(UpstreamError):
             await self._join()
 
-    @property
-    def key_ids(self) -> frozenset[str | None]:
-        return frozenset(self._keys)
-
     # -- refreshing
 
     def _refresh_in_background(self) -> None:
@@ -203,7 +198,6 @@ class JWKSCache:
     async def _refresh(self) -> None:
         started = self._clock()
         self._last_attempt = started
-        self.fetch_count += 1
         try:
             document = await self._fetch()
             try:

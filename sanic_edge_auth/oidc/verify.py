@@ -28,7 +28,7 @@ import binascii
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Final, cast
 
@@ -409,32 +409,17 @@ def verifiers_for(
     ``audience`` configured, bearer tokens are access tokens for it; without one they
     are ID tokens (the gateway's behaviour), and the same verifier serves both.
     """
-    algorithms = frozenset(config.algorithms)
-    id_verifier = TokenVerifier(
-        keys,
-        TokenPolicy(
-            issuer=config.issuer,
-            audience=config.client_id,
-            algorithms=algorithms,
-            leeway=config.leeway,
-            use="id",
-            client_id=config.client_id,
-            required_claims=required_claims,
-        ),
-        cache_size=config.token_cache_size,
+    id_policy = TokenPolicy(
+        issuer=config.issuer,
+        audience=config.client_id,
+        algorithms=frozenset(config.algorithms),
+        leeway=config.leeway,
+        use="id",
+        client_id=config.client_id,
+        required_claims=required_claims,
     )
+    id_verifier = TokenVerifier(keys, id_policy, cache_size=config.token_cache_size)
     if config.audience is None:
         return id_verifier, id_verifier
-    access_verifier = TokenVerifier(
-        keys,
-        TokenPolicy(
-            issuer=config.issuer,
-            audience=config.audience,
-            algorithms=algorithms,
-            leeway=config.leeway,
-            use="access",
-            required_claims=required_claims,
-        ),
-        cache_size=config.token_cache_size,
-    )
-    return id_verifier, access_verifier
+    access_policy = replace(id_policy, audience=config.audience, use="access", client_id=None)
+    return id_verifier, TokenVerifier(keys, access_policy, cache_size=config.token_cache_size)

@@ -25,7 +25,7 @@ from sanic_edge_auth.adapter import TokenSet, VerifiedToken
 from sanic_edge_auth.config import AuthorizerConfig
 from sanic_edge_auth.errors import ConfigProblem, InvalidToken, UpstreamBadResponse
 from sanic_edge_auth.oidc.http import IdPClient, IdPResponse, classify_oauth_error
-from sanic_edge_auth.oidc.jwks import JWKSCache, KeyStore, key_store_for
+from sanic_edge_auth.oidc.jwks import JWKSCache, key_store_for
 from sanic_edge_auth.oidc.verify import verifiers_for
 from sanic_edge_auth.secret import Secret
 
@@ -107,10 +107,6 @@ class Auth0Adapter:
     @property
     def issuer(self) -> str:
         return self._config.issuer
-
-    @property
-    def keys(self) -> KeyStore:
-        return self._keys
 
     async def startup(self) -> None:
         if isinstance(self._keys, JWKSCache):
