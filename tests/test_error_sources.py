@@ -136,11 +136,7 @@ def test_redirect_uri_mismatch_at_the_token_endpoint_is_a_config_error(
     client, idp, _ = client_and_idp
     _, started = client.get("/api/auth0/login")
     callback = idp.follow_login(started.headers["location"])
-    # The IdP remembers the redirect_uri of /authorize; change what we will send.
-    idp._grants = {
-        code: type(grant)(**{**grant.__dict__, "redirect_uri": "https://elsewhere.example/cb"})
-        for code, grant in idp._grants.items()
-    }
+    idp.registered_redirect_uri = "https://elsewhere.example/cb"  # the tenant expects another
     with capture_logs() as logs:
         _, response = client.get(local(callback))
     assert response.status == 500

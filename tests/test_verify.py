@@ -230,7 +230,7 @@ async def test_a_valid_signature_over_a_non_object_payload_is_malformed(
 ) -> None:
     from joserfc import jws
 
-    key = fake_idp._signing_keys[-1][1]
+    key = fake_idp.signing_key
     token = jws.serialize_compact({"alg": "RS256", "kid": fake_idp.current_kid}, b"[1, 2, 3]", key)
     assert await reject(make_verifier(), token) == "token_malformed"
 

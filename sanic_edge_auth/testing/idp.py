@@ -108,6 +108,8 @@ class FakeIdentityProvider:
         self.user = FakeUser()
         self.login_error: str | None = None  # e.g. "access_denied" for the next logins
         self.token_claims: dict[str, Any] = {}  # extra claims put into every issued token
+        # The callback URL "registered" for the client; None accepts whatever /authorize got.
+        self.registered_redirect_uri: str | None = None
         self.requests: Counter[str] = Counter()
         self.last_token_request: dict[str, str] = {}
         self.last_token_auth: str | None = None
@@ -205,6 +207,11 @@ class FakeIdentityProvider:
     @property
     def current_kid(self) -> str:
         return self._signing_keys[-1][0]
+
+    @property
+    def signing_key(self) -> Any:
+        """The private joserfc key tokens are signed with now."""
+        return self._signing_keys[-1][1]
 
     def jwks(self) -> dict[str, Any]:
         keys = []
@@ -319,7 +326,8 @@ class FakeIdentityProvider:
             return _json(
                 403, {"error": "invalid_grant", "error_description": "Invalid authorization code"}
             )
-        if form.get("redirect_uri") != grant.redirect_uri:
+        expected_redirect = self.registered_redirect_uri or grant.redirect_uri
+        if form.get("redirect_uri") != expected_redirect:
             return _json(
                 403,
                 {
