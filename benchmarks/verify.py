@@ -103,7 +103,9 @@ def measure(algorithm: str) -> list[Row]:
     policy = TokenPolicy(
         issuer=issuer, audience=audience, algorithms=allowed, leeway=60, use="access"
     )
-    public_key = next(iter(keys._keys.values())).public_key
+    only_key = keys.lookup(None)  # the JWKS holds one key
+    assert only_key is not None
+    public_key = only_key.public_key
 
     bare = bare_verifier(algorithm, public_key)
 
