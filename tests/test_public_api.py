@@ -43,3 +43,15 @@ def test_errors_module_is_free_of_sanic() -> None:
     assert "from sanic" not in source
     assert "import sanic\n" not in adapter_source
     assert "from sanic " not in adapter_source
+
+
+def test_every_log_event_is_in_the_catalogue() -> None:
+    from pathlib import Path
+
+    from sanic_edge_auth.log import Event
+
+    catalogue = (Path(sanic_edge_auth.__file__).parent.parent / "docs" / "logging.md").read_text()
+    names = [value for key, value in vars(Event).items() if key.isupper()]
+    assert len(names) >= 10
+    missing = [name for name in names if f"`{name}`" not in catalogue]
+    assert not missing, f"events missing from docs/logging.md: {missing}"
