@@ -187,3 +187,15 @@ def test_inline_jwks_verifies_without_fetching(
     assert unknown.status == 401
     assert unknown.json["error"] == "token_key_unknown"
     assert idp.requests["jwks"] == 0
+
+
+def test_the_decorator_refuses_a_sync_handler(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp
+) -> None:
+    _, edge = make_app(fake_idp.gateway_config())
+
+    def sync_handler(request: Request) -> Any:
+        return json({})
+
+    with pytest.raises(TypeError, match="decorates async handlers"):
+        edge.protected()(sync_handler)

@@ -514,7 +514,8 @@ def _handler_for(idp: FakeIdentityProvider) -> type[BaseHTTPRequestHandler]:
             if endpoint is None:
                 self._send(*_json(404, {"error": "not_found"}))
                 return
-            idp.requests[endpoint] += 1
+            with idp._lock:
+                idp.requests[endpoint] += 1
             if idp.latency:
                 time.sleep(idp.latency)
             failure = idp._take_failure(endpoint)
