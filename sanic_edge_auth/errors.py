@@ -355,7 +355,8 @@ class HookError(EdgeAuthError):
     default_kind = "hook_failed"
 
     def __init__(self, hook_name: str, exception_type: str) -> None:
-        super().__init__(f"post-process hook {hook_name!r} failed")
+        # The hook's name is for the log, not for the caller.
+        super().__init__("a post-process step failed")
         self.hook_name = hook_name
         self.exception_type = exception_type
 

@@ -18,7 +18,7 @@ from sanic_edge_auth.log import Event, get_logger
 __all__ = ["error_response", "log_error"]
 
 _log = get_logger()
-_MISCONFIGURED = "the authentication service is misconfigured; the operator has been told"
+_MISCONFIGURED = "the authentication service is misconfigured; details are in the server log"
 
 
 def log_error(error: EdgeAuthError, request: Request | None = None) -> None:

@@ -179,7 +179,7 @@ def test_hook_crash_is_its_own_source(
     assert response.status == 500
     assert response.json == {
         "error": "hook_failed",
-        "error_description": "post-process hook 'boom' failed",
+        "error_description": "a post-process step failed",
     }
     hook_events = events(logs, "edge_auth.hook.failed")
     assert hook_events[0]["hook"] == "boom"
