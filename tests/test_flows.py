@@ -170,13 +170,15 @@ def test_malformed_callback_is_400(gateway: Any) -> None:
     assert response.json["error"] == "callback_malformed"
 
 
-def test_expired_transaction_is_refused(
+def test_expired_transaction_cookie_is_gone_and_the_login_refused(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app, _ = make_app(fake_idp.gateway_config(login_ttl=30))
     client = serve(app)
     _, started = client.get("/api/auth0/login")
     callback_url = fake_idp.follow_login(started.headers["location"])
+    # The browser drops the cookie at Max-Age (the server-side expiry check on a
+    # cookie that is still presented is tested in test_transaction.py).
     real_time = time.time
     monkeypatch.setattr(time, "time", lambda: real_time() + 31)
     _, response = client.get(local(callback_url))
