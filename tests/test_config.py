@@ -303,3 +303,15 @@ def test_config_objects_are_frozen() -> None:
     config = load(SEED, SEED_ENV)
     with pytest.raises(AttributeError):
         config.authorizer.client_id = "other"  # type: ignore[misc]
+
+
+def test_sanic_env_prefix_supplies_the_config_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "gateway.json"
+    path.write_text(json.dumps(SEED))
+    monkeypatch.setenv("SANIC_EDGE_AUTH_CONFIG", str(path))
+    app = new_app()  # Sanic reads SANIC_* variables when the app is created
+    edge = EdgeAuth(app, environ=SEED_ENV)
+    assert edge.config is not None
+    assert edge.config.authorizer.domain == "https://tenant.auth0.com"
