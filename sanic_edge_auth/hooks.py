@@ -97,4 +97,15 @@ class HookRegistry:
                 raise HookError(name, type(exc).__name__) from exc
             if isinstance(result, HTTPResponse):
                 return result
+            if result is not None:
+                # Most likely a dict meant as the body: say so rather than drop it.
+                _log.error(
+                    Event.HOOK_FAILED,
+                    error_source="hook",
+                    error_kind="hook_failed",
+                    hook=name,
+                    exception_type="TypeError",
+                    reason=f"returned {type(result).__name__}; return None or an HTTPResponse",
+                )
+                raise HookError(name, "TypeError")
         return None

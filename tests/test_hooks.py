@@ -173,3 +173,22 @@ def test_registering_a_name_twice_is_an_error(build: Callable[..., Any]) -> None
 
     with pytest.raises(ValueError, match="already registered"):
         edge.hook("dup")(first)
+
+
+def test_a_hook_returning_something_else_is_a_hook_error_that_says_why(
+    build: Callable[..., Any], serve: Serve, fake_idp: FakeIdentityProvider
+) -> None:
+    app, edge = build("wrong")
+
+    @edge.hook("wrong")
+    async def wrong(ctx: HookContext) -> Any:
+        return {"user_id": 1}  # meant as the body, but hooks edit ctx.body instead
+
+    client = serve(app)
+    with capture_logs() as logs:
+        response = login(client, fake_idp)
+    assert response.status == 500
+    assert response.json["error"] == "hook_failed"
+    failed = [entry for entry in logs if entry["event"] == "edge_auth.hook.failed"]
+    assert failed[0]["hook"] == "wrong"
+    assert "returned dict" in failed[0]["reason"]
