@@ -71,6 +71,8 @@ class EdgeAuth:
         self._guard: Guard | None = None
         self._http: httpx.AsyncClient | None = None
         self._app: Sanic[Any, Any] | None = None
+        self._adapter_class: type[AdapterFactory] | None = None
+        self._protected: dict[tuple[str, str], tuple[str, ...]] = {}
         self.config: EdgeAuthConfig | None = None
         if app is not None:
             self.init_app(app)
@@ -130,7 +132,9 @@ class EdgeAuth:
 
     async def _before_start(self, app: Sanic[Any, Any]) -> None:
         config = self.config
-        assert config is not None
+        adapter_class = self._adapter_class
+        assert config is not None  # both set by init_app, which registered this listener
+        assert adapter_class is not None
         problems = [
             ConfigProblem(
                 f"{rule.key}.integration.post_process",
@@ -160,7 +164,7 @@ class EdgeAuth:
             follow_redirects=False,
             headers={"User-Agent": "sanic-edge-auth"},
         )
-        self._adapter = self._adapter_class.from_config(
+        self._adapter = adapter_class.from_config(
             config.authorizer, IdPClient(self._http, timeout=config.authorizer.timeout)
         )
         self._guard = Guard(self._adapter)
