@@ -37,14 +37,18 @@ def bearer_token(request: Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer":
         return None
-    value = value.strip()
-    # RFC 6750 2.1 allows no spaces inside the token. The full b64token syntax is not
-    # checked here: the verifier decodes every segment strictly, and a regex over an
-    # 800-byte token would cost more than a cache hit.
-    if not value or " " in value:
-        raise InvalidToken(
-            "the Authorization header is not a valid Bearer token", error_kind="token_malformed"
-        )
+    return usable_token(value.strip(), "the Authorization header is not a valid Bearer token")
+
+
+def usable_token(value: str, description: str) -> str:
+    """``value`` if it can be a token at all: printable ASCII without spaces.
+
+    RFC 6750 2.1's full b64token syntax is not checked here: the verifier decodes every
+    segment strictly, and a regex over an 800-byte token costs more than a cache hit.
+    This check is what keeps a token we forward (to /userinfo) a valid header value.
+    """
+    if not value or not value.isascii() or not value.isprintable() or " " in value:
+        raise InvalidToken(description, error_kind="token_malformed")
     return value
 
 

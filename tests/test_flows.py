@@ -337,6 +337,15 @@ def test_userinfo_failures_are_classified(gateway: Any) -> None:
     _, outage = client.get("/api/auth0/profile", headers=headers)
     assert outage.status == 502
     assert outage.json["error"] == "upstream_bad_response"
+    # A token we would forward must be a valid header value: refused before any call.
+    calls = idp.requests["userinfo"]
+    _, non_ascii = client.get(
+        "/api/auth0/profile",
+        headers={"Authorization": headers["Authorization"], "X-Access-Token": b"caf\xe9"},
+    )
+    assert non_ascii.status == 401
+    assert non_ascii.json["error"] == "token_malformed"
+    assert idp.requests["userinfo"] == calls
     _, no_bearer = client.get(
         "/api/auth0/profile", headers={"X-Access-Token": tokens["access_token"]}
     )

@@ -98,6 +98,9 @@ def test_bad_token_is_401_invalid_token_with_description(api: Any) -> None:
     assert response.headers["www-authenticate"] == (
         'Bearer realm="api", error="invalid_token", error_description="the token has expired"'
     )
+    _, latin1 = client.get("/api/orders", headers={"Authorization": b"Bearer caf\xe9.a.b"})
+    assert latin1.status == 401
+    assert latin1.json["error"] == "token_malformed"
     _, garbage = client.get("/api/orders", headers={"Authorization": "Bearer a<b>c"})
     assert garbage.status == 401
     assert garbage.json["error"] == "token_malformed"
