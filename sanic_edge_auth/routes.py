@@ -29,7 +29,7 @@ from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.oidc.pkce import new_login_secrets
 from sanic_edge_auth.oidc.singleflight import SingleFlight
 from sanic_edge_auth.oidc.transaction import TransactionCodec
-from sanic_edge_auth.protect import Guard, bearer_token, usable_token
+from sanic_edge_auth.protect import Guard, bearer_token, forwardable_token
 from sanic_edge_auth.return_to import absolute_return_to, safe_return_to
 
 if TYPE_CHECKING:
@@ -231,16 +231,10 @@ class EdgeRoutes:
             if rule.auth:
                 await self._guard().authenticate(request, rule.scopes)
             # The gateway sent the ID token as Bearer and the access token beside it.
-            header_token = request.headers.get("x-access-token")
-            access_token: str | None
-            if header_token:
-                access_token = usable_token(
-                    header_token.strip(), "X-Access-Token is not a valid token"
-                )
-            else:
-                access_token = bearer_token(request)
+            access_token = request.headers.get("x-access-token") or bearer_token(request)
             if not access_token:
                 raise MissingToken("an access token is required (X-Access-Token or Bearer)")
+            access_token = forwardable_token(access_token.strip(), "the access token is not valid")
             profile = await adapter.userinfo(access_token)
             context = HookContext(
                 request=request,
