@@ -244,16 +244,6 @@ class TokenVerifier:
             key = await self._keys.resolve(kid)
         return self._finish(token, alg, key, signing_input, signature, payload_segment, nonce)
 
-    def verify_with_key(
-        self, token: str, key: VerificationKey, *, nonce: str | None = None
-    ) -> VerifiedToken:
-        """Synchronous verification against a known key (used by benchmarks and tests)."""
-        header, signing_input, signature, payload_segment = self._split(token)
-        alg = header.get("alg")
-        if alg not in self.policy.algorithms:
-            raise _invalid("token_algorithm_rejected", "algorithm is not accepted")
-        return self._finish(token, alg, key, signing_input, signature, payload_segment, nonce)
-
     def _split(self, token: str) -> tuple[dict[str, Any], bytes, bytes, str]:
         if len(token) > MAX_TOKEN_LENGTH:
             raise _invalid("token_malformed", "the token is too long")
