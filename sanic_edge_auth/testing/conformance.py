@@ -34,7 +34,7 @@ from sanic_edge_auth.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from sanic_edge_auth.oidc.pkce import new_login_secrets
+from sanic_edge_auth.oidc.pkce import LoginSecrets, new_login_secrets
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.testing.idp import FakeIdentityProvider, query_of
 
@@ -45,8 +45,10 @@ REDIRECT_URI = "http://127.0.0.1/api/auth0/callback"
 SCOPE = "openid profile email offline_access"
 
 
-async def log_in(adapter: IdentityAdapter, idp: FakeIdentityProvider) -> tuple[TokenSet, str]:
-    """Run the authorization code flow with PKCE; return the tokens and the nonce."""
+def start_login(
+    adapter: IdentityAdapter, extra: dict[str, str] | None = None
+) -> tuple[LoginSecrets, str]:
+    """Fresh login secrets and the adapter's authorization URL for them."""
     login = new_login_secrets()
     url = adapter.authorization_url(
         state=login.state,
@@ -54,8 +56,14 @@ async def log_in(adapter: IdentityAdapter, idp: FakeIdentityProvider) -> tuple[T
         code_challenge=login.code_challenge,
         redirect_uri=REDIRECT_URI,
         scope=SCOPE,
-        extra={},
+        extra=extra or {},
     )
+    return login, url
+
+
+async def log_in(adapter: IdentityAdapter, idp: FakeIdentityProvider) -> tuple[TokenSet, str]:
+    """Run the authorization code flow with PKCE; return the tokens and the nonce."""
+    login, url = start_login(adapter)
     callback = query_of(await asyncio.to_thread(idp.follow_login, url))
     assert callback["state"] == login.state
     tokens = await adapter.exchange_code(
@@ -81,15 +89,7 @@ class AdapterConformance:
         self, make_adapter: MakeAdapter, fake_idp: FakeIdentityProvider
     ) -> None:
         adapter = await make_adapter(fake_idp)
-        login = new_login_secrets()
-        url = adapter.authorization_url(
-            state=login.state,
-            nonce=login.nonce,
-            code_challenge=login.code_challenge,
-            redirect_uri=REDIRECT_URI,
-            scope=SCOPE,
-            extra={"prompt": "login"},
-        )
+        login, url = start_login(adapter, {"prompt": "login"})
         query = query_of(url)
         assert query["state"] == login.state
         assert query["nonce"] == login.nonce
