@@ -1,9 +1,10 @@
 """The error tree: every failure the library reports, grouped by who is at fault.
 
-Three sources are never blurred, because each one calls for a different action:
+Four sources are never blurred, because each one calls for a different action:
 ``config`` (the operator must fix a setting), ``client`` (the caller sent something
-unacceptable) and ``upstream`` (the identity provider failed us). Hooks written by
-the application are a fourth source, ``hook``.
+unacceptable), ``upstream`` (the identity provider failed us) and ``store`` (the
+shared-state store, e.g. Redis, failed us). Hooks written by the application are a
+source of their own, ``hook``.
 
 ::
 
@@ -25,6 +26,9 @@ the application are a fourth source, ``hook``.
     │   ├── UpstreamUnavailable         502 connection refused/reset, TLS failure
     │   ├── UpstreamBadResponse         502 5xx, non-JSON or unexpected body
     │   └── UpstreamRateLimited         503, Retry-After passed on
+    ├── StoreError                      source=store, 503; operation, elapsed_ms
+    │   ├── StoreUnavailable            503 unreachable, refused, auth failure at request time
+    │   └── StoreTimeout                503 no answer within store.timeout
     └── HookError                       source=hook, 500; the hook's name
 
 Each class carries a stable ``error_kind`` code (documented in ``docs/errors.md``), an
@@ -39,7 +43,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-ErrorSource = Literal["config", "client", "upstream", "hook"]
+ErrorSource = Literal["config", "client", "upstream", "store", "hook"]
 
 __all__ = [
     "AccessRejected",
@@ -58,6 +62,9 @@ __all__ = [
     "InvalidToken",
     "LoginDenied",
     "MissingToken",
+    "StoreError",
+    "StoreTimeout",
+    "StoreUnavailable",
     "UpstreamBadResponse",
     "UpstreamError",
     "UpstreamRateLimited",
@@ -342,6 +349,45 @@ class UpstreamRateLimited(UpstreamError):
 
     def response_headers(self) -> dict[str, str]:
         return {"Retry-After": self.retry_after} if self.retry_after else {}
+
+
+# --- store ---------------------------------------------------------------------------
+
+
+class StoreError(EdgeAuthError):
+    """The shared-state store (process memory or Redis) could not do its job.
+
+    Never a 401 and never blamed on the IdP: the caller did nothing wrong, and
+    bearer-token protection (stateless) keeps working while this happens.
+    """
+
+    source = "store"
+    status = 503
+    default_kind = "store_unavailable"
+
+    def __init__(
+        self, description: str, *, operation: str, elapsed_ms: float | None = None
+    ) -> None:
+        super().__init__(description)
+        self.operation = operation
+        self.elapsed_ms = elapsed_ms
+
+    def log_context(self) -> dict[str, object]:
+        context: dict[str, object] = {"operation": self.operation}
+        if self.elapsed_ms is not None:
+            context["elapsed_ms"] = round(self.elapsed_ms, 1)
+        return context
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+class StoreUnavailable(StoreError):
+    default_kind = "store_unavailable"
+
+
+class StoreTimeout(StoreError):
+    default_kind = "store_timeout"
 
 
 # --- hook -----------------------------------------------------------------------------
