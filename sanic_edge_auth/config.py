@@ -144,6 +144,9 @@ class AuthorizerConfig:
     type: str
     domain: str
     client_id: str
+    #: The exact ``iss`` tokens carry. Given as ``authorizer.issuer`` (the OIDC
+    #: discovery adapters), or derived from ``domain`` as ``https://<domain>/`` (Auth0).
+    issuer: str = ""
     client_secret: Secret | None = None
     redirect_uri: str | None = None
     jwks_uri: str | None = None
@@ -160,10 +163,9 @@ class AuthorizerConfig:
     jwks_cache: JWKSCacheSettings = field(default_factory=JWKSCacheSettings)
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
-    @property
-    def issuer(self) -> str:
-        """The expected ``iss``: the domain's origin with a trailing slash (Auth0's form)."""
-        return self.domain + "/"
+    def __post_init__(self) -> None:
+        if not self.issuer:
+            object.__setattr__(self, "issuer", self.domain + "/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +220,7 @@ _CORE_AUTHORIZER_KEYS: Final = frozenset(
     {
         "type",
         "domain",
+        "issuer",
         "client_id",
         "client_secret",
         "redirect_uri",
@@ -464,7 +467,19 @@ class _Loader:
             extras, adapter_problems = adapter.validate_settings(known_extras, prefix)
             self.problems.extend(adapter_problems)
 
-        domain = self.origin(f"{prefix}.domain", values.get("domain"), required=True)
+        issuer = self.url(f"{prefix}.issuer", values.get("issuer"))
+        if issuer is not None and urlsplit(issuer).query:
+            self.problem(f"{prefix}.issuer", "must not contain a query (OIDC Discovery 4.1)")
+            issuer = None
+        domain = self.origin(
+            f"{prefix}.domain",
+            values.get("domain"),
+            required="issuer" not in values,
+        )
+        if domain is None and issuer is not None:
+            # The provider's origin, for adapters that build endpoints from a host.
+            parts = urlsplit(issuer)
+            domain = f"{parts.scheme}://{parts.netloc.lower()}"
         client_id = self.text(f"{prefix}.client_id", values.get("client_id"), required=True)
         needs_secret = bool(kinds & {"callback", "refresh"})
         client_secret = self.secret(
@@ -541,6 +556,7 @@ class _Loader:
             type=adapter_type,
             domain=domain,
             client_id=client_id,
+            issuer=issuer or "",
             client_secret=client_secret,
             redirect_uri=redirect_uri,
             jwks_uri=jwks_uri,

@@ -315,3 +315,18 @@ def test_sanic_env_prefix_supplies_the_config_path(
     edge = EdgeAuth(app, environ=SEED_ENV)
     assert edge.config is not None
     assert edge.config.authorizer.domain == "https://tenant.auth0.com"
+
+
+def test_issuer_may_replace_domain_and_is_kept_exactly() -> None:
+    authorizer = {k: v for k, v in SEED["authorizer"].items() if k != "domain"}
+    authorizer["issuer"] = "https://idp.example.com/realms/acme"
+    config = load({**SEED, "authorizer": authorizer}, SEED_ENV)
+    assert config.authorizer.issuer == "https://idp.example.com/realms/acme"
+    assert config.authorizer.domain == "https://idp.example.com"
+
+
+def test_neither_domain_nor_issuer_names_domain() -> None:
+    authorizer = {k: v for k, v in SEED["authorizer"].items() if k != "domain"}
+    with pytest.raises(ConfigValidationError) as caught:
+        load({**SEED, "authorizer": authorizer}, SEED_ENV)
+    assert "authorizer.domain" in caught.value.keys
