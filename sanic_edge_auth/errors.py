@@ -20,6 +20,7 @@ source of their own, ``hook``.
     │   ├── LoginDenied                 401 the IdP reported error=access_denied (or similar)
     │   ├── InvalidGrant                401 code or refresh token rejected by the IdP
     │   ├── BadRequest                  400 a required input is missing or unusable
+    │   ├── PayloadTooLarge             413 a flow route's request body is over its bound
     │   └── AccessRejected              403 an application hook vetoed the request
     ├── UpstreamError                   source=upstream; endpoint, status, elapsed_ms
     │   ├── UpstreamTimeout             504
@@ -62,6 +63,7 @@ __all__ = [
     "InvalidToken",
     "LoginDenied",
     "MissingToken",
+    "PayloadTooLarge",
     "StoreError",
     "StoreTimeout",
     "StoreUnavailable",
@@ -275,6 +277,13 @@ class BadRequest(ClientError):
     default_kind = "bad_request"
 
 
+class PayloadTooLarge(ClientError):
+    """A request body on a flow route is larger than any legitimate one (DoS guard)."""
+
+    status = 413
+    default_kind = "request_too_large"
+
+
 class AccessRejected(ClientError):
     """Raised by an application hook to veto a login or refresh."""
 
@@ -425,9 +434,10 @@ NARROW_KINDS: Mapping[type[EdgeAuthError], tuple[str, ...]] = {
         "token_nonce_mismatch",
         "token_claim_invalid",
         "token_rejected_by_idp",
+        "token_subject_mismatch",
     ),
     InvalidCallback: ("callback_malformed", "login_state_invalid", "issuer_mismatch"),
-    BadRequest: ("refresh_token_missing", "return_to_rejected"),
+    BadRequest: ("refresh_token_missing", "refresh_token_malformed", "return_to_rejected"),
 }
 
 

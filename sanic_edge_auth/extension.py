@@ -106,7 +106,11 @@ class EdgeAuth:
 
         config = self.config
         routes = EdgeRoutes(
-            config.authorizer, self._hooks, lambda: self.adapter, lambda: self.guard
+            config.authorizer,
+            self._hooks,
+            lambda: self.adapter,
+            lambda: self.guard,
+            paths=config.paths,
         )
         for rule in config.paths:
             if rule.integration is not None:

@@ -15,7 +15,7 @@ from sanic_edge_auth.errors import BadRequest
 
 __all__ = ["absolute_return_to", "safe_return_to"]
 
-_MAX_LENGTH: Final = 2048
+_MAX_LENGTH: Final = 1024  # it travels in the login cookie; keep that small
 
 
 def _rejected() -> BadRequest:

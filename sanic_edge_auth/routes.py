@@ -8,7 +8,9 @@ Errors are raised, never turned into responses here: :mod:`.responses` does that
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Coroutine, Mapping
+import posixpath
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from functools import wraps
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -19,17 +21,22 @@ from sanic_edge_auth.adapter import IdentityAdapter, TokenSet
 from sanic_edge_auth.config import AuthorizerConfig, PathRule
 from sanic_edge_auth.errors import (
     BadRequest,
+    EdgeAuthError,
     InvalidCallback,
+    InvalidToken,
     LoginDenied,
     MissingToken,
     UpstreamBadResponse,
 )
 from sanic_edge_auth.hooks import HookContext, HookRegistry
 from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.login_cookies import LoginCookies
 from sanic_edge_auth.oidc.pkce import new_login_secrets
 from sanic_edge_auth.oidc.singleflight import SingleFlight
 from sanic_edge_auth.oidc.transaction import TransactionCodec
 from sanic_edge_auth.protect import Guard, bearer_token, forwardable_token
+from sanic_edge_auth.request_body import read_bounded_body
+from sanic_edge_auth.responses import error_response, log_error
 from sanic_edge_auth.return_to import absolute_return_to, safe_return_to
 
 if TYPE_CHECKING:
@@ -48,7 +55,18 @@ SAFE_AUTHORIZE_PARAMS: Final = (
     "ui_locales",
 )
 _MAX_PARAM_LENGTH: Final = 512
-_NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# RFC 6749 does not bound refresh tokens; real ones are well under 1 KiB (Auth0's are
+# ~50 characters, JWT-shaped ones ~1 KiB). Anything longer is refused, not forwarded.
+MAX_REFRESH_TOKEN_LENGTH: Final = 4096
+_IDP_ERROR_LENGTH: Final = 64
+
+
+def _no_store() -> dict[str, str]:
+    """Fresh headers for every answer: Sanic writes ``Location`` (and more) into the
+    dict a response is given, so a shared dict would carry one user's redirect URL
+    into every later answer."""
+    return {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
 
 Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
 
@@ -62,6 +80,8 @@ class EdgeRoutes:
         hooks: HookRegistry,
         adapter_getter: Callable[[], IdentityAdapter],
         guard_getter: Callable[[], Guard],
+        *,
+        paths: Sequence[PathRule] = (),
     ) -> None:
         self._config = config
         self._hooks = hooks
@@ -75,11 +95,14 @@ class EdgeRoutes:
         redirect_uri = config.redirect_uri or ""
         parts = urlsplit(redirect_uri)
         self._app_origin = f"{parts.scheme}://{parts.netloc.lower()}" if parts.netloc else ""
-        # The transaction cookie is scoped to the callback path as the browser sees it,
-        # which behind a path-stripping proxy is longer than the path Sanic routes.
-        self._cookie_path = parts.path or "/"
+        self._cookie_path = _transaction_cookie_path(parts.path or "/", paths)
         # Secure cookies need https; plain http is only ever allowed on loopback.
         self._secure_cookies = parts.scheme != "http"
+        self._login_cookies = (
+            LoginCookies(self._codec, path=self._cookie_path, secure=self._secure_cookies)
+            if self._codec is not None
+            else None
+        )
         self._refreshes: SingleFlight[TokenSet] = SingleFlight()
 
     def register(self, app: Sanic[Any, Any], rule: PathRule) -> None:
@@ -91,12 +114,21 @@ class EdgeRoutes:
             "refresh": self._refresh,
             "logout": self._logout,
         }
-        handler = builders[rule.integration.kind](rule)
+        flow = builders[rule.integration.kind](rule)
+
+        @wraps(flow)
+        async def handler(request: Request) -> HTTPResponse:
+            await read_bounded_body(request)
+            return await flow(request)
+
+        # A streaming route: Sanic would otherwise buffer any body up to REQUEST_MAX_SIZE
+        # before we could refuse it.
         app.add_route(
             handler,
             rule.path,
             methods=[rule.method],
             name=f"edge_auth_{rule.integration.kind}_{rule.index}",
+            stream=True,
         )
 
     async def _respond(self, hooks: tuple[str, ...], context: HookContext) -> HTTPResponse:
@@ -104,13 +136,15 @@ class EdgeRoutes:
         replaced = await self._hooks.run(hooks, context)
         if replaced is not None:
             return replaced
-        return json(context.body, headers={**_NO_STORE, **context.headers})
+        return json(context.body, headers={**_no_store(), **context.headers})
 
     # -- login
 
     def _login(self, rule: PathRule) -> Handler:
         async def edge_auth_login(request: Request) -> HTTPResponse:
             codec = self._require_codec()
+            cookies = self._login_cookies
+            assert cookies is not None  # exists whenever the codec does
             return_to = safe_return_to(
                 request.args.get("return_to"),
                 app_origin=self._app_origin,
@@ -133,21 +167,14 @@ class EdgeRoutes:
                 scope=self._config.scope,
                 extra=extra,
             )
-            response = redirect(url, headers=_NO_STORE)
-            response.add_cookie(
-                codec.cookie_name(login.state),
-                codec.seal(
-                    state=login.state,
-                    nonce=login.nonce,
-                    code_verifier=login.code_verifier,
-                    return_to=return_to,
-                ),
-                path=self._cookie_path,
-                max_age=int(codec.ttl),
-                httponly=True,
-                samesite="Lax",  # sent on the IdP's top-level redirect back to us
-                secure=self._secure_cookies,
+            response = redirect(url, headers=_no_store())
+            sealed = codec.seal(
+                state=login.state,
+                nonce=login.nonce,
+                code_verifier=login.code_verifier,
+                return_to=return_to,
             )
+            cookies.add(request, response, login.state, sealed)
             _log.info(Event.LOGIN_STARTED, path=rule.path, extra_params=sorted(extra))
             return response
 
@@ -167,23 +194,35 @@ class EdgeRoutes:
         hooks = rule.integration.hooks if rule.integration else ()
 
         async def edge_auth_callback(request: Request) -> HTTPResponse:
+            state = request.args.get("state")
+            try:
+                response = await complete_login(request, state)
+            except EdgeAuthError as exc:
+                # Answer here rather than in the error handler, so that the login's
+                # cookie is deleted on every outcome, not only on success.
+                log_error(exc, request)
+                response = error_response(exc)
+            if state and self._login_cookies is not None:
+                self._login_cookies.delete(response, state)
+            return response
+
+        async def complete_login(request: Request, state: str | None) -> HTTPResponse:
             args = request.args
             idp_error = args.get("error")
             if idp_error:
-                code_name = (
-                    idp_error if idp_error.isidentifier() and len(idp_error) <= 64 else "error"
-                )
+                # The IdP's text is not ours to repeat: the body is a fixed sentence,
+                # the (sanitised) code goes to the log.
                 raise LoginDenied(
-                    f"the identity provider ended the login: {code_name}", idp_error=code_name
+                    "the identity provider ended the login", idp_error=_safe_code(idp_error)
                 )
-            state = args.get("state")
             code = args.get("code")
             if not state or not code:
                 raise InvalidCallback(
                     "the callback needs code and state parameters", error_kind="callback_malformed"
                 )
             codec = self._require_codec()
-            transaction = codec.open(state, request.cookies.get(codec.cookie_name(state)))
+            assert self._login_cookies is not None
+            transaction = codec.open(state, self._login_cookies.read(request, state))
             adapter = self._adapter()
             issuer = args.get("iss")
             if issuer is not None and issuer != adapter.issuer:
@@ -215,7 +254,6 @@ class EdgeRoutes:
                 body=body,
             )
             response = await self._respond(hooks, context)
-            response.delete_cookie(codec.cookie_name(state), path=self._cookie_path)
             _log.info(Event.LOGIN_COMPLETED, subject=id_token.subject, hooks=list(hooks))
             return response
 
@@ -228,14 +266,23 @@ class EdgeRoutes:
 
         async def edge_auth_userinfo(request: Request) -> HTTPResponse:
             adapter = self._adapter()
+            bearer_subject: str | None = None
             if rule.auth:
-                await self._guard().authenticate(request, rule.scopes)
+                verified = await self._guard().authenticate(request, rule.scopes)
+                bearer_subject = verified.subject
             # The gateway sent the ID token as Bearer and the access token beside it.
             access_token = request.headers.get("x-access-token") or bearer_token(request)
             if not access_token:
                 raise MissingToken("an access token is required (X-Access-Token or Bearer)")
             access_token = forwardable_token(access_token.strip(), "the access token is not valid")
             profile = await adapter.userinfo(access_token)
+            if rule.auth and profile.get("sub") != bearer_subject:
+                # The path is protected by the bearer's identity; answering with another
+                # user's profile (a forwarded access token of someone else) defeats that.
+                raise InvalidToken(
+                    "the access token does not belong to the authenticated user",
+                    error_kind="token_subject_mismatch",
+                )
             context = HookContext(
                 request=request,
                 kind="userinfo",
@@ -304,7 +351,7 @@ class EdgeRoutes:
                 id_token_hint=_id_token_hint_from(request),
             )
             _log.info(Event.LOGOUT, path=rule.path)
-            return redirect(url, headers=_NO_STORE)
+            return redirect(url, headers=_no_store())
 
         return edge_auth_logout
 
@@ -342,4 +389,41 @@ def _refresh_token_from(request: Request) -> str:
             "a refresh token is required (X-Refresh-Token header or refresh_token in the body)",
             error_kind="refresh_token_missing",
         )
+    # Checked before it is hashed or sent anywhere: a lone surrogate cannot be encoded,
+    # and a huge one would travel to the IdP beside our client secret.
+    if (
+        len(token) > MAX_REFRESH_TOKEN_LENGTH
+        or not token.isascii()
+        or not token.isprintable()
+        or " " in token
+    ):
+        raise BadRequest(
+            "the refresh token is not a valid token", error_kind="refresh_token_malformed"
+        )
     return token
+
+
+def _transaction_cookie_path(redirect_path: str, paths: Sequence[PathRule]) -> str:
+    """The narrowest cookie path that covers the login paths and the callback.
+
+    Paths as the browser sees them: behind a path-stripping proxy the redirect_uri's
+    path is longer than the callback path Sanic routes, by the proxy's prefix. The
+    login path must see the cookies too, to cap how many one browser holds.
+    """
+    kinds: dict[str, list[str]] = {"login": [], "callback": []}
+    for rule in paths:
+        if rule.integration is not None and rule.integration.kind in kinds:
+            kinds[rule.integration.kind].append(rule.path)
+    callback = next((p for p in kinds["callback"] if redirect_path.endswith(p)), None)
+    if callback is None:
+        return redirect_path
+    prefix = redirect_path[: len(redirect_path) - len(callback)]
+    browser_paths = [redirect_path, *(prefix + path for path in kinds["login"])]
+    return posixpath.commonpath(browser_paths) or "/"
+
+
+def _safe_code(value: str) -> str:
+    """An IdP error code fit for a log line: a short identifier, else ``"other"``."""
+    if len(value) <= _IDP_ERROR_LENGTH and value.isascii() and value.isidentifier():
+        return value
+    return "other"

@@ -50,7 +50,7 @@ def test_login_callback_profile_refresh_protected_logout(gateway: Any) -> None:
         cookie = started.headers["set-cookie"]
         assert "HttpOnly" in cookie
         assert "SameSite=Lax" in cookie
-        assert "Path=/api/auth0/callback" in cookie
+        assert "Path=/api/auth0;" in cookie  # the login and callback paths, nothing wider
         assert authorize["state"] not in cookie
         assert authorize["nonce"] not in cookie
 
@@ -189,13 +189,37 @@ def test_expired_transaction_cookie_is_gone_and_the_login_refused(
 def test_idp_error_on_callback_is_a_clear_4xx_without_exchange(gateway: Any) -> None:
     client, idp, _ = gateway
     idp.login_error = "access_denied"
-    response = login(client, idp)
+    with capture_logs() as logs:
+        response = login(client, idp)
     assert response.status == 401
+    # A fixed sentence: nothing of the IdP's text reaches the body; the code is logged.
     assert response.json == {
         "error": "login_denied",
-        "error_description": "the identity provider ended the login: access_denied",
+        "error_description": "the identity provider ended the login",
     }
     assert idp.requests["token"] == 0
+    denied = [e for e in logs if e.get("error_kind") == "login_denied"]
+    assert denied[0]["idp_error"] == "access_denied"
+    # The login's cookie is deleted on this error outcome too.
+    assert "max-age=0" in response.headers["set-cookie"].lower()
+
+
+@pytest.mark.parametrize(
+    ("sent", "logged"),
+    [
+        ("<script>alert(1)</script>", "other"),
+        ("x" * 65, "other"),
+        ("login_required", "login_required"),
+    ],
+)
+def test_idp_error_code_is_sanitised_in_the_log(gateway: Any, sent: str, logged: str) -> None:
+    client, idp, _ = gateway
+    idp.login_error = sent
+    with capture_logs() as logs:
+        response = login(client, idp)
+    assert response.status == 401
+    assert sent not in response.text
+    assert [e["idp_error"] for e in logs if e.get("error_kind") == "login_denied"] == [logged]
 
 
 def test_callback_from_another_issuer_is_refused(gateway: Any) -> None:

@@ -83,18 +83,28 @@ class TransactionCodec:
         payload = json.dumps(asdict(transaction), separators=(",", ":")).encode("utf-8")
         return jwe.encrypt_compact({"alg": "dir", "enc": "A256GCM"}, payload, self._key)
 
-    def open(self, state: str, sealed: str | None) -> LoginTransaction:
-        """The transaction for ``state``; raise 400 ``login_state_invalid`` otherwise."""
-        if not sealed or state in self._used:
-            raise _expired_login()
+    def _unseal(self, sealed: str) -> LoginTransaction | None:
         try:
             plaintext = jwe.decrypt_compact(
                 sealed, self._key, algorithms=["dir", "A256GCM"]
             ).plaintext
             data = json.loads(plaintext or b"")
-            transaction = LoginTransaction(**data)
+            return LoginTransaction(**data)
         except (JoseError, ValueError, TypeError):
-            raise _expired_login() from None
+            return None
+
+    def created_at(self, sealed: str) -> float | None:
+        """When the sealed transaction was created, ``None`` if it cannot be opened."""
+        transaction = self._unseal(sealed)
+        return transaction.created_at if transaction is not None else None
+
+    def open(self, state: str, sealed: str | None) -> LoginTransaction:
+        """The transaction for ``state``; raise 400 ``login_state_invalid`` otherwise."""
+        if not sealed or state in self._used:
+            raise _expired_login()
+        transaction = self._unseal(sealed)
+        if transaction is None:
+            raise _expired_login()
         # The cookie name is derived from the state, but check the sealed value too.
         if transaction.state != state:
             raise _expired_login()

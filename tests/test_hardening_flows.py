@@ -1,0 +1,223 @@
+"""Regression tests for the outside review's findings on the flow routes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sanic import Request, json
+from sanic_testing.reusable import ReusableClient
+
+from sanic_edge_auth.login_cookies import MAX_LIVE_LOGINS
+from sanic_edge_auth.testing import FakeIdentityProvider, FakeUser
+from tests.helpers import local, login
+
+Serve = Callable[[Any], ReusableClient]
+MakeApp = Callable[..., Any]
+
+
+def _post_paths(idp: FakeIdentityProvider) -> list[dict[str, Any]]:
+    return [
+        *idp.gateway_config()["paths"],
+        {"method": "POST", "path": "/api/auth0/logout", "integration": {"type": "auth0_logout"}},
+        {"method": "POST", "path": "/api/auth0/refresh", "integration": {"type": "auth0_refresh"}},
+    ]
+
+
+def _all_header_values(response: Any) -> list[str]:
+    return [str(value) for _, value in response.headers.items()]
+
+
+def test_no_answer_carries_another_answers_location_or_a_token(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    app, _ = make_app(fake_idp.gateway_config(paths=_post_paths(fake_idp), logout="oidc"))
+    client = serve(app)
+    earlier = login(client, fake_idp).json  # another user's tokens, for the logout hint
+
+    # A login starts (a redirect with Location), then someone logs out with an ID
+    # token hint (a redirect whose Location holds that token)...
+    _, started = client.get("/api/auth0/login")
+    assert started.status == 302
+    _, logout = client.post("/api/auth0/logout", data={"id_token_hint": earlier["id_token"]})
+    assert logout.status == 302
+    assert earlier["id_token"] in logout.headers["location"]
+
+    # ...and every answer after that must be built fresh.
+    _, callback = client.get(local(fake_idp.follow_login(started.headers["location"])))
+    tokens = callback.json
+    bearer = {"Authorization": "Bearer " + tokens["id_token"]}
+    _, refreshed = client.get(
+        "/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]}
+    )
+    _, profile = client.get(
+        "/api/auth0/profile", headers={**bearer, "X-Access-Token": tokens["access_token"]}
+    )
+    secrets = [
+        earlier["id_token"],
+        earlier["access_token"],
+        tokens["id_token"],
+        tokens["access_token"],
+        tokens["refresh_token"],
+        refreshed.json["refresh_token"],
+    ]
+    for answer in (callback, refreshed, profile):
+        assert answer.status == 200, answer.text
+        assert "location" not in answer.headers
+        for value in _all_header_values(answer):
+            assert not any(secret in value for secret in secrets)
+    for value in _all_header_values(started):
+        assert not any(secret in value for secret in secrets)
+    # The logout redirect carries the hint to the IdP by design (OIDC RP-initiated
+    # logout); no other header of it may.
+    for name, value in logout.headers.items():
+        if name.lower() != "location":
+            assert not any(secret in str(value) for secret in secrets)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "\ud800",  # a lone surrogate: cannot even be encoded
+        "x" * 4097,
+        "has space",
+        "tab\there",
+        "caf\u00e9",
+    ],
+)
+def test_unusable_refresh_tokens_are_400_and_never_forwarded(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, token: str
+) -> None:
+    app, _ = make_app(fake_idp.gateway_config(paths=_post_paths(fake_idp)))
+    client = serve(app)
+    import json as jsonlib
+
+    body = jsonlib.dumps({"refresh_token": token})  # ensure_ascii: \\ud800 escapes survive
+    _, response = client.post(
+        "/api/auth0/refresh", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status == 400, response.text
+    assert response.json["error"] == "refresh_token_malformed"
+    assert fake_idp.requests["token"] == 0
+
+
+def test_flow_bodies_are_bounded_before_anything_is_forwarded(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    app, _ = make_app(fake_idp.gateway_config(paths=_post_paths(fake_idp)))
+    client = serve(app)
+    huge = "x" * (2 * 1024 * 1024)
+    _, response = client.post(
+        "/api/auth0/refresh",
+        content='{"refresh_token": "' + huge + '"}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status == 413
+    assert response.json["error"] == "request_too_large"
+    _, logout = client.post("/api/auth0/logout", data={"id_token_hint": huge})
+    assert logout.status == 413
+    assert fake_idp.requests["token"] == 0
+    # A normal body on the same routes still works.
+    tokens = login(client, fake_idp).json
+    _, ok = client.post("/api/auth0/refresh", data={"refresh_token": tokens["refresh_token"]})
+    assert ok.status == 200, ok.text
+
+
+def test_userinfo_refuses_an_access_token_of_another_user(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    app, _ = make_app(fake_idp.gateway_config())
+    client = serve(app)
+    ada = login(client, fake_idp).json
+    fake_idp.user = FakeUser(sub="auth0|mallory", email="m@example.com", name="Mallory")
+    mallory = login(client, fake_idp).json
+    # Ada's verified ID token as the bearer, Mallory's access token beside it.
+    _, mixed = client.get(
+        "/api/auth0/profile",
+        headers={
+            "Authorization": "Bearer " + ada["id_token"],
+            "X-Access-Token": mallory["access_token"],
+        },
+    )
+    assert mixed.status == 401
+    assert mixed.json["error"] == "token_subject_mismatch"
+    assert "m@example.com" not in mixed.text
+    _, own = client.get(
+        "/api/auth0/profile",
+        headers={
+            "Authorization": "Bearer " + ada["id_token"],
+            "X-Access-Token": ada["access_token"],
+        },
+    )
+    assert own.status == 200
+    assert own.json["sub"] == "auth0|user-1"
+
+
+def _set_cookies(response: Any) -> list[str]:
+    return [str(v) for k, v in response.headers.items() if k.lower() == "set-cookie"]
+
+
+def test_unfinished_logins_are_capped_per_browser(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    app, _ = make_app(fake_idp.gateway_config())
+    client = serve(app)
+    first_location = None
+    for index in range(20):
+        _, started = client.get("/api/auth0/login")
+        assert started.status == 302
+        if index == 0:
+            first_location = started.headers["location"]
+    live = [name for name in client._session.cookies if name.startswith("edge_auth_tx_")]
+    assert len(live) == MAX_LIVE_LOGINS
+    # The oldest login was dropped; the newest still completes.
+    _, newest = client.get(local(fake_idp.follow_login(started.headers["location"])))
+    assert newest.status == 200, newest.text
+    assert first_location is not None
+    _, oldest = client.get(local(fake_idp.follow_login(first_location)))
+    assert oldest.status == 400
+    assert oldest.json["error"] == "login_state_invalid"
+
+
+def test_transaction_cookie_attributes_match_on_set_and_delete(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    # Plain http on loopback: no Secure flag on set or on delete, and no prefix.
+    app, _ = make_app(fake_idp.gateway_config())
+    client = serve(app)
+    _, started = client.get("/api/auth0/login")
+    (set_cookie,) = _set_cookies(started)
+    assert "Secure" not in set_cookie
+    assert set_cookie.startswith("edge_auth_tx_")
+    _, callback = client.get(local(fake_idp.follow_login(started.headers["location"])))
+    deleted = [c for c in _set_cookies(callback) if "max-age=0" in c.lower()]
+    assert len(deleted) == 1
+    assert "Secure" not in deleted[0]
+    assert "Path=/api/auth0;" in deleted[0]  # covers the login and the callback paths
+
+
+def test_secure_transaction_cookie_uses_the_secure_prefix(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    config = fake_idp.gateway_config(redirect_uri="https://app.example.com/api/auth0/callback")
+    app, _ = make_app(config)
+
+    @app.get("/ok")
+    async def ok(request: Request) -> Any:
+        return json({})
+
+    client = serve(app)
+    _, started = client.get("/api/auth0/login")
+    (set_cookie,) = _set_cookies(started)
+    assert set_cookie.startswith("__Secure-edge_auth_tx_")
+    assert "Secure" in set_cookie
+
+
+def test_return_to_is_bounded() -> None:
+    from sanic_edge_auth.errors import BadRequest
+    from sanic_edge_auth.return_to import safe_return_to
+
+    assert safe_return_to("/" + "a" * 1000, app_origin="http://x", allowlist=()).startswith("/a")
+    with pytest.raises(BadRequest):
+        safe_return_to("/" + "a" * 1024, app_origin="http://x", allowlist=())
