@@ -37,9 +37,15 @@ def test_client_error_bad_token_is_401_with_reason_and_client_log(client_and_idp
             "/api/auth0/profile", headers={"Authorization": "Bearer not-a-jwt"}
         )
     assert response.status == 401
+    # Without an audience the bearer must be the ID token: an opaque access token sent
+    # instead gets a description that says so.
     assert response.json == {
         "error": "token_malformed",
-        "error_description": "the token is not a signed JWT (3 parts)",
+        "error_description": (
+            "the token is not a signed JWT (3 parts); without authorizer.audience the "
+            "bearer token must be the ID token (or set authorizer.audience so the identity "
+            "provider issues JWT access tokens)"
+        ),
     }
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
     denied = events(logs, "edge_auth.auth.denied")
@@ -197,3 +203,13 @@ def test_every_error_kind_is_documented() -> None:
     assert "upstream_timeout" in kinds
     missing = sorted(kind for kind in kinds if f"`{kind}`" not in doc)
     assert not missing, f"undocumented error kinds: {missing}"
+
+
+def test_with_an_audience_the_malformed_description_has_no_id_token_hint(
+    idp_with_audience: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    app, _ = make_app(idp_with_audience.gateway_config())
+    client = serve(app)
+    _, response = client.get("/api/auth0/profile", headers={"Authorization": "Bearer opaque"})
+    assert response.status == 401
+    assert response.json["error_description"] == "the token is not a signed JWT (3 parts)"

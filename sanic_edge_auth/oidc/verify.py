@@ -20,17 +20,27 @@ Rules (RFC 7515, RFC 7519, OIDC Core 3.1.3.7, RFC 8725):
   the one configured leeway.
 - ID tokens: ``azp``, when present, must be our client id (OIDC Core 3.1.3.7 (5));
   ``nonce`` must match the login's when one was sent.
+
+Hostile input is a 401 ``token_malformed``, never a 500: sizes are bounded before
+anything is decoded, base64url must be canonical (no non-zero trailing bits, so one
+token has one string form), JSON ``NaN``/``Infinity`` are refused, ``alg`` and ``kid``
+must be strings, time claims must be finite and within year 9999, and any exception
+raised while parsing before the signature check is turned into ``token_malformed``.
+
+ECDSA signatures are accepted with high or low ``s``: RFC 7518 3.4 does not require
+low-s, and IdPs do not all normalise. A flipped ``s`` is a second valid signature over
+the *same* claims, so it grants nothing; it only makes a second cache entry.
 """
 
 from __future__ import annotations
 
 import binascii
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from types import MappingProxyType
-from typing import Any, Final, cast
+from typing import Any, Final, TypeGuard, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -39,7 +49,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from sanic_edge_auth.adapter import TokenUse, VerifiedToken
 from sanic_edge_auth.config import AuthorizerConfig
-from sanic_edge_auth.errors import InvalidToken
+from sanic_edge_auth.errors import EdgeAuthError, InvalidToken
+from sanic_edge_auth.frozen import freeze_claims
 from sanic_edge_auth.oidc.jwks import KeyStore
 from sanic_edge_auth.oidc.keys import PublicKey, VerificationKey
 
@@ -47,7 +58,11 @@ __all__ = ["TokenPolicy", "TokenVerifier", "verifiers_for"]
 
 # One token is at most this long: bigger inputs are refused before any decoding.
 MAX_TOKEN_LENGTH: Final = 16_384
+# A JOSE header is a few short members; x5c chains are not used for bearer tokens.
+MAX_HEADER_LENGTH: Final = 2_048
 _MAX_REMEMBERED_HEADERS: Final = 64
+# 9999-12-31T23:59:59Z: later "times" are junk, and float() of a huge int overflows.
+_MAX_TIME: Final = 253_402_300_799
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +76,8 @@ class TokenPolicy:
     use: TokenUse
     client_id: str | None = None  # for azp on ID tokens
     required_claims: Mapping[str, str] | None = None  # e.g. {"org_id": "org_123"}
+    #: Added to "not a signed JWT" errors: says which token the bearer must be.
+    malformed_hint: str = ""
 
 
 Verifier = Callable[[PublicKey, bytes, bytes], None]
@@ -118,20 +135,36 @@ _VERIFIERS: Final[Mapping[str, Verifier]] = {
 
 _URLSAFE_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
 _PADDING: Final = ("", "===", "==", "=")
+# The last character of an unpadded segment of length 4k+2 (4k+3) carries 4 (2) bits
+# that are not data; canonical base64url (RFC 4648 3.5) has them zero.
+_CANONICAL_LAST: Final = ("", "", "AQgw", "AEIMQUYcgkosw048")
 
 
 def _b64decode(segment: str) -> bytes:
     """Decode unpadded base64url (RFC 7515 2), strictly: padding, characters outside
-    the alphabet and impossible lengths are errors, not silently skipped."""
+    the alphabet, impossible lengths and non-zero trailing bits are errors, not
+    silently skipped."""
     if "=" in segment or "+" in segment or "/" in segment:
         raise ValueError("not base64url")
-    data = (segment + _PADDING[len(segment) % 4]).encode("ascii")
+    remainder = len(segment) % 4
+    if remainder > 1 and segment[-1] not in _CANONICAL_LAST[remainder]:
+        raise ValueError("not canonical base64url")
+    data = (segment + _PADDING[remainder]).encode("ascii")
     return binascii.a2b_base64(data.translate(_URLSAFE_TO_STANDARD), strict_mode=True)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259)")
+
+
+# NaN, Infinity and -Infinity are Python extensions to JSON; a signed NaN exp would
+# compare false with everything and never expire.
+_JSON: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def _json_object(segment: str) -> Any:
-    # json.loads on str skips the encoding sniffing it does for bytes (measurably faster).
-    return json.loads(_b64decode(segment).decode("utf-8"))
+    # Decoding a str skips the encoding sniffing json does for bytes (measurably faster).
+    return _JSON.decode(_b64decode(segment).decode("utf-8"))
 
 
 def _invalid(kind: str, description: str) -> InvalidToken:
@@ -233,8 +266,15 @@ class TokenVerifier:
             hit = self.cached(token)
             if hit is not None:
                 return hit
-        header, signing_input, signature, payload_segment = self._split(token)
-        alg = header.get("alg")
+        try:
+            header, signing_input, signature, payload_segment = self._split(token)
+        except EdgeAuthError:
+            raise
+        except Exception:
+            # Whatever a hostile token trips in parsing (deep nesting, odd types) is the
+            # caller's malformed token, not our 500.
+            raise _invalid("token_malformed", "the token could not be parsed") from None
+        alg = header["alg"]
         if alg not in self.policy.algorithms:
             # Never echo the header's alg: it is attacker-controlled text.
             raise _invalid("token_algorithm_rejected", "the token's algorithm is not accepted")
@@ -250,7 +290,12 @@ class TokenVerifier:
         signing_input, _, signature_segment = token.rpartition(".")
         header_segment, dot, payload_segment = signing_input.partition(".")
         if not dot or "." in payload_segment:
-            raise _invalid("token_malformed", "the token is not a signed JWT (3 parts)")
+            raise _invalid(
+                "token_malformed",
+                "the token is not a signed JWT (3 parts)" + self.policy.malformed_hint,
+            )
+        if len(header_segment) > MAX_HEADER_LENGTH:
+            raise _invalid("token_malformed", "the token header is too long")
         try:
             signature = _b64decode(signature_segment)
         except (ValueError, binascii.Error):
@@ -272,6 +317,8 @@ class TokenVerifier:
             raise _invalid("token_malformed", "the token header is not a JSON object")
         if "crit" in header:
             raise _invalid("token_malformed", "critical header extensions are not supported")
+        if not isinstance(header.get("alg"), str):
+            raise _invalid("token_malformed", "the alg header must be a string")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise _invalid("token_malformed", "the kid header must be a string")
@@ -298,15 +345,17 @@ class TokenVerifier:
             raise _invalid("token_signature_invalid", "the token signature is invalid") from None
         try:
             claims = _json_object(payload_segment)
-        except (ValueError, binascii.Error, UnicodeDecodeError):
+        except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
             raise _invalid("token_malformed", "the token payload is not valid JSON") from None
         if not isinstance(claims, dict):
             raise _invalid("token_malformed", "the token payload is not a JSON object")
         expires_at = self._check_claims(claims, nonce)
+        scopes = _scopes(claims)
+        sub = claims.get("sub")
         verified = VerifiedToken(
-            claims=MappingProxyType(claims),
-            subject=claims.get("sub") if isinstance(claims.get("sub"), str) else None,
-            scopes=_scopes(claims),
+            claims=freeze_claims(claims),
+            subject=sub if isinstance(sub, str) else None,
+            scopes=scopes,
             expires_at=expires_at,
             key_id=key.kid,
             use=self.policy.use,
@@ -331,20 +380,20 @@ class TokenVerifier:
             raise _invalid("token_audience_mismatch", "the token is not meant for this audience")
 
         exp = claims.get("exp")
-        if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        if not _is_time(exp):
             raise _invalid("token_claim_invalid", "the token has no valid exp claim")
         if exp + leeway <= now:
             raise _invalid("token_expired", "the token has expired")
         nbf = claims.get("nbf")
         if nbf is not None:
-            if not _is_number(nbf):
-                raise _invalid("token_claim_invalid", "the nbf claim is not a number")
+            if not _is_time(nbf):
+                raise _invalid("token_claim_invalid", "the nbf claim is not a valid time")
             if nbf - leeway > now:
                 raise _invalid("token_not_yet_valid", "the token is not valid yet")
         iat = claims.get("iat")
         if iat is not None:
-            if not _is_number(iat):
-                raise _invalid("token_claim_invalid", "the iat claim is not a number")
+            if not _is_time(iat):
+                raise _invalid("token_claim_invalid", "the iat claim is not a valid time")
             if iat - leeway > now:
                 raise _invalid("token_claim_invalid", "the token was issued in the future")
         elif policy.use == "id":
@@ -372,8 +421,16 @@ class TokenVerifier:
         return float(exp)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _is_time(value: object) -> TypeGuard[int | float]:
+    """A NumericDate (RFC 7519 2): a finite number of seconds, not before 1970 and
+    not after year 9999."""
+    kind = type(value)
+    if kind is int:
+        return 0 <= cast(int, value) <= _MAX_TIME
+    if kind is float:
+        number = cast(float, value)
+        return math.isfinite(number) and 0 <= number <= _MAX_TIME
+    return False
 
 
 def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
@@ -408,8 +465,19 @@ def verifiers_for(
         client_id=config.client_id,
         required_claims=required_claims,
     )
-    id_verifier = TokenVerifier(keys, id_policy, cache_size=config.token_cache_size)
     if config.audience is None:
+        # The same verifier checks bearer tokens, and an opaque access token sent as the
+        # bearer is the commonest mistake: say what to send instead.
+        id_policy = replace(
+            id_policy,
+            malformed_hint=(
+                "; without authorizer.audience the bearer token must be the ID token "
+                "(or set authorizer.audience so the identity provider issues JWT access "
+                "tokens)"
+            ),
+        )
+        id_verifier = TokenVerifier(keys, id_policy, cache_size=config.token_cache_size)
         return id_verifier, id_verifier
+    id_verifier = TokenVerifier(keys, id_policy, cache_size=config.token_cache_size)
     access_policy = replace(id_policy, audience=config.audience, use="access", client_id=None)
     return id_verifier, TokenVerifier(keys, access_policy, cache_size=config.token_cache_size)
