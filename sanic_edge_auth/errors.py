@@ -314,12 +314,29 @@ class UpstreamError(EdgeAuthError):
         self.upstream_status = upstream_status
         self.elapsed_ms = elapsed_ms
 
+    #: ``True`` on a failure reported again from memory (no call was made now).
+    earlier_failure: bool = False
+
+    def again(self) -> UpstreamError:
+        """This failure, reported again without a new call: no ``elapsed_ms``, since
+        none elapsed, and ``earlier_failure`` set, so a log reader is not misled."""
+        # Copied without calling __init__ (subclasses take different arguments).
+        repeat = type(self).__new__(type(self))
+        repeat.__dict__.update(self.__dict__)
+        repeat.args = self.args
+        repeat.elapsed_ms = None
+        repeat.earlier_failure = True
+        repeat.__traceback__ = None
+        return repeat
+
     def log_context(self) -> dict[str, object]:
         context: dict[str, object] = {"endpoint": self.endpoint}
         if self.upstream_status is not None:
             context["upstream_status"] = self.upstream_status
         if self.elapsed_ms is not None:
             context["elapsed_ms"] = round(self.elapsed_ms, 1)
+        if self.earlier_failure:
+            context["earlier_failure"] = True
         return context
 
 

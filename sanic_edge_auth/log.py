@@ -29,6 +29,7 @@ class Event:
     JWKS_REFRESHED: Final = "edge_auth.jwks.refreshed"
     JWKS_REFRESH_FAILED: Final = "edge_auth.jwks.refresh_failed"
     JWKS_KEYS_REMOVED: Final = "edge_auth.jwks.keys_removed"
+    JWKS_KEY_SKIPPED: Final = "edge_auth.jwks.key_skipped"
     LOGIN_STARTED: Final = "edge_auth.login.started"
     LOGIN_COMPLETED: Final = "edge_auth.login.completed"
     TOKENS_REFRESHED: Final = "edge_auth.tokens.refreshed"

@@ -330,3 +330,13 @@ def test_neither_domain_nor_issuer_names_domain() -> None:
     with pytest.raises(ConfigValidationError) as caught:
         load({**SEED, "authorizer": authorizer}, SEED_ENV)
     assert "authorizer.domain" in caught.value.keys
+
+
+def test_inline_jwks_with_one_unusable_key_still_loads() -> None:
+    idp = FakeIdentityProvider()
+    good = idp.jwks()["keys"][0]
+    odd = {**good, "kid": "odd", "alg": ["RS256"]}
+    authorizer = {**SEED["authorizer"], "jwks": {"keys": [odd, good]}}
+    authorizer.pop("jwks_uri", None)
+    config = load({**SEED, "authorizer": authorizer}, SEED_ENV)
+    assert config.authorizer.jwks is not None

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from joserfc.jwk import RSAKey
 from structlog.testing import capture_logs
 
 from sanic_edge_auth import InvalidToken, UpstreamBadResponse, UpstreamError
@@ -262,3 +263,139 @@ async def test_a_cancelled_waiter_does_not_cancel_the_shared_refresh(
     impatient.cancel()
     assert (await patient).key_id == fake_idp.current_kid
     assert fake_idp.requests["jwks"] == 2
+
+
+# --- review findings: unusable keys, replaced keys, rotation right after a fetch ---
+
+
+def _with_extra_keys(idp: FakeIdentityProvider, *extra: dict[str, Any]) -> None:
+    real = idp.jwks
+
+    def jwks() -> dict[str, Any]:
+        return {"keys": [*extra, *real()["keys"]]}
+
+    idp.jwks = jwks  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize(
+    "bad_key",
+    [
+        {"kty": "EC", "crv": "P-256K", "x": "AA", "y": "AA", "kid": "odd-curve", "use": "sig"},
+        {"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "alg-list", "alg": ["RS256"]},
+        {"kty": "RSA", "n": 12, "e": None, "kid": "broken-members"},
+        {"kty": "EC", "crv": {"x": 1}, "kid": "crv-object"},
+        "not an object",
+    ],
+)
+async def test_one_unusable_key_is_skipped_and_logged_the_others_serve(
+    fake_idp: FakeIdentityProvider, make_cache: Callable[..., Any], bad_key: Any
+) -> None:
+    _with_extra_keys(fake_idp, bad_key)
+    cache, verifier = make_cache()
+    with capture_logs() as logs:
+        await cache.startup()
+    assert (await verifier.verify(fake_idp.mint_token())).subject == "auth0|user-1"
+    skipped = [entry for entry in logs if entry["event"] == "edge_auth.jwks.key_skipped"]
+    assert len(skipped) == 1
+    assert skipped[0]["reason"]
+    if isinstance(bad_key, dict):
+        assert skipped[0]["kid"] == bad_key["kid"]
+
+
+async def test_a_key_set_that_breaks_parsing_is_an_upstream_failure_with_cooldown(
+    fake_idp: FakeIdentityProvider, make_cache: Callable[..., Any], clock: Clock
+) -> None:
+    cache, verifier = make_cache(default_ttl=60, min_ttl=60, max_stale=600)
+    fake_idp.jwks_max_age = None
+    await cache.startup()
+    good = fake_idp.mint_token()
+    odd = [{**key, "alg": ["RS256"]} for key in fake_idp.jwks()["keys"]]  # alg as a list
+    fake_idp.jwks = lambda: {"keys": odd}  # type: ignore[method-assign]
+    clock.now += 61  # past the TTL: a background refresh is due
+    with capture_logs() as logs:
+        for index in range(50):
+            await verifier.verify(fake_idp.mint_token({"jti": str(index)}))
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.2)
+    failed = [entry for entry in logs if entry["event"] == "edge_auth.jwks.refresh_failed"]
+    assert len(failed) == 1  # one attempt, not one per request
+    assert failed[0]["error_source"] == "upstream"
+    assert (await verifier.verify(good)).subject == "auth0|user-1"  # stale keys serve
+    clock.now += 600  # past max_stale: no longer trusted, and it says upstream
+    with pytest.raises(UpstreamBadResponse):
+        await verifier.verify(fake_idp.mint_token({"jti": "late"}))
+
+
+async def test_a_key_replaced_under_the_same_kid_evicts_tokens_verified_with_it(
+    fake_idp: FakeIdentityProvider, make_cache: Callable[..., Any], clock: Clock
+) -> None:
+    cache, verifier = make_cache()
+    await cache.startup()
+    old_token = fake_idp.mint_token()
+    await verifier.verify(old_token)
+    assert verifier.cached(old_token) is not None
+    kid = fake_idp.current_kid
+    replacement = RSAKey.generate_key(2048, private=True)
+    public = {**replacement.as_dict(private=False), "kid": kid, "use": "sig", "alg": "RS256"}
+    fake_idp.jwks = lambda: {"keys": [public]}  # type: ignore[method-assign]
+    new_token = fake_idp.mint_token({"jti": "n"}, key=replacement, header={"kid": kid})
+    # Same kid, new material: until the keys are refetched the new token fails.
+    with pytest.raises(InvalidToken):
+        await verifier.verify(new_token)
+    clock.now += 601  # past the keys' TTL: the next lookup refreshes in the background
+    with pytest.raises(InvalidToken):
+        await verifier.verify(new_token)
+    for _ in range(100):
+        if fake_idp.requests["jwks"] == 2 and verifier.cached(old_token) is None:
+            break
+        await asyncio.sleep(0.01)
+    assert verifier.cached(old_token) is None
+    assert (await verifier.verify(new_token)).subject == "auth0|user-1"
+    with pytest.raises(InvalidToken) as caught:
+        await verifier.verify(old_token)
+    assert caught.value.error_kind == "token_signature_invalid"
+
+
+async def test_a_rotation_right_after_the_startup_fetch_is_resolved_by_one_refetch(
+    fake_idp: FakeIdentityProvider, make_cache: Callable[..., Any], clock: Clock
+) -> None:
+    cache, verifier = make_cache(refresh_cooldown=30)
+    await cache.startup()
+    clock.now += 2  # well inside the cooldown, counted from the startup fetch before
+    fake_idp.rotate_keys(keep_old=False)
+    verified = await verifier.verify(fake_idp.mint_token())
+    assert verified.key_id == fake_idp.current_kid
+    assert fake_idp.requests["jwks"] == 2
+    # Junk kids right after still cause no more than that one refetch per cooldown.
+    for index in range(100):
+        with pytest.raises(InvalidToken):
+            await verifier.verify(fake_idp.mint_token(header={"kid": f"junk-{index}"}))
+    assert fake_idp.requests["jwks"] == 2
+
+
+async def test_after_an_outage_at_startup_retries_back_off_from_one_second(
+    fake_idp: FakeIdentityProvider, make_cache: Callable[..., Any], clock: Clock
+) -> None:
+    fake_idp.fail("jwks", "503")
+    cache, verifier = make_cache(refresh_cooldown=30)
+    await cache.startup()
+    assert fake_idp.requests["jwks"] == 1
+    with capture_logs() as logs, pytest.raises(UpstreamError) as caught:
+        await verifier.verify(fake_idp.mint_token())
+    assert fake_idp.requests["jwks"] == 1  # inside the backoff: no new call...
+    # ...and the repeated failure does not pretend a call was just made.
+    assert caught.value.elapsed_ms is None
+    assert caught.value.log_context()["earlier_failure"] is True
+    assert not any("elapsed_ms" in entry for entry in logs)
+    clock.now += 1.1  # the first retry comes after one second
+    with pytest.raises(UpstreamError):
+        await verifier.verify(fake_idp.mint_token())
+    assert fake_idp.requests["jwks"] == 2
+    clock.now += 1.1  # now the backoff is two seconds
+    with pytest.raises(UpstreamError):
+        await verifier.verify(fake_idp.mint_token())
+    assert fake_idp.requests["jwks"] == 2
+    fake_idp.recover()
+    clock.now += 1.0
+    assert (await verifier.verify(fake_idp.mint_token())).subject == "auth0|user-1"
+    assert fake_idp.requests["jwks"] == 3

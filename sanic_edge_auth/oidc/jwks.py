@@ -7,11 +7,14 @@ The cache answers the hot path with a dictionary lookup and does its I/O off it:
   keep serving while one background refresh runs.
 - An unknown ``kid`` (the IdP rotated its keys) triggers one refetch. Refetches are
   single-flight (any number of concurrent callers share one request) and
-  rate-limited (at most one per ``refresh_cooldown``), so junk ``kid`` values cannot
-  turn our process into a load generator against the IdP.
+  rate-limited (at most one per ``refresh_cooldown`` for unknown ``kid`` values), so
+  junk ``kid`` values cannot turn our process into a load generator against the IdP.
+  A key replaced under the same ``kid`` counts as removed: tokens cached under it
+  are evicted.
 - When refreshing fails, the last good keys keep serving for ``max_stale`` seconds
-  (stale-if-error). A failed fetch is an upstream error, logged as such, never a
-  "bad token".
+  (stale-if-error), and attempts back off from 1 s up to the cooldown. Any failure
+  inside a refresh (transport, status, an unusable key set) is an upstream error,
+  logged as such, never a "bad token" and never a 500.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ __all__ = ["JWKSCache", "JWKSDocument", "KeyStore", "StaticKeys", "fetch_jwks", 
 _log = get_logger()
 
 _REFRESH = "jwks"
+_FIRST_RETRY = 1.0  # seconds after a failed fetch; doubles up to refresh_cooldown
 KeysRemovedListener = Callable[[frozenset[str | None]], None]
 
 
@@ -123,7 +127,16 @@ class StaticKeys:
 
 
 class JWKSCache:
-    """A JWK Set fetched from the IdP and cached (see the module docstring)."""
+    """A JWK Set fetched from the IdP and cached (see the module docstring).
+
+    Two clocks of retries, kept apart on purpose:
+
+    - An unknown ``kid`` may refetch at most once per ``refresh_cooldown``, counted
+      from the last refetch an unknown ``kid`` caused. Scheduled and startup fetches do
+      not start that cooldown, so a rotation right after one is resolved at once.
+    - After a failed fetch the next attempt waits 1 s, doubling up to the cooldown, so
+      an IdP that comes back after an outage at startup is used within seconds.
+    """
 
     def __init__(
         self,
@@ -141,7 +154,9 @@ class JWKSCache:
         # Times on the monotonic clock. No keys yet: refresh due, nothing usable.
         self._refresh_at = float("-inf")
         self._usable_until = float("-inf")
-        self._last_attempt = float("-inf")
+        self._last_kid_refetch = float("-inf")
+        self._retry_at = float("-inf")
+        self._failures = 0
         self._last_error: UpstreamError | None = None
         self._flight: SingleFlight[None] = SingleFlight()
         self._listeners: list[KeysRemovedListener] = []
@@ -160,21 +175,22 @@ class JWKSCache:
         now = self._clock()
         if self._flight.in_flight(_REFRESH):
             await self._join()
-        elif now >= self._usable_until or _pick(self._keys, kid) is None:
-            if now - self._last_attempt < self._settings.refresh_cooldown:
-                # Inside the cooldown: refetching is not allowed yet.
-                if now >= self._usable_until and self._last_error is not None:
-                    raise self._last_error
-                if _pick(self._keys, kid) is None:
-                    raise _unknown_kid()
-            else:
-                await self._join()
+        elif now >= self._usable_until:
+            # Nothing trustworthy: fetch, unless a failure just happened (back off).
+            if now < self._retry_at and self._last_error is not None:
+                raise self._last_error.again()
+            await self._join()
+        elif _pick(self._keys, kid) is None:
+            if now - self._last_kid_refetch < self._settings.refresh_cooldown:
+                raise _unknown_kid()
+            self._last_kid_refetch = now
+            await self._join()
+        key = _pick(self._keys, kid) if self._clock() < self._usable_until else None
+        if key is not None:
+            return key
         if self._clock() >= self._usable_until and self._last_error is not None:
-            raise self._last_error
-        key = _pick(self._keys, kid)
-        if key is None:
-            raise _unknown_kid()
-        return key
+            raise self._last_error.again()
+        raise _unknown_kid()
 
     def on_keys_removed(self, listener: KeysRemovedListener) -> None:
         self._listeners.append(listener)
@@ -197,32 +213,17 @@ class JWKSCache:
 
     async def _refresh(self) -> None:
         started = self._clock()
-        self._last_attempt = started
         try:
-            document = await self._fetch()
-            try:
-                keys = parse_jwks(document.keys, allowed_algorithms=self._allowed)
-            except KeySetError as exc:
-                raise UpstreamBadResponse(
-                    f"the JWKS is not usable: {exc}", endpoint="jwks"
-                ) from None
+            keys, document = await self._fetch_keys()
         except UpstreamError as exc:
-            self._last_error = exc
-            # Retry after the cooldown, not on every request while the IdP is down.
-            self._refresh_at = started + self._settings.refresh_cooldown
-            _log.warning(
-                Event.JWKS_REFRESH_FAILED,
-                error_source="upstream",
-                error_kind=exc.error_kind,
-                keys_cached=len(self._keys),
-                serving_stale=started < self._usable_until,
-                **exc.log_context(),
-            )
+            self._failed(started, exc)
             raise
         ttl = self._ttl(document.max_age)
-        removed = frozenset(self._keys) - frozenset(keys)
+        removed = _removed_or_replaced(self._keys, keys)
         self._keys = keys
         self._last_error = None
+        self._failures = 0
+        self._retry_at = float("-inf")
         self._refresh_at = started + ttl
         self._usable_until = started + ttl + self._settings.max_stale
         _log.info(Event.JWKS_REFRESHED, key_count=len(keys), ttl_s=ttl)
@@ -231,11 +232,56 @@ class JWKSCache:
             for listener in self._listeners:
                 listener(removed)
 
+    async def _fetch_keys(self) -> tuple[dict[str | None, VerificationKey], JWKSDocument]:
+        """Fetch and parse; every failure in here is the IdP's (an upstream error)."""
+        try:
+            document = await self._fetch()
+            return parse_jwks(document.keys, allowed_algorithms=self._allowed), document
+        except UpstreamError:
+            raise
+        except KeySetError as exc:
+            raise UpstreamBadResponse(f"the JWKS is not usable: {exc}", endpoint="jwks") from None
+        except Exception as exc:
+            # Whatever a strange key set trips must still get the cooldown and max_stale
+            # of an upstream failure, not a 500 on every request.
+            raise UpstreamBadResponse(
+                f"the JWKS could not be read ({type(exc).__name__})", endpoint="jwks"
+            ) from None
+
+    def _failed(self, started: float, error: UpstreamError) -> None:
+        self._last_error = error
+        self._failures += 1
+        backoff = min(
+            _FIRST_RETRY * 2 ** (self._failures - 1), max(self._settings.refresh_cooldown, 0.0)
+        )
+        self._retry_at = started + backoff
+        # Stale keys keep serving meanwhile; the next background attempt waits too.
+        self._refresh_at = self._retry_at
+        _log.warning(
+            Event.JWKS_REFRESH_FAILED,
+            error_source="upstream",
+            error_kind=error.error_kind,
+            keys_cached=len(self._keys),
+            serving_stale=started < self._usable_until,
+            retry_in_s=backoff,
+            **error.log_context(),
+        )
+
     def _ttl(self, max_age: float | None) -> float:
         settings = self._settings
         if max_age is None:
             return settings.default_ttl
         return min(max(max_age, settings.min_ttl), settings.max_ttl)
+
+
+def _removed_or_replaced(
+    old: Mapping[str | None, VerificationKey], new: Mapping[str | None, VerificationKey]
+) -> frozenset[str | None]:
+    """Key ids whose key is gone, or now names different key material: tokens cached
+    under them were verified with a key the IdP no longer vouches for."""
+    return frozenset(
+        kid for kid, key in old.items() if kid not in new or new[kid].fingerprint != key.fingerprint
+    )
 
 
 def key_store_for(config: AuthorizerConfig, http: IdPClient, default_jwks_uri: str) -> KeyStore:

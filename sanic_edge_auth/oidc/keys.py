@@ -11,11 +11,16 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from typing import Any, Final
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
+from sanic_edge_auth.log import Event, get_logger
+
 __all__ = ["KeySetError", "VerificationKey", "parse_jwks"]
+
+_log = get_logger()
+_MAX_LOGGED_KID: Final = 64
 
 # RFC 7518 section 3.3: RSA keys of 2048 bits or larger MUST be used.
 MIN_RSA_BITS: Final = 2048
@@ -40,6 +45,8 @@ class VerificationKey:
     kid: str | None
     public_key: PublicKey
     algorithms: frozenset[str]
+    #: The DER SubjectPublicKeyInfo: tells a key replaced under the same ``kid`` apart.
+    fingerprint: bytes = b""
 
 
 def parse_jwks(
@@ -48,16 +55,24 @@ def parse_jwks(
     """Return the usable signing keys of a JWK Set, by ``kid``.
 
     Keys that cannot verify any allowed algorithm (encryption keys, symmetric keys,
-    short RSA keys, unknown types) are skipped rather than fatal, so an IdP that
-    publishes a new kind of key does not break verification with the old ones.
+    short RSA keys, unknown types or curves, malformed members) are skipped rather
+    than fatal, and each skip of a signing key is logged with its ``kid`` and why: an
+    IdP that publishes one odd key must not break verification with the others.
     """
     raw_keys = data.get("keys")
     if not isinstance(raw_keys, list):
         raise KeySetError('not a JWK Set: expected an object with a "keys" list')
     keys: dict[str | None, VerificationKey] = {}
     for raw in raw_keys:
-        key = _verification_key(raw, allowed_algorithms)
-        if key is not None and key.kid not in keys:
+        try:
+            key, reason = _verification_key(raw, allowed_algorithms)
+        except Exception as exc:  # a hostile or novel JWK must not stop the others
+            key, reason = None, f"cannot be imported ({type(exc).__name__})"
+        if key is None:
+            if reason is not None:
+                _log.warning(Event.JWKS_KEY_SKIPPED, kid=_loggable_kid(raw), reason=reason)
+            continue
+        if key.kid not in keys:
             keys[key.kid] = key
     if not keys:
         raise KeySetError(
@@ -67,39 +82,61 @@ def parse_jwks(
     return keys
 
 
-def _verification_key(raw: Any, allowed: Set[str]) -> VerificationKey | None:
-    if not isinstance(raw, dict) or raw.get("use", "sig") != "sig":
+def _loggable_kid(raw: Any) -> str | None:
+    kid = raw.get("kid") if isinstance(raw, dict) else None
+    if not isinstance(kid, str):
         return None
+    return kid[:_MAX_LOGGED_KID] if kid.isprintable() else "(unprintable)"
+
+
+def _verification_key(raw: Any, allowed: Set[str]) -> tuple[VerificationKey | None, str | None]:
+    """The key, or ``None`` and why (``None`` for keys that are simply not for us)."""
+    if not isinstance(raw, dict):
+        return None, "is not a JSON object"
+    if raw.get("use", "sig") != "sig":
+        return None, None  # an encryption key: not for verifying, nothing to report
     kid = raw.get("kid")
     if kid is not None and not isinstance(kid, str):
-        return None
+        return None, "its kid is not a string"
     declared_alg = raw.get("alg")
+    if declared_alg is not None and not isinstance(declared_alg, str):
+        return None, "its alg is not a string"
     kty = raw.get("kty")
     public_key: PublicKey
-    try:
-        if kty == "RSA":
-            rsa_key = RSAKey.import_key(_public_members(raw, ("n", "e")))
-            public_key = rsa_key.public_key
-            if public_key.key_size < MIN_RSA_BITS:
-                return None
-            algorithms = _RSA_ALGS & allowed
-        elif kty == "EC":
-            ec_key = ECKey.import_key(_public_members(raw, ("crv", "x", "y")))
-            public_key = ec_key.public_key
-            algorithms = frozenset(
-                alg
-                for alg, curve in _EC_CURVE_BY_ALG.items()
-                if alg in allowed and public_key.curve.name == curve
-            )
-        else:
-            return None
-    except (JoseError, ValueError, TypeError):
-        return None
+    if kty == "RSA":
+        public_key = RSAKey.import_key(_public_members(raw, ("n", "e"))).public_key
+        if public_key.key_size < MIN_RSA_BITS:
+            return None, f"RSA keys need at least {MIN_RSA_BITS} bits"
+        algorithms = _RSA_ALGS & allowed
+    elif kty == "EC":
+        if raw.get("crv") not in ("P-256", "P-384", "P-521"):
+            return None, "its EC curve is not supported"
+        public_key = ECKey.import_key(_public_members(raw, ("crv", "x", "y"))).public_key
+        algorithms = frozenset(
+            alg
+            for alg, curve in _EC_CURVE_BY_ALG.items()
+            if alg in allowed and public_key.curve.name == curve
+        )
+    elif kty == "oct":
+        return None, None  # symmetric: never used to verify (RFC 8725 3.1)
+    else:
+        return None, "its key type is not supported"
     if declared_alg is not None:
         algorithms = algorithms & {declared_alg}
     if not algorithms:
-        return None
-    return VerificationKey(kid=kid, public_key=public_key, algorithms=frozenset(algorithms))
+        return None, None  # a sound key for algorithms we do not accept: not a fault
+    fingerprint = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return (
+        VerificationKey(
+            kid=kid,
+            public_key=public_key,
+            algorithms=frozenset(algorithms),
+            fingerprint=fingerprint,
+        ),
+        None,
+    )
 
 
 def _public_members(raw: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
