@@ -1,16 +1,22 @@
 """``EdgeAuth``: registers the edge on a Sanic app.
 
 At registration the configuration is parsed and validated (a broken config stops
-the app before it serves anything) and the flow routes are added. At
-``before_server_start`` each worker builds its own HTTP client and adapter, checks
-that every referenced hook is registered and every protected path has a handler,
-and fetches the signing keys. ``after_server_stop`` closes what it opened.
+the app before it serves anything) and the flow routes are added. What can only be
+checked once the app's routes and hooks exist (every referenced hook registered,
+every protected path served, no protected route serving a method the config does not
+list, ``@edge.protected()`` placed below the route decorator) is checked at
+``main_process_start``, once, before any worker starts: the process exits with status
+1 and each problem printed once. A single-process server (and the test client) runs
+the same check at ``before_server_start``. There each worker then builds its own HTTP
+client and adapter and fetches the signing keys. ``after_server_stop`` closes what it
+opened.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import sys
 from collections.abc import Callable, Collection, Mapping
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -73,6 +79,9 @@ class EdgeAuth:
         self._app: Sanic[Any, Any] | None = None
         self._adapter_class: type[AdapterFactory] | None = None
         self._protected: dict[tuple[str, str], tuple[str, ...]] = {}
+        # Handlers given to @edge.protected(): a route still holding one of these was
+        # registered before the decorator wrapped it (the decorators are upside down).
+        self._wrapped_handlers: dict[Callable[..., Any], str] = {}
         self.config: EdgeAuthConfig | None = None
         if app is not None:
             self.init_app(app)
@@ -123,6 +132,7 @@ class EdgeAuth:
         if self._protected:
             app.on_request(route_middleware(lambda: self.guard))
         app.error_handler.add(EdgeAuthError, handle_edge_auth_error)
+        app.main_process_start(self._check_in_main_process)
         app.before_server_start(self._before_start)
         app.after_server_stop(self._after_stop)
 
@@ -134,11 +144,14 @@ class EdgeAuth:
             return DirectorySecrets(directory)
         return EnvironmentSecrets(self._environ)
 
-    async def _before_start(self, app: Sanic[Any, Any]) -> None:
+    def _startup_problems(self, app: Sanic[Any, Any]) -> list[ConfigProblem]:
+        """What only the finished app can show: hooks, handlers, methods, decorator order.
+
+        Binds the per-method route policies as it goes (cheap, and each worker needs
+        them on its own routes).
+        """
         config = self.config
-        adapter_class = self._adapter_class
-        assert config is not None  # both set by init_app, which registered this listener
-        assert adapter_class is not None
+        assert config is not None  # set by init_app, which registered the listeners
         problems = [
             ConfigProblem(
                 f"{rule.key}.integration.post_process",
@@ -150,20 +163,66 @@ class EdgeAuth:
             for name in rule.integration.hooks
             if name not in self._hooks
         ]
-        for method, path in bind_route_policies(app, self._protected):
+        missing, unlisted = bind_route_policies(app, self._protected)
+        for method, path in missing:
             rule = next(r for r in config.paths if (r.method, r.path) == (method, path))
             problems.append(
                 ConfigProblem(rule.key, f"auth is true but the app has no {method} {path} handler")
             )
-        if problems:
-            error = ConfigValidationError(problems)
-            _log.error(
-                Event.STARTUP_FAILED,
-                error_source="config",
-                error_kind=error.error_kind,
-                keys=list(error.keys),
+        for method, path in unlisted:
+            listed = sorted(m for (m, p) in self._protected if p == path)
+            rule = next(r for r in config.paths if r.path == path and r.method in listed)
+            problems.append(
+                ConfigProblem(
+                    rule.key,
+                    f"the {path} route also serves {method}, which no paths entry lists "
+                    f"(listed: {', '.join(listed)}); add "
+                    f'{{"method": "{method}", "path": "{path}", "auth": true}} with its scopes',
+                )
             )
-            raise error
+        for route in app.router.routes:
+            name = self._wrapped_handlers.get(route.handler)
+            if name is not None:
+                methods = ", ".join(sorted(route.methods))
+                problems.append(
+                    ConfigProblem(
+                        "@edge.protected()",
+                        f"route /{route.path} ({methods}) serves {name!r} unprotected: "
+                        "@edge.protected() was written above the route decorator, so Sanic "
+                        "registered the handler before it was wrapped. Write it below:\n"
+                        f'      @app.route("/{route.path}")\n'
+                        "      @edge.protected()\n"
+                        f"      async def {name}(request): ...",
+                    )
+                )
+        return problems
+
+    def _fail_startup(self, problems: list[ConfigProblem]) -> ConfigValidationError:
+        error = ConfigValidationError(problems)
+        _log.error(
+            Event.STARTUP_FAILED,
+            error_source="config",
+            error_kind=error.error_kind,
+            keys=list(error.keys),
+        )
+        return error
+
+    async def _check_in_main_process(self, app: Sanic[Any, Any]) -> None:
+        problems = self._startup_problems(app)
+        if problems:
+            error = self._fail_startup(problems)
+            # Before any worker exists: one report, exit status 1, nothing to kill.
+            print(error.description, file=sys.stderr)
+            raise SystemExit(1)
+
+    async def _before_start(self, app: Sanic[Any, Any]) -> None:
+        config = self.config
+        adapter_class = self._adapter_class
+        assert config is not None  # both set by init_app, which registered this listener
+        assert adapter_class is not None
+        problems = self._startup_problems(app)
+        if problems:
+            raise self._fail_startup(problems)
         self._http = httpx.AsyncClient(
             follow_redirects=False,
             headers={"User-Agent": "sanic-edge-auth"},
@@ -227,6 +286,7 @@ class EdgeAuth:
                 await self.guard.authenticate(request, required)
                 return await handler(request, *args, **kwargs)
 
+            self._wrapped_handlers[handler] = getattr(handler, "__name__", "handler")
             return cast(HandlerT, protected_handler)
 
         return decorator

@@ -8,7 +8,8 @@ needs are checked here (RFC 6750 ``insufficient_scope``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from sanic import Request
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Guard", "bearer_token", "forwardable_token"]
 
-ROUTE_CTX_ATTR: Final = "edge_auth_scopes"
+ROUTE_CTX_ATTR: Final = "edge_auth_policy"
 
 
 def bearer_token(request: Request) -> str | None:
@@ -87,22 +88,40 @@ class Guard:
         return verified
 
 
-def bind_route_policies(
-    app: Sanic[Any, Any], protected: dict[tuple[str, str], tuple[str, ...]]
-) -> list[tuple[str, str]]:
-    """Mark each route the config protects; return the (method, path) pairs with no route.
+RoutePolicy = Mapping[str, tuple[str, ...]]
+"""Scopes a route requires, per HTTP method it serves."""
 
-    Done once at startup so the request middleware only reads ``route.ctx``.
+
+def bind_route_policies(
+    app: Sanic[Any, Any], protected: Mapping[tuple[str, str], tuple[str, ...]]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Mark each route the config protects with its per-method policy.
+
+    Returns the configured (method, path) pairs that no route serves, and the
+    (method, path) pairs a protected route serves that the config does not list.
+    A policy is kept per method because one Sanic route can serve several (an
+    ``HTTPMethodView``, ``methods=["GET", "POST"]``), each with its own scopes.
+    ``HEAD`` follows ``GET`` (it is a GET without a body). Done once at startup so
+    the request middleware only reads ``route.ctx``.
     """
     missing = dict.fromkeys(protected)
+    unlisted: list[tuple[str, str]] = []
     for route in app.router.routes:
         path = "/" + route.path
-        for method in route.methods:
-            scopes = protected.get((method, path))
-            if scopes is not None:
-                setattr(route.ctx, ROUTE_CTX_ATTR, scopes)
-                missing.pop((method, path), None)
-    return list(missing)
+        policy = {
+            method: scopes
+            for (method, rule_path), scopes in protected.items()
+            if rule_path == path and method in route.methods
+        }
+        if not policy:
+            continue
+        for method in policy:
+            missing.pop((method, path), None)
+        if "HEAD" in route.methods and "HEAD" not in policy and "GET" in policy:
+            policy["HEAD"] = policy["GET"]
+        unlisted.extend((method, path) for method in sorted(route.methods) if method not in policy)
+        setattr(route.ctx, ROUTE_CTX_ATTR, MappingProxyType(policy))
+    return list(missing), unlisted
 
 
 def route_middleware(guard_getter: Callable[[], Guard]) -> Callable[[Request], object]:
@@ -112,9 +131,14 @@ def route_middleware(guard_getter: Callable[[], Guard]) -> Callable[[Request], o
         route = request.route
         if route is None:
             return
-        scopes = getattr(route.ctx, ROUTE_CTX_ATTR, None)
-        if scopes is None:
+        policy: RoutePolicy | None = getattr(route.ctx, ROUTE_CTX_ATTR, None)
+        if policy is None:
             return
+        scopes = policy.get(request.method)
+        if scopes is None:
+            # Startup refuses routes serving unlisted methods; should one slip through
+            # anyway, it gets the strictest of the route's policies, never none.
+            scopes = tuple(sorted({scope for needed in policy.values() for scope in needed}))
         await guard_getter().authenticate(request, scopes)
 
     return enforce_route_policy
