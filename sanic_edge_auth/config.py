@@ -54,6 +54,16 @@ INTEGRATION_KINDS: Final[tuple[IntegrationKind, ...]] = (
 )
 # The gateway called its login redirect "<type>_callback_redirect"; keep accepting it.
 _KIND_ALIASES: Final[Mapping[str, IntegrationKind]] = {"callback_redirect": "login"}
+# Longest suffix first, so "_callback_redirect" wins over any shorter suffix.
+_SUFFIX_KINDS: Final[Mapping[str, IntegrationKind]] = dict(
+    sorted(
+        [
+            *((f"_{alias}", kind) for alias, kind in _KIND_ALIASES.items()),
+            *((f"_{kind}", kind) for kind in INTEGRATION_KINDS),
+        ],
+        key=lambda item: -len(item[0]),
+    )
+)
 _KINDS_WITH_HOOKS: Final = frozenset({"callback", "refresh", "userinfo"})
 _KINDS_ALLOWING_AUTH: Final = frozenset({"userinfo", "refresh"})
 _METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
@@ -63,6 +73,7 @@ SUPPORTED_ALGORITHMS: Final = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 )
 MIN_COOKIE_SECRET_LENGTH: Final = 32
+_MIN_MASKED_LENGTH: Final = 6
 
 _REFERENCE = re.compile(r"^\$(env|secret)\.(.*)$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -294,6 +305,8 @@ class _Loader:
         self.secrets = secrets
         self.resolve_adapter = resolve_adapter
         self.problems: list[ConfigProblem] = []
+        # Resolved $secret values: masked in every problem message before it is raised.
+        self.secret_values: set[str] = set()
 
     def problem(self, key: str, message: str) -> None:
         self.problems.append(ConfigProblem(key, message))
@@ -308,13 +321,15 @@ class _Loader:
     def resolve(self, key: str, value: Any) -> Any:
         """Replace ``$env.X`` with a string and ``$secret.X`` with a :class:`Secret`."""
         if isinstance(value, str):
-            match = _REFERENCE.match(value)
-            if match is None:
+            if not value.startswith("$"):
                 return value
-            kind, name = match.groups()
-            if not _NAME.match(name):
-                self.problem(key, f"{value!r} is not a valid reference (use $env.NAME)")
+            match = _REFERENCE.match(value)
+            if match is None or not _NAME.match(match.group(2)):
+                # "$ENV.X", "${X}", "$env.x-y": a reference was meant; taking it as a
+                # literal value would only fail later, at the first login.
+                self.problem(key, _bad_reference_message(value))
                 return None
+            kind, name = match.groups()
             if kind == "env":
                 found = self.environ.get(name)
                 where = "the environment"
@@ -327,7 +342,10 @@ class _Loader:
             if found == "":
                 self.problem(key, f"references ${kind}.{name}, which is set but empty in {where}")
                 return None
-            return Secret(found) if kind == "secret" else found
+            if kind == "secret":
+                self.secret_values.add(found)
+                return Secret(found)
+            return found
         if isinstance(value, list):
             return [self.resolve(f"{key}[{i}]", item) for i, item in enumerate(value)]
         if isinstance(value, dict):
@@ -438,26 +456,48 @@ class _Loader:
             raw_paths = []
 
         adapter_type = self.text("authorizer.type", raw_authorizer.get("type"), required=True)
-        paths = self.paths(raw_paths, adapter_type)
-        authorizer = self.authorizer(raw_authorizer, adapter_type, paths)
-        if self.problems or authorizer is None:
-            raise ConfigValidationError(self.problems)
-        return EdgeAuthConfig(authorizer=authorizer, paths=tuple(paths))
-
-    def authorizer(
-        self, raw: Mapping[str, Any], adapter_type: str | None, paths: Sequence[PathRule]
-    ) -> AuthorizerConfig | None:
-        prefix = "authorizer"
-        values = {k: self.resolve(f"{prefix}.{k}", v) for k, v in raw.items()}
-        kinds = {rule.integration.kind for rule in paths if rule.integration}
-
         adapter: type[AdapterSettings] | None = None
         if adapter_type is not None:
             found = self.resolve_adapter(adapter_type)
             if isinstance(found, str):
-                self.problem(f"{prefix}.type", found)
+                self.problem("authorizer.type", found)
             else:
                 adapter = found
+        # With an unknown adapter the integration types cannot be checked: the one
+        # authorizer.type problem says what to fix, not one problem per path.
+        paths = self.paths(raw_paths, adapter_type, strict=adapter is not None)
+        authorizer = self.authorizer(raw_authorizer, adapter_type, adapter, paths)
+        if self.problems or authorizer is None:
+            raise ConfigValidationError(self._without_secrets(self.problems))
+        return EdgeAuthConfig(authorizer=authorizer, paths=tuple(paths))
+
+    def _without_secrets(self, problems: list[ConfigProblem]) -> list[ConfigProblem]:
+        """The problems with every resolved ``$secret`` value masked, wherever a
+        message (ours or an adapter's) happened to quote it."""
+        # A short value would match ordinary words; it is masked where it is quoted.
+        values = sorted(
+            (v if len(v) >= _MIN_MASKED_LENGTH else repr(v) for v in self.secret_values),
+            key=len,
+            reverse=True,
+        )
+        cleaned = []
+        for problem in problems:
+            message = problem.message
+            for value in values:
+                message = message.replace(value, "'**********'" if value[0] == "'" else "*" * 10)
+            cleaned.append(ConfigProblem(problem.key, message))
+        return cleaned
+
+    def authorizer(
+        self,
+        raw: Mapping[str, Any],
+        adapter_type: str | None,
+        adapter: type[AdapterSettings] | None,
+        paths: Sequence[PathRule],
+    ) -> AuthorizerConfig | None:
+        prefix = "authorizer"
+        values = {k: self.resolve(f"{prefix}.{k}", v) for k, v in raw.items()}
+        kinds = {rule.integration.kind for rule in paths if rule.integration}
 
         extras_raw = {k: v for k, v in values.items() if k not in _CORE_AUTHORIZER_KEYS}
         extras: Mapping[str, Any] = {}
@@ -641,7 +681,9 @@ class _Loader:
             self.problem(f"{key}.min_ttl", "must not exceed max_ttl")
         return settings
 
-    def paths(self, raw_paths: list[Any], adapter_type: str | None) -> list[PathRule]:
+    def paths(
+        self, raw_paths: list[Any], adapter_type: str | None, *, strict: bool = True
+    ) -> list[PathRule]:
         rules: list[PathRule] = []
         seen: dict[tuple[str, str], int] = {}
         for index, raw in enumerate(raw_paths):
@@ -669,7 +711,7 @@ class _Loader:
             integration = None
             if "integration" in raw:
                 integration = self.integration(
-                    f"{key}.integration", raw["integration"], adapter_type
+                    f"{key}.integration", raw["integration"], adapter_type, strict=strict
                 )
             if integration is not None and auth and integration.kind not in _KINDS_ALLOWING_AUTH:
                 self.problem(
@@ -690,7 +732,9 @@ class _Loader:
             rules.append(PathRule(index, method, path, auth, scopes, integration))
         return rules
 
-    def integration(self, key: str, raw: Any, adapter_type: str | None) -> Integration | None:
+    def integration(
+        self, key: str, raw: Any, adapter_type: str | None, *, strict: bool = True
+    ) -> Integration | None:
         if not isinstance(raw, dict):
             self.problem(key, "must be an object with a type")
             return None
@@ -698,9 +742,10 @@ class _Loader:
         type_name = self.text(f"{key}.type", raw.get("type"), required=True)
         if type_name is None:
             return None
-        kind = _integration_kind(type_name, adapter_type)
+        kind = _integration_kind(type_name, adapter_type if strict else None)
         if kind is None:
-            self.problem(f"{key}.type", _unknown_integration_message(type_name, adapter_type))
+            if strict:
+                self.problem(f"{key}.type", _unknown_integration_message(type_name, adapter_type))
             return None
         hooks = self.post_process(f"{key}.post_process", raw.get("post_process"), kind)
         return Integration(type=type_name, kind=kind, hooks=hooks)
@@ -739,15 +784,12 @@ class _Loader:
 
 
 def _integration_kind(type_name: str, adapter_type: str | None) -> IntegrationKind | None:
-    prefix = f"{adapter_type}_" if adapter_type else ""
-    if not prefix or not type_name.startswith(prefix):
-        return None
-    suffix = type_name[len(prefix) :]
-    if suffix in _KIND_ALIASES:
-        return _KIND_ALIASES[suffix]
-    for kind in INTEGRATION_KINDS:
-        if suffix == kind:
-            return kind
+    """The flow a type names: ``<adapter>_<kind>``; with no adapter known, any prefix."""
+    for suffix, kind in _SUFFIX_KINDS.items():
+        if type_name.endswith(suffix):
+            prefix = type_name[: -len(suffix)]
+            if adapter_type is None or prefix == adapter_type:
+                return kind
     return None
 
 
@@ -761,6 +803,25 @@ def _unknown_integration_message(type_name: str, adapter_type: str | None) -> st
     if close:
         message += f" (did you mean {close[0]!r}?)"
     return message + f"; known types: {', '.join(known)}"
+
+
+def _bad_reference_message(value: str) -> str:
+    """Why ``value`` is not a reference, and the reference it most likely meant."""
+    body = value[1:]
+    kind = "env"
+    if body.startswith("{") and body.endswith("}"):
+        body = body[1:-1]  # ${NAME}, the shell's spelling
+    head, dot, rest = body.partition(".")
+    if dot and head.lower() in ("env", "secret"):
+        kind, body = head.lower(), rest
+    name = re.sub(r"[^A-Za-z0-9_]", "_", body) or "NAME"
+    if name[0].isdigit():
+        name = "_" + name
+    return (
+        f"{value!r} starts with '$' but is not a valid reference; did you mean "
+        f"'${kind}.{name}'? (references are $env.NAME or $secret.NAME, NAME of letters, "
+        "digits and underscores; a literal value cannot start with '$')"
+    )
 
 
 def _unknown_message(name: str, known: frozenset[str]) -> str:

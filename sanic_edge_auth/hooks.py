@@ -36,7 +36,8 @@ _log = get_logger()
 @dataclass(slots=True, repr=False)
 class HookContext:
     """What a hook sees. Tokens are :class:`~sanic_edge_auth.Secret`-wrapped; the
-    client secret and the environment are not here at all.
+    client secret and the environment are not handed to hooks (though hooks are the
+    app's own code and can reach the app, so this is tidiness, not a sandbox).
 
     ``body`` is the JSON answer about to be sent; on callback and refresh it holds
     the raw tokens (that is the answer), so the repr lists only its keys.

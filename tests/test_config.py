@@ -158,15 +158,78 @@ def test_secrets_dir_is_read_from_app_config(tmp_path: Path) -> None:
     assert edge.config.authorizer.client_secret.reveal() == "dir-secret"
 
 
-def test_unknown_adapter_names_installed_adapters_and_install_command() -> None:
+def test_an_adapter_typo_is_one_problem_with_the_right_advice() -> None:
+    config = json.loads(json.dumps(SEED))
+    config["authorizer"]["type"] = "auht0"
+    problems = problems_of(config, SEED_ENV)
+    assert list(problems) == ["authorizer.type"]  # not one more per integration type
+    message = problems["authorizer.type"]
+    assert "no identity adapter named 'auht0' is installed (installed: auth0" in message
+    assert "did you mean 'auth0'?" in message
+    assert "sanic-edge-auth[auht0]" not in message  # no extra that does not exist
+
+
+def test_an_unknown_third_party_adapter_gets_no_made_up_install_command() -> None:
     config = json.loads(json.dumps(SEED))
     config["authorizer"]["type"] = "okta"
     problems = problems_of(config, SEED_ENV)
-    assert (
-        "no identity adapter named 'okta' is installed (installed: auth0)"
-        in problems["authorizer.type"]
-    )
-    assert "pip install 'sanic-edge-auth[okta]'" in problems["authorizer.type"]
+    assert list(problems) == ["authorizer.type"]
+    assert "sanic-edge-auth[okta]" not in problems["authorizer.type"]
+    assert "'sanic_edge_auth.adapters' entry points" in problems["authorizer.type"]
+
+
+def test_a_shipped_adapter_that_is_not_installed_gets_commands_that_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sanic_edge_auth import registry
+
+    monkeypatch.setattr(registry, "entry_points", lambda *, group: [])
+    message = AdapterResolver()("auth0")
+    assert isinstance(message, str)
+    assert "(installed: none)" in message
+    assert "pip install 'sanic-edge-auth[auth0]'" in message
+    assert "pip install -e . -e adapters/auth0" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        ("$ENV.AUTH0_DOMAIN", "'$env.AUTH0_DOMAIN'"),
+        ("${AUTH0_DOMAIN}", "'$env.AUTH0_DOMAIN'"),
+        ("$env.auth0-domain", "'$env.auth0_domain'"),
+        ("$Secret.X", "'$secret.X'"),
+        ("$env.", "'$env.NAME'"),
+    ],
+)
+def test_mistyped_references_are_refused_with_a_hint(value: str, hint: str) -> None:
+    config = json.loads(json.dumps(SEED))
+    config["authorizer"]["domain"] = value
+    problems = problems_of(config, SEED_ENV)
+    assert f"did you mean {hint}?" in problems["authorizer.domain"]
+
+
+def test_no_problem_message_repeats_a_resolved_secret() -> None:
+    values = {
+        "domain": "dom-secret-value-1",
+        "client_id": "   ",
+        "redirect_uri": "ftp://redirect-secret-value-2/cb",
+        "cookie_secret": "short-cookie-3",
+        "jwks_uri": "not a url secret-4",
+        "scope": "no-openid-secret-5",
+        "algorithms": "HS256-secret-6",
+        "audience": "",
+        "timeout": "slow-secret-7",
+    }
+    config = json.loads(json.dumps(SEED))
+    config["authorizer"].update({key: f"$secret.S_{key.upper()}" for key in values})
+    secrets = {f"S_{key.upper()}": value for key, value in values.items() if value}
+    with pytest.raises(ConfigValidationError) as caught:
+        load(config, {**SEED_ENV, **secrets})
+    text = str(caught.value)
+    assert len(caught.value.problems) >= 5
+    for value in values.values():
+        if value.strip():
+            assert value not in text
 
 
 @pytest.mark.parametrize(

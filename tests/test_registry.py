@@ -37,7 +37,7 @@ def test_a_broken_adapter_install_names_the_type_and_the_fix(
     message = AdapterResolver()("broken")
     assert isinstance(message, str)
     assert "the 'broken' adapter is installed but failed to load (ModuleNotFoundError" in message
-    assert "pip install --force-reinstall 'sanic-edge-auth[broken]'" in message
+    assert "reinstall the distribution that provides it" in message
 
 
 def test_an_adapter_passed_in_gets_its_own_integration_types(
