@@ -8,10 +8,12 @@ needs are checked here (RFC 6750 ``insufficient_scope``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
+import structlog
 from sanic import Request
 
 from sanic_edge_auth.adapter import IdentityAdapter, VerifiedToken
@@ -35,10 +37,9 @@ def bearer_token(request: Request) -> str | None:
     header: str | None = request.headers.get("authorization")
     if not header:
         return None
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "bearer":
+    if header[:7].lower() != "bearer ":  # the scheme is case-insensitive (RFC 9110 11.1)
         return None
-    value = value.strip()
+    value = header[7:].strip()
     # Cheap checks only (str.isascii is O(1)): this runs on every protected request, and
     # the verifier decodes every segment strictly anyway. RFC 6750 2.1's b64token regex,
     # or str.isprintable, over an 800-byte token would cost more than a cache hit.
@@ -60,19 +61,35 @@ def forwardable_token(value: str, description: str) -> str:
     return value
 
 
+def _granted_logger() -> Callable[..., Any] | None:
+    """The ``debug`` method for the per-request "granted" event, or ``None`` to skip it.
+
+    Skipped when debug is filtered out (a filtering bound logger says so), and when
+    structlog is not configured at all: its default prints every level to stdout,
+    which would cost far more than the cache hit the request needs.
+    """
+    if not structlog.is_configured():
+        return None
+    logger = get_logger().bind()  # concrete: a lazy proxy re-binds on every event
+    is_enabled_for = getattr(logger, "is_enabled_for", None)
+    if is_enabled_for is not None and not is_enabled_for(logging.DEBUG):
+        return None
+    debug: Callable[..., Any] = logger.debug
+    return debug
+
+
 class Guard:
     """Enforces bearer tokens for one running adapter.
 
     Built at server start, so the per-request path holds only what it needs: the
-    adapter and a concrete logger (a structlog lazy proxy re-binds on every event,
-    which costs more than a verified-token cache hit).
+    adapter and, when debug events are wanted, a concrete logger's ``debug``.
     """
 
-    __slots__ = ("_adapter", "_log")
+    __slots__ = ("_adapter", "_granted")
 
     def __init__(self, adapter: IdentityAdapter) -> None:
         self._adapter = adapter
-        self._log = get_logger().bind()
+        self._granted = _granted_logger()
 
     async def authenticate(self, request: Request, scopes: Collection[str]) -> VerifiedToken:
         """Verify the request's bearer token, check ``scopes``, set ``request.ctx.auth``."""
@@ -83,8 +100,8 @@ class Guard:
         if scopes and not verified.scopes.issuperset(scopes):
             raise InsufficientScope("the token lacks a required scope", required=scopes)
         request.ctx.auth = verified
-        # Arguments are evaluated even when debug is filtered out: keep them to one attribute.
-        self._log.debug(Event.AUTH_GRANTED, subject=verified.subject)
+        if self._granted is not None:
+            self._granted(Event.AUTH_GRANTED, subject=verified.subject)
         return verified
 
 

@@ -229,6 +229,7 @@ class TokenVerifier:
             raise ValueError(f"unsupported algorithms: {sorted(unknown)}")
         self._keys = keys
         self.policy = policy
+        self._leeway = policy.leeway
         self._clock = clock
         self._cache = _VerifiedCache(cache_size) if cache_size > 0 else None
         self._headers: dict[str, dict[str, Any]] = {}
@@ -244,7 +245,7 @@ class TokenVerifier:
         entry = cache.get(token)
         if entry is None:
             return None
-        if entry.expires_at + self.policy.leeway <= self._clock():
+        if entry.expires_at + self._leeway <= self._clock():
             cache.pop(token)
             return None
         return entry
