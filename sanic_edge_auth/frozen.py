@@ -46,8 +46,18 @@ def freeze(value: Any) -> Any:
     if kind is dict:
         return FrozenDict(zip(value.keys(), map(freeze, value.values()), strict=True))
     if kind is list:
-        return tuple(map(freeze, value))
+        return _freeze_list(value)
     return value
+
+
+def _freeze_list(value: list[Any]) -> tuple[Any, ...]:
+    # Most arrays in claims (aud, permissions, roles) hold only strings: copy them
+    # straight into a tuple, and recurse only when an element is itself a container.
+    for item in value:
+        kind = type(item)
+        if kind is list or kind is dict:
+            return tuple(map(freeze, value))
+    return tuple(value)
 
 
 def freeze_claims(claims: dict[str, Any]) -> Mapping[str, Any]:
