@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import uuid
@@ -48,6 +49,10 @@ class RedisServer:
         self.password = password
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        #: Extra command-line arguments (TLS files, sentinel mode).
+        self.arguments: list[str] = []
+        #: When set, the readiness check speaks TLS (a server with only a TLS port).
+        self.tls: ssl.SSLContext | None = None
 
     @property
     def url(self) -> str:
@@ -67,6 +72,7 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             command += ["--requirepass", self.password]
+        command += self.arguments
         self.process = subprocess.Popen(  # noqa: S603 - our own fixed command line
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -75,7 +81,12 @@ class RedisServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited with {self.process.returncode}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as plain:
+                    sock = (
+                        self.tls.wrap_socket(plain, server_hostname="127.0.0.1")
+                        if self.tls
+                        else plain
+                    )
                     sock.sendall(b"PING\r\n")
                     if sock.recv(64)[:1] in (b"+", b"-"):  # PONG, or NOAUTH with a password
                         return
