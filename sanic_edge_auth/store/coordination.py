@@ -236,5 +236,6 @@ def _failure_from_record(raw: bytes) -> Exception:
     error = cls.__new__(cls)
     Exception.__init__(error, attributes.get("description", ""))
     for name, value in attributes.items():
-        setattr(error, name, tuple(value) if isinstance(value, list) else value)
+        if isinstance(name, str) and not name.startswith("_"):
+            setattr(error, name, tuple(value) if isinstance(value, list) else value)
     return error
