@@ -10,10 +10,13 @@ from sanic_edge_auth.store import LeaseToken, Store
 from tests.store.conftest import Backend
 
 # A TTL long enough never to lapse during a test, and one short enough to lapse
-# after ``advance(EXPIRE)``.
+# after ``advance(EXPIRE)``. Where a value must still be live at the next step,
+# MEDIUM leaves a loaded machine half a second between two awaits.
 LONG = 60.0
 SHORT = 0.05
 EXPIRE = 0.2
+MEDIUM = 0.5
+AFTER_MEDIUM = 0.7
 
 
 def test_every_backend_implements_the_protocol(backend: Backend) -> None:
@@ -55,10 +58,10 @@ async def test_a_write_restarts_the_ttl(backend: Backend) -> None:
 
 async def test_set_if_absent_admits_one_caller_until_expiry(backend: Backend) -> None:
     store = backend.store
-    assert await store.set_if_absent("state", b"a", SHORT) is True
-    assert await store.set_if_absent("state", b"b", SHORT) is False
+    assert await store.set_if_absent("state", b"a", MEDIUM) is True
+    assert await store.set_if_absent("state", b"b", MEDIUM) is False
     assert await store.get("state") == b"a"
-    await backend.advance(EXPIRE)
+    await backend.advance(AFTER_MEDIUM)
     assert await store.set_if_absent("state", b"c", LONG) is True
     assert await store.get("state") == b"c"
 
@@ -110,10 +113,10 @@ async def test_a_dead_holders_lease_expires_and_it_cannot_touch_the_next_one(
 
 async def test_renewing_keeps_the_lease_past_its_first_ttl(backend: Backend) -> None:
     store = backend.store
-    token = await store.acquire("lease", SHORT)
+    token = await store.acquire("lease", MEDIUM)
     assert token is not None
     assert await store.renew("lease", token, LONG) is True
-    await backend.advance(EXPIRE)
+    await backend.advance(AFTER_MEDIUM)
     assert await store.acquire("lease", LONG) is None
     assert await store.renew("lease", LeaseToken(), LONG) is False
     assert await store.release("lease", token) is True

@@ -171,13 +171,13 @@ async def test_a_failure_outside_the_error_tree_reaches_others_without_its_text(
 async def test_renewal_keeps_a_long_calls_lease(make_store: MakeStore) -> None:
     # The call lasts several lease TTLs; without renewal the lease would lapse and a
     # second worker would send the same refresh token again.
-    idp = FakeIdP(delay=0.9)
+    idp = FakeIdP(delay=1.5)
     winner = asyncio.ensure_future(
-        worker(await make_store(), lease_ttl=0.3).run(REFRESH_TOKEN, idp.refresh)
+        worker(await make_store(), lease_ttl=0.6).run(REFRESH_TOKEN, idp.refresh)
     )
     await idp.started.wait()
-    await asyncio.sleep(0.45)  # past the first lease TTL
-    loser = await worker(await make_store(), lease_ttl=0.3).run(REFRESH_TOKEN, idp.refresh)
+    await asyncio.sleep(0.9)  # past the first lease TTL
+    loser = await worker(await make_store(), lease_ttl=0.6).run(REFRESH_TOKEN, idp.refresh)
     assert loser == await winner
     assert idp.calls == 1
 
