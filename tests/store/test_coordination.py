@@ -8,6 +8,7 @@ process and kills it while it holds the lease.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import sys
@@ -17,8 +18,10 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from sanic_edge_auth.errors import InvalidGrant, StoreTimeout, StoreUnavailable
+from sanic_edge_auth.log import Event
 from sanic_edge_auth.store import (
     ClusterSingleFlight,
     CoordinationSettings,
@@ -27,7 +30,7 @@ from sanic_edge_auth.store import (
     Store,
 )
 from sanic_edge_auth.store.redis import RedisStore
-from tests.store.conftest import RedisServer, redis_settings
+from tests.store.conftest import FakeClock, RedisServer, redis_settings
 
 REFRESH_TOKEN = "rt-7f3c9a-the-refresh-token-itself"
 Tokens = dict[str, Any]
@@ -289,3 +292,25 @@ async def test_a_dead_holders_lease_expires_and_a_waiter_takes_over(
             await holder.wait()
         await raw.aclose()
         await store.aclose()
+
+
+async def test_a_holder_that_outlives_its_lease_says_so() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    idp = FakeIdP()
+    idp.gate = asyncio.Event()
+    flight = worker(store, lease_ttl=0.3)
+    with capture_logs() as logs:
+        running = asyncio.ensure_future(flight.run(REFRESH_TOKEN, idp.refresh))
+        await idp.started.wait()
+        clock.now += 1  # the worker stalled: its lease lapsed, and another took it
+        digest = hashlib.sha256(REFRESH_TOKEN.encode()).hexdigest()[:32]
+        assert await store.acquire(f"flight:lease:{digest}", 60) is not None
+        # The log is the only signal of the renewal; poll it rather than guess a delay.
+        while not any(log["event"] == Event.STORE_LEASE_LOST for log in logs):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # the next renewal finds the lease gone
+        idp.gate.set()
+        await running
+    lost = next(log for log in logs if log["event"] == Event.STORE_LEASE_LOST)
+    assert lost["error_source"] == "store"
+    assert lost["log_level"] == "warning"
