@@ -36,6 +36,9 @@ class Event:
     USERINFO_FETCHED: Final = "edge_auth.userinfo.fetched"
     LOGOUT: Final = "edge_auth.logout"
     HOOK_FAILED: Final = "edge_auth.hook.failed"
+    STORE_FAILED: Final = "edge_auth.store.failed"
+    STORE_RECOVERED: Final = "edge_auth.store.recovered"
+    STORE_LEASE_LOST: Final = "edge_auth.store.lease_lost"
 
 
 def get_logger(**initial: Any) -> Any:

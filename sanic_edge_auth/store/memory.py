@@ -1,0 +1,153 @@
+"""The embedded store: process memory, for one worker process.
+
+It is the default because it needs nothing, and it is exact for a single process:
+every operation runs to completion on the event loop without awaiting, so each is
+atomic. It is *not* shared: with several workers or instances each process has its
+own, so a logout in one worker does not reach another (use Redis there; see
+docs/deployment.md).
+
+Memory is bounded two ways. Every value has a TTL and expired values are purged as
+writes happen (a heap ordered by expiry, so a purge touches only what expired), and
+the number of live entries is capped by ``store.max_entries``. When the cap is
+reached the store refuses new keys with ``StoreUnavailable`` rather than evicting:
+silently dropping a replay-guard entry would let a used login state or ``jti`` be
+accepted twice, so it fails closed, like Redis with ``maxmemory-policy noeviction``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable
+
+from sanic_edge_auth.errors import StoreUnavailable
+from sanic_edge_auth.store.base import LeaseToken, check_ttl
+from sanic_edge_auth.store.health import StoreHealth
+from sanic_edge_auth.store.settings import DEFAULT_PREFIX
+
+__all__ = ["MemoryStore"]
+
+Clock = Callable[[], float]
+
+
+class MemoryStore:
+    """A :class:`~sanic_edge_auth.store.base.Store` in this process's memory.
+
+    ``clock`` is a monotonic clock in seconds (injectable so tests move time
+    without sleeping); wall-clock jumps must not expire or revive entries.
+    """
+
+    kind = "memory"
+
+    def __init__(
+        self,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        max_entries: int = 100_000,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._prefix = prefix
+        self._max_entries = max_entries
+        self._clock = clock
+        self._data: dict[str, tuple[bytes, float]] = {}
+        self._expiries: list[tuple[float, str]] = []
+        self._health = StoreHealth(self.kind)
+
+    def __len__(self) -> int:
+        """Live and not-yet-purged entries (for tests and metrics)."""
+        return len(self._data)
+
+    # -- the protocol
+
+    async def get(self, key: str) -> bytes | None:
+        return self._live(self._prefix + key)
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        self._write("set", self._prefix + key, value, ttl)
+
+    async def delete(self, key: str) -> bool:
+        full = self._prefix + key
+        live = self._live(full) is not None
+        self._data.pop(full, None)
+        return live
+
+    async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
+        full = self._prefix + key
+        if self._live(full) is not None:
+            return False
+        self._write("set_if_absent", full, value, ttl)
+        return True
+
+    async def acquire(self, key: str, ttl: float) -> LeaseToken | None:
+        full = self._prefix + key
+        if self._live(full) is not None:
+            return None
+        token = LeaseToken()
+        self._write("acquire", full, token.value.encode(), ttl)
+        return token
+
+    async def renew(self, key: str, token: LeaseToken, ttl: float) -> bool:
+        full = self._prefix + key
+        if self._live(full) != token.value.encode():
+            return False
+        self._write("renew", full, token.value.encode(), ttl)
+        return True
+
+    async def release(self, key: str, token: LeaseToken) -> bool:
+        full = self._prefix + key
+        if self._live(full) != token.value.encode():
+            return False
+        del self._data[full]
+        return True
+
+    async def ping(self) -> None:
+        return None
+
+    async def startup(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        self._data.clear()
+        self._expiries.clear()
+
+    # -- internals
+
+    def _live(self, full: str) -> bytes | None:
+        entry = self._data.get(full)
+        if entry is None:
+            return None
+        value, expires_at = entry
+        if expires_at <= self._clock():
+            del self._data[full]
+            return None
+        return value
+
+    def _write(self, operation: str, full: str, value: bytes, ttl: float) -> None:
+        check_ttl(ttl)
+        now = self._clock()
+        self._purge(now)
+        if full not in self._data and len(self._data) >= self._max_entries:
+            error = StoreUnavailable(
+                "the in-memory store is full (raise store.max_entries or use Redis)",
+                operation=operation,
+                elapsed_ms=0.0,
+            )
+            self._health.failed(error)
+            raise error
+        expires_at = now + ttl
+        self._data[full] = (bytes(value), expires_at)
+        heapq.heappush(self._expiries, (expires_at, full))
+        self._health.succeeded()
+
+    def _purge(self, now: float) -> None:
+        """Drop what has expired; rebuild the heap when stale slots outnumber entries."""
+        heap = self._expiries
+        while heap and heap[0][0] <= now:
+            expires_at, full = heapq.heappop(heap)
+            entry = self._data.get(full)
+            # A key rewritten later has a newer expiry: its old heap slot is stale.
+            if entry is not None and entry[1] == expires_at:
+                del self._data[full]
+        if len(heap) > 2 * len(self._data) + 64:
+            self._expiries = [(expires_at, full) for full, (_, expires_at) in self._data.items()]
+            heapq.heapify(self._expiries)

@@ -1,0 +1,308 @@
+"""The Redis store: state every worker process and every instance shares.
+
+Built on redis-py's asyncio client with one connection pool per worker (a pool is
+bound to the event loop that made it, so each worker builds its own at startup).
+Atomic operations map onto single Redis commands (``SET ... NX PX``) or short Lua
+scripts (the lease's compare-and-set), which Redis runs without interleaving.
+
+Failure handling, all in this module:
+
+- Every redis-py exception is translated in :func:`translate_error`, the only
+  place that knows them: timeouts become ``StoreTimeout``, everything else
+  ``StoreUnavailable`` (source ``store``, HTTP 503), carrying the operation name
+  and elapsed milliseconds. The original message is never logged or chained (it
+  can quote the server address and, in some client versions, the URL).
+- A broken connection is dropped from the pool and the next operation opens a new
+  one, so when Redis comes back everything recovers without a restart.
+  ``health_check_interval`` pings a connection that sat idle longer than that
+  before reusing it; connection errors are retried ``store.retries`` times with a
+  short backoff. Timeouts are *not* retried: a command that timed out may have
+  run, and retrying ``SET NX`` would then report a false "already used".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+
+from sanic_edge_auth.errors import (
+    ConfigProblem,
+    ConfigValidationError,
+    StoreError,
+    StoreTimeout,
+    StoreUnavailable,
+)
+from sanic_edge_auth.store.base import LeaseToken, check_ttl
+from sanic_edge_auth.store.health import StoreHealth
+from sanic_edge_auth.store.settings import DEFAULT_PREFIX, StoreSettings, redacted_endpoint
+
+__all__ = ["RedisStore", "translate_error"]
+
+T = TypeVar("T")
+
+# Take the lease if free, or confirm we already hold it (a connection retry after the
+# first attempt's reply was lost must not make us think someone else holds it).
+_ACQUIRE: Final = """
+local current = redis.call('GET', KEYS[1])
+if not current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if current == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+# Compare-and-extend / compare-and-delete: only the holder's token may touch the lease.
+_RENEW: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def translate_error(exc: BaseException, operation: str, elapsed_ms: float) -> StoreError:
+    """The one boundary where redis-py's exceptions become ours (most specific first)."""
+    if isinstance(exc, redis_errors.TimeoutError | TimeoutError):
+        return StoreTimeout(
+            "Redis did not answer within store.timeout",
+            operation=operation,
+            elapsed_ms=elapsed_ms,
+        )
+    if isinstance(exc, redis_errors.AuthenticationError | redis_errors.AuthorizationError):
+        description = "Redis refused our credentials or permissions"
+    elif isinstance(exc, redis_errors.BusyLoadingError):
+        description = "Redis is loading its dataset"
+    elif isinstance(exc, redis_errors.ConnectionError | OSError):
+        description = "Redis is unreachable"
+    elif isinstance(exc, redis_errors.ReadOnlyError):
+        description = "Redis is a read-only replica (a failover may be under way)"
+    elif isinstance(exc, redis_errors.OutOfMemoryError):
+        description = "Redis is out of memory (maxmemory reached)"
+    elif isinstance(exc, redis_errors.ResponseError):
+        description = "Redis refused the command"
+    else:
+        description = "Redis failed"
+    return StoreUnavailable(description, operation=operation, elapsed_ms=elapsed_ms)
+
+
+def _milliseconds(ttl: float) -> int:
+    return max(1, math.ceil(check_ttl(ttl) * 1000))
+
+
+class RedisStore:
+    """A :class:`~sanic_edge_auth.store.base.Store` on Redis (redis-py asyncio)."""
+
+    kind = "redis"
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        endpoint: str = "redis",
+        settings_key: str = "store",
+        password_key: str | None = None,
+    ) -> None:
+        """Wrap a client. ``endpoint`` is a redacted address used in startup errors;
+        ``password_key`` names the setting holding the password (when not in the URL)."""
+        self._client = client
+        self._prefix = prefix
+        self._endpoint = endpoint
+        self._settings_key = settings_key
+        self._password_key = password_key
+        self._health = StoreHealth(self.kind)
+        self._acquire = client.register_script(_ACQUIRE)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    @classmethod
+    def from_settings(cls, settings: StoreSettings, *, key: str = "store") -> RedisStore:
+        """Build the client and its pool (no I/O yet; :meth:`startup` connects)."""
+        options: dict[str, Any] = {
+            "socket_timeout": settings.timeout,
+            "socket_connect_timeout": settings.connect_timeout,
+            "health_check_interval": settings.health_check_interval,
+            "max_connections": settings.max_connections,
+            # Connection errors only: see the module docstring for why not timeouts.
+            "retry": Retry(
+                ExponentialBackoff(cap=0.5, base=0.05),
+                settings.retries,
+                supported_errors=(redis_errors.ConnectionError,),
+            ),
+            "client_name": "sanic-edge-auth",
+        }
+        if settings.username is not None:
+            options["username"] = settings.username
+        if settings.password is not None:
+            options["password"] = settings.password.reveal()
+        if settings.db is not None:
+            options["db"] = settings.db
+        if settings.tls is not None:
+            if settings.sentinel is not None:
+                options["ssl"] = True
+            if settings.tls.ca_file:
+                options["ssl_ca_certs"] = settings.tls.ca_file
+            if settings.tls.cert_file:
+                options["ssl_certfile"] = settings.tls.cert_file
+                options["ssl_keyfile"] = settings.tls.key_file
+        password_key = f"{key}.password" if settings.password is not None else None
+        if settings.sentinel is not None:
+            sentinel = settings.sentinel
+            sentinel_options: dict[str, Any] = {
+                "socket_timeout": settings.timeout,
+                "socket_connect_timeout": settings.connect_timeout,
+            }
+            if sentinel.password is not None:
+                sentinel_options["password"] = sentinel.password.reveal()
+            if sentinel.username is not None:
+                sentinel_options["username"] = sentinel.username
+            if settings.tls is not None:
+                sentinel_options.update({k: v for k, v in options.items() if k.startswith("ssl")})
+            # redis-py leaves Sentinel's constructor unannotated.
+            manager = Sentinel(  # type: ignore[no-untyped-call]
+                list(sentinel.hosts), sentinel_kwargs=sentinel_options, **options
+            )
+            client: Redis = manager.master_for(sentinel.service_name)
+            endpoint = f"sentinel {sentinel.service_name!r} via " + ", ".join(
+                f"{host}:{port}" for host, port in sentinel.hosts
+            )
+            settings_key = f"{key}.sentinel"
+        else:
+            assert settings.url is not None
+            url = settings.url.reveal()
+            client = Redis.from_url(url, **options)
+            endpoint = redacted_endpoint(url)
+            settings_key = f"{key}.url"
+        return cls(
+            client,
+            prefix=settings.prefix,
+            endpoint=endpoint,
+            settings_key=settings_key,
+            password_key=password_key,
+        )
+
+    def __repr__(self) -> str:
+        return f"RedisStore(endpoint={self._endpoint!r}, prefix={self._prefix!r})"
+
+    # -- the protocol
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._call("get", lambda: self._client.get(self._prefix + key))
+        # decode_responses is off, so redis-py hands back bytes.
+        return None if value is None else bytes(value)  # type: ignore[arg-type]
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        ms = _milliseconds(ttl)
+        await self._call("set", lambda: self._client.set(self._prefix + key, value, px=ms))
+
+    async def delete(self, key: str) -> bool:
+        removed = await self._call("delete", lambda: self._client.delete(self._prefix + key))
+        return bool(removed)
+
+    async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
+        ms = _milliseconds(ttl)
+        stored = await self._call(
+            "set_if_absent",
+            lambda: self._client.set(self._prefix + key, value, px=ms, nx=True),
+        )
+        return bool(stored)
+
+    async def acquire(self, key: str, ttl: float) -> LeaseToken | None:
+        ms = _milliseconds(ttl)
+        token = LeaseToken()
+        taken = await self._call(
+            "acquire", lambda: self._acquire(keys=[self._prefix + key], args=[token.value, ms])
+        )
+        return token if taken == 1 else None
+
+    async def renew(self, key: str, token: LeaseToken, ttl: float) -> bool:
+        ms = _milliseconds(ttl)
+        renewed = await self._call(
+            "renew", lambda: self._renew(keys=[self._prefix + key], args=[token.value, ms])
+        )
+        return bool(renewed == 1)
+
+    async def release(self, key: str, token: LeaseToken) -> bool:
+        released = await self._call(
+            "release", lambda: self._release(keys=[self._prefix + key], args=[token.value])
+        )
+        return bool(released == 1)
+
+    async def ping(self) -> None:
+        await self._call("ping", self._client.ping)
+
+    async def startup(self) -> None:
+        """Connect and check the credentials; a failure here is a config error.
+
+        The error names the setting to fix and shows only the redacted address, never
+        the URL (it may carry the password).
+        """
+        started = time.perf_counter()
+        try:
+            await self._client.ping()
+        except (redis_errors.RedisError, OSError) as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            raise ConfigValidationError([self._startup_problem(exc, elapsed)]) from None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- internals
+
+    async def _call(self, operation: str, make: Callable[[], Awaitable[T]]) -> T:
+        started = time.perf_counter()
+        try:
+            result = await make()
+        except (redis_errors.RedisError, OSError) as exc:
+            error = translate_error(exc, operation, (time.perf_counter() - started) * 1000)
+            self._health.failed(error, cause=exc)
+            # Not chained: the cause's text may quote the address or credentials.
+            raise error from None
+        self._health.succeeded()
+        return result
+
+    def _startup_problem(self, exc: BaseException, elapsed_ms: float) -> ConfigProblem:
+        where = f"Redis at {self._endpoint}"
+        if isinstance(exc, redis_errors.AuthenticationError | redis_errors.AuthorizationError) or (
+            isinstance(exc, redis_errors.ResponseError) and "NOAUTH" in str(exc)
+        ):
+            key = self._password_key or self._settings_key
+            return ConfigProblem(
+                key,
+                f"{where} refused the credentials: check the user name and password "
+                "(the value is not shown)",
+            )
+        if isinstance(exc, redis_errors.TimeoutError | TimeoutError):
+            return ConfigProblem(
+                self._settings_key,
+                f"{where} did not answer within {elapsed_ms:.0f} ms: check the host and "
+                "port, and store.connect_timeout",
+            )
+        if isinstance(exc, redis_errors.ConnectionError | OSError):
+            return ConfigProblem(
+                self._settings_key,
+                f"cannot connect to {where} ({type(exc).__name__}): check the host, port "
+                "and TLS settings, and that Redis is running",
+            )
+        return ConfigProblem(
+            self._settings_key,
+            f"{where} refused our first command ({type(exc).__name__}): check the "
+            "database number and the user's permissions",
+        )

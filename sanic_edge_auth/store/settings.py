@@ -1,0 +1,369 @@
+"""The ``store`` config section, validated once into a frozen :class:`StoreSettings`.
+
+::
+
+    "store": {"type": "memory"}                                   # the default
+    "store": {"type": "redis", "url": "$secret.REDIS_URL", "prefix": "shop:auth:"}
+
+Every problem is reported at once, each named by its dotted key (``store.url``,
+``store.tls.ca_file``). The connection URL can carry a password, so it is kept as a
+:class:`~sanic_edge_auth.secret.Secret` and no message here ever repeats it; only
+the scheme, host and port are shown (:func:`redacted_endpoint`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+from sanic_edge_auth.errors import ConfigProblem
+from sanic_edge_auth.secret import Secret
+
+__all__ = [
+    "CoordinationSettings",
+    "SentinelSettings",
+    "StoreSettings",
+    "TLSSettings",
+    "redacted_endpoint",
+    "validate_store_settings",
+]
+
+StoreKind = Literal["memory", "redis"]
+DEFAULT_PREFIX: Final = "edge_auth:"
+_REDIS_SCHEMES: Final = frozenset({"redis", "rediss", "unix"})
+
+
+@dataclass(frozen=True, slots=True)
+class TLSSettings:
+    """Files for TLS to Redis (``rediss://``): the CA bundle, and a client certificate."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelSettings:
+    """Redis Sentinel: ask these sentinels where the master of ``service_name`` is."""
+
+    hosts: tuple[tuple[str, int], ...]
+    service_name: str
+    password: Secret | None = None
+    username: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinationSettings:
+    """Cluster-wide single flight (refresh): lease, result window and wait (seconds).
+
+    ``lease_ttl`` bounds how long a dead holder blocks others; a live holder renews
+    it every third of it. ``result_ttl`` is how long a finished call's result stays
+    for late callers still holding the old refresh token. ``wait_timeout`` is how
+    long a caller waits for another worker's call before answering 503.
+    """
+
+    lease_ttl: float = 10.0
+    result_ttl: float = 60.0
+    failure_ttl: float = 5.0
+    wait_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """The ``store`` section, resolved and checked. ``url`` is masked in every repr."""
+
+    type: StoreKind = "memory"
+    prefix: str = DEFAULT_PREFIX
+    # memory
+    max_entries: int = 100_000
+    # redis
+    url: Secret | None = None
+    username: str | None = None
+    password: Secret | None = None
+    db: int | None = None
+    timeout: float = 1.0
+    connect_timeout: float = 1.0
+    retries: int = 1
+    max_connections: int = 50
+    health_check_interval: float = 15.0
+    tls: TLSSettings | None = None
+    sentinel: SentinelSettings | None = None
+    coordination: CoordinationSettings = field(default_factory=CoordinationSettings)
+
+
+def redacted_endpoint(url: str) -> str:
+    """``scheme://host:port/db`` of a Redis URL, without user, password or query."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<unparsable url>"
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}"
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}:{port or 6379}{parts.path}"
+
+
+_COMMON_KEYS: Final = frozenset({"type", "prefix", "coordination"})
+_MEMORY_KEYS: Final = _COMMON_KEYS | {"max_entries"}
+_REDIS_KEYS: Final = _COMMON_KEYS | {
+    "url",
+    "username",
+    "password",
+    "db",
+    "timeout",
+    "connect_timeout",
+    "retries",
+    "max_connections",
+    "health_check_interval",
+    "tls",
+    "sentinel",
+}
+_TLS_KEYS: Final = frozenset({"ca_file", "cert_file", "key_file"})
+_SENTINEL_KEYS: Final = frozenset({"hosts", "service_name", "password", "username"})
+_COORDINATION_KEYS: Final = frozenset({"lease_ttl", "result_ttl", "failure_ttl", "wait_timeout"})
+
+
+class _Reader:
+    """Typed readers that record a problem (and return a default) instead of raising."""
+
+    def __init__(self) -> None:
+        self.problems: list[ConfigProblem] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(ConfigProblem(key, message))
+
+    def section(self, key: str, value: Any, known: frozenset[str]) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.problem(key, "must be an object")
+            return {}
+        for name in value:
+            if name not in known:
+                close = difflib.get_close_matches(str(name), sorted(known), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.problem(f"{key}.{name}", f"is not a known key{hint}")
+        return value
+
+    def text(self, key: str, value: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if not isinstance(value, str) or not value.strip():
+            self.problem(key, "must be a non-empty string")
+            return None
+        return value.strip()
+
+    def secret(self, key: str, value: Any) -> Secret | None:
+        if value is None:
+            return None
+        if isinstance(value, Secret) and value:
+            return value
+        if isinstance(value, str) and value:
+            return Secret(value)
+        self.problem(key, "must be a non-empty string (normally a $secret.NAME reference)")
+        return None
+
+    def number(self, key: str, value: Any, default: float, *, low: float, high: float) -> float:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.problem(key, "must be a number")
+            return default
+        if not low <= value <= high:
+            self.problem(key, f"must be between {low:g} and {high:g}, got {value:g}")
+            return default
+        return float(value)
+
+    def integer(self, key: str, value: Any, default: int, *, low: int, high: int) -> int:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(key, "must be a whole number")
+            return default
+        if not low <= value <= high:
+            self.problem(key, f"must be between {low} and {high}, got {value}")
+            return default
+        return value
+
+
+def validate_store_settings(
+    raw: Mapping[str, Any] | None, key: str = "store"
+) -> tuple[StoreSettings | None, list[ConfigProblem]]:
+    """Check the ``store`` section (references already resolved by the core loader).
+
+    Returns the settings, or ``None`` with every problem found. An absent section
+    means the default memory store.
+    """
+    read = _Reader()
+    if raw is None:
+        return StoreSettings(), []
+    if not isinstance(raw, Mapping):
+        return None, [ConfigProblem(key, 'must be an object such as {"type": "memory"}')]
+    kind = raw.get("type", "memory")
+    if kind not in ("memory", "redis"):
+        read.problem(f"{key}.type", f"must be 'memory' or 'redis', got {kind!r}")
+        return None, read.problems
+    read.section(key, raw, _MEMORY_KEYS if kind == "memory" else _REDIS_KEYS)
+
+    prefix = raw.get("prefix", DEFAULT_PREFIX)
+    if isinstance(prefix, Secret):
+        prefix = prefix.reveal()
+    if not isinstance(prefix, str) or len(prefix) > 64 or any(c.isspace() for c in prefix):
+        read.problem(f"{key}.prefix", "must be a string of at most 64 characters without spaces")
+        prefix = DEFAULT_PREFIX
+    coordination = _coordination(read, f"{key}.coordination", raw.get("coordination"))
+
+    if kind == "memory":
+        max_entries = read.integer(
+            f"{key}.max_entries", raw.get("max_entries"), 100_000, low=100, high=100_000_000
+        )
+        if read.problems:
+            return None, read.problems
+        return (
+            StoreSettings(
+                type="memory", prefix=prefix, max_entries=max_entries, coordination=coordination
+            ),
+            [],
+        )
+
+    sentinel = _sentinel(read, f"{key}.sentinel", raw.get("sentinel"))
+    url = _url(read, f"{key}.url", raw.get("url"), sentinel=sentinel is not None)
+    tls = _tls(read, f"{key}.tls", raw.get("tls"))
+    if tls is not None and url is not None and not url.reveal().startswith("rediss://"):
+        read.problem(
+            f"{key}.tls", "applies only to a rediss:// url (TLS); use rediss:// or drop it"
+        )
+    settings = StoreSettings(
+        type="redis",
+        prefix=prefix,
+        url=url,
+        username=read.text(f"{key}.username", raw.get("username")),
+        password=read.secret(f"{key}.password", raw.get("password")),
+        db=_db(read, f"{key}.db", raw.get("db")),
+        timeout=read.number(f"{key}.timeout", raw.get("timeout"), 1.0, low=0.01, high=60),
+        connect_timeout=read.number(
+            f"{key}.connect_timeout", raw.get("connect_timeout"), 1.0, low=0.01, high=60
+        ),
+        retries=read.integer(f"{key}.retries", raw.get("retries"), 1, low=0, high=10),
+        max_connections=read.integer(
+            f"{key}.max_connections", raw.get("max_connections"), 50, low=1, high=10_000
+        ),
+        health_check_interval=read.number(
+            f"{key}.health_check_interval",
+            raw.get("health_check_interval"),
+            15.0,
+            low=0,
+            high=3600,
+        ),
+        tls=tls,
+        sentinel=sentinel,
+        coordination=coordination,
+    )
+    if read.problems:
+        return None, read.problems
+    return settings, []
+
+
+def _url(read: _Reader, key: str, value: Any, *, sentinel: bool) -> Secret | None:
+    if value is None:
+        if not sentinel:
+            read.problem(key, "is required for a redis store (e.g. redis://host:6379/0)")
+        return None
+    if sentinel:
+        read.problem(key, "cannot be combined with sentinel (the sentinels name the master)")
+        return None
+    secret = read.secret(key, value)
+    if secret is None:
+        return None
+    text = secret.reveal().strip()
+    # Never echo the value: it may carry a password.
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a non-numeric port
+    except ValueError:
+        read.problem(key, "is not a valid URL (the value is not shown: it may hold a password)")
+        return None
+    if parts.scheme not in _REDIS_SCHEMES:
+        read.problem(
+            key,
+            f"must start with redis://, rediss:// or unix://, got a {parts.scheme or 'bare'!r} "
+            "scheme (the value is not shown: it may hold a password)",
+        )
+        return None
+    if parts.scheme != "unix" and not parts.hostname:
+        read.problem(key, "must name a host, e.g. redis://redis.internal:6379/0")
+        return None
+    if parts.scheme == "unix" and not parts.path:
+        read.problem(key, "must name a socket path, e.g. unix:///run/redis/redis.sock")
+        return None
+    return Secret(text)
+
+
+def _db(read: _Reader, key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    return read.integer(key, value, 0, low=0, high=1_000_000)
+
+
+def _tls(read: _Reader, key: str, value: Any) -> TLSSettings | None:
+    if value is None:
+        return None
+    data = read.section(key, value, _TLS_KEYS)
+    tls = TLSSettings(
+        ca_file=read.text(f"{key}.ca_file", data.get("ca_file")),
+        cert_file=read.text(f"{key}.cert_file", data.get("cert_file")),
+        key_file=read.text(f"{key}.key_file", data.get("key_file")),
+    )
+    if (tls.cert_file is None) != (tls.key_file is None):
+        read.problem(f"{key}.key_file", "cert_file and key_file go together (a client certificate)")
+    return tls
+
+
+def _sentinel(read: _Reader, key: str, value: Any) -> SentinelSettings | None:
+    if value is None:
+        return None
+    data = read.section(key, value, _SENTINEL_KEYS)
+    hosts: list[tuple[str, int]] = []
+    raw_hosts = data.get("hosts")
+    if not isinstance(raw_hosts, list) or not raw_hosts:
+        read.problem(f"{key}.hosts", 'must be a non-empty list of "host:port" strings')
+    else:
+        for index, item in enumerate(raw_hosts):
+            host, _, port = str(item).rpartition(":")
+            if not isinstance(item, str) or not host or not port.isdigit():
+                read.problem(f"{key}.hosts[{index}]", f'must be "host:port", got {item!r}')
+                continue
+            hosts.append((host.strip("[]"), int(port)))
+    service_name = read.text(f"{key}.service_name", data.get("service_name"))
+    if service_name is None and "service_name" not in data:
+        read.problem(f"{key}.service_name", "is required (the master's name, e.g. 'mymaster')")
+    return SentinelSettings(
+        hosts=tuple(hosts),
+        service_name=service_name or "",
+        password=read.secret(f"{key}.password", data.get("password")),
+        username=read.text(f"{key}.username", data.get("username")),
+    )
+
+
+def _coordination(read: _Reader, key: str, value: Any) -> CoordinationSettings:
+    data = read.section(key, value, _COORDINATION_KEYS)
+    lease_ttl = read.number(f"{key}.lease_ttl", data.get("lease_ttl"), 10.0, low=1, high=300)
+    result_ttl = read.number(f"{key}.result_ttl", data.get("result_ttl"), 60.0, low=1, high=3600)
+    failure_ttl = read.number(f"{key}.failure_ttl", data.get("failure_ttl"), 5.0, low=1, high=300)
+    wait_timeout = read.number(
+        f"{key}.wait_timeout", data.get("wait_timeout"), 30.0, low=1, high=300
+    )
+    return CoordinationSettings(
+        lease_ttl=lease_ttl,
+        result_ttl=result_ttl,
+        failure_ttl=failure_ttl,
+        wait_timeout=wait_timeout,
+    )

@@ -1,0 +1,316 @@
+"""Cluster-wide single flight: one IdP call per key, however many workers ask.
+
+Each "worker" here is its own ClusterSingleFlight over its own store client (its own
+Redis connection pool), as in separate processes; one test runs a real second
+process and kills it while it holds the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from structlog.testing import capture_logs
+
+from sanic_edge_auth.errors import InvalidGrant, StoreTimeout, StoreUnavailable
+from sanic_edge_auth.log import Event
+from sanic_edge_auth.store import (
+    ClusterSingleFlight,
+    CoordinationSettings,
+    MemoryStore,
+    RemoteFailure,
+    Store,
+)
+from sanic_edge_auth.store.redis import RedisStore
+from tests.store.conftest import FakeClock, RedisServer, redis_settings
+
+REFRESH_TOKEN = "rt-7f3c9a-the-refresh-token-itself"
+Tokens = dict[str, Any]
+MakeStore = Callable[[], Awaitable[Store]]
+
+
+def encode(tokens: Tokens) -> bytes:
+    # Stand-in for the session codec's encryption: reversible, and not the plaintext.
+    return bytes(reversed(json.dumps(tokens).encode()))
+
+
+def decode(raw: bytes) -> Tokens:
+    decoded: Tokens = json.loads(bytes(reversed(raw)))
+    return decoded
+
+
+def worker(store: Store, **settings: float) -> ClusterSingleFlight[Tokens]:
+    return ClusterSingleFlight(
+        store, encode=encode, decode=decode, settings=CoordinationSettings(**settings)
+    )
+
+
+class FakeIdP:
+    """Counts refresh calls; each answers a new token set after an optional delay."""
+
+    def __init__(self, delay: float = 0.02, error: Exception | None = None) -> None:
+        self.delay = delay
+        self.error = error
+        self.calls = 0
+        self.started = asyncio.Event()
+        self.gate: asyncio.Event | None = None
+
+    async def refresh(self) -> Tokens:
+        self.calls += 1
+        self.started.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        await asyncio.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+        return {"access_token": f"at-{self.calls}", "refresh_token": f"rt-{self.calls}"}
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[MakeStore]:
+    """Stores for several workers sharing state, on the real clock."""
+    if request.param == "memory":
+        memory = MemoryStore()
+
+        async def same() -> Store:
+            return memory
+
+        yield same
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    settings = redis_settings(server.url)
+    opened: list[RedisStore] = []
+
+    async def new() -> Store:
+        store = RedisStore.from_settings(settings)
+        await store.startup()
+        opened.append(store)
+        return store
+
+    yield new
+    for store in opened:
+        await store.aclose()
+
+
+async def test_many_callers_in_many_workers_make_one_call(make_store: MakeStore) -> None:
+    idp = FakeIdP()
+    workers = [worker(await make_store()) for _ in range(4)]
+    results = await asyncio.gather(
+        *(workers[i % 4].run(REFRESH_TOKEN, idp.refresh) for i in range(40))
+    )
+    assert idp.calls == 1
+    assert all(result == results[0] for result in results)
+    assert results[0]["refresh_token"] == "rt-1"
+
+
+async def test_a_late_caller_gets_the_recorded_result_instead_of_calling(
+    make_store: MakeStore,
+) -> None:
+    idp = FakeIdP()
+    first = await worker(await make_store()).run(REFRESH_TOKEN, idp.refresh)
+    # A request that still carried the old refresh token, on another worker.
+    late = await worker(await make_store()).run(REFRESH_TOKEN, idp.refresh)
+    assert late == first
+    assert idp.calls == 1
+    # A different refresh token is a different flight.
+    await worker(await make_store()).run("another-refresh-token", idp.refresh)
+    assert idp.calls == 2
+
+
+async def test_losers_get_the_winners_failure_and_never_call_again(
+    make_store: MakeStore,
+) -> None:
+    rejected = InvalidGrant("the refresh token was rejected", endpoint="token")
+    idp = FakeIdP(error=rejected)
+    workers = [worker(await make_store()) for _ in range(4)]
+    outcomes = await asyncio.gather(
+        *(workers[i % 4].run(REFRESH_TOKEN, idp.refresh) for i in range(20)),
+        return_exceptions=True,
+    )
+    late = await asyncio.gather(
+        worker(await make_store()).run(REFRESH_TOKEN, idp.refresh), return_exceptions=True
+    )
+    assert idp.calls == 1
+    for outcome in [*outcomes, *late]:
+        assert isinstance(outcome, InvalidGrant)
+        assert outcome.error_kind == "invalid_grant"
+        assert outcome.description == "the refresh token was rejected"
+        assert outcome.endpoint == "token"
+        assert outcome.status == 401
+
+
+async def test_a_recorded_failure_lapses_after_failure_ttl(make_store: MakeStore) -> None:
+    idp = FakeIdP(error=InvalidGrant("rejected", endpoint="token"))
+    with pytest.raises(InvalidGrant):
+        await worker(await make_store(), failure_ttl=0.05).run(REFRESH_TOKEN, idp.refresh)
+    await asyncio.sleep(0.2)
+    idp.error = None
+    result = await worker(await make_store()).run(REFRESH_TOKEN, idp.refresh)
+    assert idp.calls == 2
+    assert result["refresh_token"] == "rt-2"
+
+
+async def test_a_failure_outside_the_error_tree_reaches_others_without_its_text(
+    make_store: MakeStore,
+) -> None:
+    idp = FakeIdP(error=ValueError("internal detail that must not travel"))
+    with pytest.raises(ValueError, match="internal detail"):
+        await worker(await make_store()).run(REFRESH_TOKEN, idp.refresh)
+    with pytest.raises(RemoteFailure) as remote:
+        await worker(await make_store()).run(REFRESH_TOKEN, idp.refresh)
+    assert remote.value.exception_type == "ValueError"
+    assert "internal detail" not in str(remote.value)
+    assert idp.calls == 1
+
+
+async def test_renewal_keeps_a_long_calls_lease(make_store: MakeStore) -> None:
+    # The call lasts several lease TTLs; without renewal the lease would lapse and a
+    # second worker would send the same refresh token again.
+    idp = FakeIdP(delay=1.5)
+    winner = asyncio.ensure_future(
+        worker(await make_store(), lease_ttl=0.6).run(REFRESH_TOKEN, idp.refresh)
+    )
+    await idp.started.wait()
+    await asyncio.sleep(0.9)  # past the first lease TTL
+    loser = await worker(await make_store(), lease_ttl=0.6).run(REFRESH_TOKEN, idp.refresh)
+    assert loser == await winner
+    assert idp.calls == 1
+
+
+async def test_a_loser_waits_at_most_wait_timeout(make_store: MakeStore) -> None:
+    idp = FakeIdP()
+    idp.gate = asyncio.Event()
+    winner = asyncio.ensure_future(worker(await make_store()).run(REFRESH_TOKEN, idp.refresh))
+    await idp.started.wait()
+    with pytest.raises(StoreTimeout) as waited:
+        await worker(await make_store(), wait_timeout=0.2).run(REFRESH_TOKEN, idp.refresh)
+    assert waited.value.operation == "coordinate.wait"
+    assert waited.value.status == 503
+    idp.gate.set()
+    assert (await winner)["refresh_token"] == "rt-1"
+    assert idp.calls == 1
+
+
+async def test_the_key_is_hashed_and_the_result_is_what_encode_made(
+    redis_server: RedisServer,
+) -> None:
+    settings = redis_settings(redis_server.url)
+    store = RedisStore.from_settings(settings)
+    raw = Redis.from_url(redis_server.url)
+    try:
+        result = await worker(store).run(REFRESH_TOKEN, FakeIdP().refresh)
+        keys = [key async for key in raw.scan_iter(match=settings.prefix + "*")]
+        assert keys, "the result is recorded"
+        values = [await raw.get(key) for key in keys]
+        assert all(REFRESH_TOKEN.encode() not in key for key in keys)
+        assert b"ok\n" + encode(result) in values
+        assert not any(b"rt-1" in value for value in values if value)  # encoded, not plain
+    finally:
+        await raw.aclose()
+        await store.aclose()
+
+
+async def test_no_call_is_made_when_the_store_is_down(own_redis_server: RedisServer) -> None:
+    own_redis_server.start()
+    store = RedisStore.from_settings(redis_settings(own_redis_server.url))
+    await store.startup()
+    own_redis_server.kill()
+    idp = FakeIdP()
+    try:
+        with pytest.raises(StoreUnavailable):
+            await worker(store).run(REFRESH_TOKEN, idp.refresh)
+        assert idp.calls == 0
+    finally:
+        await store.aclose()
+
+
+# A worker process that takes the lease, starts its call, and hangs in it.
+_HOLDER = """
+import asyncio, sys
+from sanic_edge_auth.store import ClusterSingleFlight, CoordinationSettings, StoreSettings
+from sanic_edge_auth.store.redis import RedisStore
+from sanic_edge_auth.secret import Secret
+
+async def main() -> None:
+    store = RedisStore.from_settings(StoreSettings(type="redis", url=Secret(sys.argv[1]),
+                                                   prefix=sys.argv[2]))
+    await store.startup()
+    flight = ClusterSingleFlight(store, encode=bytes, decode=bytes,
+                                 settings=CoordinationSettings(lease_ttl=1.0))
+
+    async def call() -> bytes:
+        print("calling", flush=True)
+        await asyncio.sleep(3600)
+        return b""
+
+    await flight.run(sys.argv[3], call)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_dead_holders_lease_expires_and_a_waiter_takes_over(
+    redis_server: RedisServer,
+) -> None:
+    settings = redis_settings(redis_server.url)
+    root = Path(__file__).parents[2]
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _HOLDER,
+        redis_server.url,
+        settings.prefix,
+        REFRESH_TOKEN,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    store = RedisStore.from_settings(settings)
+    raw = Redis.from_url(redis_server.url)
+    try:
+        assert holder.stdout is not None
+        assert await holder.stdout.readline() == b"calling\n"
+        leases = [key async for key in raw.scan_iter(match=settings.prefix + "flight:lease:*")]
+        assert len(leases) == 1  # the other process holds the lease
+        holder.kill()  # it dies mid-call, without releasing
+        await holder.wait()
+        idp = FakeIdP()
+        result = await worker(store, lease_ttl=1.0).run(REFRESH_TOKEN, idp.refresh)
+        assert idp.calls == 1
+        assert result["refresh_token"] == "rt-1"
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+        await raw.aclose()
+        await store.aclose()
+
+
+async def test_a_holder_that_outlives_its_lease_says_so() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    idp = FakeIdP()
+    idp.gate = asyncio.Event()
+    flight = worker(store, lease_ttl=0.3)
+    with capture_logs() as logs:
+        running = asyncio.ensure_future(flight.run(REFRESH_TOKEN, idp.refresh))
+        await idp.started.wait()
+        clock.now += 1  # the worker stalled: its lease lapsed, and another took it
+        digest = hashlib.sha256(REFRESH_TOKEN.encode()).hexdigest()[:32]
+        assert await store.acquire(f"flight:lease:{digest}", 60) is not None
+        # The log is the only signal of the renewal; poll it rather than guess a delay.
+        while not any(log["event"] == Event.STORE_LEASE_LOST for log in logs):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # the next renewal finds the lease gone
+        idp.gate.set()
+        await running
+    lost = next(log for log in logs if log["event"] == Event.STORE_LEASE_LOST)
+    assert lost["error_source"] == "store"
+    assert lost["log_level"] == "warning"

@@ -1,0 +1,64 @@
+"""The memory store's own promises: bounded memory, a monotonic clock, fail closed."""
+
+from __future__ import annotations
+
+import pytest
+from structlog.testing import capture_logs
+
+from sanic_edge_auth.errors import StoreUnavailable
+from sanic_edge_auth.log import Event
+from sanic_edge_auth.store import MemoryStore
+from tests.store.conftest import FakeClock
+
+
+async def test_expired_entries_are_purged_by_later_writes() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    for i in range(500):
+        await store.set(f"login-state:{i}", b"x", 10)
+    assert len(store) == 500
+    clock.now += 11
+    await store.set("session", b"y", 3600)
+    assert len(store) == 1  # nobody read the 500 states; the write purged them
+
+
+async def test_rewriting_one_key_does_not_grow_memory() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    for _ in range(10_000):  # a rolling session touched on every request
+        await store.set("session", b"x", 86_400)
+        clock.now += 0.01
+    assert len(store) == 1
+    assert len(store._expiries) < 200  # stale expiry slots are compacted
+
+
+async def test_a_full_store_refuses_new_keys_instead_of_evicting() -> None:
+    store = MemoryStore(max_entries=100)
+    for i in range(100):
+        assert await store.set_if_absent(f"jti:{i}", b"used", 60)
+    with capture_logs() as logs, pytest.raises(StoreUnavailable) as full:
+        await store.set_if_absent("jti:new", b"used", 60)
+    assert full.value.operation == "set_if_absent"
+    assert "store.max_entries" in full.value.description
+    # The guards already recorded are all still there: a used jti stays used.
+    assert all([await store.get(f"jti:{i}") == b"used" for i in range(100)])
+    await store.set("jti:0", b"rewritten", 60)  # existing keys can still be written
+    assert [log["event"] for log in logs] == [Event.STORE_FAILED]
+    assert logs[0]["error_source"] == "store"
+
+
+async def test_the_clock_is_monotonic_and_injected() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    await store.set("k", b"v", 5)
+    clock.now += 4.999
+    assert await store.get("k") == b"v"
+    clock.now += 0.001
+    assert await store.get("k") is None
+
+
+async def test_aclose_drops_everything() -> None:
+    store = MemoryStore()
+    await store.set("k", b"v", 60)
+    await store.aclose()
+    assert len(store) == 0
