@@ -130,9 +130,14 @@ def _b64decode(text: str) -> bytes:
         raise SessionCookieInvalid("malformed", "the session cookie is not base64url")
     try:
         standard = raw.translate(_FROM_URLSAFE) + b"=" * (-len(raw) % 4)
-        return base64.b64decode(standard, validate=True)
+        decoded = base64.b64decode(standard, validate=True)
     except (binascii.Error, ValueError):
         raise SessionCookieInvalid("malformed", "the session cookie is not base64url") from None
+    # One spelling per value: unused low bits in the last character must be zero,
+    # so no two different cookie strings open to the same session.
+    if _b64encode(decoded) != text:
+        raise SessionCookieInvalid("malformed", "the session cookie is not canonical base64url")
+    return decoded
 
 
 class SessionCodec:

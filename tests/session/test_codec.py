@@ -195,3 +195,14 @@ def test_empty_secret_lists_are_refused() -> None:
         SessionCodec([])
     with pytest.raises(ValueError, match="empty"):
         SessionCodec([NEW, Secret("")])
+
+
+def test_only_the_canonical_base64url_spelling_opens() -> None:
+    codec = SessionCodec(NEW)
+    for size in range(3):  # every length class of the last base64 quantum
+        sealed = codec.seal({"p": "x" * size}, name=NAME, expires_at=2e9)
+        assert codec.open(sealed, name=NAME).data == {"p": "x" * size}
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        for other in alphabet:
+            if other != sealed[-1]:
+                assert reason(codec, sealed[:-1] + other) in {"malformed", "tampered"}
