@@ -24,11 +24,12 @@ app's own pages, using the headers browsers set and page scripts cannot forge:
    ``Origin: null`` (sandboxed frames, ``file:`` pages, privacy-sensitive redirects)
    is refused.
 
-3. Neither header: allowed. Browsers send ``Origin`` on every cross-origin request
-   and on every non-GET/HEAD request since 2020 (Fetch standard, "append a request
-   Origin header"), and ``Sec-Fetch-Site`` besides; a request with neither is from a
-   non-browser client (curl, a server, a test), which no other site can steer, so it
-   is not a forgery. Refusing it would only break such clients.
+3. Neither header: allowed. Browsers send ``Origin`` (possibly ``null``) on every
+   request whose method is not GET or HEAD (Fetch standard, "append a request
+   ``Origin`` header"; Chromium and Firefox since 2019/2020), and current ones send
+   ``Sec-Fetch-Site`` besides; an unsafe request with neither is from a non-browser
+   client (curl, a server, a test), which no other site can steer, so it is not a
+   forgery. Refusing it would only break such clients.
 
 This is the same decision table as Go's ``net/http.CrossOriginProtection`` (Go 1.25)
 and the Fetch Metadata "resource isolation policy", and needs no token in forms.
