@@ -38,7 +38,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final
 from urllib.parse import urlsplit
 
 from sanic.response import HTTPResponse
@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_MAX_TOTAL",
     "HOST_PREFIX",
     "MAX_CHUNKS",
+    "SAMESITE",
     "SessionCookiePolicy",
     "SessionTooLarge",
     "delete_session_cookies",
@@ -63,6 +64,8 @@ __all__ = [
 ]
 
 DEFAULT_COOKIE_NAME: Final = "edge_auth_session"
+SAMESITE: Final = "Lax"
+"""Not Strict: the first page after the IdP's redirect back must see the session."""
 HOST_PREFIX: Final = "__Host-"
 CHUNK_BUDGET: Final = 3800
 """Bytes allowed per cookie for name + ``=`` + value (attributes come on top)."""
@@ -100,7 +103,6 @@ class SessionCookiePolicy:
 
     name: str = DEFAULT_COOKIE_NAME
     secure: bool = True
-    samesite: Literal["Lax", "Strict"] = "Lax"
 
     @property
     def host_prefix(self) -> bool:
@@ -130,12 +132,7 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def policy_for_origin(
-    origin: str,
-    *,
-    name: str = DEFAULT_COOKIE_NAME,
-    samesite: Literal["Lax", "Strict"] = "Lax",
-) -> SessionCookiePolicy:
+def policy_for_origin(origin: str, *, name: str = DEFAULT_COOKIE_NAME) -> SessionCookiePolicy:
     """The cookie policy for an app the browser reaches at ``origin`` (any URL on it).
 
     Pass the public URL (e.g. ``authorizer.redirect_uri``), not what Sanic sees
@@ -157,7 +154,7 @@ def policy_for_origin(
         )
     else:
         raise ValueError(f"the app's origin must be http(s), not {scheme or 'empty'}")
-    return SessionCookiePolicy(name=name, secure=secure, samesite=samesite)
+    return SessionCookiePolicy(name=name, secure=secure)
 
 
 def split_value(
@@ -195,7 +192,8 @@ def split_value(
 
 
 def _chunk_index(policy: SessionCookiePolicy, name: str) -> int | None:
-    """The chunk index ``name`` carries, -1 for the base name, None if not ours."""
+    """The chunk index in ``name``: -1 for the base name, -2 for a chunk suffix we
+    never write (``.01``), None when the cookie is not the session's."""
     full = policy.full_name
     if name == full:
         return -1
@@ -263,7 +261,7 @@ def _write(
         domain=None,
         secure=policy.secure,
         httponly=True,
-        samesite=policy.samesite,
+        samesite=SAMESITE,
         max_age=max_age,
         host_prefix=policy.host_prefix,
     )
