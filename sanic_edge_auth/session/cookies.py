@@ -202,6 +202,8 @@ def _chunk_index(policy: SessionCookiePolicy, name: str) -> int | None:
     suffix = name[len(full) + 1 :]
     if not suffix.isascii() or not suffix.isdigit():
         return None
+    if len(suffix) > 2:  # never written (MAX_CHUNKS < 100); also keeps int() cheap
+        return -2
     index = int(suffix)
     # "name.01" is not how we spell chunk 1: refuse it rather than guess.
     return index if str(index) == suffix else -2

@@ -239,6 +239,7 @@ def test_absent_session() -> None:
         {"n": ["a", "b"]},  # a duplicate name (e.g. tossed from another path)
         {"n": ""},  # empty
         {f"n.{i}": "a" for i in range(17)},  # more chunks than ever set
+        {"n.0": "a", "n.1": "b", "n." + "9" * 5000: "c"},  # a suffix too long for int()
     ],
 )
 def test_malformed_chunk_sets_are_refused(received: dict[str, Any]) -> None:
