@@ -206,3 +206,24 @@ def test_only_the_canonical_base64url_spelling_opens() -> None:
         for other in alphabet:
             if other != sealed[-1]:
                 assert reason(codec, sealed[:-1] + other) in {"malformed", "tampered"}
+
+
+def test_secrets_sharing_a_key_id_are_each_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sanic_edge_auth.session import codec as codec_module
+
+    real_derive = codec_module._derive
+
+    def colliding(secret: Secret, info: bytes, length: int) -> bytes:
+        if info == codec_module._KEY_ID_INFO:
+            return b"\x00" * length  # every secret gets the same 32-bit id
+        return real_derive(secret, info, length)
+
+    monkeypatch.setattr(codec_module, "_derive", colliding)
+    clock = Clock()
+    old_cookie = SessionCodec(OLD, clock=clock).seal(DATA, name=NAME, expires_at=clock.now + 60)
+    both = SessionCodec([NEW, OLD], clock=clock)
+    assert repr(both) == "SessionCodec(keys=2)"
+    assert both.open(old_cookie, name=NAME).sealed_with_current_key is False
+    new_cookie = both.seal(DATA, name=NAME, expires_at=clock.now + 60)
+    assert both.open(new_cookie, name=NAME).sealed_with_current_key is True
+    assert reason(SessionCodec(OLD, clock=clock), new_cookie) == "tampered"
