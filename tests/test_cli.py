@@ -244,3 +244,13 @@ def test_the_idp_subcommand_refuses_a_busy_port() -> None:
         code = main(["idp", "--port", str(busy.port)], out=out)
     assert code == 1
     assert out.getvalue() == ""
+
+
+def test_the_idp_subcommand_explains_a_config_it_cannot_serve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, audience="$env.API_AUDIENCE")
+    out = io.StringIO()
+    code = main(["idp", "--port", str(free_port()), "--config", str(config)], out=out)
+    assert code == 2
+    assert "FakeIdentityProvider(audience=" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from http.server import ThreadingHTTPServer
 from typing import Any, TextIO
 
+from sanic_edge_auth.errors import ConfigValidationError
 from sanic_edge_auth.testing.client import fake_environ, mint_bearer
 from sanic_edge_auth.testing.idp import FakeIdentityProvider, _handler_for
 
@@ -102,6 +103,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return 1
     try:
         announce(idp, args, out)
+    except (ValueError, ConfigValidationError) as exc:  # a config the fake cannot serve
+        idp.stop()
+        print(f"cannot serve that config: {exc}", file=sys.stderr)
+        return 2
+    try:
         threading.Event().wait()  # until Ctrl-C
     except KeyboardInterrupt:
         pass
