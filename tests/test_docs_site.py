@@ -36,3 +36,18 @@ def test_no_page_links_outside_docs() -> None:
             if DOCS not in resolved.parents or not resolved.exists():
                 outside.append(f"{path.relative_to(DOCS)} -> {target}")
     assert not outside, f"links that leave docs/ or point nowhere: {outside}"
+
+
+def test_the_benchmark_chart_is_drawn_from_the_readme_tables(tmp_path: Path) -> None:
+    from benchmarks import chart
+
+    verify, http = chart.parse_readme(chart.README.read_text(encoding="utf-8"))
+    algorithms = {row.algorithm for row in verify}
+    assert algorithms == {"RS256", "PS256", "ES256"}
+    assert {row.name for row in verify} >= {"PyJWT", "authlib.jose", "sanic-edge-auth, new token"}
+    floors = [row for row in verify if "floor" in row.name]
+    assert [row.ratio for row in floors] == [1.0, 1.0, 1.0]
+    assert [row.case for row in http][0] == "unprotected"
+    assert all(row.low is not None and row.low <= row.ratio for row in http)
+    output = chart.draw(verify, http, tmp_path / "chart.png")
+    assert output.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
