@@ -201,6 +201,14 @@ def _summary(path: str, config: EdgeAuthConfig, resolver: AdapterResolver, out: 
         if rule.integration and rule.integration.hooks:
             parts.append(f"hooks: {', '.join(rule.integration.hooks)}")
         out.line("  ".join(parts))
+    scoped = [rule.key for rule in config.paths if rule.scopes]
+    if scoped and not authorizer.audience:
+        out.line(
+            f"note: {', '.join(scoped)} {'requires' if len(scoped) == 1 else 'require'} "
+            "scopes, but no audience is set: the bearer "
+            "is then the ID token, which carries no API scopes (set authorizer.audience, "
+            "and at Auth0 enable RBAC with permissions in the access token)"
+        )
 
 
 @contextlib.contextmanager

@@ -185,3 +185,16 @@ def test_the_plugin_fixtures_point_my_config_at_the_fake(
 ) -> None:
     assert fake_idp_environ["IDP_HOST"] == fake_idp.url
     assert fake_idp_environ["IDP_SECRET"] == fake_idp.client_secret
+
+
+def test_the_testing_package_exports_what_it_lists() -> None:
+    import inspect
+
+    import sanic_edge_auth.testing as testing
+
+    public = {
+        name
+        for name, value in vars(testing).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    assert set(testing.__all__) == public

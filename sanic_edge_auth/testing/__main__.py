@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from http.server import ThreadingHTTPServer
 from typing import Any, TextIO
 
+from sanic_edge_auth.config import read_config_source
 from sanic_edge_auth.errors import ConfigValidationError
 from sanic_edge_auth.testing.client import fake_environ, mint_bearer
 from sanic_edge_auth.testing.idp import FakeIdentityProvider, _handler_for
@@ -87,7 +88,18 @@ def announce(idp: FakeIdentityProvider, args: argparse.Namespace, out: TextIO) -
     kind = "access token" if idp.audience else "ID token"
     print(f"# a bearer token ({kind}, valid for an hour), for example:", file=out)
     print(f"#   curl -H 'Authorization: Bearer {mint_bearer(idp)}' \\", file=out)
-    print(f"#        {args.app_url.rstrip('/')}/api/orders", file=out, flush=True)
+    target = args.app_url.rstrip("/") + _protected_path(args.config)
+    print(f"#        {target}", file=out, flush=True)
+
+
+def _protected_path(config: str | None) -> str:
+    """The first path of the config the app protects itself, for the curl example."""
+    if config:
+        raw = read_config_source(config)
+        for entry in raw.get("paths") or []:
+            if isinstance(entry, dict) and entry.get("auth") and not entry.get("integration"):
+                return str(entry.get("path", "/"))
+    return "/api/orders"
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
