@@ -43,7 +43,9 @@ adapters = []
 for project in sys.argv[2:]:
     data = tomllib.loads(Path(project, "pyproject.toml").read_text())
     meta = data["project"]
-    packages = data["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    # The import packages: hatch's explicit list, else the distribution's name.
+    wheel_target = data.get("tool", {}).get("hatch", {}).get("build", {}).get("targets", {})
+    packages = wheel_target.get("wheel", {}).get("packages") or [meta["name"].replace("-", "_")]
     entry_points = meta.get("entry-points", {}).get("sanic_edge_auth.adapters", {})
     adapters.append({
         "dist": meta["name"],
