@@ -15,7 +15,9 @@ refused, reset, DNS or TLS failure          UpstreamUnavailable          502
 httpx exceptions are translated here and nowhere else, most specific first. Their
 text is never logged or shown: ``str(exc)`` can hold the full URL, query included.
 Each call emits one ``edge_auth.idp.call`` event with the endpoint *name*, status
-and elapsed milliseconds.
+and elapsed milliseconds, and one ``edge_auth.idp.call.duration`` observation
+(:mod:`sanic_edge_auth.metrics`) labelled with the endpoint and the HTTP status, or
+the ``error_kind`` when no answer came.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from sanic_edge_auth.errors import (
     UpstreamUnavailable,
 )
 from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 
 __all__ = ["IdPClient", "IdPResponse", "classify_oauth_error"]
 
@@ -71,8 +74,10 @@ class IdPClient:
         *,
         timeout: float,
         clock: Callable[[], float] = time.perf_counter,
+        metrics: Metrics = NOOP_METRICS,
     ) -> None:
         self._client = client
+        self._metrics = metrics
         self._timeout = httpx.Timeout(timeout)
         # httpx applies its timeout to each phase (connect, write, each read); the
         # operator's number is a deadline for the whole call, so enforce that too.
@@ -167,12 +172,19 @@ class IdPClient:
         _log.info(
             Event.IDP_CALL, endpoint=endpoint, upstream_status=status, elapsed_ms=round(elapsed, 1)
         )
+        self._metrics.idp_call(endpoint, str(status), elapsed / 1000.0)
         return IdPResponse(endpoint, status, body, response.headers, elapsed)
 
     def _elapsed(self, started: float) -> float:
         return (self._clock() - started) * 1000.0
 
     def _fail(self, error: UpstreamError, **extra: object) -> UpstreamError:
+        status = error.upstream_status
+        self._metrics.idp_call(
+            error.endpoint,
+            str(status) if status is not None else error.error_kind,
+            (error.elapsed_ms or 0.0) / 1000.0,
+        )
         _log.warning(
             Event.IDP_CALL,
             error_source="upstream",

@@ -2,11 +2,23 @@
 
 - :class:`FakeIdentityProvider`: an Auth0-shaped IdP over loopback (real HTTP,
   real keys, switches for outages, latency, key rotation and error answers).
-- ``sanic_edge_auth.testing.plugin``: pytest fixtures (``fake_idp``); enable with
+  ``python -m sanic_edge_auth.testing --port 9000`` serves one for local development.
+- :class:`EdgeAuthTestClient`, :func:`fake_environ`, :func:`mint_bearer`: test
+  *your* app: log in through its real routes, point its config at the fake, mint
+  tokens with chosen claims (``docs/testing.md``).
+- ``sanic_edge_auth.testing.plugin``: pytest fixtures (``fake_idp``,
+  ``fake_idp_environ``, ``edge_client``); enable with
   ``pytest_plugins = ["sanic_edge_auth.testing.plugin"]``.
 - :mod:`sanic_edge_auth.testing.conformance`: the suite every adapter must pass.
 """
 
+from sanic_edge_auth.testing.client import (
+    EdgeAuthTestClient,
+    Login,
+    fake_environ,
+    local_path,
+    mint_bearer,
+)
 from sanic_edge_auth.testing.idp import (
     FailureMode,
     FakeIdentityProvider,
@@ -15,4 +27,15 @@ from sanic_edge_auth.testing.idp import (
     query_of,
 )
 
-__all__ = ["FailureMode", "FakeIdentityProvider", "FakeUser", "default_paths", "query_of"]
+__all__ = [
+    "EdgeAuthTestClient",
+    "FailureMode",
+    "FakeIdentityProvider",
+    "FakeUser",
+    "Login",
+    "default_paths",
+    "fake_environ",
+    "local_path",
+    "mint_bearer",
+    "query_of",
+]

@@ -1,0 +1,447 @@
+"""The ``sanic-edge-auth`` command: check a gateway config, or serve the fake IdP.
+
+``sanic-edge-auth check gateway.json`` loads the config exactly as ``EdgeAuth``
+does (same resolver of installed adapters, same ``$env``/``$secret`` resolution)
+and prints either every problem with its dotted key (exit 1) or what will be
+served (exit 0). ``--online`` also asks the identity provider:
+
+- discovery (``<issuer>/.well-known/openid-configuration``, OIDC Discovery 4) and
+  its ``issuer`` (it must equal ours, OIDC Discovery 4.3);
+- the JWKS: reachable, JSON, with a key for one of our algorithms (RFC 7517 5);
+- the client credentials, without a login: a token request with a made-up
+  authorization code. RFC 6749 5.2 has the server authenticate the client first,
+  so ``invalid_client`` means our id/secret are wrong, while ``invalid_grant``
+  means they were accepted and only the code was refused.
+
+Each finding is reported as ``config`` (ours to fix) or ``upstream`` (the IdP is
+down or answering nonsense), the same split as the runtime errors. A secret never
+reaches the output: every value read through ``$secret`` (and the resolved client
+and cookie secrets) is masked in every line printed, whatever printed it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, TextIO
+from urllib.parse import quote
+
+import httpx
+import structlog
+
+from sanic_edge_auth.config import (
+    AuthorizerConfig,
+    DirectorySecrets,
+    EdgeAuthConfig,
+    EnvironmentSecrets,
+    SecretSource,
+    load_config,
+    read_config_source,
+)
+from sanic_edge_auth.errors import (
+    ConfigValidationError,
+    IdentityProviderRejectedClient,
+    InvalidGrant,
+    UpstreamError,
+)
+from sanic_edge_auth.oidc.http import IdPClient, classify_oauth_error
+from sanic_edge_auth.registry import AdapterResolver
+
+__all__ = ["Finding", "main"]
+
+_MASK: Final = "**********"
+_KEY_TYPES: Final = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing ``--online`` found wrong; ``where`` is a config key or an endpoint."""
+
+    source: Literal["config", "upstream"]
+    where: str
+    message: str
+
+
+class _Redactor:
+    """Masks every secret value seen while loading, in everything we print."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+
+    def add(self, value: str | None) -> None:
+        if value and len(value) >= 3:
+            self._values.add(value)
+
+    def __call__(self, text: str) -> str:
+        for value in sorted(self._values, key=len, reverse=True):
+            text = text.replace(value, _MASK)
+        return text
+
+
+class _RecordingSecrets:
+    """A :class:`SecretSource` that remembers what it handed out, for the redactor."""
+
+    def __init__(self, inner: SecretSource, redactor: _Redactor) -> None:
+        self._inner = inner
+        self._redactor = redactor
+
+    def get(self, name: str) -> str | None:
+        value = self._inner.get(name)
+        self._redactor.add(value)
+        return value
+
+    def describe(self) -> str:
+        return self._inner.describe()
+
+
+class _Output:
+    def __init__(self, out: TextIO, err: TextIO, redactor: _Redactor) -> None:
+        self._out, self._err, self._redact = out, err, redactor
+
+    def line(self, text: str = "") -> None:
+        print(self._redact(text), file=self._out)
+
+    def error(self, text: str) -> None:
+        print(self._redact(text), file=self._err)
+
+
+# --- check ----------------------------------------------------------------------------
+
+
+def _check(args: argparse.Namespace, out: _Output, redactor: _Redactor) -> int:
+    resolver = AdapterResolver()
+    _seed_redactor(args.config, redactor)
+    directory = args.secrets_dir or os.environ.get("EDGE_AUTH_SECRETS_DIR")
+    source: SecretSource = DirectorySecrets(directory) if directory else EnvironmentSecrets()
+    try:
+        config = load_config(
+            args.config, resolve_adapter=resolver, secrets=_RecordingSecrets(source, redactor)
+        )
+    except ConfigValidationError as error:
+        count = len(error.problems)
+        out.error(f"{args.config}: {count} problem{'s' if count != 1 else ''}")
+        for problem in error.problems:
+            out.error(f"  config    {problem.key}: {problem.message}")
+        return 1
+    authorizer = config.authorizer
+    for secret in (authorizer.client_secret, authorizer.cookie_secret):
+        redactor.add(secret.reveal() if secret is not None else None)
+
+    _summary(args.config, config, resolver, out)
+    if not args.online:
+        return 0
+    timeout = args.timeout or min(authorizer.timeout, 10.0)
+    with _quiet_library_logs():
+        findings, passed = asyncio.run(online_checks(authorizer, call_timeout=timeout))
+    out.line()
+    out.line(f"online checks against {authorizer.issuer}:")
+    for note in passed:
+        out.line(f"  ok        {note}")
+    for finding in findings:
+        out.error(f"  {finding.source:<9} {finding.where}: {finding.message}")
+    if findings:
+        out.error(f"{len(findings)} online check{'s' if len(findings) != 1 else ''} failed")
+        return 1
+    return 0
+
+
+def _seed_redactor(path: str, redactor: _Redactor) -> None:
+    """Secrets written out, or read through ``$env``, are masked too (even when the
+    config fails to load, so none of them reaches a problem message)."""
+    try:
+        raw = read_config_source(path)
+    except ConfigValidationError:
+        return
+    authorizer = raw.get("authorizer")
+    if not isinstance(authorizer, Mapping):
+        return
+    for key in ("client_secret", "cookie_secret"):
+        value = authorizer.get(key)
+        if isinstance(value, str) and value.startswith("$env."):
+            redactor.add(os.environ.get(value[len("$env.") :]))
+        elif isinstance(value, str) and not value.startswith("$"):
+            redactor.add(value)
+
+
+def _summary(path: str, config: EdgeAuthConfig, resolver: AdapterResolver, out: _Output) -> None:
+    authorizer = config.authorizer
+    adapter = resolver.resolved
+    where = f"{adapter.__module__}.{adapter.__qualname__}" if adapter else "?"
+    out.line(f"{path}: OK")
+    out.line(f"adapter        {authorizer.type} ({where})")
+    out.line(f"issuer         {authorizer.issuer}")
+    out.line(f"client_id      {authorizer.client_id}")
+    out.line(f"client_secret  {'set (not shown)' if authorizer.client_secret else 'not set'}")
+    if authorizer.audience:
+        out.line(f"audience       {authorizer.audience} (the bearer token is the access token)")
+    else:
+        out.line("audience       none (the bearer token is the ID token; no API scopes)")
+    out.line(f"scope          {authorizer.scope}")
+    if authorizer.redirect_uri:
+        out.line(f"redirect_uri   {authorizer.redirect_uri}")
+    keys = "inline jwks" if authorizer.jwks else (authorizer.jwks_uri or "from the issuer")
+    out.line(f"signing keys   {keys}; algorithms {', '.join(authorizer.algorithms)}")
+    out.line(f"paths ({len(config.paths)}):")
+    width = max((len(rule.path) for rule in config.paths), default=0)
+    for rule in config.paths:
+        what = rule.integration.type if rule.integration else "your handler"
+        parts = [f"  {rule.method:<6} {rule.path:<{width}}  {what}"]
+        if rule.auth:
+            parts.append("auth")
+        if rule.scopes:
+            parts.append(f"scopes: {' '.join(rule.scopes)}")
+        if rule.integration and rule.integration.hooks:
+            parts.append(f"hooks: {', '.join(rule.integration.hooks)}")
+        out.line("  ".join(parts))
+    scoped = [rule.key for rule in config.paths if rule.scopes]
+    if scoped and not authorizer.audience:
+        out.line(
+            f"note: {', '.join(scoped)} {'requires' if len(scoped) == 1 else 'require'} "
+            "scopes, but no audience is set: the bearer "
+            "is then the ID token, which carries no API scopes (set authorizer.audience, "
+            "and at Auth0 enable RBAC with permissions in the access token)"
+        )
+
+
+@contextlib.contextmanager
+def _quiet_library_logs() -> Iterator[None]:
+    """The library's IdP-call events would interleave with the report: mute them here
+    (and put the application's structlog settings back afterwards)."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+
+
+# --- online ---------------------------------------------------------------------------
+
+
+async def online_checks(
+    authorizer: AuthorizerConfig, *, call_timeout: float
+) -> tuple[list[Finding], list[str]]:
+    """Ask the identity provider; return (what is wrong, what passed).
+
+    ``call_timeout`` bounds each call (the IdP client's deadline), not the whole check.
+    """
+    findings: list[Finding] = []
+    passed: list[str] = []
+    async with httpx.AsyncClient(
+        follow_redirects=False, headers={"User-Agent": "sanic-edge-auth check"}
+    ) as client:
+        http = IdPClient(client, timeout=call_timeout)
+        discovery = await _discovery(http, authorizer, findings, passed)
+        await _jwks(http, authorizer, discovery, findings, passed)
+        await _credentials(http, authorizer, discovery, findings, passed)
+    return findings, passed
+
+
+def _issuer_key(authorizer: AuthorizerConfig) -> str:
+    return (
+        "authorizer.issuer"
+        if authorizer.issuer != authorizer.domain + "/"
+        else ("authorizer.domain")
+    )
+
+
+async def _discovery(
+    http: IdPClient, authorizer: AuthorizerConfig, findings: list[Finding], passed: list[str]
+) -> Mapping[str, Any]:
+    url = authorizer.issuer.rstrip("/") + "/.well-known/openid-configuration"
+    try:
+        response = await http.get("discovery", url)
+    except UpstreamError as error:
+        findings.append(Finding("upstream", "discovery", error.description))
+        return {}
+    if response.status != 200:
+        findings.append(
+            Finding(
+                "config",
+                _issuer_key(authorizer),
+                f"{url} answered HTTP {response.status}: is this the provider's issuer?",
+            )
+        )
+        return {}
+    announced = response.body.get("issuer")
+    if announced != authorizer.issuer:
+        findings.append(
+            Finding(
+                "config",
+                _issuer_key(authorizer),
+                f"the provider's issuer is {announced!r}, the config expects "
+                f"{authorizer.issuer!r}: tokens would be refused",
+            )
+        )
+    else:
+        passed.append(f"discovery: issuer {announced}")
+    return response.body
+
+
+async def _jwks(
+    http: IdPClient,
+    authorizer: AuthorizerConfig,
+    discovery: Mapping[str, Any],
+    findings: list[Finding],
+    passed: list[str],
+) -> None:
+    if authorizer.jwks is not None:
+        passed.append("signing keys: inline jwks, nothing to fetch")
+        return
+    announced = discovery.get("jwks_uri")
+    url = authorizer.jwks_uri or (
+        announced if isinstance(announced, str) else authorizer.domain + "/.well-known/jwks.json"
+    )
+    key = "authorizer.jwks_uri" if authorizer.jwks_uri else _issuer_key(authorizer)
+    try:
+        response = await http.get("jwks", url)
+    except UpstreamError as error:
+        findings.append(Finding("upstream", "jwks", error.description))
+        return
+    if response.status != 200:
+        findings.append(Finding("config", key, f"{url} answered HTTP {response.status}"))
+        return
+    keys = response.body.get("keys")
+    if not isinstance(keys, list) or not keys:
+        findings.append(Finding("upstream", "jwks", f"{url} holds no keys"))
+        return
+    wanted = {_KEY_TYPES.get(alg[:2]) for alg in authorizer.algorithms}
+    usable = [
+        k for k in keys if isinstance(k, dict) and k.get("kty") in wanted and k.get("use") != "enc"
+    ]
+    if not usable:
+        findings.append(
+            Finding(
+                "config",
+                "authorizer.algorithms",
+                f"no key in the JWKS can verify {', '.join(authorizer.algorithms)}",
+            )
+        )
+        return
+    passed.append(f"signing keys: {len(usable)} usable key(s) at {url}")
+
+
+async def _credentials(
+    http: IdPClient,
+    authorizer: AuthorizerConfig,
+    discovery: Mapping[str, Any],
+    findings: list[Finding],
+    passed: list[str],
+) -> None:
+    if authorizer.client_secret is None:
+        passed.append("client credentials: no client_secret configured, not checked")
+        return
+    announced = discovery.get("token_endpoint")
+    url = announced if isinstance(announced, str) else authorizer.domain + "/oauth/token"
+    form = {
+        "grant_type": "authorization_code",
+        # A code no login produced: the server must authenticate us before judging it.
+        "code": "sanic-edge-auth-check-" + secrets.token_urlsafe(12),
+        "code_verifier": secrets.token_urlsafe(48),
+        "redirect_uri": authorizer.redirect_uri or "",
+        "client_id": authorizer.client_id,
+    }
+    headers: dict[str, str] = {}
+    secret = authorizer.client_secret.reveal()
+    if authorizer.extras.get("token_endpoint_auth_method") == "client_secret_basic":
+        # RFC 6749 2.3.1: both parts form-urlencoded before Basic encoding.
+        pair = f"{quote(authorizer.client_id, safe='')}:{quote(secret, safe='')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    else:
+        form["client_secret"] = secret
+    try:
+        response = await http.post_form("token", url, form, headers=headers)
+    except UpstreamError as error:
+        findings.append(Finding("upstream", "token", error.description))
+        return
+    if 200 <= response.status < 300:
+        findings.append(
+            Finding("upstream", "token", "the provider accepted a made-up authorization code")
+        )
+        return
+    answer = classify_oauth_error(response)
+    if isinstance(answer, InvalidGrant):
+        passed.append("client credentials: accepted (only the made-up code was refused)")
+    elif isinstance(answer, IdentityProviderRejectedClient):
+        where = (
+            "authorizer.redirect_uri"
+            if answer.idp_error != "invalid_client"
+            else ("authorizer.client_secret")
+        )
+        findings.append(
+            Finding(
+                "config",
+                where,
+                f"the provider rejected this client ({answer.idp_error}): check client_id, "
+                "client_secret and the allowed callback URLs at the provider",
+            )
+        )
+    else:
+        findings.append(
+            Finding(
+                "upstream",
+                "token",
+                f"unexpected answer to a token request (HTTP {response.status})",
+            )
+        )
+
+
+# --- entry point ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sanic_edge_auth.testing.__main__ import build_parser as idp_parser
+
+    parser = argparse.ArgumentParser(
+        prog="sanic-edge-auth", description="Tools for sanic-edge-auth gateways."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser(
+        "check",
+        help="validate a gateway config and show what it serves",
+        description="Load a gateway config as the app would; print every problem "
+        "(exit 1) or a summary of what will be served (exit 0).",
+    )
+    check.add_argument("config", help="the gateway JSON file")
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also fetch discovery and the JWKS, and check the client credentials",
+    )
+    check.add_argument(
+        "--secrets-dir",
+        help="read $secret.NAME from DIR/NAME (default: $EDGE_AUTH_SECRETS_DIR, else the env)",
+    )
+    check.add_argument("--timeout", type=float, help="seconds per IdP call (default: 10)")
+    idp = commands.add_parser(
+        "idp",
+        help="serve the fake identity provider for local development",
+        description="Serve the fake identity provider and print the environment to use it.",
+    )
+    idp_parser(idp)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    args = build_parser().parse_args(argv)
+    stdout, stderr = out or sys.stdout, err or sys.stderr
+    if args.command == "idp":
+        from sanic_edge_auth.testing.__main__ import run
+
+        return run(args, stdout)
+    redactor = _Redactor()
+    return _check(args, _Output(stdout, stderr, redactor), redactor)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,258 @@
+"""``sanic-edge-auth check`` and ``sanic-edge-auth idp``, against a real fake IdP."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sanic_edge_auth.cli import main
+from sanic_edge_auth.testing import FakeIdentityProvider, default_paths
+from tests.helpers import free_port
+
+SECRET = "RECOGNISABLE-client-secret-5f1c9e"
+COOKIE = "RECOGNISABLE-cookie-secret-0a7b3d-long-enough"
+
+
+def write_config(tmp_path: Path, **authorizer: Any) -> Path:
+    paths = [
+        *default_paths(),
+        {"method": "GET", "path": "/api/orders", "auth": True, "scopes": ["read:orders"]},
+    ]
+    config = {
+        "authorizer": {
+            "type": "auth0",
+            "domain": "$env.AUTH0_DOMAIN",
+            "client_id": "$env.AUTH0_CLIENT_ID",
+            "client_secret": "$secret.AUTH0_CLIENT_SECRET",
+            "redirect_uri": "http://127.0.0.1:8000/api/auth0/callback",
+            "cookie_secret": "$secret.EDGE_AUTH_COOKIE_SECRET",
+            **authorizer,
+        },
+        "paths": paths,
+    }
+    path = tmp_path / "gateway.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def run_check(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["check", *args], out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch, fake_idp: FakeIdentityProvider) -> None:
+    fake_idp.client_secret = SECRET
+    monkeypatch.setenv("AUTH0_DOMAIN", fake_idp.url)
+    monkeypatch.setenv("AUTH0_CLIENT_ID", fake_idp.client_id)
+    monkeypatch.setenv("AUTH0_CLIENT_SECRET", SECRET)
+    monkeypatch.setenv("EDGE_AUTH_COOKIE_SECRET", COOKIE)
+    monkeypatch.delenv("EDGE_AUTH_SECRETS_DIR", raising=False)
+
+
+@pytest.mark.usefixtures("environment")
+def test_a_good_config_prints_what_will_be_served(tmp_path: Path) -> None:
+    code, out, err = run_check(str(write_config(tmp_path)))
+    assert code == 0, err
+    assert err == ""
+    assert "adapter        auth0 (sanic_edge_auth_auth0.Auth0Adapter)" in out
+    assert "the bearer token is the ID token" in out
+    lines = out.splitlines()
+    orders = next(line for line in lines if "/api/orders" in line)
+    assert "your handler" in orders
+    assert "auth" in orders
+    assert "scopes: read:orders" in orders
+    profile = next(line for line in lines if "/api/auth0/profile" in line)
+    assert "auth0_userinfo" in profile
+    assert "auth" in profile.split("auth0_userinfo")[1]
+    assert "client_secret  set (not shown)" in out
+    # /api/orders needs a scope but the config has no audience: said, not failed
+    assert "note: paths[5] requires scopes, but no audience is set" in out
+
+
+@pytest.mark.usefixtures("environment")
+def test_every_problem_is_printed_with_its_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AUTH0_CLIENT_ID")
+    config = write_config(tmp_path, timeout=500, scope="profile")
+    code, out, err = run_check(str(config))
+    assert code == 1
+    assert "OK" not in out
+    assert "authorizer.client_id: references $env.AUTH0_CLIENT_ID" in err
+    assert "authorizer.timeout: must be between" in err
+    assert "authorizer.scope: must include 'openid'" in err
+    assert "3 problems" in err
+
+
+def test_an_unknown_adapter_names_the_installed_ones(tmp_path: Path) -> None:
+    code, _, err = run_check(str(write_config(tmp_path, type="okta", domain="example.com")))
+    assert code == 1
+    assert "authorizer.type: no identity adapter named 'okta'" in err
+    assert "auth0" in err
+
+
+@pytest.mark.usefixtures("environment")
+def test_online_with_good_credentials(tmp_path: Path, fake_idp: FakeIdentityProvider) -> None:
+    code, out, err = run_check(str(write_config(tmp_path)), "--online")
+    assert code == 0, err
+    assert f"ok        discovery: issuer {fake_idp.issuer}" in out
+    assert "usable key(s)" in out
+    assert "client credentials: accepted" in out
+    assert fake_idp.requests["token"] == 1
+    assert fake_idp.last_token_request["grant_type"] == "authorization_code"
+
+
+@pytest.mark.usefixtures("environment")
+def test_online_with_a_wrong_secret_is_a_config_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = "RECOGNISABLE-wrong-secret-77e2"
+    monkeypatch.setenv("AUTH0_CLIENT_SECRET", wrong)
+    code, out, err = run_check(str(write_config(tmp_path)), "--online")
+    assert code == 1
+    assert "config    authorizer.client_secret: the provider rejected this client" in err
+    assert "invalid_client" in err
+    assert "discovery: issuer" in out  # the other checks still ran and passed
+    assert wrong not in out + err
+
+
+@pytest.mark.usefixtures("environment")
+def test_online_with_client_secret_basic(tmp_path: Path, fake_idp: FakeIdentityProvider) -> None:
+    config = write_config(tmp_path, token_endpoint_auth_method="client_secret_basic")
+    code, out, err = run_check(str(config), "--online")
+    assert code == 0, err
+    assert fake_idp.last_token_auth == "client_secret_basic"
+    assert "client credentials: accepted" in out
+
+
+@pytest.mark.usefixtures("environment")
+def test_online_reports_the_idp_switch_for_invalid_client(
+    tmp_path: Path, fake_idp: FakeIdentityProvider
+) -> None:
+    fake_idp.fail("token", "oauth:invalid_client")
+    code, _, err = run_check(str(write_config(tmp_path)), "--online")
+    assert code == 1
+    assert "config    authorizer.client_secret" in err
+
+
+@pytest.mark.usefixtures("environment")
+def test_online_with_the_idp_down_is_an_upstream_finding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeIdentityProvider() as stopped:
+        down = stopped.url
+    monkeypatch.setenv("AUTH0_DOMAIN", down)
+    code, out, err = run_check(str(write_config(tmp_path)), "--online", "--timeout", "1")
+    assert code == 1
+    findings = [line.split()[0] for line in err.splitlines() if line.startswith("  ")]
+    assert findings == ["upstream", "upstream", "upstream"]  # discovery, jwks, token
+    assert "could not be reached" in err
+    assert "ok " not in out
+
+
+@pytest.mark.usefixtures("environment")
+def test_online_with_a_5xx_jwks_is_upstream_and_a_wrong_issuer_is_config(
+    tmp_path: Path, fake_idp: FakeIdentityProvider
+) -> None:
+    fake_idp.fail("jwks", "503")
+    config = write_config(tmp_path, issuer=fake_idp.url + "/other/")
+    code, _, err = run_check(str(config), "--online")
+    assert code == 1
+    assert "upstream  jwks:" in err
+    # discovery lives under the configured issuer: the fake has none there
+    assert "config    authorizer.issuer:" in err
+
+
+def test_no_secret_is_ever_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_idp: FakeIdentityProvider
+) -> None:
+    fake_idp.client_secret = SECRET
+    monkeypatch.setenv("AUTH0_CLIENT_ID", fake_idp.client_id)
+    monkeypatch.setenv("AUTH0_CLIENT_SECRET", SECRET)
+    monkeypatch.setenv("EDGE_AUTH_COOKIE_SECRET", COOKIE)
+    # The domain is read through $secret and is not a host name: the loader's
+    # message quotes the value it got, and the check must still mask it.
+    monkeypatch.setenv("AUTH0_DOMAIN_SECRET", SECRET + "/path")
+    broken = write_config(tmp_path, domain="$secret.AUTH0_DOMAIN_SECRET")
+    code, out, err = run_check(str(broken))
+    assert code == 1
+    assert "authorizer.domain" in err
+    assert "RECOGNISABLE" not in out + err
+
+    monkeypatch.setenv("AUTH0_DOMAIN", fake_idp.url)
+    good = write_config(tmp_path)
+    code, out, err = run_check(str(good), "--online")
+    assert code == 0, err
+    assert "RECOGNISABLE" not in out + err
+
+    # the console script, in its own process, with a wrong secret
+    env = {**os.environ, "AUTH0_CLIENT_SECRET": SECRET + "-wrong"}
+    done = subprocess.run(  # noqa: S603 (our own console script)
+        [str(Path(sys.executable).with_name("sanic-edge-auth")), "check", str(good), "--online"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "invalid_client" in done.stderr
+    assert "RECOGNISABLE" not in done.stdout + done.stderr
+
+
+def test_python_m_testing_serves_the_fake_idp_on_the_chosen_port(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+        [sys.executable, "-m", "sanic_edge_auth.testing", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("#        "):  # the last line of the announcement
+                break
+        exports = dict(
+            line[len("export ") :].split("=", 1) for line in lines if line.startswith("export ")
+        )
+        assert exports["AUTH0_DOMAIN"] == f"http://127.0.0.1:{port}"
+        assert set(exports) >= {"AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "EDGE_AUTH_COOKIE_SECRET"}
+        discovery = httpx.get(
+            f"http://127.0.0.1:{port}/.well-known/openid-configuration", timeout=5
+        ).json()
+        assert discovery["issuer"] == f"http://127.0.0.1:{port}/"
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+
+
+def test_the_idp_subcommand_refuses_a_busy_port() -> None:
+    with FakeIdentityProvider() as busy:
+        out = io.StringIO()
+        code = main(["idp", "--port", str(busy.port)], out=out)
+    assert code == 1
+    assert out.getvalue() == ""
+
+
+def test_the_idp_subcommand_explains_a_config_it_cannot_serve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, audience="$env.API_AUDIENCE")
+    out = io.StringIO()
+    code = main(["idp", "--port", str(free_port()), "--config", str(config)], out=out)
+    assert code == 2
+    assert "FakeIdentityProvider(audience=" in capsys.readouterr().err
