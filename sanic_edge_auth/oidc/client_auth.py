@@ -22,13 +22,14 @@ import base64
 import json
 import secrets
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, RSAKey
 
 from sanic_edge_auth.adapter import TokenSet
@@ -154,7 +155,10 @@ def _import_private_key(data: str | dict[str, Any]) -> RSAKey | ECKey:
         classes = (RSAKey, ECKey)
     for cls in classes:
         try:
-            return cls.import_key(data)
+            with warnings.catch_warnings():
+                # A short RSA key warns here; we refuse it below with a clearer message.
+                warnings.simplefilter("ignore", SecurityWarning)
+                return cls.import_key(data)
         except (JoseError, ValueError, TypeError):
             continue
     raise ValueError("is not a PEM private key or a private JWK (RSA or EC)")
