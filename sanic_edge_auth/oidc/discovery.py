@@ -46,7 +46,7 @@ import ipaddress
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -178,19 +178,20 @@ def parse_metadata(document: Mapping[str, Any], rules: DiscoveryRules) -> Provid
     issuer = document.get("issuer")
     if not isinstance(issuer, str) or not issuer:
         raise _invalid("issuer", "has no issuer")
+    if TENANT_PLACEHOLDER in issuer and not rules.allow_issuer_template:
+        if _issuer_matches(issuer, replace(rules, allow_issuer_template=True)):
+            raise DiscoveryMismatch(
+                f"the provider's issuer {issuer!r} is a multi-tenant template; list the "
+                "tenants whose tokens to accept in authorizer.allowed_tenants",
+                key="authorizer.allowed_tenants",
+                discovery_field="issuer",
+            )
     if not _issuer_matches(issuer, rules):
         raise DiscoveryMismatch(
             f"the provider's discovery document names the issuer {issuer!r}, not the "
             f"configured {rules.issuer!r}; authorizer.issuer must match it exactly "
             "(OIDC Discovery 4.3; mind the trailing slash)",
             key="authorizer.issuer",
-            discovery_field="issuer",
-        )
-    if TENANT_PLACEHOLDER in issuer and not rules.allow_issuer_template:
-        raise DiscoveryMismatch(
-            f"the provider's issuer {issuer!r} is a multi-tenant template; list the tenants "
-            "to accept in authorizer.allowed_tenants",
-            key="authorizer.allowed_tenants",
             discovery_field="issuer",
         )
     merged = {**document, **rules.overrides}

@@ -113,7 +113,7 @@ def validate(
     tenants = settings["allowed_tenants"]
     if tenants is not None:
         if (
-            not isinstance(tenants, list)
+            not isinstance(tenants, list | tuple)
             or not tenants
             or not all(isinstance(t, str) and t and "/" not in t for t in tenants)
         ):
