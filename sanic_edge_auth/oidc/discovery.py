@@ -178,14 +178,14 @@ def parse_metadata(document: Mapping[str, Any], rules: DiscoveryRules) -> Provid
     issuer = document.get("issuer")
     if not isinstance(issuer, str) or not issuer:
         raise _invalid("issuer", "has no issuer")
-    if TENANT_PLACEHOLDER in issuer and not rules.allow_issuer_template:
-        if _issuer_matches(issuer, replace(rules, allow_issuer_template=True)):
-            raise DiscoveryMismatch(
-                f"the provider's issuer {issuer!r} is a multi-tenant template; list the "
-                "tenants whose tokens to accept in authorizer.allowed_tenants",
-                key="authorizer.allowed_tenants",
-                discovery_field="issuer",
-            )
+    unexpected_template = TENANT_PLACEHOLDER in issuer and not rules.allow_issuer_template
+    if unexpected_template and _issuer_matches(issuer, replace(rules, allow_issuer_template=True)):
+        raise DiscoveryMismatch(
+            f"the provider's issuer {issuer!r} is a multi-tenant template; list the "
+            "tenants whose tokens to accept in authorizer.allowed_tenants",
+            key="authorizer.allowed_tenants",
+            discovery_field="issuer",
+        )
     if not _issuer_matches(issuer, rules):
         raise DiscoveryMismatch(
             f"the provider's discovery document names the issuer {issuer!r}, not the "
