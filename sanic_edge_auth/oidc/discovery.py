@@ -30,6 +30,7 @@ what happened                                   error                     source
 unreachable, timeout, 5xx, 429, not JSON        UpstreamError family      upstream
 404/410 at the discovery URL                    DiscoveryMismatch         config
 ``issuer`` differs from the configured one      DiscoveryMismatch         config
+a ``{tenantid}`` issuer, no allowed tenants     DiscoveryMismatch         config
 S256 advertised as unsupported                  DiscoveryMismatch         config
 required field missing or malformed             DiscoveryDocumentInvalid  upstream
 ==============================================  ========================  ======
