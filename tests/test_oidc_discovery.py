@@ -30,6 +30,7 @@ from sanic_edge_auth.oidc.discovery import (
     DiscoveryRules,
     ProviderMetadata,
     discovery_url,
+    fetch_metadata,
     parse_metadata,
 )
 from sanic_edge_auth.oidc.http import IdPClient
@@ -191,7 +192,7 @@ async def test_cache_fetches_once_for_concurrent_callers_and_refreshes_after_ttl
 
     clock.now += 61
     assert cache.current() is documents[0]  # stale answer now, refresh in the background
-    await asyncio.sleep(0.01)
+    await cache.settle()
     assert calls == 2
     assert cache.current() is documents[1]
 
@@ -213,7 +214,7 @@ async def test_cache_keeps_the_last_document_when_a_refresh_fails() -> None:
     first = await cache.get()
     clock.now += 61
     assert await cache.get() is first  # the failing refresh runs behind it
-    await asyncio.sleep(0.01)
+    await cache.settle()
     assert cache.current() is first
     assert cache.last_error is None  # a document is served: nothing to report
 
@@ -280,6 +281,47 @@ async def test_an_unreachable_provider_does_not_stop_startup(
         await adapter.refresh("any")
     with pytest.raises(UpstreamUnavailable):
         adapter.logout_url(return_to="https://app.example.com/", id_token_hint=None)
+
+
+async def test_ready_loads_the_document_for_the_synchronous_members(
+    idp: FakeIdentityProvider, make_adapter: MakeAdapter
+) -> None:
+    idp.fail("discovery", "drop")
+    adapter = await make_adapter(idp)
+    with pytest.raises(UpstreamUnavailable):
+        await adapter.ready()
+    idp.recover()
+    await adapter.ready()
+    _, url = start_login(adapter)
+    assert url.startswith(idp.endpoint_url("authorize"))
+
+
+async def test_an_unchanged_document_keeps_the_verifiers_and_their_cache(
+    idp: FakeIdentityProvider,
+) -> None:
+    clock = Clock()
+    fetches = 0
+
+    async with httpx.AsyncClient() as client:
+        http = IdPClient(client, timeout=1.0)
+        config = load_config(idp.gateway_config(), resolve_adapter=AdapterResolver(), environ={})
+        adapter = OIDCAdapter.from_config(config.authorizer, http)
+        rules = DiscoveryRules(issuer=idp.issuer)
+
+        async def fetch() -> ProviderMetadata:
+            nonlocal fetches
+            fetches += 1
+            return await fetch_metadata(http, rules)
+
+        adapter._discovery = DiscoveryCache(fetch, ttl=60, retry_interval=0, clock=clock)
+        await adapter.startup()
+        token = idp.mint_token(use="id")
+        first = await adapter.verify_access_token(token)
+        clock.now += 61  # due: the next call refreshes in the background
+        assert await adapter.verify_access_token(token) is first
+        await adapter.aclose()  # lets the background refresh finish
+        assert fetches == 2
+        assert await adapter.verify_access_token(token) is first  # still the cached entry
 
 
 async def test_a_wrong_issuer_at_startup_stops_it_naming_the_key(

@@ -355,6 +355,12 @@ class DiscoveryCache:
             return self._metadata
         raise self.unavailable()
 
+    async def settle(self) -> None:
+        """Wait for a refresh in flight, if any, whatever its outcome (tests, shutdown)."""
+        if self._flight.in_flight(_REFRESH):
+            with contextlib.suppress(UpstreamError, ConfigError):
+                await self._flight.run(_REFRESH, self._refresh)
+
     async def startup(self) -> None:
         """Fetch once at boot. An upstream failure is logged and swallowed (requests
         retry); a config error (wrong issuer) propagates so the app does not start."""
@@ -380,6 +386,9 @@ class DiscoveryCache:
                     **exc.log_context(),
                 )
             raise
+        if metadata == self._metadata:
+            # Unchanged: keep the same object, so what was built from it stays valid.
+            metadata = self._metadata
         self._metadata = metadata
         self._last_error = None
         self._refresh_at = started + self._ttl

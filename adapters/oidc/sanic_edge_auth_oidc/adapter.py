@@ -145,7 +145,9 @@ class OIDCAdapter:
             await provider.keys.startup()
 
     async def aclose(self) -> None:
-        """Nothing of its own to close: the HTTP client belongs to the extension."""
+        """Let a background discovery refresh finish; the HTTP client belongs to the
+        extension and is closed after this."""
+        await self._discovery.settle()
 
     async def ready(self) -> None:
         """Load the discovery document if it is not loaded yet (or raise why not).
@@ -177,6 +179,9 @@ class OIDCAdapter:
         return provider
 
     def _build(self, metadata: ProviderMetadata, previous: _Provider | None) -> _Provider:
+        if previous is not None and previous.metadata == metadata:
+            # Same content: keep the verifiers and their verified-token caches.
+            return replace(previous, metadata=metadata)
         config = self._config
         algorithms = self._algorithms(metadata)
         if previous is not None and previous.algorithms == algorithms:
