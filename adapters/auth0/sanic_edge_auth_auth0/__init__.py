@@ -164,6 +164,10 @@ class Auth0Adapter:
     async def aclose(self) -> None:
         """Nothing of its own to close: the HTTP client belongs to the extension."""
 
+    async def ready(self) -> None:
+        """Nothing is discovered late: the endpoints follow from ``domain``. (Mirrors the
+        OIDC adapter's ``ready()``, awaited before the synchronous members.)"""
+
     # -- login
 
     def authorization_url(
