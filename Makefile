@@ -1,5 +1,5 @@
 # Two commands matter on a fresh clone: `make demo` and `make test`.
-# Each creates .venv and installs the core and the Auth0 adapter (editable) on first use.
+# Each creates .venv and installs the core and both adapters, Auth0 and OIDC (editable), on first use.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,10 +7,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean docs check-wheels
 
-$(STAMP): pyproject.toml adapters/auth0/pyproject.toml
+$(STAMP): pyproject.toml adapters/auth0/pyproject.toml adapters/oidc/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]' -e adapters/auth0
+	$(PY) -m pip install --quiet -e '.[dev,bench]' -e adapters/auth0 -e adapters/oidc
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -23,7 +23,7 @@ class TestAuth0Adapter(AdapterConformance):
 
             async def make(idp: FakeIdentityProvider) -> IdentityAdapter:
                 config = load_config(
-                    idp.gateway_config(timeout=0.3),
+                    idp.gateway_config(timeout=0.3, jwks_cache={"refresh_cooldown": 0}),
                     resolve_adapter=AdapterResolver(),
                     environ={},
                 )

@@ -3,10 +3,15 @@
 Subclass :class:`AdapterConformance` in a test module (name the subclass ``Test...``
 so pytest collects it) and provide one fixture, ``make_adapter``: a callable that
 takes the fake identity provider and returns a started adapter configured against
-it, plus the fixture ``fake_idp`` (from ``sanic_edge_auth.testing.plugin``). The
-suite runs the real protocol over loopback: login URL, code exchange, ID and
-access token verification, refresh with rotation, userinfo, logout URL, and the
-classification of every upstream failure.
+it, plus the fixture ``fake_idp`` (from ``sanic_edge_auth.testing.plugin``; override
+it to run the suite against ``FakeIdentityProvider(mode="generic")``). The suite
+runs the real protocol over loopback: login URL, code exchange, ID and access token
+verification, refresh with rotation, userinfo, logout URL, the classification of
+every upstream failure, and recovery from a provider that was down at startup.
+
+The adapter must be configured to retry at once after a failed fetch (for example
+``jwks_cache.refresh_cooldown: 0``), so recovery is observable without waiting.
+Nothing in the suite names a provider's paths: it asks the fake for them.
 
     from sanic_edge_auth.testing.conformance import AdapterConformance
 
@@ -30,6 +35,7 @@ from sanic_edge_auth.errors import (
     InvalidGrant,
     InvalidToken,
     UpstreamBadResponse,
+    UpstreamError,
     UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -41,7 +47,7 @@ from sanic_edge_auth.testing.idp import FakeIdentityProvider, query_of
 __all__ = ["AdapterConformance", "MakeAdapter"]
 
 MakeAdapter = Callable[[FakeIdentityProvider], Awaitable[IdentityAdapter]]
-REDIRECT_URI = "http://127.0.0.1/api/auth0/callback"
+REDIRECT_URI = "http://127.0.0.1/auth/callback"
 SCOPE = "openid profile email offline_access"
 
 
@@ -90,6 +96,7 @@ class AdapterConformance:
     ) -> None:
         adapter = await make_adapter(fake_idp)
         login, url = start_login(adapter, {"prompt": "login"})
+        assert url.startswith(fake_idp.endpoint_url("authorize") + "?")
         query = query_of(url)
         assert query["state"] == login.state
         assert query["nonce"] == login.nonce
@@ -98,6 +105,7 @@ class AdapterConformance:
         assert query["redirect_uri"] == REDIRECT_URI
         assert query["response_type"] == "code"
         assert query["prompt"] == "login"
+        assert query["client_id"] == fake_idp.client_id
 
     async def test_code_exchange_and_id_token_verification(
         self, make_adapter: MakeAdapter, fake_idp: FakeIdentityProvider
@@ -182,7 +190,17 @@ class AdapterConformance:
     async def test_startup_survives_an_unreachable_provider(
         self, make_adapter: MakeAdapter, fake_idp: FakeIdentityProvider
     ) -> None:
-        fake_idp.fail("jwks", "drop")
+        # Everything an adapter may fetch at startup is down.
+        for endpoint in ("discovery", "jwks"):
+            fake_idp.fail(endpoint, "drop")
         adapter = await make_adapter(fake_idp)  # must not raise
-        fake_idp.recover()
         assert adapter.issuer == fake_idp.issuer
+        token = fake_idp.mint_token(use="access" if fake_idp.audience else "id")
+        with pytest.raises(UpstreamError):  # an upstream failure, never a "bad token"
+            await adapter.verify_access_token(token)
+
+        fake_idp.recover()
+        assert (await adapter.verify_access_token(token)).subject == fake_idp.user.sub
+        tokens, nonce = await log_in(adapter, fake_idp)
+        assert tokens.id_token is not None
+        await adapter.verify_id_token(tokens.id_token.reveal(), nonce=nonce)

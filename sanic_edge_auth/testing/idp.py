@@ -1,15 +1,28 @@
-"""A fake Auth0-shaped identity provider served over loopback.
+"""A fake identity provider served over loopback: Auth0-shaped, or any OpenID Provider.
 
 Real HTTP (a ``ThreadingHTTPServer`` on 127.0.0.1), real RSA keys, real RS256
 signatures made by joserfc, so the code under test runs exactly as it would against
-a tenant. It implements ``/authorize`` (a scripted login that redirects straight
-back), ``/oauth/token`` (authorization code with PKCE, refresh with rotation and
-reuse detection), ``/userinfo``, ``/.well-known/jwks.json``,
-``/.well-known/openid-configuration`` and ``/v2/logout``.
+a tenant. Two modes:
+
+- ``mode="auth0"`` (the default): ``/authorize`` (a scripted login that redirects
+  straight back), ``/oauth/token`` (authorization code with PKCE, refresh with
+  rotation and reuse detection), ``/userinfo``, ``/.well-known/jwks.json``,
+  ``/.well-known/openid-configuration`` and ``/v2/logout``; the issuer is
+  ``<url>/``.
+- ``mode="generic"``: the same behaviour at provider-chosen paths, Keycloak's
+  (``<issuer_path>/protocol/openid-connect/token`` ...), an issuer without a
+  trailing slash (``<url><issuer_path>``), a full discovery document with an
+  ``end_session_endpoint``, and JWT access tokens.
+
+Both accept ``client_secret_basic``, ``client_secret_post`` and, once
+``client_public_key`` is set, ``private_key_jwt`` (RFC 7523) client authentication.
 
 Switches make it misbehave on purpose: :meth:`FakeIdentityProvider.fail` (timeouts,
-dropped connections, 5xx, 429, HTML bodies, OAuth errors), ``latency``, and
-:meth:`FakeIdentityProvider.rotate_keys`.
+dropped connections, 5xx, 429, HTML bodies, OAuth errors, for any endpoint name:
+``authorize``, ``token``, ``userinfo``, ``jwks``, ``discovery``, ``logout``),
+``latency``, :meth:`FakeIdentityProvider.rotate_keys`, and ``discovery_overrides``
+(replace a field of the discovery document, or remove it with ``None``: a wrong
+``issuer``, a missing ``jwks_uri``...).
 """
 
 from __future__ import annotations
@@ -24,17 +37,29 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
-__all__ = ["FailureMode", "FakeIdentityProvider", "FakeUser", "default_paths", "query_of"]
+__all__ = [
+    "FailureMode",
+    "FakeIdentityProvider",
+    "FakeUser",
+    "ProviderMode",
+    "default_paths",
+    "query_of",
+]
 
 FailureMode = str
 """One of ``timeout``, ``drop``, ``500``/``502``/``503``, ``429``, ``html``, or
 ``oauth:<error>`` (a 4xx OAuth error body, e.g. ``oauth:invalid_client``)."""
+
+ProviderMode = Literal["auth0", "generic"]
+#: RFC 7523 2.2.
+_JWT_BEARER: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+_ASSERTION_MAX_LIFETIME: Final = 300
 
 _KEY_POOL: dict[str, list[Any]] = {}
 _KEY_POOL_LOCK = threading.Lock()
@@ -96,7 +121,15 @@ class FakeIdentityProvider:
         jwks_max_age: int | None = 600,
         timeout_delay: float = 3.0,
         send_iss_in_callback: bool = True,
+        mode: ProviderMode = "auth0",
+        issuer_path: str = "",
     ) -> None:
+        if mode not in ("auth0", "generic"):
+            raise ValueError(f"unknown mode {mode!r}")
+        if issuer_path and (not issuer_path.startswith("/") or issuer_path.endswith("/")):
+            raise ValueError("issuer_path starts with '/' and has no trailing slash")
+        self.mode: ProviderMode = mode
+        self.issuer_path = issuer_path if mode == "generic" else ""
         self.client_id = client_id
         self.client_secret = client_secret
         self.audience = audience
@@ -113,6 +146,13 @@ class FakeIdentityProvider:
         self.requests: Counter[str] = Counter()
         self.last_token_request: dict[str, str] = {}
         self.last_token_auth: str | None = None
+        #: Set a public key (joserfc) to accept private_key_jwt client assertions.
+        self.client_public_key: Any = None
+        self.last_client_assertion: dict[str, Any] = {}
+        self.last_logout: dict[str, str] = {}
+        #: Replace fields of the discovery document; ``None`` removes the field.
+        self.discovery_overrides: dict[str, Any] = {}
+        self._seen_jti: set[str] = set()
         self._lock = threading.Lock()
         self._failures: dict[str, _Failure] = {}
         self._key_index = 0
@@ -165,7 +205,20 @@ class FakeIdentityProvider:
 
     @property
     def issuer(self) -> str:
+        if self.mode == "generic":
+            return self.url + self.issuer_path
         return self.url + "/"
+
+    def endpoint_path(self, endpoint: str) -> str:
+        """The path this provider serves ``endpoint`` at (``token``, ``jwks``...)."""
+        return _endpoint_paths(self.mode, self.issuer_path)[endpoint]
+
+    def endpoint_url(self, endpoint: str) -> str:
+        return self.url + self.endpoint_path(endpoint)
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.endpoint_url("token")
 
     # -- switches
 
@@ -248,6 +301,10 @@ class FakeIdentityProvider:
         }
         if use == "id":
             base.update({"aud": self.client_id, "azp": self.client_id, **self.user.profile()})
+        elif self.mode == "generic":
+            # Keycloak's default audience is "account" until an audience mapper is added.
+            base.update({"aud": self.audience or "account", "azp": self.client_id})
+            base["scope"] = "openid profile email"
         else:
             audience = self.audience or self.client_id
             base.update({"aud": [audience, self.issuer + "userinfo"], "azp": self.client_id})
@@ -299,15 +356,25 @@ class FakeIdentityProvider:
     def _token(
         self, form: Mapping[str, str], authorization: str | None
     ) -> tuple[int, dict[str, str], bytes]:
-        self.last_token_request = {k: v for k, v in form.items() if k != "client_secret"}
+        self.last_token_request = {
+            k: v for k, v in form.items() if k not in ("client_secret", "client_assertion")
+        }
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         self.last_token_auth = "client_secret_post"
-        if authorization and authorization.lower().startswith("basic "):
+        authenticated = False
+        if form.get("client_assertion_type") == _JWT_BEARER:
+            self.last_token_auth = "private_key_jwt"
+            authenticated = self._check_client_assertion(form)
+        elif authorization and authorization.lower().startswith("basic "):
             decoded = base64.b64decode(authorization[6:]).decode()
             raw_id, _, raw_secret = decoded.partition(":")
             client_id, client_secret = unquote(raw_id), unquote(raw_secret)
             self.last_token_auth = "client_secret_basic"
-        if client_id != self.client_id or client_secret != self.client_secret:
+        if not authenticated and (
+            client_id != self.client_id
+            or client_secret != self.client_secret
+            or self.last_token_auth == "private_key_jwt"
+        ):
             return _json(
                 401,
                 {"error": "invalid_client", "error_description": "Client authentication failed"},
@@ -318,6 +385,40 @@ class FakeIdentityProvider:
         if grant_type == "refresh_token":
             return self._refresh_grant(form)
         return _json(400, {"error": "unsupported_grant_type"})
+
+    def _check_client_assertion(self, form: Mapping[str, str]) -> bool:
+        """RFC 7523 3: signature, iss = sub = client_id, our aud, live exp, fresh jti."""
+        if self.client_public_key is None:
+            return False
+        try:
+            token = jwt.decode(
+                form.get("client_assertion", ""),
+                self.client_public_key,
+                algorithms=["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "ES512"],
+            )
+        except Exception:  # any decoding or signature failure is an invalid client
+            return False
+        claims = token.claims
+        self.last_client_assertion = {"header": dict(token.header), "claims": dict(claims)}
+        # OIDC Core 9: the token endpoint URL; Auth0 asks for its issuer (tenant URL).
+        audiences = {self.token_endpoint, self.issuer}
+        aud = claims.get("aud")
+        now = time.time()
+        jti = claims.get("jti")
+        ok = (
+            claims.get("iss") == self.client_id
+            and claims.get("sub") == self.client_id
+            and form.get("client_id", self.client_id) == self.client_id
+            and (aud in audiences if isinstance(aud, str) else bool(set(aud or ()) & audiences))
+            and isinstance(claims.get("exp"), int)
+            and now < claims["exp"] <= now + _ASSERTION_MAX_LIFETIME
+            and isinstance(jti, str)
+            and jti not in self._seen_jti
+        )
+        if ok:
+            with self._lock:
+                self._seen_jti.add(str(jti))
+        return bool(ok)
 
     def _code_grant(self, form: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
@@ -387,7 +488,9 @@ class FakeIdentityProvider:
             "expires_in": _DEFAULT_TOKEN_LIFETIME,
             "scope": grant.scope,
         }
-        if grant.audience:
+        if self.mode == "generic":
+            access = self.mint_token(id_claims, use="access")  # Keycloak: always a JWT
+        elif grant.audience:
             access = self.mint_token(
                 {"aud": [grant.audience, self.issuer + "userinfo"], **id_claims}, use="access"
             )
@@ -415,10 +518,48 @@ class FakeIdentityProvider:
         return _json(200, user.profile())
 
     def _logout(self, query: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
-        target = query.get("returnTo") or query.get("post_logout_redirect_uri") or self.url
+        self.last_logout = dict(query)
+        post_logout = query.get("post_logout_redirect_uri")
+        if (
+            self.mode == "generic"
+            and post_logout
+            and not (query.get("id_token_hint") or query.get("client_id") == self.client_id)
+        ):
+            # RP-Initiated Logout 1.0 (2): the redirect needs id_token_hint or client_id.
+            return _json(400, {"error": "invalid_request", "error_description": "no client"})
+        target = query.get("returnTo") or post_logout or self.url
         return 302, {"Location": target}, b""
 
     def _discovery(self) -> dict[str, Any]:
+        document = self._discovery_document()
+        for name, value in self.discovery_overrides.items():
+            if value is None:
+                document.pop(name, None)
+            else:
+                document[name] = value
+        return document
+
+    def _discovery_document(self) -> dict[str, Any]:
+        if self.mode == "generic":
+            return {
+                "issuer": self.issuer,
+                "authorization_endpoint": self.endpoint_url("authorize"),
+                "token_endpoint": self.endpoint_url("token"),
+                "userinfo_endpoint": self.endpoint_url("userinfo"),
+                "jwks_uri": self.endpoint_url("jwks"),
+                "end_session_endpoint": self.endpoint_url("logout"),
+                "response_types_supported": ["code", "id_token", "code id_token"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": [self.algorithm, "HS256"],
+                "code_challenge_methods_supported": ["plain", "S256"],
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_basic",
+                    "client_secret_post",
+                    "private_key_jwt",
+                ],
+                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "authorization_response_iss_parameter_supported": self.send_iss_in_callback,
+            }
         return {
             "issuer": self.issuer,
             "authorization_endpoint": self.url + "/authorize",
@@ -435,13 +576,16 @@ class FakeIdentityProvider:
         paths: list[dict[str, Any]] | None = None,
         **authorizer: Any,
     ) -> dict[str, Any]:
-        """A gateway config dict pointing at this provider, with the seed's paths."""
+        """A gateway config dict pointing at this provider, with the seed's paths
+        (``type: oidc`` with ``issuer`` and ``/api/oidc/...`` paths in generic mode)."""
+        adapter = "oidc" if self.mode == "generic" else "auth0"
+        where = {"issuer": self.issuer} if self.mode == "generic" else {"domain": self.url}
         base: dict[str, Any] = {
-            "type": "auth0",
-            "domain": self.url,
+            "type": adapter,
+            **where,
             "client_id": self.client_id,
             "client_secret": self.client_secret,
-            "redirect_uri": "http://127.0.0.1/api/auth0/callback",
+            "redirect_uri": f"http://127.0.0.1/api/{adapter}/callback",
             "scope": "openid profile email offline_access",
             "cookie_secret": "a-test-cookie-secret-that-is-long-enough",
             "timeout": 1.0,
@@ -451,7 +595,10 @@ class FakeIdentityProvider:
         base.update(authorizer)
         if base.get("audience") is None:
             base.pop("audience", None)
-        return {"authorizer": base, "paths": paths if paths is not None else default_paths()}
+        return {
+            "authorizer": base,
+            "paths": paths if paths is not None else default_paths(adapter),
+        }
 
     def follow_login(self, authorize_url: str) -> str:
         """Run the scripted login for an /authorize URL; return the callback URL."""
@@ -463,19 +610,45 @@ class FakeIdentityProvider:
         return response.headers["location"]
 
 
-def default_paths() -> list[dict[str, Any]]:
-    return [
-        {"method": "GET", "path": "/api/auth0/login", "integration": {"type": "auth0_login"}},
-        {"method": "GET", "path": "/api/auth0/callback", "integration": {"type": "auth0_callback"}},
-        {
+def default_paths(adapter: str = "auth0") -> list[dict[str, Any]]:
+    """The seed's flow paths, ``/api/<adapter>/...`` with ``<adapter>_...`` types."""
+
+    def path(name: str, kind: str, **rule: Any) -> dict[str, Any]:
+        return {
             "method": "GET",
-            "path": "/api/auth0/profile",
-            "auth": True,
-            "integration": {"type": "auth0_userinfo"},
-        },
-        {"method": "GET", "path": "/api/auth0/refresh", "integration": {"type": "auth0_refresh"}},
-        {"method": "GET", "path": "/api/auth0/logout", "integration": {"type": "auth0_logout"}},
+            "path": f"/api/{adapter}/{name}",
+            **rule,
+            "integration": {"type": f"{adapter}_{kind}"},
+        }
+
+    return [
+        path("login", "login"),
+        path("callback", "callback"),
+        path("profile", "userinfo", auth=True),
+        path("refresh", "refresh"),
+        path("logout", "logout"),
     ]
+
+
+def _endpoint_paths(mode: ProviderMode, issuer_path: str) -> dict[str, str]:
+    if mode == "generic":
+        base = f"{issuer_path}/protocol/openid-connect"
+        return {
+            "authorize": f"{base}/auth",
+            "token": f"{base}/token",
+            "userinfo": f"{base}/userinfo",
+            "jwks": f"{base}/certs",
+            "logout": f"{base}/logout",
+            "discovery": f"{issuer_path}/.well-known/openid-configuration",
+        }
+    return {
+        "authorize": "/authorize",
+        "token": "/oauth/token",
+        "userinfo": "/userinfo",
+        "jwks": "/.well-known/jwks.json",
+        "discovery": "/.well-known/openid-configuration",
+        "logout": "/v2/logout",
+    }
 
 
 def _json(status: int, body: Mapping[str, Any]) -> tuple[int, dict[str, str], bytes]:
@@ -484,14 +657,11 @@ def _json(status: int, body: Mapping[str, Any]) -> tuple[int, dict[str, str], by
 
 def _handler_for(idp: FakeIdentityProvider) -> type[BaseHTTPRequestHandler]:
     routes: dict[tuple[str, str], str] = {
-        ("GET", "/authorize"): "authorize",
-        ("POST", "/oauth/token"): "token",
-        ("GET", "/userinfo"): "userinfo",
-        ("GET", "/.well-known/jwks.json"): "jwks",
-        ("GET", "/.well-known/openid-configuration"): "discovery",
-        ("GET", "/v2/logout"): "logout",
-        ("GET", "/oidc/logout"): "logout",
+        ("POST" if endpoint == "token" else "GET", path): endpoint
+        for endpoint, path in _endpoint_paths(idp.mode, idp.issuer_path).items()
     }
+    if idp.mode == "auth0":
+        routes["GET", "/oidc/logout"] = "logout"
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"

@@ -8,36 +8,49 @@ Adapter keys under ``authorizer`` (beside the core ones):
 
 - ``organization``: an Auth0 organization id (``org_...``) or name, sent to
   ``/authorize``; tokens must then carry the matching ``org_id`` / ``org_name``.
-- ``token_endpoint_auth_method``: ``client_secret_post`` (default) or
-  ``client_secret_basic``.
+- ``token_endpoint_auth_method``: ``client_secret_post`` (default),
+  ``client_secret_basic`` or ``private_key_jwt`` (RFC 7523, with the keys below).
+- ``private_key``: for ``private_key_jwt``, a ``$secret.NAME`` holding the PEM (or
+  JWK) private key whose public half is registered as the application's credential;
+  ``private_key_kid`` (the credential's kid) and ``private_key_alg`` (default from
+  the key: RS256 or ES256...). Assertions carry ``aud = https://<domain>/``, as
+  Auth0 asks.
 - ``logout``: ``"auth0"`` (``/v2/logout``, default) or ``"oidc"`` (RP-initiated logout).
 - ``federated_logout``: also end the session at the upstream social/enterprise IdP.
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Coroutine, Mapping
 from typing import Any, ClassVar, Final
 from urllib.parse import quote, urlencode
 
 from sanic_edge_auth.adapter import TokenSet, VerifiedToken
 from sanic_edge_auth.config import AuthorizerConfig
-from sanic_edge_auth.errors import ConfigProblem, InvalidToken, UpstreamBadResponse
-from sanic_edge_auth.oidc.http import IdPClient, IdPResponse, classify_oauth_error
+from sanic_edge_auth.errors import (
+    ConfigProblem,
+    ConfigValidationError,
+    InvalidToken,
+    UpstreamBadResponse,
+)
+from sanic_edge_auth.oidc.client_auth import ClientAuth, PrivateKeyJWT, token_request
+from sanic_edge_auth.oidc.http import IdPClient, classify_oauth_error
 from sanic_edge_auth.oidc.jwks import JWKSCache, key_store_for
 from sanic_edge_auth.oidc.verify import verifiers_for
 from sanic_edge_auth.secret import Secret
 
 __all__ = ["Auth0Adapter"]
 
-_AUTH_METHODS: Final = ("client_secret_post", "client_secret_basic")
+_AUTH_METHODS: Final = ("client_secret_post", "client_secret_basic", "private_key_jwt")
 _LOGOUT_MODES: Final = ("auth0", "oidc")
 _DEFAULTS: Final[Mapping[str, Any]] = {
     "organization": None,
     "token_endpoint_auth_method": "client_secret_post",
     "logout": "auth0",
     "federated_logout": False,
+    "private_key": None,
+    "private_key_kid": None,
+    "private_key_alg": None,
 }
 
 
@@ -72,6 +85,17 @@ class Auth0Adapter:
             )
         if not isinstance(settings["federated_logout"], bool):
             problems.append(ConfigProblem(f"{prefix}.federated_logout", "must be true or false"))
+        settings["private_key"] = _signer(settings, prefix, problems)
+        needs_key = settings["token_endpoint_auth_method"] == "private_key_jwt"
+        key_missing = not isinstance(settings["private_key"], PrivateKeyJWT)
+        reported = any(problem.key == f"{prefix}.private_key" for problem in problems)
+        if needs_key and key_missing and not reported:
+            problems.append(
+                ConfigProblem(
+                    f"{prefix}.private_key",
+                    "is required with token_endpoint_auth_method private_key_jwt",
+                )
+            )
         return settings, problems
 
     @classmethod
@@ -86,6 +110,7 @@ class Auth0Adapter:
         settings = {**_DEFAULTS, **config.extras}
         self._organization: str | None = settings["organization"]
         self._auth_method: str = settings["token_endpoint_auth_method"]
+        self._client_auth = self._build_client_auth(settings["private_key"])
         self._logout_mode: str = settings["logout"]
         self._federated_logout: bool = settings["federated_logout"]
         base = config.domain
@@ -95,6 +120,30 @@ class Auth0Adapter:
         self._keys = key_store_for(config, http, f"{base}/.well-known/jwks.json")
         self._id_verifier, self._access_verifier = verifiers_for(
             config, self._keys, required_claims=self._organization_claims()
+        )
+
+    def _build_client_auth(self, signer: PrivateKeyJWT | Secret | None) -> ClientAuth | None:
+        if self._auth_method == "private_key_jwt":
+            if not isinstance(signer, PrivateKeyJWT):  # built without load_config
+                problems: list[ConfigProblem] = []
+                signer = _signer({**_DEFAULTS, **self._config.extras}, "authorizer", problems)
+                if signer is None:
+                    raise ConfigValidationError(problems)
+            # Auth0 wants its tenant URL, with the trailing slash, as the audience.
+            return ClientAuth(
+                client_id=self._config.client_id,
+                method="private_key_jwt",
+                signer=signer,
+                assertion_audience=self._config.issuer,
+            )
+        if self._config.client_secret is None:
+            return None  # config validation requires it for callback/refresh paths
+        return ClientAuth(
+            client_id=self._config.client_id,
+            method="client_secret_basic"
+            if self._auth_method == "client_secret_basic"
+            else "client_secret_post",
+            secret=self._config.client_secret,
         )
 
     def _organization_claims(self) -> Mapping[str, str] | None:
@@ -114,6 +163,10 @@ class Auth0Adapter:
 
     async def aclose(self) -> None:
         """Nothing of its own to close: the HTTP client belongs to the extension."""
+
+    async def ready(self) -> None:
+        """Nothing is discovered late: the endpoints follow from ``domain``. (Mirrors the
+        OIDC adapter's ``ready()``, awaited before the synchronous members.)"""
 
     # -- login
 
@@ -161,23 +214,11 @@ class Auth0Adapter:
         return await self._token_request("refresh", form)
 
     async def _token_request(self, endpoint: str, form: dict[str, str]) -> TokenSet:
-        headers: dict[str, str] = {}
-        secret = self._config.client_secret
-        if secret is None:  # config validation requires it for callback/refresh paths
+        if self._client_auth is None:
             raise UpstreamBadResponse("no client secret is configured", endpoint=endpoint)
-        if self._auth_method == "client_secret_basic":
-            # RFC 6749 2.3.1: form-encode id and secret before Basic encoding.
-
-            credentials = (
-                f"{quote(self._config.client_id, safe='')}:{quote(secret.reveal(), safe='')}"
-            )
-            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
-        else:
-            form = {**form, "client_id": self._config.client_id, "client_secret": secret.reveal()}
-        response = await self._http.post_form(endpoint, self._token_url, form, headers=headers)
-        if response.status != 200:
-            raise classify_oauth_error(response)
-        return _token_set(response)
+        return await token_request(
+            self._http, endpoint=endpoint, url=self._token_url, form=form, auth=self._client_auth
+        )
 
     async def verify_id_token(self, token: str, *, nonce: str | None) -> VerifiedToken:
         return await self._id_verifier.verify(token, nonce=nonce)
@@ -220,30 +261,29 @@ class Auth0Adapter:
         return f"{base}/v2/logout?{query}"
 
 
-def _token_set(response: IdPResponse) -> TokenSet:
-    body = response.body
-    access_token = body.get("access_token")
-    if not isinstance(access_token, str) or not access_token:
-        raise UpstreamBadResponse(
-            "the token answer has no access_token",
-            endpoint=response.endpoint,
-            upstream_status=response.status,
+def _signer(
+    settings: Mapping[str, Any], prefix: str, problems: list[ConfigProblem]
+) -> PrivateKeyJWT | None:
+    """The ``private_key`` setting loaded for signing (errors name no key material)."""
+    key = settings["private_key"]
+    kid, alg = settings["private_key_kid"], settings["private_key_alg"]
+    for name, value in (("private_key_kid", kid), ("private_key_alg", alg)):
+        if value is not None and (not isinstance(value, str) or not value):
+            problems.append(ConfigProblem(f"{prefix}.{name}", "must be a non-empty string"))
+            return None
+    if key is None or isinstance(key, PrivateKeyJWT):
+        return key
+    if not isinstance(key, Secret):
+        problems.append(
+            ConfigProblem(
+                f"{prefix}.private_key",
+                "must be a $secret.NAME reference: a private key does not belong in the "
+                "configuration file",
+            )
         )
-
-    def optional_secret(name: str) -> Secret | None:
-        value = body.get(name)
-        return Secret(value) if isinstance(value, str) and value else None
-
-    expires_in = body.get("expires_in")
-    scope = body.get("scope")
-    token_type = body.get("token_type")
-    return TokenSet(
-        access_token=Secret(access_token),
-        token_type=token_type if isinstance(token_type, str) else "Bearer",
-        id_token=optional_secret("id_token"),
-        refresh_token=optional_secret("refresh_token"),
-        expires_in=expires_in
-        if isinstance(expires_in, int) and not isinstance(expires_in, bool)
-        else None,
-        scope=scope if isinstance(scope, str) else None,
-    )
+        return None
+    try:
+        return PrivateKeyJWT.from_secret(key, kid=kid, algorithm=alg)
+    except ValueError as exc:
+        problems.append(ConfigProblem(f"{prefix}.private_key", str(exc)))
+        return None
