@@ -198,7 +198,7 @@ def test_no_secret_is_ever_printed(
 
     # the console script, in its own process, with a wrong secret
     env = {**os.environ, "AUTH0_CLIENT_SECRET": SECRET + "-wrong"}
-    done = subprocess.run(  # noqa: S603 (our own console script)
+    done = subprocess.run(
         [str(Path(sys.executable).with_name("sanic-edge-auth")), "check", str(good), "--online"],
         capture_output=True,
         text=True,
@@ -213,7 +213,7 @@ def test_no_secret_is_ever_printed(
 
 def test_python_m_testing_serves_the_fake_idp_on_the_chosen_port(tmp_path: Path) -> None:
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+    process = subprocess.Popen(
         [sys.executable, "-m", "sanic_edge_auth.testing", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -24,7 +24,7 @@ def test_the_example_passes_under_pytest(tmp_path: Path) -> None:
     for name, body in example_files().items():
         (tmp_path / name).write_text(body, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "AUTH0_"))}
-    done = subprocess.run(  # noqa: S603 (our interpreter running pytest on the doc's files)
+    done = subprocess.run(
         [
             sys.executable,
             "-m",

@@ -73,7 +73,7 @@ class RedisServer:
         if self.password:
             command += ["--requirepass", self.password]
         command += self.arguments
-        self.process = subprocess.Popen(  # noqa: S603 - our own fixed command line
+        self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 10

@@ -26,9 +26,7 @@ def test_all_lists_exactly_the_public_names() -> None:
 def test_importing_the_package_does_not_import_redis() -> None:
     # The memory store must work without the optional redis package.
     code = "import sys, sanic_edge_auth.store; print('redis' in sys.modules)"
-    out = subprocess.run(  # noqa: S603 - our own interpreter
-        [sys.executable, "-c", code], capture_output=True, check=True, text=True
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, text=True)
     assert out.stdout.strip() == "False"
 
 

@@ -121,7 +121,7 @@ def sentinel(own_redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[in
         f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
         f"sentinel monitor mymaster 127.0.0.1 {own_redis_server.port} 1\n"
     )
-    process = subprocess.Popen(  # noqa: S603 - our own fixed command line
+    process = subprocess.Popen(
         [require_redis_binary(), str(config), "--sentinel"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
