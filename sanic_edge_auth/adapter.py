@@ -26,13 +26,15 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "AdapterFactory",
+    "AuthMethod",
     "IdentityAdapter",
     "TokenSet",
     "VerifiedToken",
 ]
 
 ENTRY_POINT_GROUP = "sanic_edge_auth.adapters"
-TokenUse = Literal["access", "id"]
+TokenUse = Literal["access", "id", "logout"]
+AuthMethod = Literal["bearer", "session"]
 
 
 class VerifiedToken(NamedTuple):
@@ -51,6 +53,8 @@ class VerifiedToken(NamedTuple):
     expires_at: float
     key_id: str | None
     use: TokenUse
+    #: How the request was authenticated: a bearer token, or the browser session.
+    via: AuthMethod = "bearer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +128,18 @@ class IdentityAdapter(Protocol):
 
     async def verify_access_token(self, token: str) -> VerifiedToken:
         """Verify a bearer token for protected routes. No network on a key-cache hit."""
+        ...
+
+    async def verify_logout_token(self, token: str) -> VerifiedToken:
+        """Verify a back-channel logout token (OpenID Connect Back-Channel Logout 2.6):
+        signature, ``iss``, ``aud`` = client_id, ``iat``, ``exp``, ``jti``, the
+        ``events`` claim, ``sid`` or ``sub``, and no ``nonce``. Replay of ``jti`` is
+        checked by the core (it owns the shared store)."""
+        ...
+
+    async def ready(self) -> None:
+        """Make sure what :meth:`authorization_url` and :meth:`logout_url` need is
+        loaded (a discovery document, say); raise an upstream error if it cannot be."""
         ...
 
     async def userinfo(self, access_token: str) -> Mapping[str, Any]:

@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 from sanic_edge_auth.errors import ConfigProblem, ConfigValidationError
 from sanic_edge_auth.oidc.keys import KeySetError, parse_jwks
 from sanic_edge_auth.secret import Secret
+from sanic_edge_auth.session.settings import SessionSettings, validate_session_settings
+from sanic_edge_auth.store.settings import StoreSettings, validate_store_settings
 
 __all__ = [
     "AuthorizerConfig",
@@ -44,13 +46,16 @@ __all__ = [
     "load_config",
 ]
 
-IntegrationKind = Literal["login", "callback", "userinfo", "refresh", "logout"]
+IntegrationKind = Literal[
+    "login", "callback", "userinfo", "refresh", "logout", "backchannel_logout"
+]
 INTEGRATION_KINDS: Final[tuple[IntegrationKind, ...]] = (
     "login",
     "callback",
     "userinfo",
     "refresh",
     "logout",
+    "backchannel_logout",
 )
 # The gateway called its login redirect "<type>_callback_redirect"; keep accepting it.
 _KIND_ALIASES: Final[Mapping[str, IntegrationKind]] = {"callback_redirect": "login"}
@@ -208,6 +213,10 @@ class PathRule:
 class EdgeAuthConfig:
     authorizer: AuthorizerConfig
     paths: tuple[PathRule, ...]
+    #: Browser sessions; ``None`` keeps the JSON answers API clients use.
+    session: SessionSettings | None = None
+    #: Where shared state lives (process memory by default).
+    store: StoreSettings = field(default_factory=StoreSettings)
 
 
 class AdapterSettings(Protocol):
@@ -445,7 +454,7 @@ class _Loader:
     # -- sections
 
     def load(self, raw: Mapping[str, Any]) -> EdgeAuthConfig:
-        self.unknown_keys("", raw, frozenset({"authorizer", "paths"}))
+        self.unknown_keys("", raw, frozenset({"authorizer", "paths", "session", "store"}))
         raw_authorizer = raw.get("authorizer")
         if not isinstance(raw_authorizer, dict):
             self.problem("authorizer", "is required and must be an object")
@@ -467,9 +476,37 @@ class _Loader:
         # authorizer.type problem says what to fix, not one problem per path.
         paths = self.paths(raw_paths, adapter_type, strict=adapter is not None)
         authorizer = self.authorizer(raw_authorizer, adapter_type, adapter, paths)
-        if self.problems or authorizer is None:
+        session = self.session(raw, paths)
+        if session is not None and authorizer is not None and authorizer.redirect_uri is None:
+            self.problem(
+                "authorizer.redirect_uri",
+                "is required with a session: its origin is the app's origin (cookie and CSRF)",
+            )
+        store, store_problems = validate_store_settings(
+            self.resolve("store", raw["store"]) if "store" in raw else None
+        )
+        self.problems.extend(store_problems)
+        if self.problems or authorizer is None or store is None:
             raise ConfigValidationError(self._without_secrets(self.problems))
-        return EdgeAuthConfig(authorizer=authorizer, paths=tuple(paths))
+        return EdgeAuthConfig(
+            authorizer=authorizer, paths=tuple(paths), session=session, store=store
+        )
+
+    def session(self, raw: Mapping[str, Any], paths: Sequence[PathRule]) -> SessionSettings | None:
+        kinds = {rule.integration.kind: rule for rule in paths if rule.integration}
+        backchannel = kinds.get("backchannel_logout")
+        if "session" not in raw:
+            if backchannel is not None:
+                self.problem(
+                    f"{backchannel.key}.integration.type",
+                    "back-channel logout ends browser sessions: add a session section",
+                )
+            return None
+        settings, problems = validate_session_settings(self.resolve("session", raw["session"]))
+        self.problems.extend(problems)
+        if settings is not None and settings.redirect_to_login and "login" not in kinds:
+            self.problem("session.redirect_to_login", "needs a login path to redirect to")
+        return settings
 
     def _without_secrets(self, problems: list[ConfigProblem]) -> list[ConfigProblem]:
         """The problems with every resolved ``$secret`` value masked, wherever a
@@ -521,7 +558,8 @@ class _Loader:
             parts = urlsplit(issuer)
             domain = f"{parts.scheme}://{parts.netloc.lower()}"
         client_id = self.text(f"{prefix}.client_id", values.get("client_id"), required=True)
-        needs_secret = bool(kinds & {"callback", "refresh"})
+        # A client authenticating with a private key (private_key_jwt) needs no secret.
+        needs_secret = bool(kinds & {"callback", "refresh"}) and not extras.get("private_key")
         client_secret = self.secret(
             f"{prefix}.client_secret",
             values.get("client_secret"),
@@ -712,6 +750,15 @@ class _Loader:
             if "integration" in raw:
                 integration = self.integration(
                     f"{key}.integration", raw["integration"], adapter_type, strict=strict
+                )
+            if (
+                integration is not None
+                and integration.kind == "backchannel_logout"
+                and method not in (None, "POST")
+            ):
+                self.problem(
+                    f"{key}.method",
+                    "back-channel logout is a POST (OpenID Connect Back-Channel Logout 2.5)",
                 )
             if integration is not None and auth and integration.kind not in _KINDS_ALLOWING_AUTH:
                 self.problem(

@@ -21,6 +21,11 @@ source of their own, ``hook``.
     │   ├── InvalidGrant                401 code or refresh token rejected by the IdP
     │   ├── BadRequest                  400 a required input is missing or unusable
     │   ├── PayloadTooLarge             413 a flow route's request body is over its bound
+    │   ├── SessionInvalid              401 the browser session expired, was revoked or
+    │   │                                   its refresh was refused (may redirect to login)
+    │   ├── CrossSiteRequest            403 an unsafe cookie-authenticated request from
+    │   │                                   another site (CSRF)
+    │   ├── InvalidLogoutToken          400 a back-channel logout token was refused
     │   └── AccessRejected              403 an application hook vetoed the request
     ├── UpstreamError                   source=upstream; endpoint, status, elapsed_ms
     │   ├── UpstreamTimeout             504
@@ -53,6 +58,7 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "ConfigValidationError",
+    "CrossSiteRequest",
     "EdgeAuthError",
     "ErrorSource",
     "HookError",
@@ -60,10 +66,12 @@ __all__ = [
     "InsufficientScope",
     "InvalidCallback",
     "InvalidGrant",
+    "InvalidLogoutToken",
     "InvalidToken",
     "LoginDenied",
     "MissingToken",
     "PayloadTooLarge",
+    "SessionInvalid",
     "StoreError",
     "StoreTimeout",
     "StoreUnavailable",
@@ -284,6 +292,37 @@ class PayloadTooLarge(ClientError):
     default_kind = "request_too_large"
 
 
+class SessionInvalid(ClientError):
+    """No usable browser session: absent, expired, revoked, or its refresh was refused.
+
+    ``login_redirect``, when set, is where a browser navigation is sent instead of a
+    401 (``session.redirect_to_login``).
+    """
+
+    status = 401
+    default_kind = "session_invalid"
+
+    def __init__(
+        self, description: str, *, error_kind: str | None = None, login_redirect: str | None = None
+    ) -> None:
+        super().__init__(description, error_kind=error_kind)
+        self.login_redirect = login_redirect
+
+
+class CrossSiteRequest(ClientError):
+    """An unsafe request riding on the session cookie came from another site."""
+
+    status = 403
+    default_kind = "csrf_rejected"
+
+
+class InvalidLogoutToken(ClientError):
+    """A back-channel logout token failed OpenID Connect Back-Channel Logout 2.6."""
+
+    status = 400
+    default_kind = "logout_token_invalid"
+
+
 class AccessRejected(ClientError):
     """Raised by an application hook to veto a login or refresh."""
 
@@ -455,6 +494,7 @@ NARROW_KINDS: Mapping[type[EdgeAuthError], tuple[str, ...]] = {
     ),
     InvalidCallback: ("callback_malformed", "login_state_invalid", "issuer_mismatch"),
     BadRequest: ("refresh_token_missing", "refresh_token_malformed", "return_to_rejected"),
+    SessionInvalid: ("session_expired", "session_revoked", "session_refresh_refused"),
 }
 
 

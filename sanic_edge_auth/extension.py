@@ -23,6 +23,7 @@ from typing import Any, TypeVar, cast
 
 import httpx
 from sanic import Request, Sanic
+from sanic.response import BaseHTTPResponse, HTTPResponse
 
 from sanic_edge_auth.adapter import AdapterFactory, IdentityAdapter
 from sanic_edge_auth.config import (
@@ -32,14 +33,28 @@ from sanic_edge_auth.config import (
     SecretSource,
     load_config,
 )
-from sanic_edge_auth.errors import ConfigProblem, ConfigValidationError, EdgeAuthError
+from sanic_edge_auth.errors import (
+    ConfigProblem,
+    ConfigValidationError,
+    EdgeAuthError,
+    SessionInvalid,
+)
 from sanic_edge_auth.hooks import Hook, HookRegistry
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.oidc.http import IdPClient
-from sanic_edge_auth.protect import Guard, bind_route_policies, route_middleware
+from sanic_edge_auth.protect import (
+    CLEAR_SESSION_ATTR,
+    Guard,
+    bind_route_policies,
+    route_middleware,
+)
 from sanic_edge_auth.registry import AdapterResolver
 from sanic_edge_auth.responses import handle_edge_auth_error
 from sanic_edge_auth.routes import EdgeRoutes
+from sanic_edge_auth.session.csrf import origin_of
+from sanic_edge_auth.session.manager import Session, SessionManager
+from sanic_edge_auth.store.base import Store
+from sanic_edge_auth.store.factory import open_store
 
 __all__ = ["EdgeAuth"]
 
@@ -75,6 +90,8 @@ class EdgeAuth:
         self._hooks = HookRegistry()
         self._adapter: IdentityAdapter | None = None
         self._guard: Guard | None = None
+        self._store: Store | None = None
+        self._sessions: SessionManager | None = None
         self._http: httpx.AsyncClient | None = None
         self._app: Sanic[Any, Any] | None = None
         self._adapter_class: type[AdapterFactory] | None = None
@@ -114,13 +131,7 @@ class EdgeAuth:
         app.ctx.edge_auth = self
 
         config = self.config
-        routes = EdgeRoutes(
-            config.authorizer,
-            self._hooks,
-            lambda: self.adapter,
-            lambda: self.guard,
-            paths=config.paths,
-        )
+        routes = EdgeRoutes(config, self._hooks, self)
         for rule in config.paths:
             if rule.integration is not None:
                 routes.register(app, rule)
@@ -131,6 +142,8 @@ class EdgeAuth:
         }
         if self._protected:
             app.on_request(route_middleware(lambda: self.guard))
+        if config.session is not None:
+            app.register_middleware(self._write_session, "response")
         app.error_handler.add(EdgeAuthError, handle_edge_auth_error)
         app.main_process_start(self._check_in_main_process)
         app.before_server_start(self._before_start)
@@ -230,7 +243,24 @@ class EdgeAuth:
         self._adapter = adapter_class.from_config(
             config.authorizer, IdPClient(self._http, timeout=config.authorizer.timeout)
         )
-        self._guard = Guard(self._adapter)
+        # One store (and, for Redis, one connection pool) per worker. A wrong Redis URL
+        # or password is a config error naming store.url, raised here.
+        self._store = await open_store(config.store)
+        if config.session is not None:
+            assert config.authorizer.redirect_uri is not None  # the loader requires it
+            login = next(
+                (r.path for r in config.paths if r.integration and r.integration.kind == "login"),
+                None,
+            )
+            self._sessions = SessionManager(
+                config.session,
+                app_origin=origin_of(config.authorizer.redirect_uri),
+                store=self._store,
+                adapter_getter=lambda: self.adapter,
+                coordination=config.store.coordination,
+                login_path=login,
+            )
+        self._guard = Guard(self._adapter, self._sessions)
         await self._adapter.startup()
         _log.info(
             Event.CONFIGURED,
@@ -239,8 +269,25 @@ class EdgeAuth:
             protected=len(self._protected),
         )
 
+    async def _write_session(self, request: Request, response: BaseHTTPResponse) -> None:
+        """Write back a session a request changed (a refresh, a touch, custom data), or
+        delete the cookie of one that ended."""
+        sessions = self._sessions
+        if sessions is None or not isinstance(response, HTTPResponse):
+            return
+        if getattr(request.ctx, CLEAR_SESSION_ATTR, False):
+            sessions.clear(request, response)
+            return
+        session = getattr(request.ctx, "session", None)
+        if session is not None and session.changed:
+            await sessions.save(request, response, session.state)
+
     async def _after_stop(self, app: Sanic[Any, Any]) -> None:
         self._guard = None
+        self._sessions = None
+        if self._store is not None:
+            await self._store.aclose()
+            self._store = None
         if self._adapter is not None:
             await self._adapter.aclose()
             self._adapter = None
@@ -256,6 +303,32 @@ class EdgeAuth:
         if self._adapter is None:
             raise RuntimeError("the identity adapter exists only while the server runs")
         return self._adapter
+
+    @property
+    def store(self) -> Store:
+        """The shared-state store of this worker (exists while the server runs)."""
+        if self._store is None:
+            raise RuntimeError("the store exists only while the server runs")
+        return self._store
+
+    @property
+    def sessions(self) -> SessionManager | None:
+        """Browser sessions, when the config has a ``session`` section (while running)."""
+        return self._sessions
+
+    async def session(self, request: Request) -> Session | None:
+        """The request's browser session, if it has a valid one (for routes that are
+        not protected but want to know who is there). ``None`` otherwise."""
+        existing = getattr(request.ctx, "session", None)
+        if existing is not None or self._sessions is None:
+            return existing
+        try:
+            session = await self._sessions.load(request)
+        except SessionInvalid:
+            setattr(request.ctx, CLEAR_SESSION_ATTR, True)
+            return None
+        request.ctx.session = session
+        return session
 
     @property
     def guard(self) -> Guard:

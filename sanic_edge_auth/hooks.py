@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sanic import Request
 from sanic.response import HTTPResponse
@@ -27,6 +27,9 @@ from sanic_edge_auth.adapter import TokenSet
 from sanic_edge_auth.config import IntegrationKind
 from sanic_edge_auth.errors import EdgeAuthError, HookError
 from sanic_edge_auth.log import Event, get_logger
+
+if TYPE_CHECKING:
+    from sanic_edge_auth.session.manager import Session
 
 __all__ = ["Hook", "HookContext", "HookRegistry"]
 
@@ -50,6 +53,9 @@ class HookContext:
     return_to: str | None
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    #: The browser session (with a ``session`` section): ``ctx.session.set(key, value)``
+    #: keeps custom data in it. ``None`` for API clients.
+    session: Session | None = None
 
     def __repr__(self) -> str:
         return (

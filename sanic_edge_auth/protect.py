@@ -17,13 +17,18 @@ import structlog
 from sanic import Request
 
 from sanic_edge_auth.adapter import IdentityAdapter, VerifiedToken
-from sanic_edge_auth.errors import InsufficientScope, InvalidToken, MissingToken
+from sanic_edge_auth.errors import InsufficientScope, InvalidToken, MissingToken, SessionInvalid
 from sanic_edge_auth.log import Event, get_logger
 
 if TYPE_CHECKING:
     from sanic import Sanic
 
-__all__ = ["Guard", "bearer_token", "forwardable_token"]
+    from sanic_edge_auth.session.manager import SessionManager
+
+#: Set on ``request.ctx`` when the request's session cookie must be deleted.
+CLEAR_SESSION_ATTR: Final = "edge_auth_clear_session"
+
+__all__ = ["CLEAR_SESSION_ATTR", "Guard", "bearer_token", "forwardable_token"]
 
 ROUTE_CTX_ATTR: Final = "edge_auth_policy"
 
@@ -79,22 +84,29 @@ def _granted_logger() -> Callable[..., Any] | None:
 
 
 class Guard:
-    """Enforces bearer tokens for one running adapter.
+    """Enforces bearer tokens (and, with sessions on, the session cookie) for one
+    running adapter.
 
     Built at server start, so the per-request path holds only what it needs: the
-    adapter and, when debug events are wanted, a concrete logger's ``debug``.
+    adapter, the session manager if any, and, when debug events are wanted, a
+    concrete logger's ``debug``. A bearer token wins over a cookie: browsers never
+    send one on their own, so a bearer request cannot be a cross-site forgery.
     """
 
-    __slots__ = ("_adapter", "_granted")
+    __slots__ = ("_adapter", "_granted", "_sessions")
 
-    def __init__(self, adapter: IdentityAdapter) -> None:
+    def __init__(self, adapter: IdentityAdapter, sessions: SessionManager | None = None) -> None:
         self._adapter = adapter
+        self._sessions = sessions
         self._granted = _granted_logger()
 
     async def authenticate(self, request: Request, scopes: Collection[str]) -> VerifiedToken:
-        """Verify the request's bearer token, check ``scopes``, set ``request.ctx.auth``."""
+        """Verify the request's bearer token (or session), check ``scopes``, set
+        ``request.ctx.auth`` (and ``request.ctx.session`` for a session)."""
         token = bearer_token(request)
         if token is None:
+            if self._sessions is not None:
+                return await self._from_session(self._sessions, request, scopes)
             raise MissingToken("a Bearer token is required")
         verified = await self._adapter.verify_access_token(token)
         if scopes and not verified.scopes.issuperset(scopes):
@@ -102,6 +114,38 @@ class Guard:
         request.ctx.auth = verified
         if self._granted is not None:
             self._granted(Event.AUTH_GRANTED, subject=verified.subject)
+        return verified
+
+    async def _from_session(
+        self, sessions: SessionManager, request: Request, scopes: Collection[str]
+    ) -> VerifiedToken:
+        try:
+            session = await sessions.load(request)
+        except SessionInvalid:
+            setattr(request.ctx, CLEAR_SESSION_ATTR, True)
+            raise
+        if session is None:
+            redirect = sessions.login_redirect(request)
+            if redirect is not None:
+                raise SessionInvalid("a session is required", login_redirect=redirect)
+            raise MissingToken("a Bearer token or a session is required")
+        sessions.check_csrf(request)
+        state = session.state
+        verified = VerifiedToken(
+            state.claims,
+            state.subject,
+            session.scopes,
+            sessions.absolute_end(state),
+            None,
+            "id",
+            "session",
+        )
+        if scopes and not verified.scopes.issuperset(scopes):
+            raise InsufficientScope("the session lacks a required scope", required=scopes)
+        request.ctx.auth = verified
+        request.ctx.session = session
+        if self._granted is not None:
+            self._granted(Event.AUTH_GRANTED, subject=verified.subject, via="session")
         return verified
 
 

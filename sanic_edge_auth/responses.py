@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from sanic import Request
-from sanic.response import HTTPResponse, json
+from sanic.response import HTTPResponse, json, redirect
 
-from sanic_edge_auth.errors import ConfigError, EdgeAuthError
+from sanic_edge_auth.errors import ConfigError, EdgeAuthError, SessionInvalid
 from sanic_edge_auth.log import Event, get_logger
 
 __all__ = ["error_response", "log_error"]
@@ -47,6 +47,11 @@ def log_error(error: EdgeAuthError, request: Request | None = None) -> None:
 
 def error_response(error: EdgeAuthError) -> HTTPResponse:
     """The HTTP response for ``error`` (status, OAuth-shaped body, challenge headers)."""
+    if isinstance(error, SessionInvalid) and error.login_redirect is not None:
+        # A browser navigation without a session goes to the login, not to a JSON 401.
+        return redirect(
+            error.login_redirect, headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
+        )
     description = _MISCONFIGURED if isinstance(error, ConfigError) else error.description
     kind = "misconfigured" if isinstance(error, ConfigError) else error.error_kind
     headers = {"Cache-Control": "no-store", **error.response_headers()}

@@ -1,8 +1,14 @@
-"""The edge flows: login, callback, userinfo, refresh and logout handlers.
+"""The edge flows: login, callback, userinfo, refresh, logout and back-channel logout.
 
 Each handler is built from one ``paths`` entry. They take what they need from the
 request, call the adapter with plain strings, run post-process hooks, and answer.
-Errors are raised, never turned into responses here: :mod:`.responses` does that.
+Errors are raised, never turned into responses here: :mod:`.responses` does that
+(the callback answers its own errors, to delete the login cookie on every outcome).
+
+Without a ``session`` section the flows answer JSON with the tokens (API clients).
+With one they run as a backend-for-frontend: the callback creates the session and
+redirects, and userinfo, refresh and logout work from the session cookie, with no
+token in any answer.
 """
 
 from __future__ import annotations
@@ -11,21 +17,23 @@ import hashlib
 import posixpath
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from functools import wraps
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import urlsplit
 
 from sanic import Request
 from sanic.response import HTTPResponse, json, redirect
 
-from sanic_edge_auth.adapter import IdentityAdapter, TokenSet
-from sanic_edge_auth.config import AuthorizerConfig, PathRule
+from sanic_edge_auth.adapter import IdentityAdapter, TokenSet, VerifiedToken
+from sanic_edge_auth.config import EdgeAuthConfig, PathRule
 from sanic_edge_auth.errors import (
     BadRequest,
     EdgeAuthError,
     InvalidCallback,
+    InvalidLogoutToken,
     InvalidToken,
     LoginDenied,
     MissingToken,
+    SessionInvalid,
     UpstreamBadResponse,
 )
 from sanic_edge_auth.hooks import HookContext, HookRegistry
@@ -34,13 +42,16 @@ from sanic_edge_auth.login_cookies import LoginCookies
 from sanic_edge_auth.oidc.pkce import new_login_secrets
 from sanic_edge_auth.oidc.singleflight import SingleFlight
 from sanic_edge_auth.oidc.transaction import TransactionCodec
-from sanic_edge_auth.protect import Guard, bearer_token, forwardable_token
+from sanic_edge_auth.protect import CLEAR_SESSION_ATTR, Guard, bearer_token, forwardable_token
 from sanic_edge_auth.request_body import read_bounded_body
 from sanic_edge_auth.responses import error_response, log_error
 from sanic_edge_auth.return_to import absolute_return_to, safe_return_to
 
 if TYPE_CHECKING:
     from sanic import Sanic
+
+    from sanic_edge_auth.session.manager import Session, SessionManager
+    from sanic_edge_auth.store.base import Store
 
 __all__ = ["EdgeRoutes"]
 
@@ -71,22 +82,32 @@ def _no_store() -> dict[str, str]:
 Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
 
 
+class Runtime(Protocol):
+    """What the flows need from the running extension (built per worker at start)."""
+
+    @property
+    def adapter(self) -> IdentityAdapter: ...
+
+    @property
+    def guard(self) -> Guard: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def sessions(self) -> SessionManager | None: ...
+
+
 class EdgeRoutes:
     """Builds and serves the flow handlers for one :class:`EdgeAuth`."""
 
-    def __init__(
-        self,
-        config: AuthorizerConfig,
-        hooks: HookRegistry,
-        adapter_getter: Callable[[], IdentityAdapter],
-        guard_getter: Callable[[], Guard],
-        *,
-        paths: Sequence[PathRule] = (),
-    ) -> None:
+    def __init__(self, edge_config: EdgeAuthConfig, hooks: HookRegistry, runtime: Runtime) -> None:
+        config = edge_config.authorizer
+        paths = edge_config.paths
         self._config = config
+        self._with_sessions = edge_config.session is not None
         self._hooks = hooks
-        self._adapter = adapter_getter
-        self._guard = guard_getter
+        self._runtime = runtime
         self._codec = (
             TransactionCodec(config.cookie_secret, ttl=config.login_ttl)
             if config.cookie_secret is not None
@@ -113,6 +134,7 @@ class EdgeRoutes:
             "userinfo": self._userinfo,
             "refresh": self._refresh,
             "logout": self._logout,
+            "backchannel_logout": self._backchannel_logout,
         }
         flow = builders[rule.integration.kind](rule)
 
@@ -159,7 +181,9 @@ class EdgeRoutes:
                     extra[name] = value
             login = new_login_secrets()
             assert self._config.redirect_uri is not None  # config requires it with a login path
-            url = self._adapter().authorization_url(
+            adapter = self._runtime.adapter
+            await adapter.ready()  # a discovery adapter may still be fetching its document
+            url = adapter.authorization_url(
                 state=login.state,
                 nonce=login.nonce,
                 code_challenge=login.code_challenge,
@@ -223,14 +247,19 @@ class EdgeRoutes:
             codec = self._require_codec()
             assert self._login_cookies is not None
             transaction = codec.open(state, self._login_cookies.read(request, state))
-            adapter = self._adapter()
+            adapter = self._runtime.adapter
             issuer = args.get("iss")
             if issuer is not None and issuer != adapter.issuer:
                 # RFC 9207: a response from another issuer is a mix-up attack.
                 raise InvalidCallback(
                     "the callback came from an unexpected issuer", error_kind="issuer_mismatch"
                 )
-            codec.consume(state)  # before the exchange, so a replay racing us also fails
+            # The replay guard, in the shared store so a replay to another worker or
+            # instance fails too; taken before the exchange, so a racing replay fails.
+            if not await self._runtime.store.set_if_absent(
+                f"login_state:{_digest(state)}", b"1", codec.ttl
+            ):
+                raise codec.expired_login()
             assert self._config.redirect_uri is not None
             tokens = await adapter.exchange_code(
                 code=code,
@@ -244,6 +273,11 @@ class EdgeRoutes:
             id_token = await adapter.verify_id_token(
                 tokens.id_token.reveal(), nonce=transaction.nonce
             )
+            sessions = self._runtime.sessions
+            if sessions is not None:
+                return await self._start_session(
+                    request, hooks, sessions, tokens, id_token, transaction.return_to
+                )
             body = {**tokens.as_response(), "return_to": transaction.return_to}
             context = HookContext(
                 request=request,
@@ -259,24 +293,82 @@ class EdgeRoutes:
 
         return edge_auth_callback
 
+    async def _start_session(
+        self,
+        request: Request,
+        hooks: tuple[str, ...],
+        sessions: SessionManager,
+        tokens: TokenSet,
+        id_token: VerifiedToken,
+        return_to: str,
+    ) -> HTTPResponse:
+        """End the login signed in: a new session (new id, no fixation), the tokens kept
+        server-side, and a redirect to ``return_to`` with no token in it."""
+        adapter = self._runtime.adapter
+        if self._config.audience is not None:
+            # A JWT access token for our API: its scopes and permissions are the session's.
+            scopes = (await adapter.verify_access_token(tokens.access_token.reveal())).scopes
+        else:
+            scopes = frozenset((tokens.scope or "").split())
+        from sanic_edge_auth.session.manager import Session
+
+        session = Session(sessions, sessions.new_state(tokens, id_token, scopes))
+        context = HookContext(
+            request=request,
+            kind="callback",
+            claims=id_token.claims,
+            tokens=tokens,
+            return_to=return_to,
+            body={"return_to": return_to},
+            session=session,
+        )
+        replaced = await self._hooks.run(hooks, context)
+        response = replaced or redirect(return_to, headers={**_no_store(), **context.headers})
+        await sessions.save(request, response, session.state)
+        _log.info(Event.LOGIN_COMPLETED, subject=id_token.subject, hooks=list(hooks))
+        _log.info(Event.SESSION_STARTED, subject=id_token.subject, mode=sessions.settings.mode)
+        return response
+
+    async def _session_of(self, request: Request) -> Session | None:
+        """The request's session for a flow route (None without a cookie)."""
+        sessions = self._runtime.sessions
+        if sessions is None:
+            return None
+        existing: Session | None = getattr(request.ctx, "session", None)
+        if existing is not None:
+            return existing
+        try:
+            session = await sessions.load(request)
+        except SessionInvalid:
+            setattr(request.ctx, CLEAR_SESSION_ATTR, True)
+            raise
+        if session is not None:
+            request.ctx.session = session
+        return session
+
     # -- userinfo
 
     def _userinfo(self, rule: PathRule) -> Handler:
         hooks = rule.integration.hooks if rule.integration else ()
 
         async def edge_auth_userinfo(request: Request) -> HTTPResponse:
-            adapter = self._adapter()
+            adapter = self._runtime.adapter
             bearer_subject: str | None = None
             if rule.auth:
-                verified = await self._guard().authenticate(request, rule.scopes)
+                verified = await self._runtime.guard.authenticate(request, rule.scopes)
                 bearer_subject = verified.subject
-            # The gateway sent the ID token as Bearer and the access token beside it.
+            # The gateway sent the ID token as Bearer and the access token beside it;
+            # a browser sends only its session cookie.
             access_token = request.headers.get("x-access-token") or bearer_token(request)
             if not access_token:
-                raise MissingToken("an access token is required (X-Access-Token or Bearer)")
+                session = await self._session_of(request)
+                if session is None:
+                    raise MissingToken("an access token is required (X-Access-Token or Bearer)")
+                bearer_subject = session.subject
+                access_token = await session.access_token()
             access_token = forwardable_token(access_token.strip(), "the access token is not valid")
             profile = await adapter.userinfo(access_token)
-            if rule.auth and profile.get("sub") != bearer_subject:
+            if bearer_subject is not None and profile.get("sub") != bearer_subject:
                 # The path is protected by the bearer's identity; answering with another
                 # user's profile (a forwarded access token of someone else) defeats that.
                 raise InvalidToken(
@@ -290,6 +382,7 @@ class EdgeRoutes:
                 tokens=None,
                 return_to=None,
                 body=dict(profile),
+                session=getattr(request.ctx, "session", None),
             )
             response = await self._respond(hooks, context)
             _log.info(Event.USERINFO_FETCHED, subject=profile.get("sub"))
@@ -303,9 +396,13 @@ class EdgeRoutes:
         hooks = rule.integration.hooks if rule.integration else ()
 
         async def edge_auth_refresh(request: Request) -> HTTPResponse:
-            adapter = self._adapter()
+            adapter = self._runtime.adapter
             if rule.auth:
-                await self._guard().authenticate(request, rule.scopes)
+                await self._runtime.guard.authenticate(request, rule.scopes)
+            if not _has_refresh_token(request):
+                session = await self._session_of(request)
+                if session is not None:
+                    return await self._refresh_session(request, hooks, session)
             refresh_token = _refresh_token_from(request)
             tokens = await self._refresh_once(adapter, refresh_token)
             claims: Mapping[str, Any] = {}
@@ -327,6 +424,30 @@ class EdgeRoutes:
 
         return edge_auth_refresh
 
+    async def _refresh_session(
+        self, request: Request, hooks: tuple[str, ...], session: Session
+    ) -> HTTPResponse:
+        """Refresh the session's tokens now; the answer says when, never what."""
+        sessions = self._runtime.sessions
+        assert sessions is not None
+        sessions.check_csrf(request)
+        try:
+            await session.refresh()
+        except SessionInvalid:
+            setattr(request.ctx, CLEAR_SESSION_ATTR, True)
+            raise
+        state = session.state
+        context = HookContext(
+            request=request,
+            kind="refresh",
+            claims=state.claims,
+            tokens=None,
+            return_to=None,
+            body={"refreshed": True, "access_token_expires_at": state.access_expires_at},
+            session=session,
+        )
+        return await self._respond(hooks, context)
+
     async def _refresh_once(self, adapter: IdentityAdapter, refresh_token: str) -> TokenSet:
         """Share one upstream call among concurrent refreshes of the same token.
 
@@ -346,14 +467,67 @@ class EdgeRoutes:
                 app_origin=self._app_origin,
                 allowlist=self._config.return_to_allowlist,
             )
-            url = self._adapter().logout_url(
+            hint = _id_token_hint_from(request)
+            sessions = self._runtime.sessions
+            session: Session | None = None
+            if sessions is not None:
+                try:
+                    session = await self._session_of(request)
+                except SessionInvalid:
+                    session = None  # already over: still clear the cookie and log out
+                setattr(request.ctx, CLEAR_SESSION_ATTR, True)
+                if session is not None:
+                    await sessions.revoke(session.state)
+                    hint = session.id_token or hint
+            adapter = self._runtime.adapter
+            await adapter.ready()
+            url = adapter.logout_url(
                 return_to=absolute_return_to(return_to, app_origin=self._app_origin),
-                id_token_hint=_id_token_hint_from(request),
+                id_token_hint=hint,
             )
-            _log.info(Event.LOGOUT, path=rule.path)
+            _log.info(Event.LOGOUT, path=rule.path, had_session=session is not None)
             return redirect(url, headers=_no_store())
 
         return edge_auth_logout
+
+    # -- back-channel logout
+
+    def _backchannel_logout(self, rule: PathRule) -> Handler:
+        async def edge_auth_backchannel_logout(request: Request) -> HTTPResponse:
+            """OpenID Connect Back-Channel Logout 1.0: the IdP POSTs a logout token;
+            every session it names ends. 200 on success, 400 with an error otherwise
+            (2.8); never cached."""
+            sessions = self._runtime.sessions
+            assert sessions is not None  # the loader requires a session section
+            form = request.form if _is_form(request) else None
+            raw = form.get("logout_token") if form is not None else None
+            if not isinstance(raw, str) or not raw:
+                raise InvalidLogoutToken("a logout_token form field is required")
+            try:
+                verified = await self._runtime.adapter.verify_logout_token(raw.strip())
+            except InvalidToken as exc:
+                raise InvalidLogoutToken(
+                    f"the logout token was refused ({exc.error_kind})"
+                ) from None
+            claims = verified.claims
+            jti = str(claims["jti"])
+            ttl = max(60.0, verified.expires_at - sessions.now() + self._config.leeway)
+            if not await self._runtime.store.set_if_absent(f"logout_jti:{_digest(jti)}", b"1", ttl):
+                raise InvalidLogoutToken("the logout token was already used")
+            sid = claims.get("sid")
+            sub = claims.get("sub")
+            await sessions.revoke_matching(
+                sid=sid if isinstance(sid, str) else None,
+                sub=sub if isinstance(sub, str) and not isinstance(sid, str) else None,
+            )
+            _log.info(
+                Event.BACKCHANNEL_LOGOUT,
+                by_sid=isinstance(sid, str),
+                by_sub=isinstance(sub, str) and not isinstance(sid, str),
+            )
+            return json({}, headers=_no_store())
+
+        return edge_auth_backchannel_logout
 
 
 def _id_token_hint_from(request: Request) -> str | None:
@@ -368,6 +542,21 @@ def _id_token_hint_from(request: Request) -> str | None:
     form = request.form
     hint = form.get("id_token_hint") if form is not None else None
     return hint if isinstance(hint, str) and hint.count(".") == 2 else None
+
+
+def _is_form(request: Request) -> bool:
+    return (request.content_type or "").startswith("application/x-www-form-urlencoded")
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+
+
+def _has_refresh_token(request: Request) -> bool:
+    """Whether an API client sent a refresh token (then the session is not used)."""
+    if request.headers.get("x-refresh-token"):
+        return True
+    return bool(request.body)
 
 
 def _refresh_token_from(request: Request) -> str:

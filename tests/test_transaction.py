@@ -68,15 +68,6 @@ def test_a_cookie_for_another_state_is_refused() -> None:
     assert refused(codec, "state-2", sealed(codec, "state-1")) == "login_state_invalid"
 
 
-def test_a_consumed_state_cannot_be_replayed_until_it_would_have_expired() -> None:
-    clock = Clock()
-    codec = make(clock=clock)
-    value = sealed(codec)
-    codec.open("state-1", value)
-    codec.consume("state-1")
-    assert refused(codec, "state-1", value) == "login_state_invalid"
-
-
 def test_cookie_names_follow_the_state_so_parallel_logins_coexist() -> None:
     assert TransactionCodec.cookie_name("a") != TransactionCodec.cookie_name("b")
     assert TransactionCodec.cookie_name("a") == TransactionCodec.cookie_name("a")

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final
 
-from cachetools import TTLCache
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc import jwe
@@ -32,7 +31,6 @@ __all__ = ["LoginTransaction", "TransactionCodec"]
 
 COOKIE_PREFIX: Final = "edge_auth_tx_"
 _HKDF_INFO: Final = b"sanic-edge-auth login transaction v1"
-_MAX_REMEMBERED_STATES: Final = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +50,11 @@ def _expired_login() -> InvalidCallback:
 
 
 class TransactionCodec:
-    """Seals and opens login transactions; remembers used states to stop replays."""
+    """Seals and opens login transactions.
+
+    Replays are stopped by the caller, through the shared store (a used state is
+    recorded there, so a replay to another worker or instance fails too).
+    """
 
     def __init__(
         self,
@@ -67,11 +69,8 @@ class TransactionCodec:
         self._key = OctKey.import_key(key_bytes)
         self.ttl = ttl
         self._clock = clock
-        # In-process replay guard: a state that completed once is refused until it
-        # would have expired anyway. Several workers each keep their own (documented).
-        self._used: TTLCache[str, bool] = TTLCache(
-            maxsize=_MAX_REMEMBERED_STATES, ttl=ttl, timer=clock
-        )
+
+    expired_login = staticmethod(_expired_login)
 
     @staticmethod
     def cookie_name(state: str) -> str:
@@ -100,7 +99,7 @@ class TransactionCodec:
 
     def open(self, state: str, sealed: str | None) -> LoginTransaction:
         """The transaction for ``state``; raise 400 ``login_state_invalid`` otherwise."""
-        if not sealed or state in self._used:
+        if not sealed:
             raise _expired_login()
         transaction = self._unseal(sealed)
         if transaction is None:
@@ -111,6 +110,3 @@ class TransactionCodec:
         if transaction.created_at + self.ttl < self._clock():
             raise _expired_login()
         return transaction
-
-    def consume(self, state: str) -> None:
-        self._used[state] = True

@@ -36,7 +36,7 @@ from sanic_edge_auth.errors import (
 from sanic_edge_auth.oidc.client_auth import ClientAuth, PrivateKeyJWT, token_request
 from sanic_edge_auth.oidc.http import IdPClient, classify_oauth_error
 from sanic_edge_auth.oidc.jwks import JWKSCache, key_store_for
-from sanic_edge_auth.oidc.verify import verifiers_for
+from sanic_edge_auth.oidc.verify import logout_verifier_for, verifiers_for
 from sanic_edge_auth.secret import Secret
 
 __all__ = ["Auth0Adapter"]
@@ -121,6 +121,7 @@ class Auth0Adapter:
         self._id_verifier, self._access_verifier = verifiers_for(
             config, self._keys, required_claims=self._organization_claims()
         )
+        self._logout_verifier = logout_verifier_for(config, self._keys)
 
     def _build_client_auth(self, signer: PrivateKeyJWT | Secret | None) -> ClientAuth | None:
         if self._auth_method == "private_key_jwt":
@@ -222,6 +223,9 @@ class Auth0Adapter:
 
     async def verify_id_token(self, token: str, *, nonce: str | None) -> VerifiedToken:
         return await self._id_verifier.verify(token, nonce=nonce)
+
+    async def verify_logout_token(self, token: str) -> VerifiedToken:
+        return await self._logout_verifier.verify(token)
 
     def verify_access_token(self, token: str) -> Coroutine[Any, Any, VerifiedToken]:
         # Returns the verifier's coroutine instead of awaiting it in one more frame:

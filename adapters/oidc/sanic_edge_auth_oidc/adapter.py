@@ -39,7 +39,7 @@ from sanic_edge_auth.oidc.discovery import (
 )
 from sanic_edge_auth.oidc.http import IdPClient, classify_oauth_error
 from sanic_edge_auth.oidc.jwks import JWKSCache, JWKSDocument, KeyStore, StaticKeys, fetch_jwks
-from sanic_edge_auth.oidc.verify import verifiers_for
+from sanic_edge_auth.oidc.verify import logout_verifier_for, verifiers_for
 from sanic_edge_auth_oidc import settings as settings_module
 from sanic_edge_auth_oidc.tenants import TenantVerifiers
 
@@ -63,6 +63,7 @@ class _Provider:
     auth: ClientAuth | None
     id_verifier: _Verifier
     access_verifier: _Verifier
+    logout_verifier: _Verifier
 
 
 class OIDCAdapter:
@@ -209,8 +210,14 @@ class OIDCAdapter:
                 )
 
             id_verifier, access_verifier = per_tenant(0), per_tenant(1)
+            logout_verifier: _Verifier = TenantVerifiers(
+                metadata.issuer,
+                tenants,
+                lambda issuer: logout_verifier_for(replace(effective, issuer=issuer), keys),
+            )
         else:
             id_verifier, access_verifier = verifiers_for(effective, keys)
+            logout_verifier = logout_verifier_for(effective, keys)
         return _Provider(
             metadata=metadata,
             algorithms=algorithms,
@@ -218,6 +225,7 @@ class OIDCAdapter:
             auth=self._client_auth(metadata),
             id_verifier=id_verifier,
             access_verifier=access_verifier,
+            logout_verifier=logout_verifier,
         )
 
     def _algorithms(self, metadata: ProviderMetadata) -> tuple[str, ...]:
@@ -338,6 +346,10 @@ class OIDCAdapter:
     async def verify_id_token(self, token: str, *, nonce: str | None) -> VerifiedToken:
         provider = await self._ready_provider()
         return await provider.id_verifier.verify(token, nonce=nonce)
+
+    async def verify_logout_token(self, token: str) -> VerifiedToken:
+        provider = await self._ready_provider()
+        return await provider.logout_verifier.verify(token)
 
     def verify_access_token(self, token: str) -> Coroutine[Any, Any, VerifiedToken]:
         # The hot path: with the document loaded and unchanged, hand back the

@@ -1,0 +1,444 @@
+"""Browser sessions at the edge: created at login, found per request, refreshed,
+revoked.
+
+Two places a session can live (``session.store``):
+
+- ``"cookie"``: the whole :class:`SessionState` is sealed into the cookie (chunked
+  when large). No server state, except revocations: a logout records the session id
+  until the session's absolute expiry, so a cookie copied before the logout dies.
+- ``"server"``: the cookie holds only the sealed session id; the state lives in the
+  store (encrypted there too), so a logout simply deletes it.
+
+Either way, back-channel logout records the IdP's ``sid`` or the user's ``sub`` with
+a time: sessions of that ``sid``, or of that ``sub`` created before it, are over.
+
+Per request the work is a cookie lookup in a bounded cache (no decryption for a
+cookie seen before), the expiry checks, and the revocation lookups in the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
+
+from sanic import Request
+from sanic.response import HTTPResponse
+
+from sanic_edge_auth.adapter import IdentityAdapter, TokenSet, VerifiedToken
+from sanic_edge_auth.errors import CrossSiteRequest, InvalidGrant, SessionInvalid
+from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.secret import Secret
+from sanic_edge_auth.session.codec import SessionCodec, SessionCookieInvalid
+from sanic_edge_auth.session.cookies import (
+    delete_session_cookies,
+    join_chunks,
+    policy_for_origin,
+    set_session_cookies,
+)
+from sanic_edge_auth.session.csrf import SAFE_METHODS, check_same_origin
+from sanic_edge_auth.session.settings import SessionSettings
+from sanic_edge_auth.session.state import SessionState
+from sanic_edge_auth.store.coordination import ClusterSingleFlight
+
+if TYPE_CHECKING:
+    from sanic_edge_auth.store.base import Store
+    from sanic_edge_auth.store.settings import CoordinationSettings
+
+__all__ = ["Session", "SessionManager"]
+
+_log = get_logger()
+_CACHE_SIZE: Final = 10_000
+_MAX_TOUCH_INTERVAL: Final = 300.0
+_REFRESH_RESULT_NAME: Final = "edge-auth-refresh-result"
+_RECORD_NAME: Final = "edge-auth-session-record"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+
+
+class _Bounded:
+    """A bounded map evicting the oldest entry first (like the verified-token cache)."""
+
+    __slots__ = ("_entries", "_maxsize")
+
+    def __init__(self, maxsize: int) -> None:
+        self._maxsize = maxsize
+        self._entries: dict[Any, SessionState] = {}
+
+    def get(self, key: Any) -> SessionState | None:
+        return self._entries.get(key)
+
+    def put(self, key: Any, value: SessionState) -> None:
+        entries = self._entries
+        if len(entries) >= self._maxsize and key not in entries:
+            del entries[next(iter(entries))]
+        entries[key] = value
+
+    def pop(self, key: Any) -> None:
+        self._entries.pop(key, None)
+
+
+class Session:
+    """The current browser session, as ``request.ctx.session``.
+
+    Handlers call :meth:`access_token` to call APIs on the user's behalf: it refreshes
+    the token when it has expired or is about to, once per session however many
+    requests ask at once (and once per refresh token across every worker sharing the
+    store). :meth:`set` keeps custom data in the session.
+    """
+
+    __slots__ = ("_changed", "_manager", "_state")
+
+    def __init__(self, manager: SessionManager, state: SessionState) -> None:
+        self._manager = manager
+        self._state = state
+        self._changed = False
+
+    def __repr__(self) -> str:
+        return f"Session(subject={self.subject!r})"
+
+    @property
+    def state(self) -> SessionState:
+        return self._state
+
+    @property
+    def changed(self) -> bool:
+        """Whether the cookie (or the stored record) must be written again."""
+        return self._changed
+
+    @property
+    def subject(self) -> str:
+        return self._state.subject
+
+    @property
+    def claims(self) -> Mapping[str, Any]:
+        """The ID token's claims from the login (or the last refresh)."""
+        return self._state.claims
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(self._state.scopes)
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """Custom data that hooks or handlers stored with :meth:`set` (read-only)."""
+        return self._state.data
+
+    @property
+    def id_token(self) -> str | None:
+        return self._state.id_token
+
+    @property
+    def expires_at(self) -> float:
+        """When the session ends at the latest (its absolute expiry, epoch seconds)."""
+        return self._manager.absolute_end(self._state)
+
+    def set(self, key: str, value: Any) -> None:
+        """Keep ``value`` (JSON-able) in the session under ``key``."""
+        json.dumps(value)  # refuse what the session could not hold, here, not later
+        self._replace(data=MappingProxyType({**self._state.data, key: value}))
+
+    async def access_token(self) -> str:
+        """A current access token, refreshed first if it expires within
+        ``session.refresh_before`` seconds."""
+        state = self._state
+        expires = state.access_expires_at
+        if expires is None or expires - self._manager.refresh_before > self._manager.now():
+            return state.access_token
+        await self.refresh()
+        return self._state.access_token
+
+    async def refresh(self) -> None:
+        """Refresh the tokens now. A refresh the IdP refuses ends the session."""
+        self._state = await self._manager.refresh(self._state)
+        self._changed = True
+
+    def touch(self, now: float) -> None:
+        self._replace(last_seen=now)
+
+    def _replace(self, **changes: Any) -> None:
+        self._state = replace(self._state, **changes)
+        self._changed = True
+
+
+class SessionManager:
+    """Creates, finds, refreshes and revokes sessions for one running app."""
+
+    def __init__(
+        self,
+        settings: SessionSettings,
+        *,
+        app_origin: str,
+        store: Store,
+        adapter_getter: Callable[[], IdentityAdapter],
+        coordination: CoordinationSettings | None = None,
+        login_path: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._codec = SessionCodec(settings.secrets, clock=clock)
+        self._policy = policy_for_origin(app_origin, name=settings.cookie_name)
+        self._cookie_name = self._policy.full_name
+        self._origins = frozenset({app_origin, *settings.trusted_origins})
+        self._store = store
+        self._adapter = adapter_getter
+        self._clock = clock
+        self._login_path = login_path
+        self._cache = _Bounded(_CACHE_SIZE)
+        self._touch_interval = min(_MAX_TOUCH_INTERVAL, settings.inactivity_timeout / 10)
+        self.refresh_before = settings.refresh_before
+        self._refreshes: ClusterSingleFlight[TokenSet] = ClusterSingleFlight(
+            store,
+            encode=self._seal_tokens,
+            decode=self._open_tokens,
+            settings=coordination,
+            namespace="refresh",
+        )
+
+    def now(self) -> float:
+        return self._clock()
+
+    def absolute_end(self, state: SessionState) -> float:
+        return state.created_at + self.settings.absolute_timeout
+
+    # -- creating
+
+    def new_state(
+        self,
+        tokens: TokenSet,
+        id_token: VerifiedToken,
+        scopes: frozenset[str],
+    ) -> SessionState:
+        """A fresh session for a completed login: a new random id every time."""
+        now = self._clock()
+        claims = dict(id_token.claims)
+        sid = claims.get("sid")
+        return SessionState(
+            id=secrets.token_urlsafe(32),
+            subject=id_token.subject or "",
+            claims=MappingProxyType(claims),
+            scopes=tuple(sorted(scopes)),
+            access_token=tokens.access_token.reveal(),
+            created_at=now,
+            last_seen=now,
+            idp_sid=sid if isinstance(sid, str) else None,
+            refresh_token=tokens.refresh_token.reveal() if tokens.refresh_token else None,
+            id_token=tokens.id_token.reveal() if tokens.id_token else None,
+            access_expires_at=now + tokens.expires_in if tokens.expires_in is not None else None,
+        )
+
+    async def save(self, request: Request, response: HTTPResponse, state: SessionState) -> None:
+        """Write ``state``: into the cookie, or into the store with the id in the cookie."""
+        end = self.absolute_end(state)
+        remaining = end - self._clock()
+        if self.settings.mode == "server":
+            record = self._codec.seal(state.to_json(), name=_RECORD_NAME, expires_at=end)
+            ttl = max(1.0, min(remaining, self.settings.inactivity_timeout))
+            await self._store.set(_record_key(state.id), record.encode("ascii"), ttl)
+            sealed = self._codec.seal({"id": state.id}, name=self._cookie_name, expires_at=end)
+        else:
+            sealed = self._codec.seal(state.to_json(), name=self._cookie_name, expires_at=end)
+            self._cache.put(sealed, state)
+        set_session_cookies(
+            response, self._policy, sealed, present=request.cookies, max_age=max(1, int(remaining))
+        )
+
+    def clear(self, request: Request, response: HTTPResponse) -> None:
+        """Delete the session cookies the request carried."""
+        delete_session_cookies(response, self._policy, request.cookies)
+
+    # -- finding
+
+    def has_cookie(self, request: Request) -> bool:
+        return join_chunks(self._policy, request.cookies) is not None
+
+    async def load(self, request: Request) -> Session | None:
+        """The request's session; ``None`` without a session cookie; SessionInvalid
+        for one that expired or was revoked."""
+        sealed = join_chunks(self._policy, request.cookies)
+        if sealed is None:
+            return None
+        state = await self._state_for(sealed)
+        now = self._clock()
+        if now >= self.absolute_end(state) or now >= (
+            state.last_seen + self.settings.inactivity_timeout
+        ):
+            raise self._invalid("the session has expired", "session_expired", request)
+        if await self._revoked(state):
+            raise self._invalid("the session has ended", "session_revoked", request)
+        session = Session(self, state)
+        if now - state.last_seen >= self._touch_interval:
+            session.touch(now)  # rolling expiry: written back by the response
+        return session
+
+    async def _state_for(self, sealed: str) -> SessionState:
+        if self.settings.mode == "cookie":
+            state = self._cache.get(sealed)
+            if state is None:
+                state = SessionState.from_json(self._open(sealed, self._cookie_name))
+                self._cache.put(sealed, state)
+            return state
+        session_id = self._open(sealed, self._cookie_name).get("id")
+        if not isinstance(session_id, str):
+            raise SessionInvalid("the session cookie is not valid", error_kind="session_invalid")
+        record = await self._store.get(_record_key(session_id))
+        if record is None:
+            raise SessionInvalid("the session has ended", error_kind="session_revoked")
+        state = self._cache.get(record)
+        if state is None:
+            state = SessionState.from_json(self._open(record.decode("ascii"), _RECORD_NAME))
+            if state.id != session_id:
+                raise SessionInvalid("the session is not valid", error_kind="session_invalid")
+            self._cache.put(record, state)
+        return state
+
+    def _open(self, sealed: str, name: str) -> dict[str, Any]:
+        try:
+            return self._codec.open(sealed, name=name).data
+        except SessionCookieInvalid as exc:
+            _log.info(Event.SESSION_REFUSED, reason=exc.reason)
+            error_kind = "session_expired" if exc.reason == "expired" else "session_invalid"
+            raise SessionInvalid("the session cookie is not valid", error_kind=error_kind) from None
+        except ValueError:
+            raise SessionInvalid("the session cookie is not valid") from None
+
+    async def _revoked(self, state: SessionState) -> bool:
+        store = self._store
+        if await store.get(_revoked_key("session", state.id)) is not None:
+            return True
+        for kind, value in (("sid", state.idp_sid), ("sub", state.subject)):
+            if value is None:
+                continue
+            marked = await store.get(_revoked_key(kind, value))
+            if marked is not None and float(marked) >= state.created_at:
+                return True
+        return False
+
+    def _invalid(self, description: str, kind: str, request: Request) -> SessionInvalid:
+        return SessionInvalid(
+            description, error_kind=kind, login_redirect=self.login_redirect(request)
+        )
+
+    def login_redirect(self, request: Request) -> str | None:
+        """Where to send a browser navigation that needs a session, if configured."""
+        if not self.settings.redirect_to_login or self._login_path is None:
+            return None
+        if request.method != "GET" or request.headers.get("sec-fetch-mode", "navigate") not in (
+            "navigate",
+        ):
+            return None
+        if "text/html" not in request.headers.get("accept", ""):
+            return None
+        from urllib.parse import quote
+
+        target = request.path + (f"?{request.query_string}" if request.query_string else "")
+        return f"{self._login_path}?return_to={quote(target, safe='')}"
+
+    # -- CSRF
+
+    def check_csrf(self, request: Request) -> None:
+        """Refuse an unsafe cookie-authenticated request from another site."""
+        if request.method in SAFE_METHODS:
+            return
+        reason = check_same_origin(request.headers, request.method, self._origins)
+        if reason is not None:
+            raise CrossSiteRequest(reason)
+
+    # -- refreshing
+
+    async def refresh(self, state: SessionState) -> SessionState:
+        """New tokens for ``state``: one IdP call per refresh token, cluster-wide."""
+        refresh_token = state.refresh_token
+        if refresh_token is None:
+            raise SessionInvalid(
+                "the access token expired and the session holds no refresh token",
+                error_kind="session_expired",
+            )
+        adapter = self._adapter()
+        try:
+            tokens = await self._refreshes.run(
+                refresh_token, lambda: adapter.refresh(refresh_token)
+            )
+        except InvalidGrant:
+            # The IdP refused the refresh token (expired, revoked, reused): the session
+            # is over. Our own races never get here: losers share the winner's result.
+            await self.revoke(state)
+            raise SessionInvalid(
+                "the identity provider ended the session", error_kind="session_refresh_refused"
+            ) from None
+        now = self._clock()
+        claims = state.claims
+        if tokens.id_token is not None:
+            claims = (await adapter.verify_id_token(tokens.id_token.reveal(), nonce=None)).claims
+        scopes = tuple(sorted(tokens.scope.split())) if tokens.scope else state.scopes
+        _log.info(Event.SESSION_REFRESHED, rotated=tokens.refresh_token is not None)
+        return replace(
+            state,
+            access_token=tokens.access_token.reveal(),
+            refresh_token=tokens.refresh_token.reveal() if tokens.refresh_token else refresh_token,
+            id_token=tokens.id_token.reveal() if tokens.id_token else state.id_token,
+            access_expires_at=now + tokens.expires_in if tokens.expires_in is not None else None,
+            claims=MappingProxyType(dict(claims)),
+            scopes=scopes,
+            last_seen=now,
+        )
+
+    def _seal_tokens(self, tokens: TokenSet) -> bytes:
+        body = tokens.as_response()
+        sealed = self._codec.seal(body, name=_REFRESH_RESULT_NAME, expires_at=self._clock() + 600)
+        return sealed.encode("ascii")
+
+    def _open_tokens(self, raw: bytes) -> TokenSet:
+        body = self._codec.open(raw.decode("ascii"), name=_REFRESH_RESULT_NAME).data
+
+        def optional(name: str) -> Secret | None:
+            value = body.get(name)
+            return Secret(value) if isinstance(value, str) else None
+
+        expires_in = body.get("expires_in")
+        scope = body.get("scope")
+        return TokenSet(
+            access_token=Secret(str(body["access_token"])),
+            token_type=str(body.get("token_type", "Bearer")),
+            id_token=optional("id_token"),
+            refresh_token=optional("refresh_token"),
+            expires_in=expires_in if isinstance(expires_in, int) else None,
+            scope=scope if isinstance(scope, str) else None,
+        )
+
+    # -- ending
+
+    async def revoke(self, state: SessionState) -> None:
+        """End one session: a copy of its cookie no longer works anywhere."""
+        remaining = self.absolute_end(state) - self._clock()
+        if remaining > 0:
+            await self._store.set(_revoked_key("session", state.id), b"1", remaining)
+        if self.settings.mode == "server":
+            await self._store.delete(_record_key(state.id))
+        _log.info(Event.SESSION_ENDED, subject=state.subject, how="logout")
+
+    async def revoke_matching(self, *, sid: str | None, sub: str | None) -> None:
+        """End every session of an IdP session (``sid``) or of a user (``sub``) that
+        began before now (back-channel logout)."""
+        now = str(self._clock()).encode("ascii")
+        ttl = self.settings.absolute_timeout
+        if sid is not None:
+            await self._store.set(_revoked_key("sid", sid), now, ttl)
+        if sub is not None:
+            await self._store.set(_revoked_key("sub", sub), now, ttl)
+        _log.info(Event.SESSION_ENDED, how="backchannel", by_sid=sid is not None)
+
+
+def _record_key(session_id: str) -> str:
+    return f"session:{_digest(session_id)}"
+
+
+def _revoked_key(kind: str, value: str) -> str:
+    return f"revoked:{kind}:{_digest(value)}"

@@ -1,0 +1,180 @@
+"""The ``session`` config section, validated once into a frozen :class:`SessionSettings`.
+
+::
+
+    "session": {"secret": "$secret.EDGE_AUTH_SESSION_SECRET", "store": "cookie"}
+
+Without a ``session`` section every flow answers with JSON as before (API clients).
+With one, the callback ends in a signed-in browser: tokens stay on the server side
+of the edge and the browser holds an encrypted, HttpOnly cookie.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from sanic_edge_auth.errors import ConfigProblem
+from sanic_edge_auth.secret import Secret
+
+__all__ = ["SessionSettings", "validate_session_settings"]
+
+SessionMode = Literal["cookie", "server"]
+MIN_SECRET_LENGTH: Final = 32
+DEFAULT_COOKIE_NAME: Final = "edge_auth_session"
+
+_KEYS: Final = frozenset(
+    {
+        "secret",
+        "store",
+        "cookie_name",
+        "inactivity_timeout",
+        "absolute_timeout",
+        "refresh_before",
+        "redirect_to_login",
+        "trusted_origins",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """The ``session`` section, resolved and checked (durations in seconds).
+
+    - ``inactivity_timeout``: a session unused this long ends (rolling expiry).
+    - ``absolute_timeout``: a session ends this long after the login, used or not.
+    - ``refresh_before``: the access token is refreshed when it expires within this.
+    - ``redirect_to_login``: a browser navigation without a usable session is sent
+      to the login path (with ``return_to``) instead of answering 401.
+    - ``trusted_origins``: origins besides the app's own that may send unsafe
+      cookie-authenticated requests (a sibling front end, say).
+    """
+
+    secrets: tuple[Secret, ...]
+    mode: SessionMode = "cookie"
+    cookie_name: str = DEFAULT_COOKIE_NAME
+    inactivity_timeout: float = 86_400.0
+    absolute_timeout: float = 7 * 86_400.0
+    refresh_before: float = 60.0
+    redirect_to_login: bool = False
+    trusted_origins: tuple[str, ...] = ()
+
+
+def validate_session_settings(
+    raw: Any, key: str = "session"
+) -> tuple[SessionSettings | None, list[ConfigProblem]]:
+    """Check the section (``$secret`` references already resolved by the loader)."""
+    problems: list[ConfigProblem] = []
+
+    def problem(where: str, message: str) -> None:
+        problems.append(ConfigProblem(where, message))
+
+    if not isinstance(raw, Mapping):
+        return None, [ConfigProblem(key, 'must be an object such as {"secret": ..., "store": ...}')]
+    for name in raw:
+        if name not in _KEYS:
+            close = difflib.get_close_matches(name, sorted(_KEYS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problem(f"{key}.{name}", f"unknown key{hint}")
+
+    secrets = _secrets(raw.get("secret"), f"{key}.secret", problem)
+    mode = raw.get("store", "cookie")
+    if mode not in ("cookie", "server"):
+        problem(f"{key}.store", "must be 'cookie' (all in the cookie) or 'server' (in the store)")
+        mode = "cookie"
+    cookie_name = raw.get("cookie_name", DEFAULT_COOKIE_NAME)
+    if (
+        not isinstance(cookie_name, str)
+        or not cookie_name
+        or len(cookie_name) > 64
+        or not all(c.isalnum() or c in "_-" for c in cookie_name)
+    ):
+        problem(f"{key}.cookie_name", "must be up to 64 letters, digits, '_' or '-'")
+        cookie_name = DEFAULT_COOKIE_NAME
+
+    def seconds(name: str, default: float, low: float, high: float) -> float:
+        value = raw.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problem(f"{key}.{name}", "must be a number of seconds")
+            return default
+        if not low <= value <= high:
+            problem(f"{key}.{name}", f"must be between {low:g} and {high:g} seconds")
+            return default
+        return float(value)
+
+    inactivity = seconds("inactivity_timeout", 86_400.0, 60, 365 * 86_400)
+    absolute = seconds("absolute_timeout", 7 * 86_400.0, 60, 365 * 86_400)
+    if inactivity > absolute:
+        problem(f"{key}.inactivity_timeout", "must not exceed absolute_timeout")
+    refresh_before = seconds("refresh_before", 60.0, 0, 3600)
+    redirect = raw.get("redirect_to_login", False)
+    if not isinstance(redirect, bool):
+        problem(f"{key}.redirect_to_login", "must be true or false")
+        redirect = False
+    origins = raw.get("trusted_origins", [])
+    trusted: list[str] = []
+    if not isinstance(origins, list):
+        problem(
+            f"{key}.trusted_origins", "must be a list of origins like 'https://app.example.com'"
+        )
+    else:
+        for index, origin in enumerate(origins):
+            if not isinstance(origin, str) or not _is_origin(origin):
+                problem(
+                    f"{key}.trusted_origins[{index}]",
+                    "must be an origin like 'https://app.example.com' (scheme and host only)",
+                )
+            else:
+                trusted.append(origin.rstrip("/").lower())
+    if problems or secrets is None:
+        return None, problems
+    return (
+        SessionSettings(
+            secrets=secrets,
+            mode=mode,
+            cookie_name=cookie_name,
+            inactivity_timeout=inactivity,
+            absolute_timeout=absolute,
+            refresh_before=refresh_before,
+            redirect_to_login=redirect,
+            trusted_origins=tuple(trusted),
+        ),
+        [],
+    )
+
+
+def _secrets(value: Any, key: str, problem: Any) -> tuple[Secret, ...] | None:
+    """One secret or a list (rotation: the first seals, all open)."""
+    entries = value if isinstance(value, list) else [value]
+    if value is None or (isinstance(value, list) and not value):
+        problem(key, "is required (normally a $secret.NAME reference)")
+        return None
+    secrets: list[Secret] = []
+    for index, entry in enumerate(entries):
+        where = f"{key}[{index}]" if isinstance(value, list) else key
+        if isinstance(entry, str):
+            entry = Secret(entry)
+        if not isinstance(entry, Secret) or not entry:
+            problem(where, "must be a non-empty string (normally a $secret.NAME reference)")
+            continue
+        if len(entry) < MIN_SECRET_LENGTH:
+            problem(where, f"is too short: use at least {MIN_SECRET_LENGTH} random characters")
+            continue
+        secrets.append(entry)
+    return tuple(secrets) if len(secrets) == len(entries) else None
+
+
+def _is_origin(value: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value.rstrip("/"))
+    return (
+        parts.scheme in ("https", "http")
+        and bool(parts.hostname)
+        and not parts.path
+        and not parts.query
+        and not parts.fragment
+        and not parts.username
+    )
