@@ -275,10 +275,12 @@ class EdgeAuth:
         sessions = self._sessions
         if sessions is None or not isinstance(response, HTTPResponse):
             return
-        if getattr(request.ctx, CLEAR_SESSION_ATTR, False):
+        session = getattr(request.ctx, "session", None)
+        if getattr(request.ctx, CLEAR_SESSION_ATTR, False) or (
+            session is not None and session.ended
+        ):
             sessions.clear(request, response)
             return
-        session = getattr(request.ctx, "session", None)
         if session is not None and session.changed:
             await sessions.save(request, response, session.state)
 

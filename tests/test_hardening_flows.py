@@ -155,7 +155,7 @@ def test_userinfo_refuses_an_access_token_of_another_user(
 
 
 def _set_cookies(response: Any) -> list[str]:
-    return [str(v) for k, v in response.headers.items() if k.lower() == "set-cookie"]
+    return [str(value) for value in response.headers.get_list("set-cookie")]
 
 
 def test_unfinished_logins_are_capped_per_browser(

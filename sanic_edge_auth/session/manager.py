@@ -59,6 +59,16 @@ _REFRESH_RESULT_NAME: Final = "edge-auth-refresh-result"
 _RECORD_NAME: Final = "edge-auth-session-record"
 
 
+def _now() -> float:
+    """Wall-clock seconds, looked up at each call (the seam tests move time through)."""
+    return time.time()
+
+
+def _current_time() -> float:
+    # Looks ``_now`` up at each call, so a test that replaces it moves every clock here.
+    return _now()
+
+
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
 
@@ -94,12 +104,13 @@ class Session:
     store). :meth:`set` keeps custom data in the session.
     """
 
-    __slots__ = ("_changed", "_manager", "_state")
+    __slots__ = ("_changed", "_ended", "_manager", "_state")
 
     def __init__(self, manager: SessionManager, state: SessionState) -> None:
         self._manager = manager
         self._state = state
         self._changed = False
+        self._ended = False
 
     def __repr__(self) -> str:
         return f"Session(subject={self.subject!r})"
@@ -112,6 +123,11 @@ class Session:
     def changed(self) -> bool:
         """Whether the cookie (or the stored record) must be written again."""
         return self._changed
+
+    @property
+    def ended(self) -> bool:
+        """Whether the session ended during this request (its cookie must go)."""
+        return self._ended
 
     @property
     def subject(self) -> str:
@@ -157,7 +173,11 @@ class Session:
 
     async def refresh(self) -> None:
         """Refresh the tokens now. A refresh the IdP refuses ends the session."""
-        self._state = await self._manager.refresh(self._state)
+        try:
+            self._state = await self._manager.refresh(self._state)
+        except SessionInvalid:
+            self._ended = True
+            raise
         self._changed = True
 
     def touch(self, now: float) -> None:
@@ -180,8 +200,10 @@ class SessionManager:
         adapter_getter: Callable[[], IdentityAdapter],
         coordination: CoordinationSettings | None = None,
         login_path: str | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        if clock is None:
+            clock = _current_time
         self.settings = settings
         self._codec = SessionCodec(settings.secrets, clock=clock)
         self._policy = policy_for_origin(app_origin, name=settings.cookie_name)

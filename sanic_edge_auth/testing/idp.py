@@ -106,6 +106,7 @@ class _Grant:
     audience: str | None
     user: FakeUser
     organization: str | None
+    sid: str = ""  # the IdP's session, named by back-channel logout tokens
 
 
 class FakeIdentityProvider:
@@ -141,6 +142,9 @@ class FakeIdentityProvider:
         self.user = FakeUser()
         self.login_error: str | None = None  # e.g. "access_denied" for the next logins
         self.token_claims: dict[str, Any] = {}  # extra claims put into every issued token
+        # expires_in of issued access tokens; a short one makes sessions refresh.
+        self.access_token_lifetime = _DEFAULT_TOKEN_LIFETIME
+        self.issued_sids: list[str] = []  # one per completed /authorize, newest last
         # The callback URL "registered" for the client; None accepts whatever /authorize got.
         self.registered_redirect_uri: str | None = None
         self.requests: Counter[str] = Counter()
@@ -318,6 +322,48 @@ class FakeIdentityProvider:
         token_header = {"alg": algorithm, "kid": kid, "typ": "JWT", **(header or {})}
         return jwt.encode(token_header, base, key or signing_key, algorithms=[algorithm])
 
+    def logout_token(
+        self,
+        *,
+        sid: str | None = None,
+        sub: str | None = None,
+        claims: Mapping[str, Any] | None = None,
+        drop: tuple[str, ...] = (),
+        key: Any = None,
+    ) -> str:
+        """A back-channel logout token (OpenID Connect Back-Channel Logout 2.4) naming
+        ``sid`` and/or ``sub``; ``claims`` and ``drop`` make broken ones for tests."""
+        now = int(time.time())
+        body: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.client_id,
+            "iat": now,
+            "exp": now + 120,
+            "jti": secrets.token_hex(12),
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        }
+        if sid is not None:
+            body["sid"] = sid
+        if sub is not None:
+            body["sub"] = sub
+        body.update(claims or {})
+        for name in drop:
+            body.pop(name, None)
+        kid, signing_key = self._signing_keys[-1]
+        header = {"alg": self.algorithm, "kid": kid, "typ": "logout+jwt"}
+        return jwt.encode(header, body, key or signing_key, algorithms=[self.algorithm])
+
+    def send_backchannel_logout(
+        self, url: str, *, sid: str | None = None, sub: str | None = None
+    ) -> int:
+        """POST a logout token to a relying party's back-channel logout URL, as the IdP
+        does when a user logs out elsewhere; return the status it answered."""
+        import httpx
+
+        token = self.logout_token(sid=sid, sub=sub)
+        response = httpx.post(url, data={"logout_token": token}, timeout=5)
+        return response.status_code
+
     # -- endpoint logic (called from the handler thread)
 
     def _authorize(self, query: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
@@ -337,7 +383,9 @@ class FakeIdentityProvider:
                 400, {"error": "invalid_request", "error_description": "PKCE S256 required"}
             )
         code = secrets.token_urlsafe(24)
+        sid = secrets.token_hex(8)
         with self._lock:
+            self.issued_sids.append(sid)
             self._grants[code] = _Grant(
                 client_id=self.client_id,
                 redirect_uri=redirect_uri,
@@ -347,6 +395,7 @@ class FakeIdentityProvider:
                 audience=query.get("audience"),
                 user=self.user,
                 organization=query.get("organization"),
+                sid=sid,
             )
         params = {"code": code, "state": state}
         if self.send_iss_in_callback:
@@ -482,10 +531,12 @@ class FakeIdentityProvider:
             id_claims["nonce"] = grant.nonce
         if grant.organization:
             id_claims["org_id"] = grant.organization
+        if grant.sid:
+            id_claims["sid"] = grant.sid
         body: dict[str, Any] = {
             "id_token": self.mint_token(id_claims, use="id"),
             "token_type": "Bearer",
-            "expires_in": _DEFAULT_TOKEN_LIFETIME,
+            "expires_in": self.access_token_lifetime,
             "scope": grant.scope,
         }
         if self.mode == "generic":

@@ -1,0 +1,506 @@
+"""Browser sessions end to end: a real app over loopback, the fake IdP, both store modes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sanic import Request, json
+from sanic_testing.reusable import ReusableClient
+from structlog.testing import capture_logs
+
+from sanic_edge_auth import EdgeAuth, HookContext
+from sanic_edge_auth.session import manager as session_manager
+from sanic_edge_auth.testing import FakeIdentityProvider
+from tests.helpers import local, rendered
+
+Serve = Callable[[Any], ReusableClient]
+MakeApp = Callable[..., Any]
+SECRET = "a-session-secret-that-is-long-enough-0123"
+COOKIE = "edge_auth_session"
+
+
+def session_paths() -> list[dict[str, Any]]:
+    return [
+        {"method": "GET", "path": "/api/auth0/login", "integration": {"type": "auth0_login"}},
+        {
+            "method": "GET",
+            "path": "/api/auth0/callback",
+            "integration": {
+                "type": "auth0_callback",
+                "post_process": {"type": "hook", "name": "remember"},
+            },
+        },
+        {"method": "GET", "path": "/api/auth0/profile", "integration": {"type": "auth0_userinfo"}},
+        {"method": "POST", "path": "/api/auth0/refresh", "integration": {"type": "auth0_refresh"}},
+        {"method": "GET", "path": "/api/auth0/logout", "integration": {"type": "auth0_logout"}},
+        {
+            "method": "POST",
+            "path": "/api/auth0/backchannel",
+            "integration": {"type": "auth0_backchannel_logout"},
+        },
+        {"method": "GET", "path": "/api/orders", "auth": True},
+        {"method": "POST", "path": "/api/orders", "auth": True},
+    ]
+
+
+def build(
+    idp: FakeIdentityProvider,
+    make_app: MakeApp,
+    serve: Serve,
+    *,
+    mode: str = "cookie",
+    blob: int = 0,
+    **session: Any,
+) -> tuple[ReusableClient, EdgeAuth]:
+    config = idp.gateway_config(paths=session_paths())
+    config["session"] = {"secret": SECRET, "store": mode, **session}
+    app, edge = make_app(config)
+
+    @edge.hook("remember")
+    async def remember(ctx: HookContext) -> None:
+        assert ctx.session is not None
+        ctx.session.set("greeting", f"hello {ctx.claims.get('name')}")
+        if blob:
+            ctx.session.set("blob", "x" * blob)
+
+    async def orders(request: Request) -> Any:
+        auth = request.ctx.auth
+        token = await request.ctx.session.access_token() if auth.via == "session" else None
+        return json(
+            {
+                "sub": auth.subject,
+                "via": auth.via,
+                "has_token": bool(token),
+                "greeting": request.ctx.session.data.get("greeting") if token else None,
+            }
+        )
+
+    app.add_route(orders, "/api/orders", methods=["GET", "POST"])
+    return serve(app), edge
+
+
+def add_orders(app: Any) -> None:
+    async def orders(request: Request) -> Any:
+        return json({"sub": request.ctx.auth.subject})
+
+    app.add_route(orders, "/api/orders", methods=["GET", "POST"])
+
+
+def sign_in(client: ReusableClient, idp: FakeIdentityProvider, query: str = "") -> Any:
+    _, started = client.get("/api/auth0/login" + query)
+    assert started.status == 302, started.text
+    _, callback = client.get(local(idp.follow_login(started.headers["location"])))
+    return callback
+
+
+def session_cookies(client: ReusableClient) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in client._session.cookies.items()
+        if name.split(".")[0].endswith(COOKIE)
+    }
+
+
+def set_cookie_headers(response: Any) -> list[str]:
+    return [str(value) for value in response.headers.get_list("set-cookie")]
+
+
+@pytest.fixture(params=["cookie", "server"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def moved_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Seconds to add to the session manager's clock."""
+    offset = [0.0]
+    real = session_manager._now
+    monkeypatch.setattr(session_manager, "_now", lambda: real() + offset[0])
+    return offset
+
+
+def test_login_ends_signed_in_with_no_token_in_the_answer(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str
+) -> None:
+    client, _ = build(fake_idp, make_app, serve, mode=mode)
+    with capture_logs() as logs:
+        callback = sign_in(client, fake_idp, "?return_to=/dashboard")
+    assert callback.status == 302
+    assert callback.headers["location"] == "/dashboard"
+    cookies = set_cookie_headers(callback)
+    session_set = [c for c in cookies if c.startswith(COOKIE) and "max-age=0" not in c.lower()]
+    assert session_set, cookies
+    for cookie in session_set:
+        assert "HttpOnly" in cookie
+        assert "SameSite=Lax" in cookie
+        assert "Path=/" in cookie
+    tokens = [fake_idp.last_token_request.get("code", "")]
+    assert callback.body in (b"", b"Redirecting...") or b"token" not in callback.body
+    assert all(token not in callback.text for token in tokens if token)
+    assert any(entry["event"] == "edge_auth.session.started" for entry in logs)
+
+    _, orders = client.get("/api/orders")
+    assert orders.status == 200, orders.text
+    assert orders.json == {
+        "sub": "auth0|user-1",
+        "via": "session",
+        "has_token": True,
+        "greeting": "hello Ada Lovelace",
+    }
+    # Profile and refresh work from the session, and answer without tokens.
+    _, profile = client.get("/api/auth0/profile")
+    assert profile.status == 200, profile.text
+    assert profile.json["email"] == "ada@example.com"
+    _, refreshed = client.post("/api/auth0/refresh")
+    assert refreshed.status == 200, refreshed.text
+    assert refreshed.json["refreshed"] is True
+    assert not {"access_token", "refresh_token", "id_token"} & set(refreshed.json)
+    assert "Bearer" not in rendered(logs)
+
+
+def test_a_request_without_bearer_or_session_is_401(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    client, _ = build(fake_idp, make_app, serve)
+    _, response = client.get("/api/orders")
+    assert response.status == 401
+    assert response.json["error"] == "missing_token"
+
+
+def test_a_bearer_token_still_works_beside_sessions(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    client, _ = build(fake_idp, make_app, serve)
+    token = fake_idp.mint_token(use="id")
+    _, response = client.get("/api/orders", headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 200
+    assert response.json["via"] == "bearer"
+
+
+def test_two_tabs_logging_in_in_parallel_both_complete(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    client, _ = build(fake_idp, make_app, serve)
+    _, first = client.get("/api/auth0/login?return_to=/one")
+    _, second = client.get("/api/auth0/login?return_to=/two")
+    one = local(fake_idp.follow_login(first.headers["location"]))
+    two = local(fake_idp.follow_login(second.headers["location"]))
+    _, done_two = client.get(two)
+    _, done_one = client.get(one)
+    assert (done_one.status, done_two.status) == (302, 302)
+    assert (done_one.headers["location"], done_two.headers["location"]) == ("/one", "/two")
+    _, orders = client.get("/api/orders")
+    assert orders.status == 200
+
+
+def test_a_large_session_is_chunked_and_a_tampered_chunk_refused(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    client, _ = build(fake_idp, make_app, serve, blob=3000)
+    assert sign_in(client, fake_idp).status == 302
+    chunks = session_cookies(client)
+    assert len(chunks) >= 2, chunks  # over 4 KB: split
+    assert all(len(name) + len(value) < 4000 for name, value in chunks.items())
+    _, orders = client.get("/api/orders")
+    assert orders.status == 200, orders.text
+
+    name = sorted(chunks)[-1]
+    value = chunks[name]
+    tampered = value[:-5] + ("A" if value[-5] != "A" else "B") + value[-4:]
+    client._session.cookies.set(name, tampered, domain="127.0.0.1")
+    _, refused = client.get("/api/orders")
+    assert refused.status == 401
+    assert refused.json["error"] == "session_invalid"
+
+
+def test_a_session_is_refused_after_its_absolute_expiry(
+    fake_idp: FakeIdentityProvider,
+    make_app: MakeApp,
+    serve: Serve,
+    mode: str,
+    moved_clock: list[float],
+) -> None:
+    client, _ = build(
+        fake_idp, make_app, serve, mode=mode, absolute_timeout=4000, inactivity_timeout=3000
+    )
+    assert sign_in(client, fake_idp).status == 302
+    for _ in range(3):  # used every 20 minutes: inactivity never hits...
+        moved_clock[0] += 1200
+        _, used = client.get("/api/orders")
+        assert used.status == 200, used.text
+    moved_clock[0] += 1200  # ...but 80 minutes after the login (past 4000 s) it is over
+    _, expired = client.get("/api/orders")
+    assert expired.status == 401
+    assert expired.json["error"] == "session_expired"
+
+
+def test_an_idle_session_expires_by_inactivity(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, moved_clock: list[float]
+) -> None:
+    client, _ = build(fake_idp, make_app, serve, inactivity_timeout=600)
+    assert sign_in(client, fake_idp).status == 302
+    moved_clock[0] += 601
+    _, idle = client.get("/api/orders")
+    assert idle.status == 401
+    assert idle.json["error"] == "session_expired"
+
+
+def test_fifty_concurrent_requests_with_an_expiring_token_cause_one_refresh(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str
+) -> None:
+    fake_idp.access_token_lifetime = 5  # inside refresh_before: every use refreshes
+    client, _ = build(fake_idp, make_app, serve, mode=mode, refresh_before=10)
+    assert sign_in(client, fake_idp).status == 302
+    before = fake_idp.requests["token"]
+    fake_idp.latency = 0.2  # the refresh is in flight while all fifty arrive
+    url = f"http://127.0.0.1:{client.port}/api/orders"
+
+    async def fifty() -> list[Any]:
+        return await asyncio.gather(*(client._session.get(url) for _ in range(50)))
+
+    responses = client._run(fifty())
+    fake_idp.latency = 0
+    assert [r.status_code for r in responses] == [200] * 50
+    assert fake_idp.requests["token"] - before == 1
+    # The rotated refresh token is alive: the IdP's reuse detection did not fire.
+    client._session.cookies.update(responses[-1].cookies)
+    _, again = client.get("/api/orders")
+    assert again.status == 200, again.text
+    assert fake_idp.requests["token"] - before == 2
+
+
+def test_a_refresh_the_idp_refuses_ends_the_session(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str
+) -> None:
+    fake_idp.access_token_lifetime = 5
+    client, _ = build(fake_idp, make_app, serve, mode=mode, refresh_before=10)
+    assert sign_in(client, fake_idp).status == 302
+    fake_idp.fail("token", "oauth:invalid_grant", times=1)
+    _, refused = client.get("/api/orders")
+    assert refused.status == 401
+    assert refused.json["error"] == "session_refresh_refused"
+    assert any("max-age=0" in c.lower() for c in set_cookie_headers(refused))
+    _, after = client.get("/api/orders")
+    assert after.status == 401
+
+
+def test_cross_site_unsafe_requests_are_refused_same_origin_passes(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    client, _ = build(fake_idp, make_app, serve)
+    assert sign_in(client, fake_idp).status == 302
+    refused = [
+        {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "http://sub.127.0.0.1"},
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+    ]
+    for headers in refused:
+        _, response = client.post("/api/orders", headers=headers)
+        assert response.status == 403, headers
+        assert response.json["error"] == "csrf_rejected"
+    for headers in ({"Sec-Fetch-Site": "same-origin"}, {"Origin": "http://127.0.0.1"}):
+        _, response = client.post("/api/orders", headers=headers)
+        assert response.status == 200, (headers, response.text)
+    # A bearer-authenticated request is not a CSRF risk and is not checked.
+    token = fake_idp.mint_token(use="id")
+    _, bearer = client.post(
+        "/api/orders",
+        headers={"Authorization": f"Bearer {token}", "Sec-Fetch-Site": "cross-site"},
+    )
+    assert bearer.status == 200
+
+
+def test_logout_revokes_a_copied_cookie(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str
+) -> None:
+    client, _ = build(fake_idp, make_app, serve, mode=mode)
+    assert sign_in(client, fake_idp).status == 302
+    copied = session_cookies(client)
+    _, logout = client.get("/api/auth0/logout?return_to=/bye")
+    assert logout.status == 302
+    assert logout.headers["location"].startswith(fake_idp.url + "/v2/logout?")
+    assert any("max-age=0" in c.lower() for c in set_cookie_headers(logout))
+    for name, value in copied.items():
+        client._session.cookies.set(name, value, domain="127.0.0.1")
+    _, replayed = client.get("/api/orders")
+    assert replayed.status == 401
+    assert replayed.json["error"] == "session_revoked"
+
+
+def test_oidc_logout_carries_the_id_token_hint_from_the_session(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    config = fake_idp.gateway_config(paths=session_paths(), logout="oidc")
+    config["session"] = {"secret": SECRET}
+    app, edge = make_app(config)
+    edge.hook("remember")(lambda ctx: None)
+    add_orders(app)
+    client = serve(app)
+    assert sign_in(client, fake_idp).status == 302
+    _, logout = client.get("/api/auth0/logout")
+    from sanic_edge_auth.testing import query_of
+
+    hint = query_of(logout.headers["location"])["id_token_hint"]
+    assert hint.count(".") == 2
+
+
+class TestBackChannelLogout:
+    @pytest.fixture
+    def signed_in(
+        self, fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str
+    ) -> ReusableClient:
+        client, _ = build(fake_idp, make_app, serve, mode=mode)
+        assert sign_in(client, fake_idp).status == 302
+        assert client.get("/api/orders")[1].status == 200
+        return client
+
+    def post(self, client: ReusableClient, token: str) -> Any:
+        _, response = client.post("/api/auth0/backchannel", data={"logout_token": token})
+        return response
+
+    @pytest.mark.parametrize(
+        "broken",
+        [
+            {"drop": ("events",)},
+            {"claims": {"events": {"other": {}}}},
+            {"claims": {"nonce": "n"}},
+            {"drop": ("jti",)},
+            {"claims": {"aud": "someone-else"}},
+            {"claims": {"iss": "https://evil.example/"}},
+            {"drop": ("iat",)},
+        ],
+    )
+    def test_a_broken_logout_token_is_400_and_ends_nothing(
+        self, signed_in: ReusableClient, fake_idp: FakeIdentityProvider, broken: dict[str, Any]
+    ) -> None:
+        token = fake_idp.logout_token(sid=fake_idp.issued_sids[-1], **broken)
+        response = self.post(signed_in, token)
+        assert response.status == 400
+        assert response.json["error"] == "logout_token_invalid"
+        assert response.headers["cache-control"] == "no-store"
+        assert signed_in.get("/api/orders")[1].status == 200
+
+    def test_a_bad_signature_is_refused(
+        self, signed_in: ReusableClient, fake_idp: FakeIdentityProvider
+    ) -> None:
+        from joserfc.jwk import RSAKey
+
+        other = RSAKey.generate_key(2048, private=True)
+        token = fake_idp.logout_token(sid=fake_idp.issued_sids[-1], key=other)
+        assert self.post(signed_in, token).status == 400
+        assert signed_in.get("/api/orders")[1].status == 200
+
+    def test_neither_sid_nor_sub_is_refused(
+        self, signed_in: ReusableClient, fake_idp: FakeIdentityProvider
+    ) -> None:
+        assert self.post(signed_in, fake_idp.logout_token()).status == 400
+
+    def test_a_good_token_by_sid_ends_the_session_and_a_replay_is_refused(
+        self, signed_in: ReusableClient, fake_idp: FakeIdentityProvider
+    ) -> None:
+        token = fake_idp.logout_token(sid=fake_idp.issued_sids[-1])
+        response = self.post(signed_in, token)
+        assert response.status == 200, response.text
+        _, ended = signed_in.get("/api/orders")
+        assert ended.status == 401
+        assert ended.json["error"] == "session_revoked"
+        replay = self.post(signed_in, token)
+        assert replay.status == 400
+        assert "already used" in replay.json["error_description"]
+
+    def test_a_good_token_by_sub_ends_the_users_sessions_not_later_ones(
+        self, signed_in: ReusableClient, fake_idp: FakeIdentityProvider
+    ) -> None:
+        token = fake_idp.logout_token(sub="auth0|user-1")
+        assert self.post(signed_in, token).status == 200
+        assert signed_in.get("/api/orders")[1].status == 401
+        assert sign_in(signed_in, fake_idp).status == 302  # a new login after it works
+        assert signed_in.get("/api/orders")[1].status == 200
+
+    def test_the_idp_posts_it_over_the_wire(
+        self, signed_in: ReusableClient, fake_idp: FakeIdentityProvider
+    ) -> None:
+        url = f"http://127.0.0.1:{signed_in.port}/api/auth0/backchannel"
+
+        async def post() -> int:
+            # The fake IdP's own client posts; run the server loop while it does.
+            return await asyncio.to_thread(
+                fake_idp.send_backchannel_logout, url, sid=fake_idp.issued_sids[-1]
+            )
+
+        assert signed_in._run(post()) == 200
+        assert signed_in.get("/api/orders")[1].status == 401
+
+
+def test_server_mode_keeps_only_an_id_in_the_cookie(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    client, _ = build(fake_idp, make_app, serve, mode="server", blob=3000)
+    assert sign_in(client, fake_idp).status == 302
+    cookies = session_cookies(client)
+    assert len(cookies) == 1
+    assert len(next(iter(cookies.values()))) < 300
+    assert client.get("/api/orders")[1].status == 200
+
+
+def test_secure_origins_get_a_host_prefixed_secure_cookie(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    config = fake_idp.gateway_config(
+        paths=session_paths(), redirect_uri="https://app.example.com/api/auth0/callback"
+    )
+    config["session"] = {"secret": SECRET}
+    app, edge = make_app(config)
+    edge.hook("remember")(lambda ctx: None)
+    add_orders(app)
+    client = serve(app)
+    # The login cookie is Secure too, so the test client (plain http) will not send it
+    # on its own: carry it by hand, as a browser on https would.
+    _, started = client.get("/api/auth0/login")
+    tx_cookie = set_cookie_headers(started)[0].split(";")[0]
+    assert tx_cookie.startswith("__Secure-edge_auth_tx_")
+    callback_url = local(fake_idp.follow_login(started.headers["location"]))
+    _, callback = client.get(callback_url, headers={"Cookie": tx_cookie})
+    assert callback.status == 302, callback.text
+    cookie = next(c for c in set_cookie_headers(callback) if COOKIE in c)
+    assert cookie.startswith("__Host-" + COOKIE)
+    assert "Secure" in cookie
+    assert "Path=/" in cookie
+    assert "Domain" not in cookie
+
+
+def test_redirect_to_login_for_a_browser_navigation(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    client, _ = build(fake_idp, make_app, serve, redirect_to_login=True)
+    _, navigation = client.get(
+        "/api/orders?page=2",
+        headers={"Accept": "text/html", "Sec-Fetch-Mode": "navigate"},
+    )
+    assert navigation.status == 302
+    assert navigation.headers["location"] == "/api/auth0/login?return_to=%2Fapi%2Forders%3Fpage%3D2"
+    _, api_call = client.get("/api/orders", headers={"Accept": "application/json"})
+    assert api_call.status == 401
+
+
+def test_rotated_session_secrets_keep_old_cookies_valid(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    client, _ = build(fake_idp, make_app, serve)
+    assert sign_in(client, fake_idp).status == 302
+    old = session_cookies(client)
+    new_secret = "a-brand-new-session-secret-0123456789abc"
+    config = fake_idp.gateway_config(paths=session_paths())
+    config["session"] = {"secret": [new_secret, SECRET]}
+    app, edge = make_app(config)
+    edge.hook("remember")(lambda ctx: None)
+    add_orders(app)
+    rotated = serve(app)
+    for name, value in old.items():
+        rotated._session.cookies.set(name, value, domain="127.0.0.1")
+    _, response = rotated.get("/api/orders")
+    assert response.status == 200, response.text
