@@ -1,9 +1,11 @@
 # Two commands matter on a fresh clone: `make demo` and `make test`.
-# Each creates .venv and installs the core and both adapters, Auth0 and OIDC (editable), on first use.
+# Each creates .venv on first use: `make demo` installs only what the demo needs (the
+# core and the Auth0 adapter, editable); `make test` adds both adapters and the dev tools.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.demo-installed
 
 .PHONY: demo test lint bench clean docs check-wheels
 
@@ -13,7 +15,13 @@ $(STAMP): pyproject.toml adapters/auth0/pyproject.toml adapters/oidc/pyproject.t
 	$(PY) -m pip install --quiet -e '.[dev,bench]' -e adapters/auth0 -e adapters/oidc
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(DEMO_STAMP): pyproject.toml adapters/auth0/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e . -e adapters/auth0
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(PY) examples/gateway.py
 
 test: $(STAMP)

@@ -2,34 +2,54 @@
 
 Without AUTH0_* variables it starts the bundled fake identity provider and points
 the gateway at it, so it runs with no Auth0 account. With AUTH0_DOMAIN,
-AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET (and optionally AUTH0_REDIRECT_URI and
-EDGE_AUTH_COOKIE_SECRET) set, the same config talks to your Auth0 tenant.
+AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET (and optionally AUTH0_REDIRECT_URI,
+EDGE_AUTH_COOKIE_SECRET and EDGE_AUTH_SESSION_SECRET) set, the same config talks to
+your Auth0 tenant. ``PORT`` picks the port (default 8000).
 
-Then open http://127.0.0.1:8000/api/auth0/login in a browser.
+Then open http://127.0.0.1:8000/ in a browser: sign in, and the page greets you from
+the session, calls the protected API from the page, shows your profile, refreshes
+the tokens and logs you out. No token ever reaches the browser.
 """
 
 from __future__ import annotations
 
+import errno
+import html
 import os
 import secrets
+import socket
+import sys
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
 import structlog
 from sanic import Request, Sanic, json
+from sanic.response import HTTPResponse
+from sanic.response import html as html_response
 
 from sanic_edge_auth import EdgeAuth, HookContext
 from sanic_edge_auth.testing import FakeIdentityProvider
 
 HERE = Path(__file__).parent
-HOST, PORT = "127.0.0.1", 8000
+HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
 
 
-def prepare_environment(environ: MutableMapping[str, str]) -> FakeIdentityProvider | None:
+def port_from(environ: MutableMapping[str, str]) -> int:
+    raw = environ.get("PORT", str(DEFAULT_PORT))
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        sys.exit(f"PORT must be a port number (1-65535), got {raw!r}")
+    return int(raw)
+
+
+def prepare_environment(
+    environ: MutableMapping[str, str], port: int = DEFAULT_PORT
+) -> FakeIdentityProvider | None:
     """Point the config at the fake IdP unless a real tenant is configured."""
-    environ.setdefault("AUTH0_REDIRECT_URI", f"http://{HOST}:{PORT}/api/auth0/callback")
+    environ.setdefault("AUTH0_REDIRECT_URI", f"http://{HOST}:{port}/api/auth0/callback")
     environ.setdefault("EDGE_AUTH_COOKIE_SECRET", secrets.token_urlsafe(32))
+    environ.setdefault("EDGE_AUTH_SESSION_SECRET", secrets.token_urlsafe(32))
     if environ.get("AUTH0_DOMAIN"):
         return None
     idp = FakeIdentityProvider().start()
@@ -41,39 +61,114 @@ def prepare_environment(environ: MutableMapping[str, str]) -> FakeIdentityProvid
     return idp
 
 
-def create_app(environ: MutableMapping[str, str] | None = None) -> Sanic[Any, Any]:
+_SIGNED_OUT = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sanic-edge-auth demo</title></head>
+<body>
+<h1>sanic-edge-auth demo</h1>
+<p id="status">You are not signed in.</p>
+<p><a id="login" href="/api/auth0/login?return_to=/">Sign in</a></p>
+<p><button id="call-api">Call the protected API</button></p>
+<pre id="result"></pre>
+<script>
+document.getElementById("call-api").onclick = async () => {
+  const response = await fetch("/api/orders", {credentials: "same-origin"});
+  document.getElementById("result").textContent = response.status + " " + await response.text();
+};
+</script>
+</body></html>
+"""
+
+_SIGNED_IN = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sanic-edge-auth demo</title></head>
+<body>
+<h1>sanic-edge-auth demo</h1>
+<p id="status">Hello, {name}! {greeting}</p>
+<ul>
+  <li><button id="call-api">Call the protected API</button></li>
+  <li><a id="profile" href="/api/auth0/profile">View your profile</a></li>
+  <li><button id="refresh">Refresh the tokens</button></li>
+  <li><a id="logout" href="/api/auth0/logout?return_to=/">Log out</a></li>
+</ul>
+<pre id="result"></pre>
+<script>
+const show = async (response) => {{
+  document.getElementById("result").textContent = response.status + " " + await response.text();
+}};
+document.getElementById("call-api").onclick = async () => {{
+  // Same-origin: the browser sends the HttpOnly session cookie; no token in the page.
+  await show(await fetch("/api/orders", {{credentials: "same-origin"}}));
+}};
+document.getElementById("refresh").onclick = async () => {{
+  await show(await fetch("/api/auth0/refresh", {{method: "POST", credentials: "same-origin"}}));
+}};
+</script>
+</body></html>
+"""
+
+
+def create_app(
+    environ: MutableMapping[str, str] | None = None, name: str = "example_gateway"
+) -> Sanic[Any, Any]:
     env = os.environ if environ is None else environ
-    app: Sanic[Any, Any] = Sanic("example_gateway")
+    app: Sanic[Any, Any] = Sanic(name)
     edge = EdgeAuth(app, config=HERE / "gateway.json", environ=env)
 
     @edge.hook("greet")
     async def greet(ctx: HookContext) -> None:
-        # A post-process hook: enrich the callback answer (or veto, or replace it).
-        ctx.body["greeting"] = f"welcome, {ctx.claims.get('name', 'stranger')}"
+        # A post-process hook: keep custom data in the new session (or veto, or
+        # replace the answer).
+        if ctx.session is not None:
+            ctx.session.set("greeting", "Welcome back to the demo.")
 
     @app.get("/api/orders")
     async def orders(request: Request) -> Any:
-        # Protected by "auth": true in gateway.json; the handler sees only claims.
-        return json({"orders": [], "for": request.ctx.auth.subject})
+        # Protected by "auth": true in gateway.json: a session cookie or a bearer token.
+        # The handler sees only who is calling, and can call APIs as them.
+        auth = request.ctx.auth
+        return json({"orders": [], "for": auth.subject, "via": auth.via})
 
     @app.get("/")
-    async def index(request: Request) -> Any:
-        return json({"login": "/api/auth0/login", "orders": "/api/orders (Bearer id_token)"})
+    async def index(request: Request) -> HTTPResponse:
+        session = await edge.session(request)
+        if session is None:
+            return html_response(_SIGNED_OUT, headers={"Cache-Control": "no-store"})
+        page = _SIGNED_IN.format(
+            name=html.escape(str(session.claims.get("name", session.subject))),
+            greeting=html.escape(str(session.data.get("greeting", ""))),
+        )
+        return html_response(page, headers={"Cache-Control": "no-store"})
 
     return app
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
 
 
 def main() -> None:
     structlog.configure(
         processors=[structlog.processors.TimeStamper(fmt="iso"), structlog.dev.ConsoleRenderer()]
     )
-    idp = prepare_environment(os.environ)
+    port = port_from(os.environ)
+    if not port_is_free(port):
+        sys.exit(
+            f"port {port} is already in use on {HOST}: stop what runs there, "
+            f"or pick another one, e.g. PORT={port + 1} make demo"
+        )
+    idp = prepare_environment(os.environ, port)
     where = f"the fake identity provider at {idp.url}" if idp else os.environ["AUTH0_DOMAIN"]
-    print(f"example gateway on http://{HOST}:{PORT}, signing in against {where}")
-    print(f"open http://{HOST}:{PORT}/api/auth0/login")
+    print(f"example gateway on http://{HOST}:{port}, signing in against {where}")
+    print(f"open http://{HOST}:{port}/ and sign in")
     app = create_app()
     try:
-        app.run(host=HOST, port=PORT, single_process=True, access_log=False)
+        app.run(host=HOST, port=port, single_process=True, access_log=False)
     finally:
         if idp is not None:
             idp.stop()

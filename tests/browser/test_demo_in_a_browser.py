@@ -1,0 +1,69 @@
+"""The demo's whole browser path in headless Chromium, against the fake IdP:
+login -> landing page -> protected call from the page -> logout -> call refused."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from examples.gateway import create_app, prepare_environment
+from tests.browser.conftest import ServeApp
+from tests.helpers import free_port
+
+if TYPE_CHECKING:
+    from selenium.webdriver.chrome.webdriver import WebDriver
+
+
+def _wait_for_text(browser: WebDriver, element_id: str, text: str) -> str:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def found(driver: WebDriver) -> str | bool:
+        content = driver.find_element(By.ID, element_id).text
+        return content if text in content else False
+
+    result: str = WebDriverWait(browser, 10).until(found)
+    return result
+
+
+def test_login_page_api_call_logout_and_refusal(browser: WebDriver, live_server: ServeApp) -> None:
+    from selenium.webdriver.common.by import By
+
+    port = free_port()
+    environ: dict[str, str] = {}
+    idp = prepare_environment(environ, port)
+    assert idp is not None
+    try:
+        app = create_app(environ, name="demo_in_a_browser")
+        app.config.TOUCHUP = False  # it would rewrite the shared class for later tests
+        base = live_server(app, port)
+        browser.get(base + "/")
+        assert "You are not signed in." in browser.find_element(By.ID, "status").text
+
+        browser.find_element(By.ID, "login").click()  # app -> IdP -> callback -> "/"
+        _wait_for_text(browser, "status", "Hello, Ada Lovelace!")
+        assert browser.current_url == base + "/"
+        # The session is HttpOnly: the page's script cannot read it.
+        assert "edge_auth_session" not in str(browser.execute_script("return document.cookie"))
+        cookie = browser.get_cookie("edge_auth_session")
+        assert cookie is not None
+        assert cookie["httpOnly"] is True
+        assert cookie["sameSite"] == "Lax"
+
+        browser.find_element(By.ID, "call-api").click()
+        result = _wait_for_text(browser, "result", "auth0|user-1")
+        assert result.startswith("200 ")
+        assert '"via":"session"' in result
+
+        browser.find_element(By.ID, "refresh").click()
+        assert _wait_for_text(browser, "result", "refreshed").startswith("200 ")
+
+        browser.find_element(By.ID, "logout").click()  # app -> IdP logout -> "/"
+        _wait_for_text(browser, "status", "You are not signed in.")
+        assert browser.get_cookie("edge_auth_session") is None
+
+        browser.find_element(By.ID, "call-api").click()
+        refused = _wait_for_text(browser, "result", "401")
+        assert refused.startswith("401 ")
+        assert "missing_token" in refused
+    finally:
+        idp.stop()
