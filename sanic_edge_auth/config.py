@@ -486,6 +486,19 @@ class _Loader:
             self.resolve("store", raw["store"]) if "store" in raw else None
         )
         self.problems.extend(store_problems)
+        if (
+            store is not None
+            and store.type == "redis"
+            and any(r.integration and r.integration.kind == "refresh" for r in paths)
+            and session is None
+            and (authorizer is None or authorizer.cookie_secret is None)
+        ):
+            self.problem(
+                "store.type",
+                "with Redis, refresh paths keep each new token set in the store for a short "
+                "window (so other workers get it): set authorizer.cookie_secret or a "
+                "session.secret to encrypt it",
+            )
         if self.problems or authorizer is None or store is None:
             raise ConfigValidationError(self._without_secrets(self.problems))
         return EdgeAuthConfig(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import secrets
 import sys
 from collections.abc import Callable, Collection, Mapping
 from functools import wraps
@@ -48,9 +49,11 @@ from sanic_edge_auth.protect import (
     bind_route_policies,
     route_middleware,
 )
+from sanic_edge_auth.refresh import RefreshCoordinator
 from sanic_edge_auth.registry import AdapterResolver
 from sanic_edge_auth.responses import handle_edge_auth_error
 from sanic_edge_auth.routes import EdgeRoutes
+from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.session.csrf import origin_of
 from sanic_edge_auth.session.manager import Session, SessionManager
 from sanic_edge_auth.store.base import Store
@@ -92,6 +95,7 @@ class EdgeAuth:
         self._guard: Guard | None = None
         self._store: Store | None = None
         self._sessions: SessionManager | None = None
+        self._refreshes: RefreshCoordinator | None = None
         self._http: httpx.AsyncClient | None = None
         self._app: Sanic[Any, Any] | None = None
         self._adapter_class: type[AdapterFactory] | None = None
@@ -246,6 +250,9 @@ class EdgeAuth:
         # One store (and, for Redis, one connection pool) per worker. A wrong Redis URL
         # or password is a config error naming store.url, raised here.
         self._store = await open_store(config.store)
+        self._refreshes = RefreshCoordinator(
+            self._store, _sealing_secrets(config), settings=config.store.coordination
+        )
         if config.session is not None:
             assert config.authorizer.redirect_uri is not None  # the loader requires it
             login = next(
@@ -257,7 +264,7 @@ class EdgeAuth:
                 app_origin=origin_of(config.authorizer.redirect_uri),
                 store=self._store,
                 adapter_getter=lambda: self.adapter,
-                coordination=config.store.coordination,
+                refreshes=self._refreshes,
                 login_path=login,
             )
         self._guard = Guard(self._adapter, self._sessions)
@@ -287,6 +294,7 @@ class EdgeAuth:
     async def _after_stop(self, app: Sanic[Any, Any]) -> None:
         self._guard = None
         self._sessions = None
+        self._refreshes = None
         if self._store is not None:
             await self._store.aclose()
             self._store = None
@@ -312,6 +320,13 @@ class EdgeAuth:
         if self._store is None:
             raise RuntimeError("the store exists only while the server runs")
         return self._store
+
+    @property
+    def refreshes(self) -> RefreshCoordinator:
+        """One refresh-token grant per refresh token, cluster-wide (while running)."""
+        if self._refreshes is None:
+            raise RuntimeError("refresh coordination exists only while the server runs")
+        return self._refreshes
 
     @property
     def sessions(self) -> SessionManager | None:
@@ -365,3 +380,15 @@ class EdgeAuth:
             return cast(HandlerT, protected_handler)
 
         return decorator
+
+
+def _sealing_secrets(config: EdgeAuthConfig) -> tuple[Secret, ...]:
+    """Keys for what the store keeps on our behalf (new token sets, briefly): the
+    session secrets, else the cookie secret. With neither (only possible with the
+    memory store, the loader checks) results never leave this process, so a random
+    per-process key serves."""
+    if config.session is not None:
+        return config.session.secrets
+    if config.authorizer.cookie_secret is not None:
+        return (config.authorizer.cookie_secret,)
+    return (Secret(secrets.token_urlsafe(32)),)

@@ -40,7 +40,6 @@ from sanic_edge_auth.hooks import HookContext, HookRegistry
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.login_cookies import LoginCookies
 from sanic_edge_auth.oidc.pkce import new_login_secrets
-from sanic_edge_auth.oidc.singleflight import SingleFlight
 from sanic_edge_auth.oidc.transaction import TransactionCodec
 from sanic_edge_auth.protect import CLEAR_SESSION_ATTR, Guard, bearer_token, forwardable_token
 from sanic_edge_auth.request_body import read_bounded_body
@@ -50,6 +49,7 @@ from sanic_edge_auth.return_to import absolute_return_to, safe_return_to
 if TYPE_CHECKING:
     from sanic import Sanic
 
+    from sanic_edge_auth.refresh import RefreshCoordinator
     from sanic_edge_auth.session.manager import Session, SessionManager
     from sanic_edge_auth.store.base import Store
 
@@ -97,6 +97,9 @@ class Runtime(Protocol):
     @property
     def sessions(self) -> SessionManager | None: ...
 
+    @property
+    def refreshes(self) -> RefreshCoordinator: ...
+
 
 class EdgeRoutes:
     """Builds and serves the flow handlers for one :class:`EdgeAuth`."""
@@ -124,7 +127,6 @@ class EdgeRoutes:
             if self._codec is not None
             else None
         )
-        self._refreshes: SingleFlight[TokenSet] = SingleFlight()
 
     def register(self, app: Sanic[Any, Any], rule: PathRule) -> None:
         assert rule.integration is not None
@@ -449,14 +451,9 @@ class EdgeRoutes:
         return await self._respond(hooks, context)
 
     async def _refresh_once(self, adapter: IdentityAdapter, refresh_token: str) -> TokenSet:
-        """Share one upstream call among concurrent refreshes of the same token.
-
-        With rotating refresh tokens, the IdP treats a second use of a refresh token
-        as theft and revokes the whole family, so two tabs refreshing at once must
-        not both reach it.
-        """
-        key = hashlib.sha256(refresh_token.encode("utf-8")).hexdigest()
-        return await self._refreshes.run(key, lambda: adapter.refresh(refresh_token))
+        """Share one upstream call among concurrent refreshes of the same token, in
+        this process and (through the store) across workers and instances."""
+        return await self._runtime.refreshes.refresh(adapter, refresh_token)
 
     # -- logout
 

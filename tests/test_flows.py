@@ -317,13 +317,26 @@ def test_refresh_from_form_body_on_a_post_path(
     assert response.json["refresh_token"] != tokens["refresh_token"]
 
 
-def test_reused_refresh_token_is_invalid_grant(gateway: Any) -> None:
-    client, idp, _ = gateway
+def test_reused_refresh_token_is_invalid_grant(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    """Within store.coordination.result_ttl a used refresh token gets the shared new
+    token set (that is how concurrent callers share one refresh); after it, a reuse
+    reaches the IdP, whose reuse detection refuses it."""
+    config = fake_idp.gateway_config()
+    config["store"] = {"type": "memory", "coordination": {"result_ttl": 1}}
+    app, _ = make_app(config)
+    client, idp = serve(app), fake_idp
     tokens = login(client, idp).json
     _, first = client.get(
         "/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]}
     )
     assert first.status == 200
+    _, shared = client.get(
+        "/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]}
+    )
+    assert shared.json["refresh_token"] == first.json["refresh_token"]
+    time.sleep(1.2)  # past the sharing window
     _, reused = client.get(
         "/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]}
     )

@@ -33,7 +33,6 @@ from sanic.response import HTTPResponse
 from sanic_edge_auth.adapter import IdentityAdapter, TokenSet, VerifiedToken
 from sanic_edge_auth.errors import CrossSiteRequest, InvalidGrant, SessionInvalid
 from sanic_edge_auth.log import Event, get_logger
-from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.session.codec import SessionCodec, SessionCookieInvalid
 from sanic_edge_auth.session.cookies import (
     delete_session_cookies,
@@ -44,18 +43,16 @@ from sanic_edge_auth.session.cookies import (
 from sanic_edge_auth.session.csrf import SAFE_METHODS, check_same_origin
 from sanic_edge_auth.session.settings import SessionSettings
 from sanic_edge_auth.session.state import SessionState
-from sanic_edge_auth.store.coordination import ClusterSingleFlight
 
 if TYPE_CHECKING:
+    from sanic_edge_auth.refresh import RefreshCoordinator
     from sanic_edge_auth.store.base import Store
-    from sanic_edge_auth.store.settings import CoordinationSettings
 
 __all__ = ["Session", "SessionManager"]
 
 _log = get_logger()
 _CACHE_SIZE: Final = 10_000
 _MAX_TOUCH_INTERVAL: Final = 300.0
-_REFRESH_RESULT_NAME: Final = "edge-auth-refresh-result"
 _RECORD_NAME: Final = "edge-auth-session-record"
 
 
@@ -198,7 +195,7 @@ class SessionManager:
         app_origin: str,
         store: Store,
         adapter_getter: Callable[[], IdentityAdapter],
-        coordination: CoordinationSettings | None = None,
+        refreshes: RefreshCoordinator,
         login_path: str | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -216,13 +213,7 @@ class SessionManager:
         self._cache = _Bounded(_CACHE_SIZE)
         self._touch_interval = min(_MAX_TOUCH_INTERVAL, settings.inactivity_timeout / 10)
         self.refresh_before = settings.refresh_before
-        self._refreshes: ClusterSingleFlight[TokenSet] = ClusterSingleFlight(
-            store,
-            encode=self._seal_tokens,
-            decode=self._open_tokens,
-            settings=coordination,
-            namespace="refresh",
-        )
+        self._refreshes = refreshes
 
     def now(self) -> float:
         return self._clock()
@@ -385,9 +376,7 @@ class SessionManager:
             )
         adapter = self._adapter()
         try:
-            tokens = await self._refreshes.run(
-                refresh_token, lambda: adapter.refresh(refresh_token)
-            )
+            tokens = await self._refreshes.refresh(adapter, refresh_token)
         except InvalidGrant:
             # The IdP refused the refresh token (expired, revoked, reused): the session
             # is over. Our own races never get here: losers share the winner's result.
@@ -410,29 +399,6 @@ class SessionManager:
             claims=MappingProxyType(dict(claims)),
             scopes=scopes,
             last_seen=now,
-        )
-
-    def _seal_tokens(self, tokens: TokenSet) -> bytes:
-        body = tokens.as_response()
-        sealed = self._codec.seal(body, name=_REFRESH_RESULT_NAME, expires_at=self._clock() + 600)
-        return sealed.encode("ascii")
-
-    def _open_tokens(self, raw: bytes) -> TokenSet:
-        body = self._codec.open(raw.decode("ascii"), name=_REFRESH_RESULT_NAME).data
-
-        def optional(name: str) -> Secret | None:
-            value = body.get(name)
-            return Secret(value) if isinstance(value, str) else None
-
-        expires_in = body.get("expires_in")
-        scope = body.get("scope")
-        return TokenSet(
-            access_token=Secret(str(body["access_token"])),
-            token_type=str(body.get("token_type", "Bearer")),
-            id_token=optional("id_token"),
-            refresh_token=optional("refresh_token"),
-            expires_in=expires_in if isinstance(expires_in, int) else None,
-            scope=scope if isinstance(scope, str) else None,
         )
 
     # -- ending

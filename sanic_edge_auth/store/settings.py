@@ -66,7 +66,7 @@ class CoordinationSettings:
     """
 
     lease_ttl: float = 10.0
-    result_ttl: float = 60.0
+    result_ttl: float = 10.0
     failure_ttl: float = 5.0
     wait_timeout: float = 30.0
 
@@ -356,7 +356,9 @@ def _sentinel(read: _Reader, key: str, value: Any) -> SentinelSettings | None:
 def _coordination(read: _Reader, key: str, value: Any) -> CoordinationSettings:
     data = read.section(key, value, _COORDINATION_KEYS)
     lease_ttl = read.number(f"{key}.lease_ttl", data.get("lease_ttl"), 10.0, low=1, high=300)
-    result_ttl = read.number(f"{key}.result_ttl", data.get("result_ttl"), 60.0, low=1, high=3600)
+    # Short: within it, a used refresh token gets the shared new token set instead of the
+    # IdP's reuse detection. Long enough for requests already in flight, no longer.
+    result_ttl = read.number(f"{key}.result_ttl", data.get("result_ttl"), 10.0, low=1, high=60)
     failure_ttl = read.number(f"{key}.failure_ttl", data.get("failure_ttl"), 5.0, low=1, high=300)
     wait_timeout = read.number(
         f"{key}.wait_timeout", data.get("wait_timeout"), 30.0, low=1, high=300

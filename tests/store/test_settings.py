@@ -48,7 +48,7 @@ def test_a_full_redis_section() -> None:
             "max_connections": 20,
             "health_check_interval": 5,
             "tls": {"ca_file": "/etc/ssl/redis-ca.pem"},
-            "coordination": {"lease_ttl": 15, "result_ttl": 120},
+            "coordination": {"lease_ttl": 15, "result_ttl": 30},
         }
     )
     assert found == []
@@ -57,7 +57,7 @@ def test_a_full_redis_section() -> None:
     assert settings.prefix == "shop:auth:"
     assert (settings.timeout, settings.connect_timeout, settings.retries) == (0.25, 2.0, 2)
     assert settings.tls == TLSSettings(ca_file="/etc/ssl/redis-ca.pem")
-    assert settings.coordination == CoordinationSettings(lease_ttl=15, result_ttl=120)
+    assert settings.coordination == CoordinationSettings(lease_ttl=15, result_ttl=30)
     assert PASSWORD not in repr(settings)
 
 
