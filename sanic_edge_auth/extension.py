@@ -63,6 +63,13 @@ __all__ = ["EdgeAuth"]
 
 _log = get_logger()
 HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
+_PER_PROCESS_STATE = (
+    "server-side sessions",
+    "session and back-channel revocations",
+    "the login replay guard",
+    "used back-channel logout jtis",
+    "refresh coordination",
+)
 ConfigSource = str | os.PathLike[str] | Mapping[str, Any]
 
 
@@ -225,6 +232,17 @@ class EdgeAuth:
         return error
 
     async def _check_in_main_process(self, app: Sanic[Any, Any]) -> None:
+        config = self.config
+        assert config is not None
+        workers = app.state.workers
+        if config.store.type == "memory" and workers > 1:
+            # Once, from the main process: each worker has its own memory store.
+            _log.warning(
+                Event.STORE_PER_PROCESS,
+                workers=workers,
+                per_process=_PER_PROCESS_STATE,
+                hint='set "store": {"type": "redis", "url": ...} to share them',
+            )
         problems = self._startup_problems(app)
         if problems:
             error = self._fail_startup(problems)

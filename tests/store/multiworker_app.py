@@ -1,0 +1,46 @@
+"""A gateway served by several real Sanic worker processes, for the multi-worker tests.
+
+Its config comes from ``EDGE_TEST_CONFIG`` (JSON) and its port from ``PORT``; every
+answer says which worker process served it (``X-Worker-Pid``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from sanic import Request, Sanic
+from sanic import json as answer
+from sanic.response import BaseHTTPResponse
+
+from sanic_edge_auth import EdgeAuth
+
+app: Sanic[Any, Any] = Sanic("multiworker")
+app.config.TOUCHUP = False
+edge = EdgeAuth(app, config=json.loads(os.environ["EDGE_TEST_CONFIG"]))
+
+
+@app.on_response
+async def tell_the_worker(request: Request, response: BaseHTTPResponse) -> None:
+    response.headers["x-worker-pid"] = str(os.getpid())
+
+
+async def orders(request: Request) -> Any:
+    auth = request.ctx.auth
+    body: dict[str, Any] = {"sub": auth.subject, "via": auth.via}
+    if auth.via == "session":
+        body["access_token_tail"] = (await request.ctx.session.access_token())[-8:]
+    return answer(body)
+
+
+app.add_route(orders, "/api/orders")
+
+if __name__ == "__main__":
+    app.run(
+        host="127.0.0.1",
+        port=int(os.environ["PORT"]),
+        workers=int(os.environ.get("WORKERS", "2")),
+        access_log=False,
+        motd=False,
+    )
