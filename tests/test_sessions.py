@@ -251,10 +251,11 @@ def test_an_idle_session_expires_by_inactivity(
 def test_fifty_concurrent_requests_with_an_expiring_token_cause_one_refresh(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str
 ) -> None:
-    fake_idp.access_token_lifetime = 5  # inside refresh_before: every use refreshes
+    fake_idp.access_token_lifetime = 5  # inside refresh_before: the next use refreshes
     client, _ = build(fake_idp, make_app, serve, mode=mode, refresh_before=10)
     assert sign_in(client, fake_idp).status == 302
     before = fake_idp.requests["token"]
+    fake_idp.access_token_lifetime = 3600  # the refreshed token is good for an hour
     fake_idp.latency = 0.2  # the refresh is in flight while all fifty arrive
     url = f"http://127.0.0.1:{client.port}/api/orders"
 
@@ -267,7 +268,7 @@ def test_fifty_concurrent_requests_with_an_expiring_token_cause_one_refresh(
     assert fake_idp.requests["token"] - before == 1
     # The rotated refresh token is alive: the IdP's reuse detection did not fire.
     client._session.cookies.update(responses[-1].cookies)
-    _, again = client.get("/api/orders")
+    _, again = client.post("/api/auth0/refresh")
     assert again.status == 200, again.text
     assert fake_idp.requests["token"] - before == 2
 

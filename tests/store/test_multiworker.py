@@ -177,14 +177,15 @@ def test_an_expired_server_session_refreshes_once_across_workers(
     redis_server: RedisServer,
     start_gateway: Callable[..., Gateway],
 ) -> None:
-    fake_idp.access_token_lifetime = 5
     gateway = start_gateway(
         fake_idp, redis_server.url, session={"store": "server", "refresh_before": 10}
     )
     for _attempt in range(5):  # until a burst lands on both workers (see on_both)
+        fake_idp.access_token_lifetime = 5  # the login's token is about to expire...
         callback, cookies = gateway.login(fake_idp)
         assert callback.status_code == 302, callback.text
         before = fake_idp.requests["token"]
+        fake_idp.access_token_lifetime = 3600  # ...the refreshed one is not
         fake_idp.latency = 0.3
 
         def orders(jar: dict[str, str] = cookies) -> httpx.Response:
@@ -199,8 +200,9 @@ def test_an_expired_server_session_refreshes_once_across_workers(
     assert len(pids(responses)) == 2
     assert len({r.json()["access_token_tail"] for r in responses}) == 1
     # The stored session now holds the new refresh token, which works.
-    later = gateway.request("GET", "/api/orders", cookies=cookies)
+    later = gateway.request("GET", "/api/auth0/refresh", cookies=cookies)
     assert later.status_code == 200, later.text
+    assert later.json()["refreshed"] is True
     assert fake_idp.requests["token"] - before == 2
 
 
