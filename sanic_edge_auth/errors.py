@@ -495,6 +495,7 @@ NARROW_KINDS: Mapping[type[EdgeAuthError], tuple[str, ...]] = {
     InvalidCallback: ("callback_malformed", "login_state_invalid", "issuer_mismatch"),
     BadRequest: ("refresh_token_missing", "refresh_token_malformed", "return_to_rejected"),
     SessionInvalid: ("session_expired", "session_revoked", "session_refresh_refused"),
+    ConfigError: ("session_too_large",),
 }
 
 

@@ -505,3 +505,20 @@ def test_rotated_session_secrets_keep_old_cookies_valid(
         rotated._session.cookies.set(name, value, domain="127.0.0.1")
     _, response = rotated.get("/api/orders")
     assert response.status == 200, response.text
+    # Opened under the older secret, so sealed again under the first one at once.
+    resealed = [c for c in set_cookie_headers(response) if c.startswith(COOKIE)]
+    assert resealed
+    assert all("max-age=0" not in c.lower() for c in resealed)
+
+
+def test_a_session_too_large_for_cookies_is_a_config_error_not_a_crash(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    client, _ = build(fake_idp, make_app, serve, blob=9000)
+    with capture_logs() as logs:
+        callback = sign_in(client, fake_idp)
+    assert callback.status == 500
+    assert callback.json["error"] == "misconfigured"
+    failed = [e for e in logs if e.get("error_kind") == "session_too_large"]
+    assert failed and failed[0]["error_source"] == "config"
+    assert "session.store" in failed[0]["reason"]

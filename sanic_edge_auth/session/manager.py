@@ -31,10 +31,11 @@ from sanic import Request
 from sanic.response import HTTPResponse
 
 from sanic_edge_auth.adapter import IdentityAdapter, TokenSet, VerifiedToken
-from sanic_edge_auth.errors import CrossSiteRequest, InvalidGrant, SessionInvalid
+from sanic_edge_auth.errors import ConfigError, CrossSiteRequest, InvalidGrant, SessionInvalid
 from sanic_edge_auth.log import Event, get_logger
-from sanic_edge_auth.session.codec import SessionCodec, SessionCookieInvalid
+from sanic_edge_auth.session.codec import OpenedSession, SessionCodec, SessionCookieInvalid
 from sanic_edge_auth.session.cookies import (
+    SessionTooLarge,
     delete_session_cookies,
     join_chunks,
     policy_for_origin,
@@ -259,9 +260,21 @@ class SessionManager:
         else:
             sealed = self._codec.seal(state.to_json(), name=self._cookie_name, expires_at=end)
             self._cache.put(sealed, state)
-        set_session_cookies(
-            response, self._policy, sealed, present=request.cookies, max_age=max(1, int(remaining))
-        )
+        try:
+            set_session_cookies(
+                response,
+                self._policy,
+                sealed,
+                present=request.cookies,
+                max_age=max(1, int(remaining)),
+            )
+        except SessionTooLarge as exc:
+            # Not the caller's doing: what the app keeps in the session outgrew cookies.
+            raise ConfigError(
+                f"the session needs {exc.size} bytes of cookies, over the {exc.max_total}-byte "
+                "budget: keep less in it, or set session.store to 'server'",
+                error_kind="session_too_large",
+            ) from None
 
     def clear(self, request: Request, response: HTTPResponse) -> None:
         """Delete the session cookies the request carried."""
@@ -278,7 +291,7 @@ class SessionManager:
         sealed = join_chunks(self._policy, request.cookies)
         if sealed is None:
             return None
-        state = await self._state_for(sealed)
+        state, current_key = await self._state_for(sealed)
         now = self._clock()
         if now >= self.absolute_end(state) or now >= (
             state.last_seen + self.settings.inactivity_timeout
@@ -287,34 +300,46 @@ class SessionManager:
         if await self._revoked(state):
             raise self._invalid("the session has ended", "session_revoked", request)
         session = Session(self, state)
-        if now - state.last_seen >= self._touch_interval:
-            session.touch(now)  # rolling expiry: written back by the response
+        if now - state.last_seen >= self._touch_interval or not current_key:
+            # Rolling expiry, or a cookie sealed under an older secret: written back by
+            # the response, sealed under the first secret.
+            session.touch(now)
         return session
 
-    async def _state_for(self, sealed: str) -> SessionState:
+    async def _state_for(self, sealed: str) -> tuple[SessionState, bool]:
+        """The state behind a cookie, and whether it was sealed under the first secret
+        (decrypted once per cookie value: later requests hit the cache)."""
         if self.settings.mode == "cookie":
             state = self._cache.get(sealed)
-            if state is None:
-                state = SessionState.from_json(self._open(sealed, self._cookie_name))
+            if state is not None:
+                return state, True  # only states sealed under the first key are cached
+            opened = self._open(sealed, self._cookie_name)
+            state = SessionState.from_json(opened.data)
+            if opened.sealed_with_current_key:
                 self._cache.put(sealed, state)
-            return state
-        session_id = self._open(sealed, self._cookie_name).get("id")
+            return state, opened.sealed_with_current_key
+        cookie = self._open(sealed, self._cookie_name)
+        session_id = cookie.data.get("id")
         if not isinstance(session_id, str):
             raise SessionInvalid("the session cookie is not valid", error_kind="session_invalid")
         record = await self._store.get(_record_key(session_id))
         if record is None:
             raise SessionInvalid("the session has ended", error_kind="session_revoked")
         state = self._cache.get(record)
+        current = cookie.sealed_with_current_key
         if state is None:
-            state = SessionState.from_json(self._open(record.decode("ascii"), _RECORD_NAME))
+            opened = self._open(record.decode("ascii"), _RECORD_NAME)
+            state = SessionState.from_json(opened.data)
             if state.id != session_id:
                 raise SessionInvalid("the session is not valid", error_kind="session_invalid")
-            self._cache.put(record, state)
-        return state
+            current = current and opened.sealed_with_current_key
+            if current:
+                self._cache.put(record, state)
+        return state, current
 
-    def _open(self, sealed: str, name: str) -> dict[str, Any]:
+    def _open(self, sealed: str, name: str) -> OpenedSession:
         try:
-            return self._codec.open(sealed, name=name).data
+            return self._codec.open(sealed, name=name)
         except SessionCookieInvalid as exc:
             _log.info(Event.SESSION_REFUSED, reason=exc.reason)
             error_kind = "session_expired" if exc.reason == "expired" else "session_invalid"
