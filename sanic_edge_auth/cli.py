@@ -54,6 +54,7 @@ from sanic_edge_auth.errors import (
 )
 from sanic_edge_auth.oidc.http import IdPClient, classify_oauth_error
 from sanic_edge_auth.registry import AdapterResolver
+from sanic_edge_auth.store.settings import redacted_endpoint
 
 __all__ = ["Finding", "main"]
 
@@ -189,6 +190,20 @@ def _summary(path: str, config: EdgeAuthConfig, resolver: AdapterResolver, out: 
         out.line(f"redirect_uri   {authorizer.redirect_uri}")
     keys = "inline jwks" if authorizer.jwks else (authorizer.jwks_uri or "from the issuer")
     out.line(f"signing keys   {keys}; algorithms {', '.join(authorizer.algorithms)}")
+    session = config.session
+    if session is None:
+        out.line("session        none (flows answer JSON with the tokens: API clients)")
+    else:
+        out.line(
+            f"session        {session.mode} store, {len(session.secrets)} secret(s), "
+            f"idle {session.inactivity_timeout:g} s, absolute {session.absolute_timeout:g} s"
+        )
+    store = config.store
+    if store.type == "redis":
+        where = redacted_endpoint(store.url.reveal()) if store.url is not None else "sentinel"
+        out.line(f"store          redis at {where}, prefix {store.prefix!r}")
+    else:
+        out.line("store          memory (per process: one worker only, or use redis)")
     out.line(f"paths ({len(config.paths)}):")
     width = max((len(rule.path) for rule in config.paths), default=0)
     for rule in config.paths:

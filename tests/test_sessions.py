@@ -520,5 +520,6 @@ def test_a_session_too_large_for_cookies_is_a_config_error_not_a_crash(
     assert callback.status == 500
     assert callback.json["error"] == "misconfigured"
     failed = [e for e in logs if e.get("error_kind") == "session_too_large"]
-    assert failed and failed[0]["error_source"] == "config"
+    assert failed
+    assert failed[0]["error_source"] == "config"
     assert "session.store" in failed[0]["reason"]
