@@ -66,22 +66,30 @@ def server(idp: FakeIdentityProvider, cache_size: int) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port)
         yield url
     finally:
         process.terminate()
         process.wait(timeout=10)
 
 
-def wrk(url: str, token: str | None, seconds: int = SECONDS) -> float:
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def wrk(url: str, token: str | None, seconds: int = SECONDS, header: str | None = None) -> float:
     command = [*PIN_WRK, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", url]
     if token:
         command[-1:-1] = ["-H", f"Authorization: Bearer {token}"]
+    if header:
+        command[-1:-1] = ["-H", header]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", output)
     if match is None or "Non-2xx" in output:

@@ -12,7 +12,10 @@ through ``structlog.make_filtering_bound_logger(logging.INFO)``.
 from __future__ import annotations
 
 import argparse
+import json as jsonlib
 import logging
+import os
+import sys
 import time
 from typing import Any
 
@@ -25,14 +28,23 @@ from sanic.response import HTTPResponse
 from sanic_edge_auth import EdgeAuth
 
 
-def main() -> None:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--idp", required=True)
     parser.add_argument("--client-id", required=True)
     parser.add_argument("--audience", required=True)
+    parser.add_argument("--client-secret", default="")
     parser.add_argument("--cache-size", type=int, default=10_000)
-    args = parser.parse_args()
+    parser.add_argument("--session", action="store_true", help="turn cookie sessions on")
+    parser.add_argument("--redis-url", help="use the Redis store at this URL")
+    parser.add_argument("--workers", type=int, default=1)
+    return parser.parse_args(argv)
+
+
+def build(args: argparse.Namespace) -> Sanic[Any, Any]:
+    """The benchmark app. Built at import in worker processes (Sanic re-imports the
+    main module there and looks the app up by name), from ``BENCH_SERVER_ARGS``."""
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -43,19 +55,31 @@ def main() -> None:
         cache_logger_on_first_use=True,
     )
     app: Sanic[Any, Any] = Sanic(f"bench_{args.port}")
-    edge = EdgeAuth(
-        app,
-        config={
-            "authorizer": {
-                "type": "auth0",
-                "domain": args.idp,
-                "client_id": args.client_id,
-                "audience": args.audience,
-                "token_cache_size": args.cache_size,
-            },
-            "paths": [],
+    config: dict[str, Any] = {
+        "authorizer": {
+            "type": "auth0",
+            "domain": args.idp,
+            "client_id": args.client_id,
+            "audience": args.audience,
+            "token_cache_size": args.cache_size,
         },
-    )
+        "paths": [],
+    }
+    if args.session:
+        config["authorizer"].update(
+            client_secret=args.client_secret,
+            redirect_uri=f"http://127.0.0.1:{args.port}/login/callback",
+            cookie_secret=_BENCH_SECRET,
+            scope="openid profile email offline_access",
+        )
+        config["paths"] = [
+            {"method": "GET", "path": "/login", "integration": {"type": "auth0_login"}},
+            {"method": "GET", "path": "/login/callback", "integration": {"type": "auth0_callback"}},
+        ]
+        config["session"] = {"secret": _BENCH_SECRET, "store": "cookie"}
+    if args.redis_url:
+        config["store"] = {"type": "redis", "url": args.redis_url, "prefix": f"bench{args.port}:"}
+    edge = EdgeAuth(app, config=config)
 
     @app.get("/open")
     async def open_route(request: Request) -> Any:
@@ -67,7 +91,22 @@ def main() -> None:
         return json({"ok": True})
 
     app.blueprint(pyjwt_peer(args.idp, args.audience))
-    app.run(host="127.0.0.1", port=args.port, single_process=True, access_log=False, motd=False)
+    return app
+
+
+def main() -> None:
+    args = parse()
+    os.environ["BENCH_SERVER_ARGS"] = jsonlib.dumps(sys.argv[1:])
+    app = build(args)
+    if args.workers > 1:
+        app.run(
+            host="127.0.0.1", port=args.port, workers=args.workers, access_log=False, motd=False
+        )
+    else:
+        app.run(host="127.0.0.1", port=args.port, single_process=True, access_log=False, motd=False)
+
+
+_BENCH_SECRET = "a-benchmark-secret-that-is-long-enough-0123456"
 
 
 def pyjwt_peer(idp: str, audience: str) -> Blueprint:
@@ -103,6 +142,9 @@ def pyjwt_peer(idp: str, audience: str) -> Blueprint:
 
     return blueprint
 
+
+if __name__ == "__mp_main__" and "BENCH_SERVER_ARGS" in os.environ:
+    build(parse(jsonlib.loads(os.environ["BENCH_SERVER_ARGS"])))
 
 if __name__ == "__main__":
     main()

@@ -45,12 +45,13 @@ from sanic_edge_auth.protect import CLEAR_SESSION_ATTR, Guard, bearer_token, for
 from sanic_edge_auth.request_body import read_bounded_body
 from sanic_edge_auth.responses import error_response, log_error
 from sanic_edge_auth.return_to import absolute_return_to, safe_return_to
+from sanic_edge_auth.session.manager import Session
 
 if TYPE_CHECKING:
     from sanic import Sanic
 
     from sanic_edge_auth.refresh import RefreshCoordinator
-    from sanic_edge_auth.session.manager import Session, SessionManager
+    from sanic_edge_auth.session.manager import SessionManager
     from sanic_edge_auth.store.base import Store
 
 __all__ = ["EdgeRoutes"]
@@ -312,8 +313,6 @@ class EdgeRoutes:
             scopes = (await adapter.verify_access_token(tokens.access_token.reveal())).scopes
         else:
             scopes = frozenset((tokens.scope or "").split())
-        from sanic_edge_auth.session.manager import Session
-
         session = Session(sessions, sessions.new_state(tokens, id_token, scopes))
         context = HookContext(
             request=request,
@@ -401,11 +400,16 @@ class EdgeRoutes:
             adapter = self._runtime.adapter
             if rule.auth:
                 await self._runtime.guard.authenticate(request, rule.scopes)
-            if not _has_refresh_token(request):
+            refresh_token = _refresh_token_in(request)
+            if refresh_token is None:
                 session = await self._session_of(request)
                 if session is not None:
                     return await self._refresh_session(request, hooks, session)
-            refresh_token = _refresh_token_from(request)
+                raise BadRequest(
+                    "a refresh token is required (X-Refresh-Token header or refresh_token in "
+                    "the body)",
+                    error_kind="refresh_token_missing",
+                )
             tokens = await self._refresh_once(adapter, refresh_token)
             claims: Mapping[str, Any] = {}
             if tokens.id_token is not None:
@@ -549,14 +553,9 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
 
 
-def _has_refresh_token(request: Request) -> bool:
-    """Whether an API client sent a refresh token (then the session is not used)."""
-    if request.headers.get("x-refresh-token"):
-        return True
-    return bool(request.body)
-
-
-def _refresh_token_from(request: Request) -> str:
+def _refresh_token_in(request: Request) -> str | None:
+    """The refresh token an API client sent (header, JSON or form body), or ``None``
+    (then a browser session, if any, is refreshed instead)."""
     token = request.headers.get("x-refresh-token")
     if not token and request.body:
         content_type = request.content_type or ""
@@ -571,10 +570,7 @@ def _refresh_token_from(request: Request) -> str:
             form = request.form
             token = form.get("refresh_token") if form is not None else None
     if not isinstance(token, str) or not token:
-        raise BadRequest(
-            "a refresh token is required (X-Refresh-Token header or refresh_token in the body)",
-            error_kind="refresh_token_missing",
-        )
+        return None
     # Checked before it is hashed or sent anywhere: a lone surrogate cannot be encoded,
     # and a huge one would travel to the IdP beside our client secret.
     if (

@@ -24,7 +24,6 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from sanic import Request
@@ -32,6 +31,7 @@ from sanic.response import HTTPResponse
 
 from sanic_edge_auth.adapter import IdentityAdapter, TokenSet, VerifiedToken
 from sanic_edge_auth.errors import ConfigError, CrossSiteRequest, InvalidGrant, SessionInvalid
+from sanic_edge_auth.frozen import freeze_claims
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.session.codec import OpenedSession, SessionCodec, SessionCookieInvalid
 from sanic_edge_auth.session.cookies import (
@@ -157,7 +157,7 @@ class Session:
     def set(self, key: str, value: Any) -> None:
         """Keep ``value`` (JSON-able) in the session under ``key``."""
         json.dumps(value)  # refuse what the session could not hold, here, not later
-        self._replace(data=MappingProxyType({**self._state.data, key: value}))
+        self._replace(data=freeze_claims({**self._state.data, key: value}))
 
     async def access_token(self) -> str:
         """A current access token, refreshed first if it expires within
@@ -237,7 +237,7 @@ class SessionManager:
         return SessionState(
             id=secrets.token_urlsafe(32),
             subject=id_token.subject or "",
-            claims=MappingProxyType(claims),
+            claims=freeze_claims(claims),
             scopes=tuple(sorted(scopes)),
             access_token=tokens.access_token.reveal(),
             created_at=now,
@@ -348,16 +348,15 @@ class SessionManager:
             raise SessionInvalid("the session cookie is not valid") from None
 
     async def _revoked(self, state: SessionState) -> bool:
-        store = self._store
-        if await store.get(_revoked_key("session", state.id)) is not None:
+        """Whether a logout ended this session, or a back-channel logout its IdP
+        session (``sid``) or its user (``sub``) after it began: one store round trip."""
+        keys = [_revoked_key("session", state.id), _revoked_key("sub", state.subject)]
+        if state.idp_sid is not None:
+            keys.append(_revoked_key("sid", state.idp_sid))
+        session_mark, *marks = await self._store.get_many(keys)
+        if session_mark is not None:
             return True
-        for kind, value in (("sid", state.idp_sid), ("sub", state.subject)):
-            if value is None:
-                continue
-            marked = await store.get(_revoked_key(kind, value))
-            if marked is not None and float(marked) >= state.created_at:
-                return True
-        return False
+        return any(mark is not None and float(mark) >= state.created_at for mark in marks)
 
     def _invalid(self, description: str, kind: str, request: Request) -> SessionInvalid:
         return SessionInvalid(
@@ -421,7 +420,7 @@ class SessionManager:
             refresh_token=tokens.refresh_token.reveal() if tokens.refresh_token else refresh_token,
             id_token=tokens.id_token.reveal() if tokens.id_token else state.id_token,
             access_expires_at=now + tokens.expires_in if tokens.expires_in is not None else None,
-            claims=MappingProxyType(dict(claims)),
+            claims=freeze_claims(dict(claims)),
             scopes=scopes,
             last_seen=now,
         )

@@ -1,8 +1,9 @@
 """What a browser session holds, and its JSON form.
 
-A session is immutable: a change (a refresh, a touch, custom data from a hook) makes
-a new :class:`SessionState`, so one cached state shared by concurrent requests with
-the same cookie is never changed under another request's feet.
+A session is immutable, all the way down (claims and custom data are frozen like
+verified claims): a change (a refresh, a touch, custom data from a hook) makes a new
+:class:`SessionState`, so one cached state shared by concurrent requests with the
+same cookie is never changed under another request's feet.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
+
+from sanic_edge_auth.frozen import freeze_claims
 
 __all__ = ["SessionState"]
 
@@ -69,7 +72,7 @@ class SessionState:
             state = cls(
                 id=_text(raw["id"]),
                 subject=_text(raw["sub"]),
-                claims=MappingProxyType(dict(raw["claims"])),
+                claims=freeze_claims(dict(raw["claims"])),
                 scopes=tuple(_text(scope) for scope in raw["scopes"]),
                 access_token=_text(raw["at"]),
                 created_at=float(raw["created"]),
@@ -78,7 +81,7 @@ class SessionState:
                 refresh_token=_optional_text(raw.get("rt")),
                 id_token=_optional_text(raw.get("it")),
                 access_expires_at=None if raw.get("exp") is None else float(raw["exp"]),
-                data=MappingProxyType(dict(raw.get("data") or {})),
+                data=freeze_claims(dict(raw.get("data") or {})),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError("malformed session") from exc

@@ -25,6 +25,7 @@ callers pass short, non-secret keys (hash anything secret first).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -63,6 +64,10 @@ class Store(Protocol):
 
     async def get(self, key: str) -> bytes | None:
         """The value stored under ``key``, or ``None`` when absent or expired."""
+        ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values of ``keys``, in order, in one round trip (Redis ``MGET``)."""
         ...
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sanic_edge_auth.errors import StoreUnavailable
 from sanic_edge_auth.store.base import LeaseToken, check_ttl
@@ -61,6 +61,10 @@ class MemoryStore:
 
     async def get(self, key: str) -> bytes | None:
         return self._live(self._prefix + key)
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        prefix = self._prefix
+        return [self._live(prefix + key) for key in keys]
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         self._write("set", self._prefix + key, value, ttl)

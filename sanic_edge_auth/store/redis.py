@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from redis import exceptions as redis_errors
@@ -207,6 +207,17 @@ class RedisStore:
         value = await self._call("get", lambda: self._client.get(self._prefix + key))
         # decode_responses is off, so redis-py hands back bytes.
         return None if value is None else bytes(value)  # type: ignore[arg-type]
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        names = [self._prefix + key for key in keys]
+        values = await self._call("get_many", lambda: self._client.mget(names))
+        # decode_responses is off: bytes come back (str only if someone turned it on).
+        return [
+            None if value is None else value if isinstance(value, bytes) else value.encode()
+            for value in values
+        ]
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         ms = _milliseconds(ttl)

@@ -36,6 +36,17 @@ async def test_get_set_overwrite_and_delete(backend: Backend) -> None:
     assert await store.delete("k") is False
 
 
+async def test_get_many_answers_in_order_with_gaps(backend: Backend) -> None:
+    store = backend.store
+    await store.set("a", b"1", LONG)
+    await store.set("c", b"\x003", LONG)
+    assert await store.get_many(["a", "b", "c"]) == [b"1", None, b"\x003"]
+    assert await store.get_many([]) == []
+    await store.set("short", b"x", SHORT)
+    await backend.advance(EXPIRE)
+    assert await store.get_many(["short", "a"]) == [None, b"1"]
+
+
 async def test_values_expire_after_their_ttl_and_not_before(backend: Backend) -> None:
     store = backend.store
     await store.set("short", b"1", SHORT)
