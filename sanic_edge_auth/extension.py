@@ -42,6 +42,7 @@ from sanic_edge_auth.errors import (
 )
 from sanic_edge_auth.hooks import Hook, HookRegistry
 from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.protect import (
     CLEAR_SESSION_ATTR,
@@ -51,7 +52,7 @@ from sanic_edge_auth.protect import (
 )
 from sanic_edge_auth.refresh import RefreshCoordinator
 from sanic_edge_auth.registry import AdapterResolver
-from sanic_edge_auth.responses import handle_edge_auth_error
+from sanic_edge_auth.responses import error_handler
 from sanic_edge_auth.routes import EdgeRoutes
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.session.csrf import origin_of
@@ -91,8 +92,12 @@ class EdgeAuth:
         secrets: SecretSource | None = None,
         adapters: Mapping[str, type[AdapterFactory]] | None = None,
         environ: Mapping[str, str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._config_source = config
+        # Off unless asked for: EdgeAuth(..., metrics=create_metrics()) records through
+        # OpenTelemetry; the default records nothing and costs nothing.
+        self._metrics = metrics or NOOP_METRICS
         self._secrets_dir = secrets_dir
         self._secrets = secrets
         self._extra_adapters = adapters
@@ -155,7 +160,7 @@ class EdgeAuth:
             app.on_request(route_middleware(lambda: self.guard))
         if config.session is not None:
             app.register_middleware(self._write_session, "response")
-        app.error_handler.add(EdgeAuthError, handle_edge_auth_error)
+        app.error_handler.add(EdgeAuthError, error_handler(self._metrics))
         app.main_process_start(self._check_in_main_process)
         app.before_server_start(self._before_start)
         app.after_server_stop(self._after_stop)
@@ -263,13 +268,17 @@ class EdgeAuth:
             headers={"User-Agent": "sanic-edge-auth"},
         )
         self._adapter = adapter_class.from_config(
-            config.authorizer, IdPClient(self._http, timeout=config.authorizer.timeout)
+            config.authorizer,
+            IdPClient(self._http, timeout=config.authorizer.timeout, metrics=self._metrics),
         )
         # One store (and, for Redis, one connection pool) per worker. A wrong Redis URL
         # or password is a config error naming store.url, raised here.
         self._store = await open_store(config.store)
         self._refreshes = RefreshCoordinator(
-            self._store, _sealing_secrets(config), settings=config.store.coordination
+            self._store,
+            _sealing_secrets(config),
+            settings=config.store.coordination,
+            metrics=self._metrics,
         )
         if config.session is not None:
             assert config.authorizer.redirect_uri is not None  # the loader requires it
@@ -285,7 +294,7 @@ class EdgeAuth:
                 refreshes=self._refreshes,
                 login_path=login,
             )
-        self._guard = Guard(self._adapter, self._sessions)
+        self._guard = Guard(self._adapter, self._sessions, self._metrics)
         await self._adapter.startup()
         _log.info(
             Event.CONFIGURED,

@@ -19,6 +19,7 @@ from sanic import Request
 from sanic_edge_auth.adapter import IdentityAdapter, VerifiedToken
 from sanic_edge_auth.errors import InsufficientScope, InvalidToken, MissingToken, SessionInvalid
 from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 
 if TYPE_CHECKING:
     from sanic import Sanic
@@ -93,12 +94,19 @@ class Guard:
     send one on their own, so a bearer request cannot be a cross-site forgery.
     """
 
-    __slots__ = ("_adapter", "_granted", "_sessions")
+    __slots__ = ("_adapter", "_count_granted", "_granted", "_sessions")
 
-    def __init__(self, adapter: IdentityAdapter, sessions: SessionManager | None = None) -> None:
+    def __init__(
+        self,
+        adapter: IdentityAdapter,
+        sessions: SessionManager | None = None,
+        metrics: Metrics = NOOP_METRICS,
+    ) -> None:
         self._adapter = adapter
         self._sessions = sessions
         self._granted = _granted_logger()
+        # None unless metrics are on (denials are counted where errors are answered).
+        self._count_granted = metrics.auth_decision if metrics is not NOOP_METRICS else None
 
     async def authenticate(self, request: Request, scopes: Collection[str]) -> VerifiedToken:
         """Verify the request's bearer token (or session), check ``scopes``, set
@@ -114,6 +122,8 @@ class Guard:
         request.ctx.auth = verified
         if self._granted is not None:
             self._granted(Event.AUTH_GRANTED, subject=verified.subject)
+        if self._count_granted is not None:
+            self._count_granted("granted")
         return verified
 
     async def _from_session(
@@ -146,6 +156,8 @@ class Guard:
         request.ctx.session = session
         if self._granted is not None:
             self._granted(Event.AUTH_GRANTED, subject=verified.subject, via="session")
+        if self._count_granted is not None:
+            self._count_granted("granted")
         return verified
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 from sanic_edge_auth.adapter import IdentityAdapter, TokenSet
+from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.session.codec import SessionCodec
 from sanic_edge_auth.store.coordination import ClusterSingleFlight
@@ -43,8 +44,10 @@ class RefreshCoordinator:
         *,
         settings: CoordinationSettings | None = None,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics = NOOP_METRICS,
     ) -> None:
         self._codec = SessionCodec(secrets, clock=clock)
+        self._metrics = metrics
         self._clock = clock
         self._flight: ClusterSingleFlight[TokenSet] = ClusterSingleFlight(
             store, encode=self._seal, decode=self._open, settings=settings, namespace="refresh"
@@ -52,7 +55,19 @@ class RefreshCoordinator:
 
     async def refresh(self, adapter: IdentityAdapter, refresh_token: str) -> TokenSet:
         """The new token set for ``refresh_token``: from the IdP once, shared after."""
-        return await self._flight.run(refresh_token, lambda: adapter.refresh(refresh_token))
+        called = False
+
+        async def call() -> TokenSet:
+            nonlocal called
+            called = True
+            return await adapter.refresh(refresh_token)
+
+        try:
+            return await self._flight.run(refresh_token, call)
+        finally:
+            if not called:
+                # This caller joined a refresh already made (here or by another worker).
+                self._metrics.refresh_coalesced()
 
     def _seal(self, tokens: TokenSet) -> bytes:
         sealed = self._codec.seal(

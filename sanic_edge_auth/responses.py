@@ -7,15 +7,17 @@ key, what the IdP said) are for the operator's log, not for the caller.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sanic import Request
 from sanic.response import HTTPResponse, json, redirect
 
-from sanic_edge_auth.errors import ConfigError, EdgeAuthError, SessionInvalid
+from sanic_edge_auth.errors import ConfigError, EdgeAuthError, SessionInvalid, StoreError
 from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 
-__all__ = ["error_response", "log_error"]
+__all__ = ["error_handler", "error_response", "log_error"]
 
 _log = get_logger()
 _MISCONFIGURED = "the authentication service is misconfigured; details are in the server log"
@@ -68,3 +70,20 @@ async def handle_edge_auth_error(request: Request, exception: Exception) -> HTTP
         raise exception
     log_error(exception, request)
     return error_response(exception)
+
+
+def error_handler(metrics: Metrics) -> Callable[[Request, Exception], Awaitable[HTTPResponse]]:
+    """The Sanic exception handler, counting what it answers when metrics are on:
+    refused credentials (401/403) as auth decisions, and store failures."""
+    if metrics is NOOP_METRICS:
+        return handle_edge_auth_error
+
+    async def handle_and_count(request: Request, exception: Exception) -> HTTPResponse:
+        if isinstance(exception, EdgeAuthError):
+            if exception.source == "client" and exception.status in (401, 403):
+                metrics.auth_decision("denied", exception.error_kind)
+            elif isinstance(exception, StoreError):
+                metrics.store_error(exception.operation)
+        return await handle_edge_auth_error(request, exception)
+
+    return handle_and_count

@@ -153,3 +153,53 @@ def test_the_docs_list_every_instrument_with_its_labels() -> None:
     }
     expected = {name: (kind, unit, labels) for name, (kind, unit, labels, _) in INSTRUMENTS.items()}
     assert documented == expected
+
+
+def test_an_app_records_decisions_cache_lookups_jwks_and_coalesced_refreshes(
+    reader: InMemoryMetricReader,
+    metrics: Metrics,
+    fake_idp: FakeIdentityProvider,
+    make_app: Any,
+    serve: Any,
+) -> None:
+    import asyncio
+
+    from sanic import Request, json
+
+    from tests.helpers import login
+
+    app, edge = make_app(fake_idp.gateway_config(), metrics=metrics)
+
+    @app.get("/orders")
+    @edge.protected()
+    async def orders(request: Request) -> Any:
+        return json({})
+
+    client = serve(app)
+    token = fake_idp.mint_token(use="id")
+    for _ in range(3):
+        assert client.get("/orders", headers={"Authorization": f"Bearer {token}"})[1].status == 200
+    assert client.get("/orders")[1].status == 401
+    assert client.get("/orders", headers={"Authorization": "Bearer x.y.z"})[1].status == 401
+
+    decisions = counts(reader, "edge_auth.auth.decisions")
+    assert decisions[(("error_kind", "none"), ("result", "granted"))] == 3
+    assert decisions[(("error_kind", "missing_token"), ("result", "denied"))] == 1
+    assert decisions[(("error_kind", "token_malformed"), ("result", "denied"))] == 1
+    lookups = counts(reader, "edge_auth.token_cache.lookups")
+    assert lookups[(("result", "miss"),)] >= 1
+    assert lookups[(("result", "hit"),)] >= 2
+    assert counts(reader, "edge_auth.jwks.refreshes")[(("outcome", "ok"),)] == 1
+
+    tokens = login(client, fake_idp).json
+    fake_idp.latency = 0.2
+    url = f"http://127.0.0.1:{client.port}/api/auth0/refresh"
+    headers = {"X-Refresh-Token": tokens["refresh_token"]}
+
+    async def five() -> list[Any]:
+        return await asyncio.gather(*(client._session.get(url, headers=headers) for _ in range(5)))
+
+    assert {r.status_code for r in client._run(five())} == {200}
+    fake_idp.latency = 0
+    assert counts(reader, "edge_auth.refresh.coalesced")[()] == 4
+

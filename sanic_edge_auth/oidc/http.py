@@ -85,6 +85,12 @@ class IdPClient:
         self._clock = clock
 
     @property
+    def metrics(self) -> Metrics:
+        """The app's metrics, for what an adapter builds on this client (key stores,
+        verifiers)."""
+        return self._metrics
+
+    @property
     def client(self) -> httpx.AsyncClient:
         return self._client
 

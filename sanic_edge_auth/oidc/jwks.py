@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from sanic_edge_auth.config import AuthorizerConfig, JWKSCacheSettings
 from sanic_edge_auth.errors import InvalidToken, UpstreamBadResponse, UpstreamError
 from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.oidc.keys import KeySetError, VerificationKey, parse_jwks
 from sanic_edge_auth.oidc.singleflight import SingleFlight
@@ -145,8 +146,10 @@ class JWKSCache:
         allowed_algorithms: Set[str],
         settings: JWKSCacheSettings | None = None,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics = NOOP_METRICS,
     ) -> None:
         self._fetch = fetch
+        self._metrics = metrics
         self._allowed = frozenset(allowed_algorithms)
         self._settings = settings or JWKSCacheSettings()
         self._clock = clock
@@ -217,7 +220,9 @@ class JWKSCache:
             keys, document = await self._fetch_keys()
         except UpstreamError as exc:
             self._failed(started, exc)
+            self._metrics.jwks_refresh("failed")
             raise
+        self._metrics.jwks_refresh("ok")
         ttl = self._ttl(document.max_age)
         removed = _removed_or_replaced(self._keys, keys)
         self._keys = keys
@@ -292,5 +297,8 @@ def key_store_for(config: AuthorizerConfig, http: IdPClient, default_jwks_uri: s
         return StaticKeys(config.jwks, allowed_algorithms=algorithms)
     url = config.jwks_uri or default_jwks_uri
     return JWKSCache(
-        lambda: fetch_jwks(http, url), allowed_algorithms=algorithms, settings=config.jwks_cache
+        lambda: fetch_jwks(http, url),
+        allowed_algorithms=algorithms,
+        settings=config.jwks_cache,
+        metrics=http.metrics,
     )

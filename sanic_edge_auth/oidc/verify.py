@@ -51,6 +51,7 @@ from sanic_edge_auth.adapter import TokenUse, VerifiedToken
 from sanic_edge_auth.config import AuthorizerConfig
 from sanic_edge_auth.errors import EdgeAuthError, InvalidToken
 from sanic_edge_auth.frozen import freeze_claims
+from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.oidc.jwks import KeyStore
 from sanic_edge_auth.oidc.keys import PublicKey, VerificationKey
 
@@ -229,6 +230,7 @@ class TokenVerifier:
         *,
         cache_size: int = 10_000,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics = NOOP_METRICS,
     ) -> None:
         unknown = policy.algorithms - _VERIFIERS.keys()
         if unknown:
@@ -238,6 +240,8 @@ class TokenVerifier:
         self._leeway = policy.leeway
         self._clock = clock
         self._cache = _VerifiedCache(cache_size) if cache_size > 0 else None
+        # None unless metrics are on: the cache-hit path then pays one `is` test.
+        self._count_lookup = metrics.token_cache if metrics is not NOOP_METRICS else None
         self._headers: dict[str, dict[str, Any]] = {}
         keys.on_keys_removed(self._evict_keys)
 
@@ -271,6 +275,8 @@ class TokenVerifier:
         the signing keys cannot be fetched)."""
         if nonce is None:
             hit = self.cached(token)
+            if self._count_lookup is not None:
+                self._count_lookup(hit is not None)
             if hit is not None:
                 return hit
         try:
@@ -491,6 +497,7 @@ def verifiers_for(
     keys: KeyStore,
     *,
     required_claims: Mapping[str, str] | None = None,
+    metrics: Metrics = NOOP_METRICS,
 ) -> tuple[TokenVerifier, TokenVerifier]:
     """The two verifiers an OIDC client needs: ID tokens, and bearer tokens.
 
@@ -518,8 +525,14 @@ def verifiers_for(
                 "tokens)"
             ),
         )
-        id_verifier = TokenVerifier(keys, id_policy, cache_size=config.token_cache_size)
+        id_verifier = TokenVerifier(
+            keys, id_policy, cache_size=config.token_cache_size, metrics=metrics
+        )
         return id_verifier, id_verifier
-    id_verifier = TokenVerifier(keys, id_policy, cache_size=config.token_cache_size)
+    id_verifier = TokenVerifier(
+        keys, id_policy, cache_size=config.token_cache_size, metrics=metrics
+    )
     access_policy = replace(id_policy, audience=config.audience, use="access", client_id=None)
-    return id_verifier, TokenVerifier(keys, access_policy, cache_size=config.token_cache_size)
+    return id_verifier, TokenVerifier(
+        keys, access_policy, cache_size=config.token_cache_size, metrics=metrics
+    )

@@ -119,7 +119,7 @@ class Auth0Adapter:
         self._userinfo_url = f"{base}/userinfo"
         self._keys = key_store_for(config, http, f"{base}/.well-known/jwks.json")
         self._id_verifier, self._access_verifier = verifiers_for(
-            config, self._keys, required_claims=self._organization_claims()
+            config, self._keys, required_claims=self._organization_claims(), metrics=http.metrics
         )
         self._logout_verifier = logout_verifier_for(config, self._keys)
 

@@ -194,6 +194,7 @@ class OIDCAdapter:
                 self._fetch_jwks,
                 allowed_algorithms=frozenset(algorithms),
                 settings=config.jwks_cache,
+                metrics=self._http.metrics,
             )
         effective = replace(config, algorithms=algorithms)
         id_verifier: _Verifier
@@ -206,7 +207,9 @@ class OIDCAdapter:
                 return TenantVerifiers(
                     metadata.issuer,
                     tenants,
-                    lambda issuer: verifiers_for(replace(effective, issuer=issuer), keys)[index],
+                    lambda issuer: verifiers_for(
+                        replace(effective, issuer=issuer), keys, metrics=self._http.metrics
+                    )[index],
                 )
 
             id_verifier, access_verifier = per_tenant(0), per_tenant(1)
@@ -216,7 +219,9 @@ class OIDCAdapter:
                 lambda issuer: logout_verifier_for(replace(effective, issuer=issuer), keys),
             )
         else:
-            id_verifier, access_verifier = verifiers_for(effective, keys)
+            id_verifier, access_verifier = verifiers_for(
+                effective, keys, metrics=self._http.metrics
+            )
             logout_verifier = logout_verifier_for(effective, keys)
         return _Provider(
             metadata=metadata,
