@@ -202,4 +202,3 @@ def test_an_app_records_decisions_cache_lookups_jwks_and_coalesced_refreshes(
     assert {r.status_code for r in client._run(five())} == {200}
     fake_idp.latency = 0
     assert counts(reader, "edge_auth.refresh.coalesced")[()] == 4
-

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,24 +39,31 @@ class Gateway:
             "EDGE_TEST_CONFIG": json.dumps(config),
             "PORT": str(port),
         }
+        # Output to a file, never an undrained pipe: a worker blocked on a full pipe
+        # stops answering.
+        self.output = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "tests/store/multiworker_app.py")],
             cwd=ROOT,
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(self.process.stderr.read().decode()[-3000:])  # type: ignore[union-attr]
-            try:
-                httpx.get(self.base + "/api/orders", timeout=1)
+                raise RuntimeError(self.log()[-3000:])
+            # Both workers, not just the first: one still starting would die later on a
+            # store the test has since stopped, and take the app down with it.
+            if self.log().count("Worker ready") >= 2:
                 return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("the multi-worker gateway did not start")
+            time.sleep(0.1)
+        raise RuntimeError("the multi-worker gateway did not start:\n" + self.log()[-3000:])
+
+    def log(self) -> str:
+        self.output.seek(0)
+        return self.output.read().decode(errors="replace")
 
     def stop(self) -> None:
         if self.process.poll() is None:
