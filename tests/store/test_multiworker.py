@@ -41,7 +41,7 @@ class Gateway:
         }
         # Output to a file, never an undrained pipe: a worker blocked on a full pipe
         # stops answering.
-        self.output = tempfile.TemporaryFile()
+        self.output = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "tests/store/multiworker_app.py")],
             cwd=ROOT,
@@ -74,6 +74,7 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
+        self.output.close()
 
     def request(
         self, method: str, path: str, *, cookies: dict[str, str] | None = None, **kwargs: Any
