@@ -44,8 +44,10 @@ from sanic_edge_auth.hooks import Hook, HookRegistry
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.oidc.http import IdPClient
+from sanic_edge_auth.openapi import DECORATOR_SCOPES_ATTR, document_security
 from sanic_edge_auth.protect import (
     CLEAR_SESSION_ATTR,
+    ROUTE_CTX_ATTR,
     Guard,
     bind_route_policies,
     route_middleware,
@@ -55,6 +57,7 @@ from sanic_edge_auth.registry import AdapterResolver
 from sanic_edge_auth.responses import error_handler
 from sanic_edge_auth.routes import EdgeRoutes
 from sanic_edge_auth.secret import Secret
+from sanic_edge_auth.session.cookies import policy_for_origin
 from sanic_edge_auth.session.csrf import origin_of
 from sanic_edge_auth.session.manager import Session, SessionManager
 from sanic_edge_auth.store.base import Store
@@ -263,6 +266,7 @@ class EdgeAuth:
         problems = self._startup_problems(app)
         if problems:
             raise self._fail_startup(problems)
+        self._document(app, config)
         self._http = httpx.AsyncClient(
             follow_redirects=False,
             headers={"User-Agent": "sanic-edge-auth"},
@@ -301,6 +305,24 @@ class EdgeAuth:
             adapter=config.authorizer.type,
             paths=len(config.paths),
             protected=len(self._protected),
+        )
+
+    def _document(self, app: Sanic[Any, Any], config: EdgeAuthConfig) -> None:
+        """Protected routes into sanic-ext's OpenAPI spec, when sanic-ext is in use.
+
+        Runs in ``before_server_start`` at the default priority, so before sanic-ext
+        builds its spec (at -1000), and after the route policies are bound.
+        """
+        cookie = None
+        if config.session is not None and config.authorizer.redirect_uri is not None:
+            cookie = policy_for_origin(
+                origin_of(config.authorizer.redirect_uri), name=config.session.cookie_name
+            ).full_name
+        document_security(
+            app,
+            issuer=config.authorizer.issuer,
+            session_cookie=cookie,
+            route_policy=lambda route: getattr(route.ctx, ROUTE_CTX_ATTR, None),
         )
 
     async def _write_session(self, request: Request, response: BaseHTTPResponse) -> None:
@@ -404,6 +426,8 @@ class EdgeAuth:
                 return await handler(request, *args, **kwargs)
 
             self._wrapped_handlers[handler] = getattr(handler, "__name__", "handler")
+            # For the OpenAPI document: the same scopes the wrapper enforces.
+            setattr(protected_handler, DECORATOR_SCOPES_ATTR, required)
             return cast(HandlerT, protected_handler)
 
         return decorator

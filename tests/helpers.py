@@ -25,6 +25,9 @@ def free_port() -> int:
 def new_app() -> Sanic[Any, Any]:
     app: Sanic[Any, Any] = Sanic(f"edge_test_{next(_app_names)}")
     app.config.TOUCHUP = False
+    # sanic-ext (installed for the OpenAPI tests) would extend every app; only the
+    # tests that want it call Extend(app) themselves.
+    app.config.AUTO_EXTEND = False
     return app
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from sanic import Request
 
 from sanic_edge_auth import UpstreamError
 from sanic_edge_auth.metrics import INSTRUMENTS, NOOP_METRICS, Metrics, create_metrics
@@ -164,7 +165,7 @@ def test_an_app_records_decisions_cache_lookups_jwks_and_coalesced_refreshes(
 ) -> None:
     import asyncio
 
-    from sanic import Request, json
+    from sanic import json
 
     from tests.helpers import login
 

@@ -1,0 +1,110 @@
+"""Protected routes in the OpenAPI document that sanic-ext generates.
+
+With sanic-ext installed, every route this extension protects (from ``"auth": true``
+paths and from ``@edge.protected()``) gets a security requirement in the spec, with
+its scopes, from the very policies that enforce it, so the document cannot drift
+from the behaviour. The schemes:
+
+- ``edge_auth_oidc``: OpenID Connect, discovered from the issuer, carrying the scopes;
+- ``edge_auth_bearer``: HTTP bearer (a JWT);
+- ``edge_auth_session``: the session cookie, when sessions are on.
+
+Any one of them is enough, so each is a separate requirement (OpenAPI's "or").
+Without sanic-ext nothing here runs, and nothing imports it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Final
+
+from sanic import Sanic
+
+__all__ = ["OIDC_SCHEME", "document_security"]
+
+OIDC_SCHEME: Final = "edge_auth_oidc"
+BEARER_SCHEME: Final = "edge_auth_bearer"
+SESSION_SCHEME: Final = "edge_auth_session"
+#: Set on ``@edge.protected()`` wrappers: the scopes the decorator enforces.
+DECORATOR_SCOPES_ATTR: Final = "__edge_auth_scopes__"
+
+
+def document_security(
+    app: Sanic[Any, Any],
+    *,
+    issuer: str,
+    session_cookie: str | None,
+    route_policy: Callable[[Any], Mapping[str, tuple[str, ...]] | None],
+) -> bool:
+    """Add the schemes and each protected operation's requirements; ``False`` when
+    sanic-ext (or its OpenAPI extension) is not in use.
+
+    Must run before sanic-ext builds the spec (its ``before_server_start`` listener
+    runs late, at priority -1000).
+    """
+    try:
+        from sanic_ext.extensions.openapi.builders import OperationStore, SpecificationBuilder
+    except ImportError:
+        return False
+    if getattr(app, "_ext", None) is None:
+        return False
+    spec = SpecificationBuilder()
+    spec.add_security_scheme(
+        OIDC_SCHEME,
+        "openIdConnect",
+        openid_connect_url=issuer.rstrip("/") + "/.well-known/openid-configuration",
+        description="OpenID Connect: the scopes a route needs are listed on it",
+    )
+    spec.add_security_scheme(
+        BEARER_SCHEME,
+        "http",
+        scheme="bearer",
+        bearer_format="JWT",
+        description="a bearer token from the identity provider",
+    )
+    if session_cookie is not None:
+        spec.add_security_scheme(
+            SESSION_SCHEME,
+            "apiKey",
+            location="cookie",
+            name=session_cookie,
+            description="the browser session cookie set by the login",
+        )
+    store = OperationStore()  # type: ignore[no-untyped-call]  # sanic-ext is untyped here
+    for handler, scopes in _protected_operations(app, route_policy):
+        operation = store[handler]
+        operation.secured({OIDC_SCHEME: list(scopes)})
+        operation.secured({BEARER_SCHEME: []})
+        if session_cookie is not None:
+            operation.secured({SESSION_SCHEME: []})
+    return True
+
+
+def _protected_operations(
+    app: Sanic[Any, Any],
+    route_policy: Callable[[Any], Mapping[str, tuple[str, ...]] | None],
+) -> Iterator[tuple[Any, tuple[str, ...]]]:
+    """(the handler sanic-ext documents, its scopes) for every protected operation."""
+    seen: set[int] = set()
+    for route in app.router.routes:
+        handler = route.handler
+        policy = route_policy(route)
+        decorator_scopes = getattr(handler, DECORATOR_SCOPES_ATTR, None)
+        view_class = getattr(handler, "view_class", None)
+        for method in sorted(route.methods):
+            scopes: tuple[str, ...] | None = None
+            if policy is not None:
+                scopes = policy.get(method)
+            target = handler
+            if view_class is not None:
+                # sanic-ext documents a class-based view per method function.
+                target = getattr(view_class, method.lower(), handler)
+                target_scopes = getattr(target, DECORATOR_SCOPES_ATTR, None)
+                if target_scopes is not None:
+                    scopes = tuple(sorted({*(scopes or ()), *target_scopes}))
+            if decorator_scopes is not None:
+                scopes = tuple(sorted({*(scopes or ()), *decorator_scopes}))
+            if scopes is None or id(target) in seen:
+                continue
+            seen.add(id(target))
+            yield target, scopes
