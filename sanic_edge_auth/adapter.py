@@ -127,7 +127,14 @@ class IdentityAdapter(Protocol):
         ...
 
     async def verify_access_token(self, token: str) -> VerifiedToken:
-        """Verify a bearer token for protected routes. No network on a key-cache hit."""
+        """Verify a bearer token for protected routes. No network on a key-cache hit.
+
+        An adapter may also offer ``cached_access_token(token) -> VerifiedToken | None``,
+        a synchronous look into its verified-token cache: the guard then serves a
+        cache hit without creating a coroutine. It is optional (not part of this
+        protocol), and must return only tokens that ``verify_access_token`` would
+        accept now.
+        """
         ...
 
     async def verify_logout_token(self, token: str) -> VerifiedToken:

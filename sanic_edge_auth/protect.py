@@ -94,7 +94,7 @@ class Guard:
     send one on their own, so a bearer request cannot be a cross-site forgery.
     """
 
-    __slots__ = ("_adapter", "_count_granted", "_granted", "_sessions")
+    __slots__ = ("_adapter", "_count_granted", "_granted", "_peek", "_sessions")
 
     def __init__(
         self,
@@ -105,6 +105,13 @@ class Guard:
         self._adapter = adapter
         self._sessions = sessions
         self._granted = _granted_logger()
+        # An adapter may offer a synchronous look into its verified-token cache: a
+        # hit then costs no coroutine at all. With metrics on, every lookup goes
+        # through the verifier, which counts it.
+        peek = getattr(adapter, "cached_access_token", None)
+        self._peek: Callable[[str], VerifiedToken | None] | None = (
+            peek if callable(peek) and metrics is NOOP_METRICS else None
+        )
         # None unless metrics are on (denials are counted where errors are answered).
         self._count_granted = metrics.auth_decision if metrics is not NOOP_METRICS else None
 
@@ -116,7 +123,10 @@ class Guard:
             if self._sessions is not None:
                 return await self._from_session(self._sessions, request, scopes)
             raise MissingToken("a Bearer token is required")
-        verified = await self._adapter.verify_access_token(token)
+        peek = self._peek
+        verified = peek(token) if peek is not None else None
+        if verified is None:
+            verified = await self._adapter.verify_access_token(token)
         if scopes and not verified.scopes.issuperset(scopes):
             raise InsufficientScope("the token lacks a required scope", required=scopes)
         request.ctx.auth = verified

@@ -122,6 +122,8 @@ class Auth0Adapter:
             config, self._keys, required_claims=self._organization_claims(), metrics=http.metrics
         )
         self._logout_verifier = logout_verifier_for(config, self._keys)
+        #: The verified-token cache, read without a coroutine (the hot path's fast lane).
+        self.cached_access_token = self._access_verifier.cached
 
     def _build_client_auth(self, signer: PrivateKeyJWT | Secret | None) -> ClientAuth | None:
         if self._auth_method == "private_key_jwt":

@@ -356,6 +356,15 @@ class OIDCAdapter:
         provider = await self._ready_provider()
         return await provider.logout_verifier.verify(token)
 
+    def cached_access_token(self, token: str) -> VerifiedToken | None:
+        """The verified token from the cache, without a coroutine, if the document
+        is loaded and unchanged and the token was verified before."""
+        provider = self._provider
+        if provider is None or self._discovery.current() is not provider.metadata:
+            return None
+        cached = getattr(provider.access_verifier, "cached", None)
+        return cached(token) if cached is not None else None
+
     def verify_access_token(self, token: str) -> Coroutine[Any, Any, VerifiedToken]:
         # The hot path: with the document loaded and unchanged, hand back the
         # verifier's coroutine (no extra frame); otherwise take the slow path.
