@@ -18,6 +18,7 @@ cookie seen before), the expiry checks, and the revocation lookups in the store.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
@@ -350,9 +351,7 @@ class SessionManager:
     async def _revoked(self, state: SessionState) -> bool:
         """Whether a logout ended this session, or a back-channel logout its IdP
         session (``sid``) or its user (``sub``) after it began: one store round trip."""
-        keys = [_revoked_key("session", state.id), _revoked_key("sub", state.subject)]
-        if state.idp_sid is not None:
-            keys.append(_revoked_key("sid", state.idp_sid))
+        keys = _revocation_keys(state.id, state.subject, state.idp_sid)
         session_mark, *marks = await self._store.get_many(keys)
         if session_mark is not None:
             return True
@@ -454,3 +453,11 @@ def _record_key(session_id: str) -> str:
 
 def _revoked_key(kind: str, value: str) -> str:
     return f"revoked:{kind}:{_digest(value)}"
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _revocation_keys(session_id: str, subject: str, idp_sid: str | None) -> tuple[str, ...]:
+    """The keys every request of a session checks, hashed once per session (a SHA-256
+    per key per request would cost more than the rest of the lookup)."""
+    keys = (_revoked_key("session", session_id), _revoked_key("sub", subject))
+    return keys if idp_sid is None else (*keys, _revoked_key("sid", idp_sid))
