@@ -46,7 +46,6 @@ from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.openapi import DECORATOR_SCOPES_ATTR, document_security
 from sanic_edge_auth.protect import (
-    CLEAR_SESSION_ATTR,
     ROUTE_CTX_ATTR,
     Guard,
     bind_route_policies,
@@ -59,7 +58,7 @@ from sanic_edge_auth.routes import EdgeRoutes
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.session.cookies import policy_for_origin
 from sanic_edge_auth.session.csrf import origin_of
-from sanic_edge_auth.session.manager import Session, SessionManager
+from sanic_edge_auth.session.manager import CLEAR_SESSION_ATTR, Session, SessionManager
 from sanic_edge_auth.store.base import Store
 from sanic_edge_auth.store.factory import open_store
 
@@ -385,16 +384,12 @@ class EdgeAuth:
     async def session(self, request: Request) -> Session | None:
         """The request's browser session, if it has a valid one (for routes that are
         not protected but want to know who is there). ``None`` otherwise."""
-        existing = getattr(request.ctx, "session", None)
-        if existing is not None or self._sessions is None:
-            return existing
-        try:
-            session = await self._sessions.load(request)
-        except SessionInvalid:
-            setattr(request.ctx, CLEAR_SESSION_ATTR, True)
+        if self._sessions is None:
             return None
-        request.ctx.session = session
-        return session
+        try:
+            return await self._sessions.find(request)
+        except SessionInvalid:
+            return None  # its cookie is deleted by the response
 
     @property
     def guard(self) -> Guard:

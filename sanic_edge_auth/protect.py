@@ -26,10 +26,7 @@ if TYPE_CHECKING:
 
     from sanic_edge_auth.session.manager import SessionManager
 
-#: Set on ``request.ctx`` when the request's session cookie must be deleted.
-CLEAR_SESSION_ATTR: Final = "edge_auth_clear_session"
-
-__all__ = ["CLEAR_SESSION_ATTR", "Guard", "bearer_token", "forwardable_token"]
+__all__ = ["Guard", "bearer_token", "forwardable_token"]
 
 ROUTE_CTX_ATTR: Final = "edge_auth_policy"
 
@@ -139,11 +136,7 @@ class Guard:
     async def _from_session(
         self, sessions: SessionManager, request: Request, scopes: Collection[str]
     ) -> VerifiedToken:
-        try:
-            session = await sessions.load(request)
-        except SessionInvalid:
-            setattr(request.ctx, CLEAR_SESSION_ATTR, True)
-            raise
+        session = await sessions.find(request)
         if session is None:
             redirect = sessions.login_redirect(request)
             if redirect is not None:
@@ -163,7 +156,6 @@ class Guard:
         if scopes and not verified.scopes.issuperset(scopes):
             raise InsufficientScope("the session lacks a required scope", required=scopes)
         request.ctx.auth = verified
-        request.ctx.session = session
         if self._granted is not None:
             self._granted(Event.AUTH_GRANTED, subject=verified.subject, via="session")
         if self._count_granted is not None:

@@ -41,11 +41,11 @@ from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.login_cookies import LoginCookies
 from sanic_edge_auth.oidc.pkce import new_login_secrets
 from sanic_edge_auth.oidc.transaction import TransactionCodec
-from sanic_edge_auth.protect import CLEAR_SESSION_ATTR, Guard, bearer_token, forwardable_token
+from sanic_edge_auth.protect import Guard, bearer_token, forwardable_token
 from sanic_edge_auth.request_body import read_bounded_body
 from sanic_edge_auth.responses import error_response, log_error
 from sanic_edge_auth.return_to import absolute_return_to, safe_return_to
-from sanic_edge_auth.session.manager import Session
+from sanic_edge_auth.session.manager import CLEAR_SESSION_ATTR, Session
 
 if TYPE_CHECKING:
     from sanic import Sanic
@@ -331,21 +331,9 @@ class EdgeRoutes:
         return response
 
     async def _session_of(self, request: Request) -> Session | None:
-        """The request's session for a flow route (None without a cookie)."""
+        """The request's session for a flow route (None without sessions or a cookie)."""
         sessions = self._runtime.sessions
-        if sessions is None:
-            return None
-        existing: Session | None = getattr(request.ctx, "session", None)
-        if existing is not None:
-            return existing
-        try:
-            session = await sessions.load(request)
-        except SessionInvalid:
-            setattr(request.ctx, CLEAR_SESSION_ATTR, True)
-            raise
-        if session is not None:
-            request.ctx.session = session
-        return session
+        return None if sessions is None else await sessions.find(request)
 
     # -- userinfo
 
@@ -437,11 +425,7 @@ class EdgeRoutes:
         sessions = self._runtime.sessions
         assert sessions is not None
         sessions.check_csrf(request)
-        try:
-            await session.refresh()
-        except SessionInvalid:
-            setattr(request.ctx, CLEAR_SESSION_ATTR, True)
-            raise
+        await session.refresh()  # a refused refresh ends it; the cookie then goes
         state = session.state
         context = HookContext(
             request=request,

@@ -44,7 +44,9 @@ __all__ = [
     "ClientAuth",
     "ClientAuthMethod",
     "PrivateKeyJWT",
+    "authorization_code_grant",
     "parse_token_response",
+    "refresh_token_grant",
     "token_request",
 ]
 
@@ -205,6 +207,22 @@ class ClientAuth:
             body["client_id"] = self.client_id
             body["client_secret"] = self.secret.reveal()
         return body, headers
+
+
+def authorization_code_grant(*, code: str, code_verifier: str, redirect_uri: str) -> dict[str, str]:
+    """The token request form that trades a code for tokens (RFC 6749 4.1.3, with the
+    PKCE verifier of RFC 7636 4.5)."""
+    return {
+        "grant_type": "authorization_code",
+        "code": code,
+        "code_verifier": code_verifier,
+        "redirect_uri": redirect_uri,
+    }
+
+
+def refresh_token_grant(refresh_token: str) -> dict[str, str]:
+    """The token request form of a refresh (RFC 6749 6)."""
+    return {"grant_type": "refresh_token", "refresh_token": refresh_token}
 
 
 async def token_request(

@@ -50,7 +50,10 @@ if TYPE_CHECKING:
     from sanic_edge_auth.refresh import RefreshCoordinator
     from sanic_edge_auth.store.base import Store
 
-__all__ = ["Session", "SessionManager"]
+__all__ = ["CLEAR_SESSION_ATTR", "Session", "SessionManager"]
+
+#: Set on ``request.ctx`` when the request's session cookie must be deleted.
+CLEAR_SESSION_ATTR: Final = "edge_auth_clear_session"
 
 _log = get_logger()
 _CACHE_SIZE: Final = 10_000
@@ -283,8 +286,21 @@ class SessionManager:
 
     # -- finding
 
-    def has_cookie(self, request: Request) -> bool:
-        return join_chunks(self._policy, request.cookies) is not None
+    async def find(self, request: Request) -> Session | None:
+        """The request's session, loaded once per request into ``request.ctx.session``;
+        ``None`` without a session cookie. A session that expired or was revoked
+        raises :class:`SessionInvalid` and marks its cookie for deletion."""
+        existing: Session | None = getattr(request.ctx, "session", None)
+        if existing is not None:
+            return existing
+        try:
+            session = await self.load(request)
+        except SessionInvalid:
+            setattr(request.ctx, CLEAR_SESSION_ATTR, True)
+            raise
+        if session is not None:
+            request.ctx.session = session
+        return session
 
     async def load(self, request: Request) -> Session | None:
         """The request's session; ``None`` without a session cookie; SessionInvalid

@@ -33,7 +33,13 @@ from sanic_edge_auth.errors import (
     InvalidToken,
     UpstreamBadResponse,
 )
-from sanic_edge_auth.oidc.client_auth import ClientAuth, PrivateKeyJWT, token_request
+from sanic_edge_auth.oidc.client_auth import (
+    ClientAuth,
+    PrivateKeyJWT,
+    authorization_code_grant,
+    refresh_token_grant,
+    token_request,
+)
 from sanic_edge_auth.oidc.http import IdPClient, classify_oauth_error
 from sanic_edge_auth.oidc.jwks import JWKSCache, key_store_for
 from sanic_edge_auth.oidc.verify import logout_verifier_for, verifiers_for
@@ -204,17 +210,13 @@ class Auth0Adapter:
         return f"{self._authorize_url}?{urlencode(params, quote_via=quote)}"
 
     async def exchange_code(self, *, code: str, code_verifier: str, redirect_uri: str) -> TokenSet:
-        form = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": code_verifier,
-            "redirect_uri": redirect_uri,
-        }
+        form = authorization_code_grant(
+            code=code, code_verifier=code_verifier, redirect_uri=redirect_uri
+        )
         return await self._token_request("token", form)
 
     async def refresh(self, refresh_token: str) -> TokenSet:
-        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        return await self._token_request("refresh", form)
+        return await self._token_request("refresh", refresh_token_grant(refresh_token))
 
     async def _token_request(self, endpoint: str, form: dict[str, str]) -> TokenSet:
         if self._client_auth is None:

@@ -28,7 +28,13 @@ from sanic_edge_auth.errors import (
     UpstreamBadResponse,
 )
 from sanic_edge_auth.log import Event, get_logger
-from sanic_edge_auth.oidc.client_auth import ClientAuth, ClientAuthMethod, token_request
+from sanic_edge_auth.oidc.client_auth import (
+    ClientAuth,
+    ClientAuthMethod,
+    authorization_code_grant,
+    refresh_token_grant,
+    token_request,
+)
 from sanic_edge_auth.oidc.discovery import (
     DiscoveryCache,
     DiscoveryDocumentInvalid,
@@ -320,17 +326,13 @@ class OIDCAdapter:
         return f"{endpoint}{separator}{urlencode(params, quote_via=quote)}"
 
     async def exchange_code(self, *, code: str, code_verifier: str, redirect_uri: str) -> TokenSet:
-        form = {
-            "grant_type": "authorization_code",
-            "code": code,
-            "code_verifier": code_verifier,
-            "redirect_uri": redirect_uri,
-        }
+        form = authorization_code_grant(
+            code=code, code_verifier=code_verifier, redirect_uri=redirect_uri
+        )
         return await self._token_request("token", form)
 
     async def refresh(self, refresh_token: str) -> TokenSet:
-        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        return await self._token_request("refresh", form)
+        return await self._token_request("refresh", refresh_token_grant(refresh_token))
 
     async def _token_request(self, endpoint: str, form: dict[str, str]) -> TokenSet:
         provider = await self._ready_provider()
