@@ -523,3 +523,23 @@ def test_a_session_too_large_for_cookies_is_a_config_error_not_a_crash(
     assert failed
     assert failed[0]["error_source"] == "config"
     assert "session.store" in failed[0]["reason"]
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        f"{COOKIE}.1=abc",  # a chunk without chunk 0
+        f"{COOKIE}=abc; {COOKIE}.0=def; {COOKIE}.1=ghi",  # both shapes at once
+        f"{COOKIE}=abc; {COOKIE}=def",  # a duplicate
+        f"{COOKIE}.0=abc; {COOKIE}.1=",  # an empty chunk
+        f"{COOKIE}.999=x",
+    ],
+)
+def test_malformed_session_cookies_are_401_never_500(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, cookie: str
+) -> None:
+    client, _ = build(fake_idp, make_app, serve)
+    _, response = client.get("/api/orders", headers={"Cookie": cookie})
+    assert response.status == 401, response.text
+    assert response.json["error"] == "session_invalid"
+    assert any("max-age=0" in c.lower() for c in set_cookie_headers(response))

@@ -305,7 +305,15 @@ class SessionManager:
     async def load(self, request: Request) -> Session | None:
         """The request's session; ``None`` without a session cookie; SessionInvalid
         for one that expired or was revoked."""
-        sealed = join_chunks(self._policy, request.cookies)
+        try:
+            sealed = join_chunks(self._policy, self._session_cookies(request))
+        except SessionCookieInvalid as exc:
+            # A gap, a duplicate, both shapes at once: no usable session (and a 401,
+            # never a 500), whatever the client sent.
+            _log.info(Event.SESSION_REFUSED, reason=exc.reason)
+            raise self._invalid(
+                "the session cookie is not valid", "session_invalid", request
+            ) from None
         if sealed is None:
             return None
         state, current_key = await self._state_for(sealed)
@@ -322,6 +330,29 @@ class SessionManager:
             # the response, sealed under the first secret.
             session.touch(now)
         return session
+
+    def _session_cookies(self, request: Request) -> dict[str, str | list[str]]:
+        """Only this session's cookies, read straight from the ``Cookie`` header.
+
+        Sanic's ``request.cookies`` parses every cookie of the request with a regular
+        expression; the session's are base64url values under known names, so a split
+        finds them for less on every request (the app's own cookies are left for
+        Sanic to parse if the app asks for them).
+        """
+        header = request.headers.get("cookie")
+        if not header or self._cookie_name not in header:
+            return {}
+        found: dict[str, str | list[str]] = {}
+        for part in header.split(";"):
+            name, sep, value = part.strip().partition("=")
+            if not sep or not name.startswith(self._cookie_name):
+                continue
+            earlier = found.get(name)
+            if earlier is None:
+                found[name] = value
+            else:  # a duplicate name: join_chunks refuses it as malformed
+                found[name] = [*([earlier] if isinstance(earlier, str) else earlier), value]
+        return found
 
     async def _state_for(self, sealed: str) -> tuple[SessionState, bool]:
         """The state behind a cookie, and whether it was sealed under the first secret
