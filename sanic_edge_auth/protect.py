@@ -143,16 +143,7 @@ class Guard:
                 raise SessionInvalid("a session is required", login_redirect=redirect)
             raise MissingToken("a Bearer token or a session is required")
         sessions.check_csrf(request)
-        state = session.state
-        verified = VerifiedToken(
-            state.claims,
-            state.subject,
-            session.scopes,
-            sessions.absolute_end(state),
-            None,
-            "id",
-            "session",
-        )
+        verified = session.identity
         if scopes and not verified.scopes.issuperset(scopes):
             raise InsufficientScope("the session lacks a required scope", required=scopes)
         request.ctx.auth = verified

@@ -18,14 +18,13 @@ cookie seen before), the expiry checks, and the revocation lookups in the store.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from sanic import Request
 from sanic.response import HTTPResponse
@@ -75,6 +74,15 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
 
 
+class _Known(NamedTuple):
+    """What a session cookie (or stored record) stands for, worked out once per value:
+    the state, the keys its revocations live under, and the identity it grants."""
+
+    state: SessionState
+    revocation_keys: tuple[str, ...]
+    identity: VerifiedToken
+
+
 class _Bounded:
     """A bounded map evicting the oldest entry first (like the verified-token cache)."""
 
@@ -82,12 +90,12 @@ class _Bounded:
 
     def __init__(self, maxsize: int) -> None:
         self._maxsize = maxsize
-        self._entries: dict[Any, SessionState] = {}
+        self._entries: dict[Any, _Known] = {}
 
-    def get(self, key: Any) -> SessionState | None:
+    def get(self, key: Any) -> _Known | None:
         return self._entries.get(key)
 
-    def put(self, key: Any, value: SessionState) -> None:
+    def put(self, key: Any, value: _Known) -> None:
         entries = self._entries
         if len(entries) >= self._maxsize and key not in entries:
             del entries[next(iter(entries))]
@@ -106,11 +114,14 @@ class Session:
     store). :meth:`set` keeps custom data in the session.
     """
 
-    __slots__ = ("_changed", "_ended", "_manager", "_state")
+    __slots__ = ("_changed", "_ended", "_identity", "_manager", "_state")
 
-    def __init__(self, manager: SessionManager, state: SessionState) -> None:
+    def __init__(
+        self, manager: SessionManager, state: SessionState, identity: VerifiedToken | None = None
+    ) -> None:
         self._manager = manager
         self._state = state
+        self._identity = identity
         self._changed = False
         self._ended = False
 
@@ -125,6 +136,14 @@ class Session:
     def changed(self) -> bool:
         """Whether the cookie (or the stored record) must be written again."""
         return self._changed
+
+    @property
+    def identity(self) -> VerifiedToken:
+        """What ``request.ctx.auth`` holds for this session: the login's ID token
+        claims, subject and scopes, ``via="session"``."""
+        if self._identity is None:
+            self._identity = self._manager.identity_of(self._state)
+        return self._identity
 
     @property
     def ended(self) -> bool:
@@ -180,6 +199,7 @@ class Session:
         except SessionInvalid:
             self._ended = True
             raise
+        self._identity = None  # claims and scopes may have changed
         self._changed = True
 
     def touch(self, now: float) -> None:
@@ -226,6 +246,24 @@ class SessionManager:
     def absolute_end(self, state: SessionState) -> float:
         return state.created_at + self.settings.absolute_timeout
 
+    def identity_of(self, state: SessionState) -> VerifiedToken:
+        return VerifiedToken(
+            state.claims,
+            state.subject,
+            frozenset(state.scopes),
+            self.absolute_end(state),
+            None,
+            "id",
+            "session",
+        )
+
+    def _known(self, state: SessionState) -> _Known:
+        return _Known(
+            state,
+            _revocation_keys(state.id, state.subject, state.idp_sid),
+            self.identity_of(state),
+        )
+
     # -- creating
 
     def new_state(
@@ -263,7 +301,7 @@ class SessionManager:
             sealed = self._codec.seal({"id": state.id}, name=self._cookie_name, expires_at=end)
         else:
             sealed = self._codec.seal(state.to_json(), name=self._cookie_name, expires_at=end)
-            self._cache.put(sealed, state)
+            self._cache.put(sealed, self._known(state))
         try:
             set_session_cookies(
                 response,
@@ -316,15 +354,16 @@ class SessionManager:
             ) from None
         if sealed is None:
             return None
-        state, current_key = await self._state_for(sealed)
+        known, current_key = await self._state_for(sealed)
+        state = known.state
         now = self._clock()
         if now >= self.absolute_end(state) or now >= (
             state.last_seen + self.settings.inactivity_timeout
         ):
             raise self._invalid("the session has expired", "session_expired", request)
-        if await self._revoked(state):
+        if await self._revoked(state, known.revocation_keys):
             raise self._invalid("the session has ended", "session_revoked", request)
-        session = Session(self, state)
+        session = Session(self, state, known.identity)
         if now - state.last_seen >= self._touch_interval or not current_key:
             # Rolling expiry, or a cookie sealed under an older secret: written back by
             # the response, sealed under the first secret.
@@ -354,18 +393,18 @@ class SessionManager:
                 found[name] = [*([earlier] if isinstance(earlier, str) else earlier), value]
         return found
 
-    async def _state_for(self, sealed: str) -> tuple[SessionState, bool]:
+    async def _state_for(self, sealed: str) -> tuple[_Known, bool]:
         """The state behind a cookie, and whether it was sealed under the first secret
         (decrypted once per cookie value: later requests hit the cache)."""
         if self.settings.mode == "cookie":
-            state = self._cache.get(sealed)
-            if state is not None:
-                return state, True  # only states sealed under the first key are cached
+            cached = self._cache.get(sealed)
+            if cached is not None:
+                return cached, True  # only states sealed under the first key are cached
             opened = self._open(sealed, self._cookie_name)
-            state = SessionState.from_json(opened.data)
+            known = self._known(SessionState.from_json(opened.data))
             if opened.sealed_with_current_key:
-                self._cache.put(sealed, state)
-            return state, opened.sealed_with_current_key
+                self._cache.put(sealed, known)
+            return known, opened.sealed_with_current_key
         cookie = self._open(sealed, self._cookie_name)
         session_id = cookie.data.get("id")
         if not isinstance(session_id, str):
@@ -373,17 +412,19 @@ class SessionManager:
         record = await self._store.get(_record_key(session_id))
         if record is None:
             raise SessionInvalid("the session has ended", error_kind="session_revoked")
-        state = self._cache.get(record)
         current = cookie.sealed_with_current_key
-        if state is None:
-            opened = self._open(record.decode("ascii"), _RECORD_NAME)
-            state = SessionState.from_json(opened.data)
-            if state.id != session_id:
-                raise SessionInvalid("the session is not valid", error_kind="session_invalid")
-            current = current and opened.sealed_with_current_key
-            if current:
-                self._cache.put(record, state)
-        return state, current
+        stored = self._cache.get(record)
+        if stored is not None:
+            return stored, current
+        opened = self._open(record.decode("ascii"), _RECORD_NAME)
+        state = SessionState.from_json(opened.data)
+        if state.id != session_id:
+            raise SessionInvalid("the session is not valid", error_kind="session_invalid")
+        fresh = self._known(state)
+        current = current and opened.sealed_with_current_key
+        if current:
+            self._cache.put(record, fresh)
+        return fresh, current
 
     def _open(self, sealed: str, name: str) -> OpenedSession:
         try:
@@ -395,10 +436,9 @@ class SessionManager:
         except ValueError:
             raise SessionInvalid("the session cookie is not valid") from None
 
-    async def _revoked(self, state: SessionState) -> bool:
+    async def _revoked(self, state: SessionState, keys: tuple[str, ...]) -> bool:
         """Whether a logout ended this session, or a back-channel logout its IdP
         session (``sid``) or its user (``sub``) after it began: one store round trip."""
-        keys = _revocation_keys(state.id, state.subject, state.idp_sid)
         session_mark, *marks = await self._store.get_many(keys)
         if session_mark is not None:
             return True
@@ -502,9 +542,8 @@ def _revoked_key(kind: str, value: str) -> str:
     return f"revoked:{kind}:{_digest(value)}"
 
 
-@functools.lru_cache(maxsize=_CACHE_SIZE)
 def _revocation_keys(session_id: str, subject: str, idp_sid: str | None) -> tuple[str, ...]:
-    """The keys every request of a session checks, hashed once per session (a SHA-256
-    per key per request would cost more than the rest of the lookup)."""
+    """The keys every request of a session checks (computed once per cookie value and
+    cached with it: a SHA-256 per key per request would cost more than the lookup)."""
     keys = (_revoked_key("session", session_id), _revoked_key("sub", subject))
     return keys if idp_sid is None else (*keys, _revoked_key("sid", idp_sid))
