@@ -33,7 +33,7 @@ from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, RSAKey
 
 from sanic_edge_auth.adapter import TokenSet
-from sanic_edge_auth.errors import UpstreamBadResponse
+from sanic_edge_auth.errors import ConfigProblem, UpstreamBadResponse
 from sanic_edge_auth.oidc.http import IdPClient, IdPResponse, classify_oauth_error
 from sanic_edge_auth.oidc.keys import MIN_RSA_BITS
 from sanic_edge_auth.secret import Secret
@@ -46,6 +46,7 @@ __all__ = [
     "PrivateKeyJWT",
     "authorization_code_grant",
     "parse_token_response",
+    "private_key_signer",
     "refresh_token_grant",
     "token_request",
 ]
@@ -274,3 +275,39 @@ def parse_token_response(response: IdPResponse) -> TokenSet:
         else None,
         scope=scope if isinstance(scope, str) else None,
     )
+
+
+def private_key_signer(
+    settings: Mapping[str, Any], prefix: str, problems: list[ConfigProblem]
+) -> PrivateKeyJWT | None:
+    """The ``private_key`` setting (with ``private_key_kid`` and ``private_key_alg``)
+    loaded into a signer; problems go to ``problems``, naming no key material. Shared
+    by every adapter that offers ``private_key_jwt``."""
+    key = settings["private_key"]
+    kid = settings["private_key_kid"]
+    alg = settings["private_key_alg"]
+    for name, value in (("private_key_kid", kid), ("private_key_alg", alg)):
+        if value is not None and (not isinstance(value, str) or not value):
+            problems.append(ConfigProblem(f"{prefix}.{name}", "must be a non-empty string"))
+    if key is None:
+        return None
+    if isinstance(key, PrivateKeyJWT):
+        return key  # already loaded (settings validated twice)
+    if not isinstance(key, Secret):
+        problems.append(
+            ConfigProblem(
+                f"{prefix}.private_key",
+                "must be a $secret.NAME reference: a private key does not belong in the "
+                "configuration file",
+            )
+        )
+        return None
+    try:
+        return PrivateKeyJWT.from_secret(
+            key,
+            kid=kid if isinstance(kid, str) and kid else None,
+            algorithm=alg if isinstance(alg, str) and alg else None,
+        )
+    except ValueError as exc:
+        problems.append(ConfigProblem(f"{prefix}.private_key", str(exc)))
+        return None

@@ -30,18 +30,19 @@ from sanic_edge_auth.config import AuthorizerConfig
 from sanic_edge_auth.errors import (
     ConfigProblem,
     ConfigValidationError,
-    InvalidToken,
     UpstreamBadResponse,
 )
 from sanic_edge_auth.oidc.client_auth import (
     ClientAuth,
     PrivateKeyJWT,
     authorization_code_grant,
+    private_key_signer,
     refresh_token_grant,
     token_request,
 )
-from sanic_edge_auth.oidc.http import IdPClient, classify_oauth_error
+from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.oidc.jwks import JWKSCache, key_store_for
+from sanic_edge_auth.oidc.userinfo import fetch_userinfo
 from sanic_edge_auth.oidc.verify import logout_verifier_for, verifiers_for
 from sanic_edge_auth.secret import Secret
 
@@ -91,7 +92,7 @@ class Auth0Adapter:
             )
         if not isinstance(settings["federated_logout"], bool):
             problems.append(ConfigProblem(f"{prefix}.federated_logout", "must be true or false"))
-        settings["private_key"] = _signer(settings, prefix, problems)
+        settings["private_key"] = private_key_signer(settings, prefix, problems)
         needs_key = settings["token_endpoint_auth_method"] == "private_key_jwt"
         key_missing = not isinstance(settings["private_key"], PrivateKeyJWT)
         reported = any(problem.key == f"{prefix}.private_key" for problem in problems)
@@ -135,7 +136,9 @@ class Auth0Adapter:
         if self._auth_method == "private_key_jwt":
             if not isinstance(signer, PrivateKeyJWT):  # built without load_config
                 problems: list[ConfigProblem] = []
-                signer = _signer({**_DEFAULTS, **self._config.extras}, "authorizer", problems)
+                signer = private_key_signer(
+                    {**_DEFAULTS, **self._config.extras}, "authorizer", problems
+                )
                 if signer is None:
                     raise ConfigValidationError(problems)
             # Auth0 wants its tenant URL, with the trailing slash, as the audience.
@@ -239,21 +242,7 @@ class Auth0Adapter:
     # -- userinfo and logout
 
     async def userinfo(self, access_token: str) -> Mapping[str, Any]:
-        response = await self._http.get(
-            "userinfo", self._userinfo_url, headers={"Authorization": f"Bearer {access_token}"}
-        )
-        if response.status in (401, 403):
-            raise InvalidToken(
-                "the identity provider rejected the access token",
-                error_kind="token_rejected_by_idp",
-            )
-        if response.status != 200:
-            raise classify_oauth_error(response)
-        if not isinstance(response.body.get("sub"), str):
-            raise UpstreamBadResponse(
-                "the userinfo answer has no sub", endpoint="userinfo", upstream_status=200
-            )
-        return response.body
+        return await fetch_userinfo(self._http, self._userinfo_url, access_token)
 
     def logout_url(self, *, return_to: str, id_token_hint: str | None) -> str:
         base = self._config.domain
@@ -267,31 +256,3 @@ class Auth0Adapter:
         if self._federated_logout:
             query += "&federated"
         return f"{base}/v2/logout?{query}"
-
-
-def _signer(
-    settings: Mapping[str, Any], prefix: str, problems: list[ConfigProblem]
-) -> PrivateKeyJWT | None:
-    """The ``private_key`` setting loaded for signing (errors name no key material)."""
-    key = settings["private_key"]
-    kid, alg = settings["private_key_kid"], settings["private_key_alg"]
-    for name, value in (("private_key_kid", kid), ("private_key_alg", alg)):
-        if value is not None and (not isinstance(value, str) or not value):
-            problems.append(ConfigProblem(f"{prefix}.{name}", "must be a non-empty string"))
-            return None
-    if key is None or isinstance(key, PrivateKeyJWT):
-        return key
-    if not isinstance(key, Secret):
-        problems.append(
-            ConfigProblem(
-                f"{prefix}.private_key",
-                "must be a $secret.NAME reference: a private key does not belong in the "
-                "configuration file",
-            )
-        )
-        return None
-    try:
-        return PrivateKeyJWT.from_secret(key, kid=kid, algorithm=alg)
-    except ValueError as exc:
-        problems.append(ConfigProblem(f"{prefix}.private_key", str(exc)))
-        return None

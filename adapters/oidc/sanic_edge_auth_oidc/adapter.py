@@ -24,8 +24,6 @@ from sanic_edge_auth.errors import (
     ConfigError,
     ConfigProblem,
     ConfigValidationError,
-    InvalidToken,
-    UpstreamBadResponse,
 )
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.oidc.client_auth import (
@@ -43,8 +41,9 @@ from sanic_edge_auth.oidc.discovery import (
     ProviderMetadata,
     fetch_metadata,
 )
-from sanic_edge_auth.oidc.http import IdPClient, classify_oauth_error
+from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.oidc.jwks import JWKSCache, JWKSDocument, KeyStore, StaticKeys, fetch_jwks
+from sanic_edge_auth.oidc.userinfo import fetch_userinfo
 from sanic_edge_auth.oidc.verify import logout_verifier_for, verifiers_for
 from sanic_edge_auth_oidc import settings as settings_module
 from sanic_edge_auth_oidc.tenants import TenantVerifiers
@@ -389,21 +388,7 @@ class OIDCAdapter:
                 "set authorizer.userinfo_endpoint to supply it",
                 discovery_field="userinfo_endpoint",
             )
-        response = await self._http.get(
-            "userinfo", url, headers={"Authorization": f"Bearer {access_token}"}
-        )
-        if response.status in (401, 403):
-            raise InvalidToken(
-                "the identity provider rejected the access token",
-                error_kind="token_rejected_by_idp",
-            )
-        if response.status != 200:
-            raise classify_oauth_error(response)
-        if not isinstance(response.body.get("sub"), str):
-            raise UpstreamBadResponse(
-                "the userinfo answer has no sub", endpoint="userinfo", upstream_status=200
-            )
-        return response.body
+        return await fetch_userinfo(self._http, url, access_token)
 
     def logout_url(self, *, return_to: str, id_token_hint: str | None) -> str:
         """RP-Initiated Logout 1.0 (2) at ``end_session_endpoint``; without one the

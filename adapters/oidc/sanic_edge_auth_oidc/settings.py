@@ -14,9 +14,8 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from sanic_edge_auth.errors import ConfigProblem
-from sanic_edge_auth.oidc.client_auth import CLIENT_AUTH_METHODS, PrivateKeyJWT
+from sanic_edge_auth.oidc.client_auth import CLIENT_AUTH_METHODS, private_key_signer
 from sanic_edge_auth.oidc.discovery import OVERRIDABLE_ENDPOINTS, is_endpoint_url
-from sanic_edge_auth.secret import Secret
 
 __all__ = ["DEFAULTS", "RESERVED_AUTHORIZE_PARAMS", "validate"]
 
@@ -122,37 +121,3 @@ def validate(
         else:
             settings["allowed_tenants"] = tuple(tenants)
     return MappingProxyType(settings), problems
-
-
-def private_key_signer(
-    settings: Mapping[str, Any], prefix: str, problems: list[ConfigProblem]
-) -> PrivateKeyJWT | None:
-    """The ``private_key`` setting loaded into a signer (errors name no key material)."""
-    key = settings["private_key"]
-    kid = settings["private_key_kid"]
-    alg = settings["private_key_alg"]
-    for name, value in (("private_key_kid", kid), ("private_key_alg", alg)):
-        if value is not None and (not isinstance(value, str) or not value):
-            problems.append(ConfigProblem(f"{prefix}.{name}", "must be a non-empty string"))
-    if key is None:
-        return None
-    if isinstance(key, PrivateKeyJWT):
-        return key  # already loaded (settings validated twice)
-    if not isinstance(key, Secret):
-        problems.append(
-            ConfigProblem(
-                f"{prefix}.private_key",
-                "must be a $secret.NAME reference: a private key does not belong in the "
-                "configuration file",
-            )
-        )
-        return None
-    try:
-        return PrivateKeyJWT.from_secret(
-            key,
-            kid=kid if isinstance(kid, str) and kid else None,
-            algorithm=alg if isinstance(alg, str) and alg else None,
-        )
-    except ValueError as exc:
-        problems.append(ConfigProblem(f"{prefix}.private_key", str(exc)))
-        return None
