@@ -20,6 +20,7 @@ from sanic_edge_auth.adapter import IdentityAdapter, VerifiedToken
 from sanic_edge_auth.errors import InsufficientScope, InvalidToken, MissingToken, SessionInvalid
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
+from sanic_edge_auth.session.csrf import SAFE_METHODS
 
 if TYPE_CHECKING:
     from sanic import Sanic
@@ -116,39 +117,30 @@ class Guard:
         """Verify the request's bearer token (or session), check ``scopes``, set
         ``request.ctx.auth`` (and ``request.ctx.session`` for a session)."""
         token = bearer_token(request)
-        if token is None:
-            if self._sessions is not None:
-                return await self._from_session(self._sessions, request, scopes)
+        if token is not None:
+            peek = self._peek
+            verified = peek(token) if peek is not None else None
+            if verified is None:
+                verified = await self._adapter.verify_access_token(token)
+            via = "the token"
+        elif (sessions := self._sessions) is not None:
+            session = await sessions.find(request)
+            if session is None:
+                redirect = sessions.login_redirect(request)
+                if redirect is not None:
+                    raise SessionInvalid("a session is required", login_redirect=redirect)
+                raise MissingToken("a Bearer token or a session is required")
+            if request.method not in SAFE_METHODS:
+                sessions.check_csrf(request)
+            verified = session.identity
+            via = "the session"
+        else:
             raise MissingToken("a Bearer token is required")
-        peek = self._peek
-        verified = peek(token) if peek is not None else None
-        if verified is None:
-            verified = await self._adapter.verify_access_token(token)
         if scopes and not verified.scopes.issuperset(scopes):
-            raise InsufficientScope("the token lacks a required scope", required=scopes)
+            raise InsufficientScope(f"{via} lacks a required scope", required=scopes)
         request.ctx.auth = verified
         if self._granted is not None:
-            self._granted(Event.AUTH_GRANTED, subject=verified.subject)
-        if self._count_granted is not None:
-            self._count_granted("granted")
-        return verified
-
-    async def _from_session(
-        self, sessions: SessionManager, request: Request, scopes: Collection[str]
-    ) -> VerifiedToken:
-        session = await sessions.find(request)
-        if session is None:
-            redirect = sessions.login_redirect(request)
-            if redirect is not None:
-                raise SessionInvalid("a session is required", login_redirect=redirect)
-            raise MissingToken("a Bearer token or a session is required")
-        sessions.check_csrf(request)
-        verified = session.identity
-        if scopes and not verified.scopes.issuperset(scopes):
-            raise InsufficientScope("the session lacks a required scope", required=scopes)
-        request.ctx.auth = verified
-        if self._granted is not None:
-            self._granted(Event.AUTH_GRANTED, subject=verified.subject, via="session")
+            self._granted(Event.AUTH_GRANTED, subject=verified.subject, via=verified.via)
         if self._count_granted is not None:
             self._count_granted("granted")
         return verified

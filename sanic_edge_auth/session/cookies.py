@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -58,7 +58,9 @@ __all__ = [
     "family_names",
     "is_loopback_host",
     "join_chunks",
+    "ordered_chunks",
     "policy_for_origin",
+    "session_chunks_in_header",
     "set_session_cookies",
     "split_value",
 ]
@@ -103,19 +105,19 @@ class SessionCookiePolicy:
 
     name: str = DEFAULT_COOKIE_NAME
     secure: bool = True
+    full_name: str = field(init=False, compare=False, repr=False)
+    """The cookie's name as the browser stores and sends it, prefix included (worked
+    out once: every session request looks for it). Use this as the codec's ``name``:
+    it binds the sealed value to it."""
+
+    def __post_init__(self) -> None:
+        full = HOST_PREFIX + self.name if self.host_prefix else self.name
+        object.__setattr__(self, "full_name", full)  # frozen: set once, here
 
     @property
     def host_prefix(self) -> bool:
         """``__Host-`` whenever the cookie is Secure (path and domain always qualify)."""
         return self.secure
-
-    @property
-    def full_name(self) -> str:
-        """The cookie's name as the browser stores and sends it, prefix included.
-
-        Use this as the codec's ``name``: it binds the sealed value to it.
-        """
-        return HOST_PREFIX + self.name if self.host_prefix else self.name
 
     def chunk_name(self, index: int) -> str:
         return f"{self.full_name}.{index}"
@@ -223,6 +225,16 @@ def join_chunks(policy: SessionCookiePolicy, cookies: Mapping[str, str | list[st
     ``malformed``) for anything but one well-formed shape; the caller then treats
     the request as having no session and clears the cookies.
     """
+    chunks = ordered_chunks(policy, cookies)
+    return None if chunks is None else "".join(chunks)
+
+
+def ordered_chunks(
+    policy: SessionCookiePolicy, cookies: Mapping[str, str | list[str]]
+) -> tuple[str, ...] | None:
+    """The session's cookie values in order (one for the base name, else chunks
+    ``0..n-1``), or None if absent; :class:`SessionCookieInvalid` for any other shape
+    (see :func:`join_chunks`)."""
     chunks: dict[int, str] = {}
     for name, raw in cookies.items():
         index = _chunk_index(policy, name)
@@ -237,11 +249,67 @@ def join_chunks(policy: SessionCookiePolicy, cookies: Mapping[str, str | list[st
     if -1 in chunks:
         if len(chunks) != 1:
             raise SessionCookieInvalid("malformed", "the session cookies are malformed")
-        return chunks[-1]
+        return (chunks[-1],)
     count = len(chunks)
     if count < 2 or count > MAX_CHUNKS or sorted(chunks) != list(range(count)):
         raise SessionCookieInvalid("malformed", "the session cookies are incomplete")
-    return "".join(chunks[index] for index in range(count))
+    return tuple(chunks[index] for index in range(count))
+
+
+def session_chunks_in_header(policy: SessionCookiePolicy, header: str) -> tuple[str, ...] | None:
+    """The session's cookie values in order, read straight from a raw ``Cookie`` header.
+
+    What :func:`ordered_chunks` returns for ``request.cookies``, for less: this runs
+    on every session request, and Sanic's parser (or a ``split(";")``) copies every
+    cookie of a ~3 KB header several times over. Here the header is searched for the
+    session's name and only its values are sliced out, once each. A name counts only
+    where a cookie starts (at the beginning, or after ``;`` and blanks), so the same
+    letters inside another cookie's name or value are skipped. Values are taken as
+    sent (ours are base64url, never quoted); anything else fails to open later.
+    """
+    full = policy.full_name
+    start = header.find(full)
+    if start == -1:
+        return None
+    # The common shape first: one unchunked cookie, where a cookie starts, with no
+    # other session cookie after it (so none at all: ``start`` is the first).
+    value_start = start + len(full) + 1
+    if header.startswith("=", value_start - 1) and (
+        start == 0 or header[start - 1] == ";" or header.startswith("; ", start - 2)
+    ):
+        end = header.find(";", value_start)
+        if end == -1:
+            end = len(header)
+        value = header[value_start:end].strip(" \t")
+        if value and header.find(full, end) == -1:
+            return (value,)
+    found: list[tuple[str, str]] = []
+    while start != -1:
+        boundary = start
+        while boundary and header[boundary - 1] in " \t":
+            boundary -= 1
+        if boundary and header[boundary - 1] != ";":
+            start = header.find(full, start + 1)
+            continue
+        end = header.find(";", start)
+        if end == -1:
+            end = len(header)
+        equals = header.find("=", start, end)
+        if equals != -1:
+            found.append(
+                (header[start:equals].rstrip(" \t"), header[equals + 1 : end].strip(" \t"))
+            )
+        start = header.find(full, end)
+    if not found:
+        return None
+    cookies: dict[str, str | list[str]] = {}
+    for name, value in found:
+        earlier = cookies.get(name)
+        if earlier is None:
+            cookies[name] = value
+        else:  # a duplicate name: ordered_chunks refuses it as malformed
+            cookies[name] = [*([earlier] if isinstance(earlier, str) else earlier), value]
+    return ordered_chunks(policy, cookies)
 
 
 def _sanic_key(policy: SessionCookiePolicy, full_name: str) -> str:

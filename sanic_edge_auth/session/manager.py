@@ -37,9 +37,10 @@ from sanic_edge_auth.session.codec import OpenedSession, SessionCodec, SessionCo
 from sanic_edge_auth.session.cookies import (
     SessionTooLarge,
     delete_session_cookies,
-    join_chunks,
     policy_for_origin,
+    session_chunks_in_header,
     set_session_cookies,
+    split_value,
 )
 from sanic_edge_auth.session.csrf import SAFE_METHODS, check_same_origin
 from sanic_edge_auth.session.settings import SessionSettings
@@ -60,49 +61,61 @@ _MAX_TOUCH_INTERVAL: Final = 300.0
 _RECORD_NAME: Final = "edge-auth-session-record"
 
 
-def _now() -> float:
-    """Wall-clock seconds, looked up at each call (the seam tests move time through)."""
-    return time.time()
-
-
-def _current_time() -> float:
-    # Looks ``_now`` up at each call, so a test that replaces it moves every clock here.
-    return _now()
+_now: Callable[[], float] = time.time
+"""Wall-clock seconds: a manager's default clock, looked up when the manager is built
+(the seam tests move time through, by replacing it before the app starts)."""
 
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
 
 
+_Sealed = tuple[str, ...] | bytes
+"""What a state was opened from: a cookie's chunk values, or a stored record."""
+
+
 class _Known(NamedTuple):
     """What a session cookie (or stored record) stands for, worked out once per value:
     the state, the keys its revocations live under, and the identity it grants."""
 
+    sealed: _Sealed
     state: SessionState
     revocation_keys: tuple[str, ...]
     identity: VerifiedToken
 
 
-class _Bounded:
-    """A bounded map evicting the oldest entry first (like the verified-token cache)."""
+def _fingerprint(sealed: _Sealed) -> str | bytes:
+    """A short cache key for a sealed value: its last 32 characters (the GCM tag and
+    the end of the ciphertext, fresh at every sealing).
+
+    Hashing a whole ~3 KB cookie for the lookup would cost more than everything else
+    a cached session request does; a hit is confirmed by comparing the full value
+    (see :meth:`_KnownCache.get`), so a forged tail only ever misses.
+    """
+    return sealed[-1][-32:] if isinstance(sealed, tuple) else sealed[-32:]
+
+
+class _KnownCache:
+    """Opened sessions by sealed value: bounded, oldest entry evicted first (like the
+    verified-token cache)."""
 
     __slots__ = ("_entries", "_maxsize")
 
     def __init__(self, maxsize: int) -> None:
         self._maxsize = maxsize
-        self._entries: dict[Any, _Known] = {}
+        self._entries: dict[str | bytes, _Known] = {}
 
-    def get(self, key: Any) -> _Known | None:
-        return self._entries.get(key)
+    def get(self, sealed: _Sealed) -> _Known | None:
+        key = sealed[-1][-32:] if isinstance(sealed, tuple) else sealed[-32:]  # _fingerprint
+        known = self._entries.get(key)
+        return known if known is not None and known.sealed == sealed else None
 
-    def put(self, key: Any, value: _Known) -> None:
+    def put(self, known: _Known) -> None:
         entries = self._entries
+        key = _fingerprint(known.sealed)
         if len(entries) >= self._maxsize and key not in entries:
             del entries[next(iter(entries))]
-        entries[key] = value
-
-    def pop(self, key: Any) -> None:
-        self._entries.pop(key, None)
+        entries[key] = known
 
 
 class Session:
@@ -225,7 +238,7 @@ class SessionManager:
         clock: Callable[[], float] | None = None,
     ) -> None:
         if clock is None:
-            clock = _current_time
+            clock = _now
         self.settings = settings
         self._codec = SessionCodec(settings.secrets, clock=clock)
         self._policy = policy_for_origin(app_origin, name=settings.cookie_name)
@@ -235,7 +248,10 @@ class SessionManager:
         self._adapter = adapter_getter
         self._clock = clock
         self._login_path = login_path
-        self._cache = _Bounded(_CACHE_SIZE)
+        self._cache = _KnownCache(_CACHE_SIZE)
+        self._cookie_mode = settings.mode == "cookie"
+        self._absolute_timeout = settings.absolute_timeout
+        self._inactivity_timeout = settings.inactivity_timeout
         self._touch_interval = min(_MAX_TOUCH_INTERVAL, settings.inactivity_timeout / 10)
         self.refresh_before = settings.refresh_before
         self._refreshes = refreshes
@@ -257,8 +273,9 @@ class SessionManager:
             "session",
         )
 
-    def _known(self, state: SessionState) -> _Known:
+    def _known(self, sealed: _Sealed, state: SessionState) -> _Known:
         return _Known(
+            sealed,
             state,
             _revocation_keys(state.id, state.subject, state.idp_sid),
             self.identity_of(state),
@@ -301,7 +318,6 @@ class SessionManager:
             sealed = self._codec.seal({"id": state.id}, name=self._cookie_name, expires_at=end)
         else:
             sealed = self._codec.seal(state.to_json(), name=self._cookie_name, expires_at=end)
-            self._cache.put(sealed, self._known(state))
         try:
             set_session_cookies(
                 response,
@@ -317,6 +333,10 @@ class SessionManager:
                 "budget: keep less in it, or set session.store to 'server'",
                 error_kind="session_too_large",
             ) from None
+        if self.settings.mode == "cookie":
+            # The browser sends these values back next time: found without decrypting.
+            chunks = tuple(value for _, value in split_value(self._policy, sealed))
+            self._cache.put(self._known(chunks, state))
 
     def clear(self, request: Request, response: HTTPResponse) -> None:
         """Delete the session cookies the request carried."""
@@ -327,83 +347,66 @@ class SessionManager:
     async def find(self, request: Request) -> Session | None:
         """The request's session, loaded once per request into ``request.ctx.session``;
         ``None`` without a session cookie. A session that expired or was revoked
-        raises :class:`SessionInvalid` and marks its cookie for deletion."""
-        existing: Session | None = getattr(request.ctx, "session", None)
+        raises :class:`SessionInvalid` and marks its cookie for deletion.
+
+        Runs on every session-authenticated request, so a cookie seen before costs a
+        scan of the ``Cookie`` header, a cache lookup and the revocation round trip:
+        it is decrypted only the first time.
+        """
+        ctx = request.ctx
+        existing: Session | None = getattr(ctx, "session", None)
         if existing is not None:
             return existing
+        header = request.headers.get("cookie")
+        if not header:
+            return None
         try:
-            session = await self.load(request)
-        except SessionInvalid:
-            setattr(request.ctx, CLEAR_SESSION_ATTR, True)
-            raise
-        if session is not None:
-            request.ctx.session = session
-        return session
-
-    async def load(self, request: Request) -> Session | None:
-        """The request's session; ``None`` without a session cookie; SessionInvalid
-        for one that expired or was revoked."""
-        try:
-            sealed = join_chunks(self._policy, self._session_cookies(request))
+            chunks = session_chunks_in_header(self._policy, header)
+            if chunks is None:
+                return None
+            known = self._cache.get(chunks) if self._cookie_mode else None
+            current_key = True  # only states sealed under the first secret are cached
+            if known is None:
+                known, current_key = await self._state_for(chunks)
+            state = known.state
+            now = self._clock()
+            if now >= state.created_at + self._absolute_timeout or now >= (
+                state.last_seen + self._inactivity_timeout
+            ):
+                raise SessionInvalid("the session has expired", error_kind="session_expired")
+            # Revoked by a logout (the session's own mark, first), or by a back-channel
+            # logout of its IdP session (``sid``) or user (``sub``) after it began.
+            for index, mark in enumerate(await self._store.get_many(known.revocation_keys)):
+                if mark is not None and (index == 0 or float(mark) >= state.created_at):
+                    raise SessionInvalid("the session has ended", error_kind="session_revoked")
         except SessionCookieInvalid as exc:
             # A gap, a duplicate, both shapes at once: no usable session (and a 401,
             # never a 500), whatever the client sent.
             _log.info(Event.SESSION_REFUSED, reason=exc.reason)
+            setattr(ctx, CLEAR_SESSION_ATTR, True)
             raise self._invalid(
                 "the session cookie is not valid", "session_invalid", request
             ) from None
-        if sealed is None:
-            return None
-        known, current_key = await self._state_for(sealed)
-        state = known.state
-        now = self._clock()
-        if now >= self.absolute_end(state) or now >= (
-            state.last_seen + self.settings.inactivity_timeout
-        ):
-            raise self._invalid("the session has expired", "session_expired", request)
-        if await self._revoked(state, known.revocation_keys):
-            raise self._invalid("the session has ended", "session_revoked", request)
+        except SessionInvalid as exc:
+            setattr(ctx, CLEAR_SESSION_ATTR, True)
+            raise self._invalid(exc.description, exc.error_kind, request) from None
         session = Session(self, state, known.identity)
         if now - state.last_seen >= self._touch_interval or not current_key:
             # Rolling expiry, or a cookie sealed under an older secret: written back by
             # the response, sealed under the first secret.
             session.touch(now)
+        ctx.session = session
         return session
 
-    def _session_cookies(self, request: Request) -> dict[str, str | list[str]]:
-        """Only this session's cookies, read straight from the ``Cookie`` header.
-
-        Sanic's ``request.cookies`` parses every cookie of the request with a regular
-        expression; the session's are base64url values under known names, so a split
-        finds them for less on every request (the app's own cookies are left for
-        Sanic to parse if the app asks for them).
-        """
-        header = request.headers.get("cookie")
-        if not header or self._cookie_name not in header:
-            return {}
-        found: dict[str, str | list[str]] = {}
-        for part in header.split(";"):
-            name, sep, value = part.strip().partition("=")
-            if not sep or not name.startswith(self._cookie_name):
-                continue
-            earlier = found.get(name)
-            if earlier is None:
-                found[name] = value
-            else:  # a duplicate name: join_chunks refuses it as malformed
-                found[name] = [*([earlier] if isinstance(earlier, str) else earlier), value]
-        return found
-
-    async def _state_for(self, sealed: str) -> tuple[_Known, bool]:
-        """The state behind a cookie, and whether it was sealed under the first secret
-        (decrypted once per cookie value: later requests hit the cache)."""
-        if self.settings.mode == "cookie":
-            cached = self._cache.get(sealed)
-            if cached is not None:
-                return cached, True  # only states sealed under the first key are cached
+    async def _state_for(self, chunks: tuple[str, ...]) -> tuple[_Known, bool]:
+        """The state behind a cookie not in the cache, and whether it was sealed under
+        the first secret (then cached, so later requests skip the decryption)."""
+        sealed = chunks[0] if len(chunks) == 1 else "".join(chunks)
+        if self._cookie_mode:
             opened = self._open(sealed, self._cookie_name)
-            known = self._known(SessionState.from_json(opened.data))
+            known = self._known(chunks, SessionState.from_json(opened.data))
             if opened.sealed_with_current_key:
-                self._cache.put(sealed, known)
+                self._cache.put(known)
             return known, opened.sealed_with_current_key
         cookie = self._open(sealed, self._cookie_name)
         session_id = cookie.data.get("id")
@@ -420,10 +423,10 @@ class SessionManager:
         state = SessionState.from_json(opened.data)
         if state.id != session_id:
             raise SessionInvalid("the session is not valid", error_kind="session_invalid")
-        fresh = self._known(state)
+        fresh = self._known(record, state)
         current = current and opened.sealed_with_current_key
         if current:
-            self._cache.put(record, fresh)
+            self._cache.put(fresh)
         return fresh, current
 
     def _open(self, sealed: str, name: str) -> OpenedSession:
@@ -435,14 +438,6 @@ class SessionManager:
             raise SessionInvalid("the session cookie is not valid", error_kind=error_kind) from None
         except ValueError:
             raise SessionInvalid("the session cookie is not valid") from None
-
-    async def _revoked(self, state: SessionState, keys: tuple[str, ...]) -> bool:
-        """Whether a logout ended this session, or a back-channel logout its IdP
-        session (``sid``) or its user (``sub``) after it began: one store round trip."""
-        session_mark, *marks = await self._store.get_many(keys)
-        if session_mark is not None:
-            return True
-        return any(mark is not None and float(mark) >= state.created_at for mark in marks)
 
     def _invalid(self, description: str, kind: str, request: Request) -> SessionInvalid:
         return SessionInvalid(

@@ -19,6 +19,7 @@ from sanic_edge_auth.session.cookies import (
     is_loopback_host,
     join_chunks,
     policy_for_origin,
+    session_chunks_in_header,
     set_session_cookies,
     split_value,
 )
@@ -313,3 +314,67 @@ def test_a_session_too_large_for_the_request_header_is_refused_before_setting() 
     assert response.cookies.cookies == []
     # a larger allowance (REQUEST_MAX_HEADER_SIZE raised to 16384) takes it
     assert len(split_value(SECURE, sealed, max_total=16384 - 2048)) == 3
+
+
+# -- reading the session's cookies straight from the Cookie header
+
+N = SessionCookiePolicy(name="n", secure=False)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("n=abc", ("abc",)),
+        ("a=1; n=abc", ("abc",)),
+        ("n=abc; a=1", ("abc",)),
+        ("a=1;n=abc;b=2", ("abc",)),  # no space after the separator
+        ("a=1;  \tn=abc ; b=2", ("abc",)),  # blanks around the value
+        ("n.0=ab; x=1; n.1=cd", ("ab", "cd")),  # chunks, other cookies between them
+        ("n.1=cd; n.0=ab", ("ab", "cd")),  # chunks out of order
+        ("a=1", None),
+        ("", None),
+        ("xn=abc", None),  # another cookie whose name ends like ours
+        ("nx=abc", None),  # ... or starts like ours
+        ("a=n=abc", None),  # our name inside another cookie's value
+        ("a=xx n=abc", None),  # ... after a blank inside that value
+        ("a=1; nx=2; n=abc", ("abc",)),  # a look-alike before the real one
+        ("n=abc; a=n=zzz", ("abc",)),  # our name again, inside a later value
+        ("n", None),  # a name without a value is no cookie
+    ],
+)
+def test_session_chunks_found_in_the_cookie_header(
+    header: str, expected: tuple[str, ...] | None
+) -> None:
+    assert session_chunks_in_header(N, header) == expected
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "n=abc; n=def",  # a duplicate (tossed from a sibling path, say)
+        "n=; a=1",  # empty
+        "n=abc; n.0=a; n.1=b",  # both shapes at once
+        "n.0=a; n.2=b",  # a gap
+        "n.0=a",  # one chunk alone
+        "n.0=a; n.0=b; n.1=c",  # a duplicate chunk
+    ],
+)
+def test_malformed_session_cookies_in_the_header_are_refused(header: str) -> None:
+    with pytest.raises(SessionCookieInvalid) as caught:
+        session_chunks_in_header(N, header)
+    assert caught.value.reason == "malformed"
+
+
+def test_header_reading_agrees_with_sanic_cookie_parsing() -> None:
+    """Real chunked and unchunked sessions among other cookies: the header scan finds
+    what Sanic's own parser (request.cookies) hands to join_chunks."""
+    from sanic.cookies.request import parse_cookie
+
+    for size in (200, 3000, 9000):
+        sealed = sealed_for(SECURE, big_session(size))
+        cookies = split_value(SECURE, sealed, max_total=16384)
+        parts = ["theme=dark", *(f"{name}={value}" for name, value in cookies), "lang=fr"]
+        header = "; ".join(parts)
+        found = session_chunks_in_header(SECURE, header)
+        assert found is not None
+        assert "".join(found) == sealed == join_chunks(SECURE, parse_cookie(header))
