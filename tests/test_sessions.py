@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from sanic_edge_auth import EdgeAuth, HookContext
 from sanic_edge_auth.session import manager as session_manager
+from sanic_edge_auth.session.codec import SessionCodec
 from sanic_edge_auth.testing import FakeIdentityProvider
 from tests.helpers import local, rendered
 
@@ -446,6 +447,44 @@ def test_server_mode_keeps_only_an_id_in_the_cookie(
     assert len(cookies) == 1
     assert len(next(iter(cookies.values()))) < 300
     assert client.get("/api/orders")[1].status == 200
+
+
+def test_a_known_session_cookie_is_not_decrypted_again_and_costs_one_store_round_trip(
+    fake_idp: FakeIdentityProvider,
+    make_app: MakeApp,
+    serve: Serve,
+    mode: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opened: list[str] = []
+    real_open = SessionCodec.open
+
+    def counting_open(self: SessionCodec, sealed: str, *, name: str) -> Any:
+        opened.append(name)
+        return real_open(self, sealed, name=name)
+
+    monkeypatch.setattr(SessionCodec, "open", counting_open)
+    client, edge = build(fake_idp, make_app, serve, mode=mode)
+    assert sign_in(client, fake_idp).status == 302
+    assert client.get("/api/orders")[1].status == 200  # the first sight of the cookie
+    store = edge.store
+    calls: list[str] = []
+    for method in ("get", "get_many", "set", "delete"):
+        real = getattr(store, method)
+
+        def spy(*args: Any, _real: Any = real, _method: str = method) -> Any:
+            calls.append(_method)
+            return _real(*args)
+
+        monkeypatch.setattr(store, method, spy)
+    opened.clear()
+    for _ in range(5):
+        _, response = client.get("/api/orders")
+        assert response.status == 200
+        assert response.json["via"] == "session"
+    assert opened == []  # neither the cookie nor (server mode) the stored record
+    # The revocation marks (and, server mode, the record) in one round trip each.
+    assert calls == ["get_many"] * 5
 
 
 def test_secure_origins_get_a_host_prefixed_secure_cookie(

@@ -24,7 +24,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, Protocol, TypeVar
 
 from sanic import Request
 from sanic.response import HTTPResponse
@@ -84,38 +84,55 @@ class _Known(NamedTuple):
     identity: VerifiedToken
 
 
+class _Reference(NamedTuple):
+    """What a ``store: "server"`` cookie stands for, worked out once per value: the
+    store keys of its record and of its revocations, to be read in one round trip."""
+
+    sealed: _Sealed
+    keys: tuple[str, ...]  # the record's, then the revocation keys (see _Known)
+    session_id: str
+
+
+class _HasSealed(Protocol):
+    @property
+    def sealed(self) -> _Sealed: ...
+
+
+_Entry = TypeVar("_Entry", bound=_HasSealed)
+
+
 def _fingerprint(sealed: _Sealed) -> str | bytes:
     """A short cache key for a sealed value: its last 32 characters (the GCM tag and
     the end of the ciphertext, fresh at every sealing).
 
     Hashing a whole ~3 KB cookie for the lookup would cost more than everything else
     a cached session request does; a hit is confirmed by comparing the full value
-    (see :meth:`_KnownCache.get`), so a forged tail only ever misses.
+    (see :meth:`_SealedCache.get`), so a forged tail only ever misses.
     """
     return sealed[-1][-32:] if isinstance(sealed, tuple) else sealed[-32:]
 
 
-class _KnownCache:
-    """Opened sessions by sealed value: bounded, oldest entry evicted first (like the
-    verified-token cache)."""
+class _SealedCache(Generic[_Entry]):
+    """What sealed values stand for, once opened: bounded, oldest entry evicted first
+    (like the verified-token cache)."""
 
     __slots__ = ("_entries", "_maxsize")
 
     def __init__(self, maxsize: int) -> None:
         self._maxsize = maxsize
-        self._entries: dict[str | bytes, _Known] = {}
+        self._entries: dict[str | bytes, _Entry] = {}
 
-    def get(self, sealed: _Sealed) -> _Known | None:
+    def get(self, sealed: _Sealed) -> _Entry | None:
         key = sealed[-1][-32:] if isinstance(sealed, tuple) else sealed[-32:]  # _fingerprint
-        known = self._entries.get(key)
-        return known if known is not None and known.sealed == sealed else None
+        entry = self._entries.get(key)
+        return entry if entry is not None and entry.sealed == sealed else None
 
-    def put(self, known: _Known) -> None:
+    def put(self, entry: _Entry) -> None:
         entries = self._entries
-        key = _fingerprint(known.sealed)
+        key = _fingerprint(entry.sealed)
         if len(entries) >= self._maxsize and key not in entries:
             del entries[next(iter(entries))]
-        entries[key] = known
+        entries[key] = entry
 
 
 class Session:
@@ -248,7 +265,8 @@ class SessionManager:
         self._adapter = adapter_getter
         self._clock = clock
         self._login_path = login_path
-        self._cache = _KnownCache(_CACHE_SIZE)
+        self._cache: _SealedCache[_Known] = _SealedCache(_CACHE_SIZE)
+        self._references: _SealedCache[_Reference] = _SealedCache(_CACHE_SIZE)
         self._cookie_mode = settings.mode == "cookie"
         self._absolute_timeout = settings.absolute_timeout
         self._inactivity_timeout = settings.inactivity_timeout
@@ -364,10 +382,14 @@ class SessionManager:
             chunks = session_chunks_in_header(self._policy, header)
             if chunks is None:
                 return None
-            known = self._cache.get(chunks) if self._cookie_mode else None
-            current_key = True  # only states sealed under the first secret are cached
-            if known is None:
-                known, current_key = await self._state_for(chunks)
+            if self._cookie_mode:
+                known = self._cache.get(chunks)
+                current_key = True  # only states sealed under the first secret are cached
+                if known is None:
+                    known, current_key = self._open_cookie_state(chunks)
+                marks = await self._store.get_many(known.revocation_keys)
+            else:
+                known, current_key, marks = await self._server_state(chunks)
             state = known.state
             now = self._clock()
             if now >= state.created_at + self._absolute_timeout or now >= (
@@ -376,7 +398,7 @@ class SessionManager:
                 raise SessionInvalid("the session has expired", error_kind="session_expired")
             # Revoked by a logout (the session's own mark, first), or by a back-channel
             # logout of its IdP session (``sid``) or user (``sub``) after it began.
-            for index, mark in enumerate(await self._store.get_many(known.revocation_keys)):
+            for index, mark in enumerate(marks):
                 if mark is not None and (index == 0 or float(mark) >= state.created_at):
                     raise SessionInvalid("the session has ended", error_kind="session_revoked")
         except SessionCookieInvalid as exc:
@@ -398,36 +420,60 @@ class SessionManager:
         ctx.session = session
         return session
 
-    async def _state_for(self, chunks: tuple[str, ...]) -> tuple[_Known, bool]:
-        """The state behind a cookie not in the cache, and whether it was sealed under
-        the first secret (then cached, so later requests skip the decryption)."""
-        sealed = chunks[0] if len(chunks) == 1 else "".join(chunks)
-        if self._cookie_mode:
-            opened = self._open(sealed, self._cookie_name)
-            known = self._known(chunks, SessionState.from_json(opened.data))
-            if opened.sealed_with_current_key:
-                self._cache.put(known)
-            return known, opened.sealed_with_current_key
-        cookie = self._open(sealed, self._cookie_name)
-        session_id = cookie.data.get("id")
-        if not isinstance(session_id, str):
-            raise SessionInvalid("the session cookie is not valid", error_kind="session_invalid")
-        record = await self._store.get(_record_key(session_id))
+    def _open_cookie_state(self, chunks: tuple[str, ...]) -> tuple[_Known, bool]:
+        """The state sealed in a cookie not in the cache, and whether it was sealed
+        under the first secret (then cached, so later requests skip the decryption)."""
+        opened = self._open(_joined(chunks), self._cookie_name)
+        known = self._known(chunks, SessionState.from_json(opened.data))
+        if opened.sealed_with_current_key:
+            self._cache.put(known)
+        return known, opened.sealed_with_current_key
+
+    async def _server_state(
+        self, chunks: tuple[str, ...]
+    ) -> tuple[_Known, bool, list[bytes | None]]:
+        """The stored state a ``store: "server"`` cookie refers to, whether both were
+        sealed under the first secret, and the session's revocation marks.
+
+        A cookie seen before is not decrypted again, and its record and revocation
+        marks come in one store round trip; a new one costs two (the record names the
+        user and IdP session whose revocations apply).
+        """
+        reference = self._references.get(chunks)
+        current = True  # only references sealed under the first secret are cached
+        if reference is None:
+            cookie = self._open(_joined(chunks), self._cookie_name)
+            session_id = cookie.data.get("id")
+            if not isinstance(session_id, str):
+                raise SessionInvalid(
+                    "the session cookie is not valid", error_kind="session_invalid"
+                )
+            current = cookie.sealed_with_current_key
+            record_key = _record_key(session_id)
+            record = await self._store.get(record_key)
+            marks: list[bytes | None] = []  # read once the record names its keys
+        else:
+            session_id = reference.session_id
+            record, *marks = await self._store.get_many(reference.keys)
         if record is None:
             raise SessionInvalid("the session has ended", error_kind="session_revoked")
-        current = cookie.sealed_with_current_key
-        stored = self._cache.get(record)
-        if stored is not None:
-            return stored, current
-        opened = self._open(record.decode("ascii"), _RECORD_NAME)
-        state = SessionState.from_json(opened.data)
-        if state.id != session_id:
-            raise SessionInvalid("the session is not valid", error_kind="session_invalid")
-        fresh = self._known(record, state)
-        current = current and opened.sealed_with_current_key
-        if current:
-            self._cache.put(fresh)
-        return fresh, current
+        known = self._cache.get(record)
+        if known is None or known.state.id != session_id:
+            opened = self._open(record.decode("ascii"), _RECORD_NAME)
+            state = SessionState.from_json(opened.data)
+            if state.id != session_id:
+                raise SessionInvalid("the session is not valid", error_kind="session_invalid")
+            known = self._known(record, state)
+            if opened.sealed_with_current_key:
+                self._cache.put(known)
+            else:
+                current = False  # written back under the first secret by the response
+        if reference is None:
+            marks = await self._store.get_many(known.revocation_keys)
+            if current:
+                keys = (record_key, *known.revocation_keys)
+                self._references.put(_Reference(chunks, keys, session_id))
+        return known, current, marks
 
     def _open(self, sealed: str, name: str) -> OpenedSession:
         try:
@@ -527,6 +573,10 @@ class SessionManager:
         if sub is not None:
             await self._store.set(_revoked_key("sub", sub), now, ttl)
         _log.info(Event.SESSION_ENDED, how="backchannel", by_sid=sid is not None)
+
+
+def _joined(chunks: tuple[str, ...]) -> str:
+    return chunks[0] if len(chunks) == 1 else "".join(chunks)
 
 
 def _record_key(session_id: str) -> str:
