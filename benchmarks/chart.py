@@ -63,9 +63,10 @@ def parse_readme(text: str) -> tuple[list[VerifyRow], list[HttpRow]]:
         cells = _cells(line)
         if len(cells) == 4 and re.fullmatch(r"(RS|PS|ES|EdDSA)\d*", cells[0]):
             verify.append(VerifyRow(cells[0], cells[1], _number(cells[2]), _number(cells[3])))
-        elif len(cells) == 4 and cells[0] != "case" and "x to " in cells[3]:
-            low, high = (_number(part) for part in cells[3].split(" to "))
-            http.append(HttpRow(cells[0], _number(cells[2]), low, high))
+        elif len(cells) >= 4 and cells[0] != "case" and "x to " in cells[-1]:
+            # ... | ratio (median) | ratio range |, with or without a baseline column
+            low, high = (_number(part) for part in cells[-1].split(" to "))
+            http.append(HttpRow(cells[0], _number(cells[-2]), low, high))
     return verify, http
 
 

@@ -1,6 +1,8 @@
 """Session-authenticated requests per second, and workers, through real Sanic servers.
 
-Cases, each as a ratio to the unprotected route measured in the same round:
+Cases, each as a ratio to the unprotected route sent the same request headers,
+measured just before and just after the case (paired rounds: this machine's shared
+cores drift by more than the effect measured over a minute):
 
 - a bearer token (warm verified-token cache), the stateless baseline;
 - the session cookie with the memory store (warm: the cookie is decrypted once and
@@ -165,7 +167,11 @@ def main() -> dict[str, Any]:
                 f"{min(ratios[name]):.2f}x to {max(ratios[name]):.2f}x |"
             )
         results["ratios"] = {name: statistics.median(v) for name, v in ratios.items()}
-        print(f"\nsession cookie set by a login: {results['cookie_bytes']} bytes (name=value)")
+        cookie_cost = statistics.median(baselines["session cookie, memory store"]) / (
+            statistics.median(baselines["bearer token, warm cache"])
+        )
+        print(f"\nthe unprotected route sent the session cookie / sent nothing: {cookie_cost:.2f}x")
+        print(f"session cookie set by a login: {results['cookie_bytes']} bytes (name=value)")
 
         # Workers: the stateless bearer route, one worker against two (not pinned).
         scaling: list[float] = []

@@ -53,8 +53,6 @@ def test_the_benchmark_chart_is_drawn_from_the_readme_tables(tmp_path: Path) -> 
         "protected, warm cache",
         "peer: PyJWT + dict cache middleware, warm",
         "protected, full verify per request",
-        "unprotected",
-        "unprotected, same cookie",
         "bearer token, warm cache",
         "session cookie, memory store",
         "session cookie, Redis store",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ from sanic import Request, json
 from sanic_testing.reusable import ReusableClient
 from structlog.testing import capture_logs
 
-from sanic_edge_auth import EdgeAuth, HookContext
+from sanic_edge_auth import EdgeAuth, HookContext, Secret
 from sanic_edge_auth.session import manager as session_manager
 from sanic_edge_auth.session.codec import SessionCodec
 from sanic_edge_auth.testing import FakeIdentityProvider
@@ -579,6 +580,25 @@ def test_malformed_session_cookies_are_401_never_500(
 ) -> None:
     client, _ = build(fake_idp, make_app, serve)
     _, response = client.get("/api/orders", headers={"Cookie": cookie})
+    assert response.status == 401, response.text
+    assert response.json["error"] == "session_invalid"
+    assert any("max-age=0" in c.lower() for c in set_cookie_headers(response))
+
+
+@pytest.mark.parametrize(
+    "sealed_state",
+    [
+        {"v": 2, "id": "x"},  # a format another version of the app may write
+        {"v": 1, "id": "x", "sub": "u", "scopes": [], "at": "t", "created": 1, "seen": 1},
+    ],
+)
+def test_a_sealed_state_this_version_cannot_read_is_401_never_500(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, sealed_state: dict[str, Any]
+) -> None:
+    client, _ = build(fake_idp, make_app, serve)
+    codec = SessionCodec(Secret(SECRET))
+    sealed = codec.seal(sealed_state, name=COOKIE, expires_at=time.time() + 600)
+    _, response = client.get("/api/orders", headers={"Cookie": f"{COOKIE}={sealed}"})
     assert response.status == 401, response.text
     assert response.json["error"] == "session_invalid"
     assert any("max-age=0" in c.lower() for c in set_cookie_headers(response))

@@ -424,7 +424,7 @@ class SessionManager:
         """The state sealed in a cookie not in the cache, and whether it was sealed
         under the first secret (then cached, so later requests skip the decryption)."""
         opened = self._open(_joined(chunks), self._cookie_name)
-        known = self._known(chunks, SessionState.from_json(opened.data))
+        known = self._known(chunks, _state_of(opened))
         if opened.sealed_with_current_key:
             self._cache.put(known)
         return known, opened.sealed_with_current_key
@@ -460,7 +460,7 @@ class SessionManager:
         known = self._cache.get(record)
         if known is None or known.state.id != session_id:
             opened = self._open(record.decode("ascii"), _RECORD_NAME)
-            state = SessionState.from_json(opened.data)
+            state = _state_of(opened)
             if state.id != session_id:
                 raise SessionInvalid("the session is not valid", error_kind="session_invalid")
             known = self._known(record, state)
@@ -573,6 +573,16 @@ class SessionManager:
         if sub is not None:
             await self._store.set(_revoked_key("sub", sub), now, ttl)
         _log.info(Event.SESSION_ENDED, how="backchannel", by_sid=sid is not None)
+
+
+def _state_of(opened: OpenedSession) -> SessionState:
+    """The state in an opened seal. Only this app seals, but another version of it may
+    have (a format this one does not read): no usable session, a 401, not a 500."""
+    try:
+        return SessionState.from_json(opened.data)
+    except ValueError:
+        _log.info(Event.SESSION_REFUSED, reason="unreadable")
+        raise SessionInvalid("the session is not valid", error_kind="session_invalid") from None
 
 
 def _joined(chunks: tuple[str, ...]) -> str:

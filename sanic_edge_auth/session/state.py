@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from sanic_edge_auth.frozen import freeze_claims
+from sanic_edge_auth.oidc.verify import payload_of_kept_token
 
 __all__ = ["SessionState"]
 
@@ -47,11 +48,14 @@ class SessionState:
         return f"SessionState(subject={self.subject!r}, created_at={self.created_at:.0f})"
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The sealed form. The claims are left out when they are the kept ID token's
+        payload (as the shipped adapters verify them): writing both would spend
+        ~500 bytes of a ~4 KB cookie on a copy. :meth:`from_json` reads them back
+        from the token."""
+        sealed = {
             "v": FORMAT_VERSION,
             "id": self.id,
             "sub": self.subject,
-            "claims": dict(self.claims),
             "scopes": list(self.scopes),
             "at": self.access_token,
             "created": self.created_at,
@@ -62,6 +66,18 @@ class SessionState:
             "exp": self.access_expires_at,
             "data": dict(self.data),
         }
+        if self.id_token is None or not self._claims_are_id_token_payload():
+            sealed["claims"] = dict(self.claims)
+        return sealed
+
+    def _claims_are_id_token_payload(self) -> bool:
+        # An adapter may hand back claims other than the token's (enriched, say):
+        # then they are kept as they are. Checked at each write, which is rare.
+        try:
+            payload = payload_of_kept_token(self.id_token or "")
+        except ValueError:
+            return False
+        return freeze_claims(payload) == self.claims
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> SessionState:
@@ -69,17 +85,27 @@ class SessionState:
         if raw.get("v") != FORMAT_VERSION:
             raise ValueError("unknown session format")
         try:
+            id_token = _optional_text(raw.get("it"))
+            claims = raw.get("claims")
+            if claims is None:
+                if id_token is None:
+                    raise KeyError("claims")
+                # Verified when the login (or a refresh) stored it, sealed ever since.
+                try:
+                    claims = payload_of_kept_token(id_token)
+                except ValueError as exc:
+                    raise ValueError("malformed session: its ID token is unreadable") from exc
             state = cls(
                 id=_text(raw["id"]),
                 subject=_text(raw["sub"]),
-                claims=freeze_claims(dict(raw["claims"])),
+                claims=freeze_claims(dict(claims)),
                 scopes=tuple(_text(scope) for scope in raw["scopes"]),
                 access_token=_text(raw["at"]),
                 created_at=float(raw["created"]),
                 last_seen=float(raw["seen"]),
                 idp_sid=_optional_text(raw.get("sid")),
                 refresh_token=_optional_text(raw.get("rt")),
-                id_token=_optional_text(raw.get("it")),
+                id_token=id_token,
                 access_expires_at=None if raw.get("exp") is None else float(raw["exp"]),
                 data=freeze_claims(dict(raw.get("data") or {})),
             )

@@ -18,8 +18,11 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from sanic_edge_auth import Secret
+from sanic_edge_auth.frozen import freeze_claims
+from sanic_edge_auth.oidc.verify import payload_of_kept_token
 from sanic_edge_auth.session.codec import SessionCodec
 from sanic_edge_auth.session.cookies import CHUNK_BUDGET, policy_for_origin, split_value
+from sanic_edge_auth.session.state import SessionState
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "sessions.md"
 ISSUER = "https://example-tenant.eu.auth0.com/"
@@ -81,18 +84,21 @@ def typical_tokens() -> dict[str, Any]:
 
 
 def session_payload(tokens: dict[str, Any], *, with_id_token: bool) -> dict[str, Any]:
-    """What a cookie-store session would hold: tokens, claims and bookkeeping."""
-    payload: dict[str, Any] = {
-        "sid": "k3J9xQ2mV7bT5nR8wL1cF4hD6gS0pZaYe2uI9oV3sMq",  # 32 random bytes, base64url
-        "created_at": NOW,
-        "access_token": tokens["access_token"],
-        "access_expires_at": NOW + 86_400,
-        "refresh_token": tokens["refresh_token"],
-        "claims": tokens["claims"],
-    }
-    if with_id_token:
-        payload["id_token"] = tokens["id_token"]  # kept for logout's id_token_hint
-    return payload
+    """What a cookie-store session seals: the real :class:`SessionState` JSON."""
+    state = SessionState(
+        id="k3J9xQ2mV7bT5nR8wL1cF4hD6gS0pZaYe2uI9oV3sMq",  # 32 random bytes, base64url
+        subject=SUB,
+        claims=freeze_claims(payload_of_kept_token(tokens["id_token"])),
+        scopes=("email", "offline_access", "openid", "profile"),
+        access_token=tokens["access_token"],
+        created_at=NOW + 0.123456,
+        last_seen=NOW + 0.123456,
+        idp_sid="Hq4Zr8Kx2Vb6Nm0Tc5Wd9Lf3Jg7Ps1Ya",
+        refresh_token=tokens["refresh_token"],
+        id_token=tokens["id_token"] if with_id_token else None,  # for id_token_hint
+        access_expires_at=NOW + 86_400.123456,
+    )
+    return state.to_json()
 
 
 @dataclass(frozen=True)
@@ -114,7 +120,11 @@ def measure() -> tuple[dict[str, int], list[Row], int]:
         "claims": len(json.dumps(tokens["claims"], separators=(",", ":"))),
     }
     rows = []
-    for what, with_id in (("tokens + claims + ID token", True), ("tokens + claims", False)):
+    cases = (
+        ("tokens + ID token (claims read from it)", True),
+        ("tokens + claims, no ID token", False),
+    )
+    for what, with_id in cases:
         payload = session_payload(tokens, with_id_token=with_id)
         sealed = codec.seal(payload, name=policy.full_name, expires_at=NOW + 3600)
         rows.append(
