@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sanic import Request, Sanic
 from sanic import json as json_response
@@ -198,3 +199,14 @@ def test_the_testing_package_exports_what_it_lists() -> None:
         if not name.startswith("_") and not inspect.ismodule(value)
     }
     assert set(testing.__all__) == public
+
+
+def test_the_fake_idp_listens_on_the_port_asked_for() -> None:
+    with FakeIdentityProvider() as first:
+        free = first.port
+    with FakeIdentityProvider(port=free) as pinned:  # that port is free again now
+        assert pinned.port == free
+        assert pinned.url == f"http://127.0.0.1:{free}"
+        assert httpx.get(pinned.url + "/.well-known/jwks.json").status_code == 200
+    with pytest.raises(ValueError, match="port"):
+        FakeIdentityProvider(port=70000)

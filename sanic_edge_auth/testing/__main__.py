@@ -9,49 +9,25 @@ a bearer token for curl. Every login signs in the same scripted user.
 from __future__ import annotations
 
 import argparse
-import inspect
 import shlex
 import sys
 import threading
 from collections.abc import Sequence
-from http.server import ThreadingHTTPServer
 from typing import Any, TextIO
 
 from sanic_edge_auth.config import read_config_source
 from sanic_edge_auth.errors import ConfigValidationError
 from sanic_edge_auth.testing.client import fake_environ, mint_bearer
-from sanic_edge_auth.testing.idp import FakeIdentityProvider, _handler_for
+from sanic_edge_auth.testing.idp import FakeIdentityProvider
 
 __all__ = ["build_parser", "main", "start_fake_idp"]
 
 DEFAULT_PORT = 9000
 
 
-class _PinnedPortIdentityProvider(FakeIdentityProvider):
-    """The fake provider on a chosen port, for as long as ``FakeIdentityProvider``
-    itself only binds a free one (port 0). Remove once it takes ``port=``."""
-
-    def __init__(self, *, port: int, **options: Any) -> None:
-        super().__init__(**options)
-        self._pinned_port = port
-
-    def start(self) -> FakeIdentityProvider:
-        server = ThreadingHTTPServer(("127.0.0.1", self._pinned_port), _handler_for(self))
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-
 def start_fake_idp(port: int = 0, **options: Any) -> FakeIdentityProvider:
     """A started fake provider on ``127.0.0.1:port`` (0: any free port)."""
-    if "port" in inspect.signature(FakeIdentityProvider).parameters:
-        return FakeIdentityProvider(**{**options, "port": port}).start()
-    return _PinnedPortIdentityProvider(port=port, **options).start()
+    return FakeIdentityProvider(port=port, **options).start()
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

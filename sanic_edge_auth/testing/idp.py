@@ -124,11 +124,15 @@ class FakeIdentityProvider:
         send_iss_in_callback: bool = True,
         mode: ProviderMode = "auth0",
         issuer_path: str = "",
+        port: int = 0,
     ) -> None:
         if mode not in ("auth0", "generic"):
             raise ValueError(f"unknown mode {mode!r}")
         if issuer_path and (not issuer_path.startswith("/") or issuer_path.endswith("/")):
             raise ValueError("issuer_path starts with '/' and has no trailing slash")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be between 0 and 65535, got {port}")
+        self._requested_port = port  # 0: any free port, chosen at start()
         self.mode: ProviderMode = mode
         self.issuer_path = issuer_path if mode == "generic" else ""
         self.client_id = client_id
@@ -173,7 +177,7 @@ class FakeIdentityProvider:
     # -- lifecycle
 
     def start(self) -> FakeIdentityProvider:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server = ThreadingHTTPServer(("127.0.0.1", self._requested_port), _handler_for(self))
         server.daemon_threads = True
         server.block_on_close = False  # a "timeout" handler must not hold up stop()
         self._server = server
@@ -200,6 +204,7 @@ class FakeIdentityProvider:
 
     @property
     def port(self) -> int:
+        """The port it listens on (the one asked for, or the free one it got)."""
         assert self._server is not None, "start() the provider first"
         return int(self._server.server_address[1])
 
