@@ -218,6 +218,39 @@ def test_a_large_session_is_chunked_and_a_tampered_chunk_refused(
     assert refused.json["error"] == "session_invalid"
 
 
+def test_a_chunked_session_split_elsewhere_is_refused_without_decrypting(
+    fake_idp: FakeIdentityProvider,
+    make_app: MakeApp,
+    serve: Serve,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same sealed value cut at another place would open (the AEAD tag covers the
+    joined value), each cut a new cache entry: only our own split is accepted."""
+    client, _ = build(fake_idp, make_app, serve, blob=3000)
+    assert sign_in(client, fake_idp).status == 302
+    chunks = session_cookies(client)
+    names = sorted(chunks)
+    joined = "".join(chunks[name] for name in names)
+    opened: list[str] = []
+    real_open = SessionCodec.open
+
+    def counting_open(self: SessionCodec, sealed: str, *, name: str) -> Any:
+        opened.append(name)
+        return real_open(self, sealed, name=name)
+
+    monkeypatch.setattr(SessionCodec, "open", counting_open)
+    for cut in (1, 100, len(chunks[names[0]]) - 1):
+        header = f"{names[0]}={joined[:cut]}; {names[1]}={joined[cut:]}"
+        if len(names) > 2:
+            continue
+        _, refused = client.get("/api/orders", headers={"Cookie": header})
+        assert refused.status == 401, refused.text
+        assert refused.json["error"] == "session_invalid"
+    assert opened == []
+    as_set = "; ".join(f"{name}={chunks[name]}" for name in names)
+    assert client.get("/api/orders", headers={"Cookie": as_set})[1].status == 200
+
+
 def test_a_session_is_refused_after_its_absolute_expiry(
     fake_idp: FakeIdentityProvider,
     make_app: MakeApp,
@@ -467,7 +500,10 @@ def test_a_known_session_cookie_is_not_decrypted_again_and_costs_one_store_round
     monkeypatch.setattr(SessionCodec, "open", counting_open)
     client, edge = build(fake_idp, make_app, serve, mode=mode)
     assert sign_in(client, fake_idp).status == 302
-    assert client.get("/api/orders")[1].status == 200  # the first sight of the cookie
+    assert client.get("/api/orders")[1].status == 200
+    # Cookie mode: cached when the login set it, never opened. Server mode: the
+    # cookie and the record are opened once, at the first sight of the cookie.
+    assert opened == ([] if mode == "cookie" else [COOKIE, "edge-auth-session-record"])
     store = edge.store
     calls: list[str] = []
     for method in ("get", "get_many", "set", "delete"):

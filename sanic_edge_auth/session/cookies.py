@@ -62,6 +62,7 @@ __all__ = [
     "policy_for_origin",
     "session_chunks_in_header",
     "set_session_cookies",
+    "split_as_set",
     "split_value",
 ]
 
@@ -254,6 +255,26 @@ def ordered_chunks(
     if count < 2 or count > MAX_CHUNKS or sorted(chunks) != list(range(count)):
         raise SessionCookieInvalid("malformed", "the session cookies are incomplete")
     return tuple(chunks[index] for index in range(count))
+
+
+def split_as_set(policy: SessionCookiePolicy, chunks: tuple[str, ...]) -> bool:
+    """Whether ``chunks`` is how :func:`split_value` splits their joined value.
+
+    The AEAD tag already refuses any chunk set that does not join to a sealed value;
+    this also refuses the same value split elsewhere (``.0=S[:-k]; .1=S[-k:]``), which
+    would otherwise open fine under a new cache key for every ``k``: each one a
+    decryption, and a cache entry, that the holder of one cookie could multiply.
+    """
+    if len(chunks) == 1:
+        return True
+    full_room = CHUNK_BUDGET - len(policy.full_name) - 1
+    if sum(len(chunk) for chunk in chunks) <= full_room:
+        return False  # it would have been one cookie
+    for index, chunk in enumerate(chunks[:-1]):
+        if len(chunk) != CHUNK_BUDGET - len(policy.chunk_name(index)) - 1:
+            return False
+    last = chunks[-1]
+    return 0 < len(last) <= CHUNK_BUDGET - len(policy.chunk_name(len(chunks) - 1)) - 1
 
 
 def session_chunks_in_header(policy: SessionCookiePolicy, header: str) -> tuple[str, ...] | None:

@@ -40,6 +40,7 @@ from sanic_edge_auth.session.cookies import (
     policy_for_origin,
     session_chunks_in_header,
     set_session_cookies,
+    split_as_set,
     split_value,
 )
 from sanic_edge_auth.session.csrf import SAFE_METHODS, check_same_origin
@@ -109,7 +110,12 @@ def _fingerprint(sealed: _Sealed) -> str | bytes:
     a cached session request does; a hit is confirmed by comparing the full value
     (see :meth:`_SealedCache.get`), so a forged tail only ever misses.
     """
-    return sealed[-1][-32:] if isinstance(sealed, tuple) else sealed[-32:]
+    if isinstance(sealed, bytes):
+        return sealed[-32:]
+    last = sealed[-1]
+    if len(last) >= 32 or len(sealed) == 1:
+        return last[-32:]
+    return "".join(sealed[-2:])[-32:]  # a short last chunk: the tail spans two
 
 
 class _SealedCache(Generic[_Entry]):
@@ -123,8 +129,7 @@ class _SealedCache(Generic[_Entry]):
         self._entries: dict[str | bytes, _Entry] = {}
 
     def get(self, sealed: _Sealed) -> _Entry | None:
-        key = sealed[-1][-32:] if isinstance(sealed, tuple) else sealed[-32:]  # _fingerprint
-        entry = self._entries.get(key)
+        entry = self._entries.get(_fingerprint(sealed))
         return entry if entry is not None and entry.sealed == sealed else None
 
     def put(self, entry: _Entry) -> None:
@@ -423,7 +428,7 @@ class SessionManager:
     def _open_cookie_state(self, chunks: tuple[str, ...]) -> tuple[_Known, bool]:
         """The state sealed in a cookie not in the cache, and whether it was sealed
         under the first secret (then cached, so later requests skip the decryption)."""
-        opened = self._open(_joined(chunks), self._cookie_name)
+        opened = self._open(self._joined(chunks), self._cookie_name)
         known = self._known(chunks, _state_of(opened))
         if opened.sealed_with_current_key:
             self._cache.put(known)
@@ -442,7 +447,7 @@ class SessionManager:
         reference = self._references.get(chunks)
         current = True  # only references sealed under the first secret are cached
         if reference is None:
-            cookie = self._open(_joined(chunks), self._cookie_name)
+            cookie = self._open(self._joined(chunks), self._cookie_name)
             session_id = cookie.data.get("id")
             if not isinstance(session_id, str):
                 raise SessionInvalid(
@@ -474,6 +479,15 @@ class SessionManager:
                 keys = (record_key, *known.revocation_keys)
                 self._references.put(_Reference(chunks, keys, session_id))
         return known, current, marks
+
+    def _joined(self, chunks: tuple[str, ...]) -> str:
+        """The sealed value of a cookie not in the cache, if split as we split it."""
+        if len(chunks) == 1:
+            return chunks[0]
+        if not split_as_set(self._policy, chunks):
+            _log.info(Event.SESSION_REFUSED, reason="malformed")
+            raise SessionInvalid("the session cookie is not valid", error_kind="session_invalid")
+        return "".join(chunks)
 
     def _open(self, sealed: str, name: str) -> OpenedSession:
         try:
@@ -583,10 +597,6 @@ def _state_of(opened: OpenedSession) -> SessionState:
     except ValueError:
         _log.info(Event.SESSION_REFUSED, reason="unreadable")
         raise SessionInvalid("the session is not valid", error_kind="session_invalid") from None
-
-
-def _joined(chunks: tuple[str, ...]) -> str:
-    return chunks[0] if len(chunks) == 1 else "".join(chunks)
 
 
 def _record_key(session_id: str) -> str:

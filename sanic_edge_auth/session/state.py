@@ -8,6 +8,7 @@ same cookie is never changed under another request's feet.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -75,9 +76,10 @@ class SessionState:
         # then they are kept as they are. Checked at each write, which is rare.
         try:
             payload = payload_of_kept_token(self.id_token or "")
-        except ValueError:
+            # As JSON, not ==: True == 1 == 1.0 in Python, not once read back.
+            return _canonical(payload) == _canonical(self.claims)
+        except (ValueError, TypeError):
             return False
-        return freeze_claims(payload) == self.claims
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> SessionState:
@@ -112,6 +114,10 @@ class SessionState:
         except (KeyError, TypeError) as exc:
             raise ValueError("malformed session") from exc
         return state
+
+
+def _canonical(claims: Mapping[str, Any]) -> str:
+    return json.dumps(dict(claims), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _text(value: Any) -> str:

@@ -21,6 +21,7 @@ from sanic_edge_auth.session.cookies import (
     policy_for_origin,
     session_chunks_in_header,
     set_session_cookies,
+    split_as_set,
     split_value,
 )
 
@@ -378,3 +379,32 @@ def test_header_reading_agrees_with_sanic_cookie_parsing() -> None:
         found = session_chunks_in_header(SECURE, header)
         assert found is not None
         assert "".join(found) == sealed == join_chunks(SECURE, parse_cookie(header))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "__Host-edge_auth_sessionX=abc",
+        "x__Host-edge_auth_session=abc",
+        "edge_auth_session=abc",  # the unprefixed name: not ours on https
+        "__Secure-edge_auth_session=abc",
+        "a=__Host-edge_auth_session=abc",
+        "__Host-edge_auth_session.x=abc",
+    ],
+)
+def test_look_alikes_of_the_prefixed_name_are_not_the_session(header: str) -> None:
+    assert session_chunks_in_header(SECURE, header) is None
+
+
+def test_only_the_split_we_make_is_accepted() -> None:
+    sealed = sealed_for(SECURE, big_session(9000))
+    ours = tuple(value for _, value in split_value(SECURE, sealed, max_total=16384))
+    assert len(ours) >= 3
+    assert split_as_set(SECURE, ours)
+    assert split_as_set(SECURE, (sealed[:100],))  # one cookie: nothing to compare
+    moved = (ours[0][:-1], ours[0][-1] + ours[1], *ours[2:])  # the same value, cut elsewhere
+    assert "".join(moved) == sealed
+    assert not split_as_set(SECURE, moved)
+    small = sealed[:200]
+    assert not split_as_set(SECURE, (small[:100], small[100:]))  # would have been one cookie
+    assert not split_as_set(SECURE, (*ours[:-1], ""))  # an empty last chunk

@@ -80,3 +80,20 @@ def test_a_session_sealed_with_both_still_opens() -> None:
 def test_a_session_whose_claims_cannot_be_found_is_refused(broken: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="malformed session"):
         SessionState.from_json({**state().to_json(), **broken})
+
+
+def test_claims_equal_only_in_python_are_kept() -> None:
+    """True == 1 in Python, not once the claims are read back from the token."""
+    token_payload = {**PAYLOAD, "email_verified": 1}
+    header, _, signature = TOKENS["id_token"].split(".")
+    id_token = ".".join([header, _b64(json.dumps(token_payload)), signature])
+    typed = state(id_token=id_token, claims=freeze_claims({**PAYLOAD, "email_verified": True}))
+    sealed, back = round_trip(typed)
+    assert sealed["claims"]["email_verified"] is True
+    assert back.claims["email_verified"] is True
+
+
+def _b64(text: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
