@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, Literal, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from sanic_edge_auth.errors import ConfigProblem, ConfigValidationError
 from sanic_edge_auth.oidc.keys import KeySetError, parse_jwks
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.session.settings import SessionSettings, validate_session_settings
+from sanic_edge_auth.settings_reader import SettingsReader
 from sanic_edge_auth.store.settings import StoreSettings, validate_store_settings
 
 __all__ = [
@@ -300,8 +301,12 @@ def load_config(
     return loader.load(read_config_source(source))
 
 
-class _Loader:
-    """Collects problems while it walks the document; raises once at the end."""
+class _Loader(SettingsReader):
+    """Collects problems while it walks the document; raises once at the end.
+
+    The shared checks come from :class:`SettingsReader`; what is added here is the
+    resolving of references and the checks only the core keys need (URLs, origins).
+    """
 
     def __init__(
         self,
@@ -313,17 +318,9 @@ class _Loader:
         self.environ = environ
         self.secrets = secrets
         self.resolve_adapter = resolve_adapter
-        self.problems: list[ConfigProblem] = []
+        super().__init__()
         # Resolved $secret values: masked in every problem message before it is raised.
         self.secret_values: set[str] = set()
-
-    def problem(self, key: str, message: str) -> None:
-        self.problems.append(ConfigProblem(key, message))
-
-    def missing(self, key: str, message: str = "is required") -> None:
-        """Report a required key, unless resolving its reference already failed."""
-        if not any(problem.key == key for problem in self.problems):
-            self.problem(key, message)
 
     # -- references
 
@@ -363,60 +360,12 @@ class _Loader:
 
     # -- typed readers; each returns None after recording a problem
 
-    def text(self, key: str, value: Any, *, required: bool = False) -> str | None:
-        if value is None:
-            if required:
-                self.missing(key)
-            return None
-        if isinstance(value, Secret):
-            value = value.reveal()
-        if not isinstance(value, str) or not value.strip():
-            self.problem(key, "must be a non-empty string")
-            return None
-        return value.strip()
-
-    def secret(self, key: str, value: Any, *, required: bool, why: str = "") -> Secret | None:
-        if value is None:
-            if required:
-                self.missing(key, f"is required{why}")
-            return None
-        if isinstance(value, str) and value:
-            return Secret(value)
-        if isinstance(value, Secret):
-            return value
-        self.problem(key, "must be a non-empty string (normally a $secret.NAME reference)")
-        return None
-
-    def number(self, key: str, value: Any, default: float, *, low: float, high: float) -> float:
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.problem(key, "must be a number")
-            return default
-        if not low <= value <= high:
-            self.problem(key, f"must be between {low:g} and {high:g}, got {value:g}")
-            return default
-        return float(value)
-
-    def string_list(self, key: str, value: Any) -> tuple[str, ...] | None:
-        if value is None:
-            return None
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.problem(key, "must be a list of non-empty strings")
-            return None
-        return tuple(value)
-
-    def unknown_keys(self, key: str, data: Mapping[str, Any], known: frozenset[str]) -> None:
-        for name in data:
-            if name not in known:
-                self.problem(f"{key}.{name}" if key else name, _unknown_message(name, known))
-
     def url(self, key: str, value: Any, *, required: bool = False) -> str | None:
         text = self.text(key, value, required=required)
         if text is None:
             return None
-        parts = urlsplit(text)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
+        parts = _split_url(text)
+        if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
             self.problem(key, f"must be an absolute https URL, got {text!r}")
             return None
         if parts.scheme == "http" and not _is_loopback(parts.hostname):
@@ -433,9 +382,10 @@ class _Loader:
         if text is None:
             return None
         candidate = text if "://" in text else f"https://{text}"
-        parts = urlsplit(candidate)
+        parts = _split_url(candidate)
         if (
-            parts.scheme not in ("https", "http")
+            parts is None
+            or parts.scheme not in ("https", "http")
             or not parts.hostname
             or parts.path not in ("", "/")
             or parts.query
@@ -614,11 +564,8 @@ class _Loader:
             required="login" in kinds,
             why=" because a login path keeps its transaction in an encrypted cookie",
         )
-        if cookie_secret is not None and len(cookie_secret) < MIN_COOKIE_SECRET_LENGTH:
-            self.problem(
-                f"{prefix}.cookie_secret",
-                f"is too short: use at least {MIN_COOKIE_SECRET_LENGTH} random characters",
-            )
+        if cookie_secret is not None:
+            self.long_enough(f"{prefix}.cookie_secret", cookie_secret, MIN_COOKIE_SECRET_LENGTH)
 
         timeout = self.number(f"{prefix}.timeout", values.get("timeout"), 10.0, low=0.1, high=120)
         leeway = self.number(f"{prefix}.leeway", values.get("leeway"), 60.0, low=0, high=300)
@@ -725,7 +672,7 @@ class _Loader:
             name: self.number(
                 f"{key}.{name}", value.get(name), getattr(defaults, name), low=0, high=7 * 86_400
             )
-            for name in _JWKS_CACHE_KEYS
+            for name in JWKSCacheSettings.__dataclass_fields__  # declared order: stable output
         }
         settings = JWKSCacheSettings(**numbers)
         if settings.min_ttl > settings.max_ttl:
@@ -752,10 +699,7 @@ class _Loader:
             if path is not None and not path.startswith("/"):
                 self.problem(f"{key}.path", "must start with '/'")
                 path = None
-            auth = raw.get("auth", False)
-            if not isinstance(auth, bool):
-                self.problem(f"{key}.auth", "must be true or false")
-                auth = False
+            auth = self.flag(f"{key}.auth", raw.get("auth", False))
             scopes = self.string_list(f"{key}.scopes", raw.get("scopes")) or ()
             if scopes and not auth:
                 self.problem(f"{key}.scopes", "has no effect unless auth is true")
@@ -884,12 +828,15 @@ def _bad_reference_message(value: str) -> str:
     )
 
 
-def _unknown_message(name: str, known: frozenset[str]) -> str:
-    message = "unknown key"
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    if close:
-        message += f" (did you mean {close[0]!r}?)"
-    return message
+def _split_url(text: str) -> SplitResult | None:
+    """``urlsplit``, or None where it (or its ``hostname``/``port``) raises: an
+    unbalanced ``[`` or a port past 65535 is a bad value, to report, not a crash."""
+    try:
+        parts = urlsplit(text)
+        _ = parts.hostname, parts.port
+    except ValueError:
+        return None
+    return parts
 
 
 def _is_loopback(host: str) -> bool:

@@ -403,3 +403,27 @@ def test_inline_jwks_with_one_unusable_key_still_loads() -> None:
     authorizer.pop("jwks_uri", None)
     config = load({**SEED, "authorizer": authorizer}, SEED_ENV)
     assert config.authorizer.jwks is not None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("domain", "tenant.auth0.com]"),
+        ("domain", "https://[tenant.auth0.com"),
+        ("domain", "https://tenant.auth0.com:99999"),
+        ("redirect_uri", "https://[::1/callback"),
+    ],
+)
+def test_a_url_that_urlsplit_refuses_is_a_config_problem_not_a_crash(key: str, value: str) -> None:
+    config = {
+        "authorizer": {
+            "type": "auth0",
+            "domain": "tenant.auth0.com",
+            "client_id": "client",
+            "client_secret": "s" * 40,
+            "redirect_uri": "https://app.example.com/callback",
+            key: value,
+        },
+        "paths": [],
+    }
+    assert list(problems_of(config)) == [f"authorizer.{key}"]

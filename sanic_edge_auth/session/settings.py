@@ -11,13 +11,13 @@ of the edge and the browser holds an encrypted, HttpOnly cookie.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from sanic_edge_auth.errors import ConfigProblem
 from sanic_edge_auth.secret import Secret
+from sanic_edge_auth.settings_reader import SettingsReader
 
 __all__ = ["SessionSettings", "validate_session_settings"]
 
@@ -66,23 +66,17 @@ def validate_session_settings(
     raw: Any, key: str = "session"
 ) -> tuple[SessionSettings | None, list[ConfigProblem]]:
     """Check the section (``$secret`` references already resolved by the loader)."""
-    problems: list[ConfigProblem] = []
-
-    def problem(where: str, message: str) -> None:
-        problems.append(ConfigProblem(where, message))
-
     if not isinstance(raw, Mapping):
         return None, [ConfigProblem(key, 'must be an object such as {"secret": ..., "store": ...}')]
-    for name in raw:
-        if name not in _KEYS:
-            close = difflib.get_close_matches(name, sorted(_KEYS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problem(f"{key}.{name}", f"unknown key{hint}")
+    read = SettingsReader()
+    read.unknown_keys(key, raw, _KEYS)
 
-    secrets = _secrets(raw.get("secret"), f"{key}.secret", problem)
+    secrets = _secrets(read, f"{key}.secret", raw.get("secret"))
     mode = raw.get("store", "cookie")
     if mode not in ("cookie", "server"):
-        problem(f"{key}.store", "must be 'cookie' (all in the cookie) or 'server' (in the store)")
+        read.problem(
+            f"{key}.store", "must be 'cookie' (all in the cookie) or 'server' (in the store)"
+        )
         mode = "cookie"
     cookie_name = raw.get("cookie_name", DEFAULT_COOKIE_NAME)
     if (
@@ -91,45 +85,21 @@ def validate_session_settings(
         or len(cookie_name) > 64
         or not all(c.isalnum() or c in "_-" for c in cookie_name)
     ):
-        problem(f"{key}.cookie_name", "must be up to 64 letters, digits, '_' or '-'")
+        read.problem(f"{key}.cookie_name", "must be up to 64 letters, digits, '_' or '-'")
         cookie_name = DEFAULT_COOKIE_NAME
 
     def seconds(name: str, default: float, low: float, high: float) -> float:
-        value = raw.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            problem(f"{key}.{name}", "must be a number of seconds")
-            return default
-        if not low <= value <= high:
-            problem(f"{key}.{name}", f"must be between {low:g} and {high:g} seconds")
-            return default
-        return float(value)
+        return _seconds(read, f"{key}.{name}", raw.get(name, default), default, low, high)
 
     inactivity = seconds("inactivity_timeout", 86_400.0, 60, 365 * 86_400)
     absolute = seconds("absolute_timeout", 7 * 86_400.0, 60, 365 * 86_400)
     if inactivity > absolute:
-        problem(f"{key}.inactivity_timeout", "must not exceed absolute_timeout")
+        read.problem(f"{key}.inactivity_timeout", "must not exceed absolute_timeout")
     refresh_before = seconds("refresh_before", 60.0, 0, 3600)
-    redirect = raw.get("redirect_to_login", False)
-    if not isinstance(redirect, bool):
-        problem(f"{key}.redirect_to_login", "must be true or false")
-        redirect = False
-    origins = raw.get("trusted_origins", [])
-    trusted: list[str] = []
-    if not isinstance(origins, list):
-        problem(
-            f"{key}.trusted_origins", "must be a list of origins like 'https://app.example.com'"
-        )
-    else:
-        for index, origin in enumerate(origins):
-            if not isinstance(origin, str) or not _is_origin(origin):
-                problem(
-                    f"{key}.trusted_origins[{index}]",
-                    "must be an origin like 'https://app.example.com' (scheme and host only)",
-                )
-            else:
-                trusted.append(origin.rstrip("/").lower())
-    if problems or secrets is None:
-        return None, problems
+    redirect = read.flag(f"{key}.redirect_to_login", raw.get("redirect_to_login", False))
+    trusted = _trusted_origins(read, f"{key}.trusted_origins", raw.get("trusted_origins", []))
+    if read.problems or secrets is None:
+        return None, read.problems
     return (
         SessionSettings(
             secrets=secrets,
@@ -139,31 +109,60 @@ def validate_session_settings(
             absolute_timeout=absolute,
             refresh_before=refresh_before,
             redirect_to_login=redirect,
-            trusted_origins=tuple(trusted),
+            trusted_origins=trusted,
         ),
         [],
     )
 
 
-def _secrets(value: Any, key: str, problem: Any) -> tuple[Secret, ...] | None:
+def _secrets(read: SettingsReader, key: str, value: Any) -> tuple[Secret, ...] | None:
     """One secret or a list (rotation: the first seals, all open)."""
     entries = value if isinstance(value, list) else [value]
     if value is None or (isinstance(value, list) and not value):
-        problem(key, "is required (normally a $secret.NAME reference)")
+        read.problem(key, "is required (normally a $secret.NAME reference)")
         return None
     secrets: list[Secret] = []
     for index, entry in enumerate(entries):
         where = f"{key}[{index}]" if isinstance(value, list) else key
-        if isinstance(entry, str):
-            entry = Secret(entry)
-        if not isinstance(entry, Secret) or not entry:
-            problem(where, "must be a non-empty string (normally a $secret.NAME reference)")
-            continue
-        if len(entry) < MIN_SECRET_LENGTH:
-            problem(where, f"is too short: use at least {MIN_SECRET_LENGTH} random characters")
-            continue
-        secrets.append(entry)
+        secret = read.secret_entry(where, entry)
+        if secret is not None and read.long_enough(where, secret, MIN_SECRET_LENGTH):
+            secrets.append(secret)
     return tuple(secrets) if len(secrets) == len(entries) else None
+
+
+def _seconds(
+    read: SettingsReader, key: str, value: Any, default: float, low: float, high: float
+) -> float:
+    """A duration in seconds.
+
+    Not :meth:`SettingsReader.number`: here an explicit ``null`` is a problem rather
+    than the default, and the messages name the unit instead of echoing the value.
+    Folding the two together would change what operators already see.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        read.problem(key, "must be a number of seconds")
+        return default
+    if not low <= value <= high:
+        read.problem(key, f"must be between {low:g} and {high:g} seconds")
+        return default
+    return float(value)
+
+
+def _trusted_origins(read: SettingsReader, key: str, value: Any) -> tuple[str, ...]:
+    """Origins besides the app's own that may send unsafe cookie-authenticated requests."""
+    if not isinstance(value, list):
+        read.problem(key, "must be a list of origins like 'https://app.example.com'")
+        return ()
+    trusted: list[str] = []
+    for index, origin in enumerate(value):
+        if not isinstance(origin, str) or not _is_origin(origin):
+            read.problem(
+                f"{key}[{index}]",
+                "must be an origin like 'https://app.example.com' (scheme and host only)",
+            )
+        else:
+            trusted.append(origin.rstrip("/").lower())
+    return tuple(trusted)
 
 
 def _is_origin(value: str) -> bool:

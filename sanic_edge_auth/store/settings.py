@@ -13,7 +13,6 @@ the scheme, host and port are shown (:func:`redacted_endpoint`).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 
 from sanic_edge_auth.errors import ConfigProblem
 from sanic_edge_auth.secret import Secret
+from sanic_edge_auth.settings_reader import SettingsReader
 
 __all__ = [
     "CoordinationSettings",
@@ -129,71 +129,6 @@ _SENTINEL_KEYS: Final = frozenset({"hosts", "service_name", "password", "usernam
 _COORDINATION_KEYS: Final = frozenset({"lease_ttl", "result_ttl", "failure_ttl", "wait_timeout"})
 
 
-class _Reader:
-    """Typed readers that record a problem (and return a default) instead of raising."""
-
-    def __init__(self) -> None:
-        self.problems: list[ConfigProblem] = []
-
-    def problem(self, key: str, message: str) -> None:
-        self.problems.append(ConfigProblem(key, message))
-
-    def section(self, key: str, value: Any, known: frozenset[str]) -> Mapping[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            self.problem(key, "must be an object")
-            return {}
-        for name in value:
-            if name not in known:
-                close = difflib.get_close_matches(str(name), sorted(known), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                self.problem(f"{key}.{name}", f"is not a known key{hint}")
-        return value
-
-    def text(self, key: str, value: Any) -> str | None:
-        if value is None:
-            return None
-        if isinstance(value, Secret):
-            value = value.reveal()
-        if not isinstance(value, str) or not value.strip():
-            self.problem(key, "must be a non-empty string")
-            return None
-        return value.strip()
-
-    def secret(self, key: str, value: Any) -> Secret | None:
-        if value is None:
-            return None
-        if isinstance(value, Secret) and value:
-            return value
-        if isinstance(value, str) and value:
-            return Secret(value)
-        self.problem(key, "must be a non-empty string (normally a $secret.NAME reference)")
-        return None
-
-    def number(self, key: str, value: Any, default: float, *, low: float, high: float) -> float:
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.problem(key, "must be a number")
-            return default
-        if not low <= value <= high:
-            self.problem(key, f"must be between {low:g} and {high:g}, got {value:g}")
-            return default
-        return float(value)
-
-    def integer(self, key: str, value: Any, default: int, *, low: int, high: int) -> int:
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(key, "must be a whole number")
-            return default
-        if not low <= value <= high:
-            self.problem(key, f"must be between {low} and {high}, got {value}")
-            return default
-        return value
-
-
 def validate_store_settings(
     raw: Mapping[str, Any] | None, key: str = "store"
 ) -> tuple[StoreSettings | None, list[ConfigProblem]]:
@@ -202,7 +137,7 @@ def validate_store_settings(
     Returns the settings, or ``None`` with every problem found. An absent section
     means the default memory store.
     """
-    read = _Reader()
+    read = SettingsReader(unknown_key="is not a known key")
     if raw is None:
         return StoreSettings(), []
     if not isinstance(raw, Mapping):
@@ -272,7 +207,7 @@ def validate_store_settings(
     return settings, []
 
 
-def _url(read: _Reader, key: str, value: Any, *, sentinel: bool) -> Secret | None:
+def _url(read: SettingsReader, key: str, value: Any, *, sentinel: bool) -> Secret | None:
     if value is None:
         if not sentinel:
             read.problem(key, "is required for a redis store (e.g. redis://host:6379/0)")
@@ -307,13 +242,13 @@ def _url(read: _Reader, key: str, value: Any, *, sentinel: bool) -> Secret | Non
     return Secret(text)
 
 
-def _db(read: _Reader, key: str, value: Any) -> int | None:
+def _db(read: SettingsReader, key: str, value: Any) -> int | None:
     if value is None:
         return None
     return read.integer(key, value, 0, low=0, high=1_000_000)
 
 
-def _tls(read: _Reader, key: str, value: Any) -> TLSSettings | None:
+def _tls(read: SettingsReader, key: str, value: Any) -> TLSSettings | None:
     if value is None:
         return None
     data = read.section(key, value, _TLS_KEYS)
@@ -327,7 +262,7 @@ def _tls(read: _Reader, key: str, value: Any) -> TLSSettings | None:
     return tls
 
 
-def _sentinel(read: _Reader, key: str, value: Any) -> SentinelSettings | None:
+def _sentinel(read: SettingsReader, key: str, value: Any) -> SentinelSettings | None:
     if value is None:
         return None
     data = read.section(key, value, _SENTINEL_KEYS)
@@ -353,7 +288,7 @@ def _sentinel(read: _Reader, key: str, value: Any) -> SentinelSettings | None:
     )
 
 
-def _coordination(read: _Reader, key: str, value: Any) -> CoordinationSettings:
+def _coordination(read: SettingsReader, key: str, value: Any) -> CoordinationSettings:
     data = read.section(key, value, _COORDINATION_KEYS)
     lease_ttl = read.number(f"{key}.lease_ttl", data.get("lease_ttl"), 10.0, low=1, high=300)
     # Short: within it, a used refresh token gets the shared new token set instead of the
