@@ -456,6 +456,9 @@ class EdgeRoutes:
             sessions = self._runtime.sessions
             session: Session | None = None
             if sessions is not None:
+                # A POST logout from another site is a forgery (of a nuisance: it would
+                # sign the user out); a GET one is a link, and cannot be told apart.
+                sessions.check_csrf(request)
                 try:
                     session = await self._session_of(request)
                 except SessionInvalid:

@@ -633,3 +633,41 @@ def test_a_sealed_state_this_version_cannot_read_is_401_never_500(
     assert response.status == 401, response.text
     assert response.json["error"] == "session_invalid"
     assert any("max-age=0" in c.lower() for c in set_cookie_headers(response))
+
+
+def test_a_post_logout_from_another_site_is_refused_and_ends_nothing(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    config = fake_idp.gateway_config(
+        paths=[
+            *[p for p in session_paths() if p["path"] != "/api/auth0/logout"],
+            {
+                "method": "POST",
+                "path": "/api/auth0/logout",
+                "integration": {"type": "auth0_logout"},
+            },
+        ]
+    )
+    config["session"] = {"secret": SECRET}
+    app, edge = make_app(config)
+    edge.hook("remember")(_nothing)
+    add_orders(app)
+    client = serve(app)
+    assert sign_in(client, fake_idp).status == 302
+
+    _, forged = client.post(
+        "/api/auth0/logout",
+        headers={"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+    )
+    assert forged.status == 403
+    assert forged.json["error"] == "csrf_rejected"
+    assert not any("max-age=0" in c.lower() for c in set_cookie_headers(forged))
+    assert client.get("/api/orders")[1].status == 200  # still signed in
+
+    _, logout = client.post("/api/auth0/logout", headers={"Sec-Fetch-Site": "same-origin"})
+    assert logout.status == 302
+    assert client.get("/api/orders")[1].status == 401
+
+
+async def _nothing(ctx: HookContext) -> None:
+    return None
