@@ -87,7 +87,8 @@ _SIGNED_IN = """<!doctype html>
   <li><button id="call-api">Call the protected API</button></li>
   <li><a id="profile" href="/api/auth0/profile">View your profile</a></li>
   <li><button id="refresh">Refresh the tokens</button></li>
-  <li><a id="logout" href="/api/auth0/logout?return_to=/">Log out</a></li>
+  <li><form method="post" action="/api/auth0/logout?return_to=/">
+    <button id="logout">Log out</button></form></li>
 </ul>
 <pre id="result"></pre>
 <script>

@@ -53,7 +53,7 @@ def test_example_gateway_signs_in_to_a_page_that_greets_from_the_session(
             "/api/orders", headers={"Authorization": "Bearer " + idp.mint_token(use="id")}
         )
         assert bearer.json["via"] == "bearer"
-        _, logout = client.get("/api/auth0/logout?return_to=/")
+        _, logout = client.post("/api/auth0/logout?return_to=/")
         assert logout.status == 302
         client._session.cookies.clear()
         _, anonymous = client.get("/api/orders")
