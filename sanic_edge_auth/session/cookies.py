@@ -62,7 +62,7 @@ __all__ = [
     "policy_for_origin",
     "session_chunks_in_header",
     "set_session_cookies",
-    "split_as_set",
+    "split_as_written",
     "split_value",
 ]
 
@@ -257,8 +257,9 @@ def ordered_chunks(
     return tuple(chunks[index] for index in range(count))
 
 
-def split_as_set(policy: SessionCookiePolicy, chunks: tuple[str, ...]) -> bool:
-    """Whether ``chunks`` is how :func:`split_value` splits their joined value.
+def split_as_written(policy: SessionCookiePolicy, chunks: tuple[str, ...]) -> bool:
+    """Whether ``chunks`` is how :func:`split_value` (and so :func:`set_session_cookies`)
+    splits their joined value.
 
     The AEAD tag already refuses any chunk set that does not join to a sealed value;
     this also refuses the same value split elsewhere (``.0=S[:-k]; .1=S[-k:]``), which

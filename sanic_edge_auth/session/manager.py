@@ -40,7 +40,7 @@ from sanic_edge_auth.session.cookies import (
     policy_for_origin,
     session_chunks_in_header,
     set_session_cookies,
-    split_as_set,
+    split_as_written,
     split_value,
 )
 from sanic_edge_auth.session.csrf import SAFE_METHODS, check_same_origin
@@ -484,7 +484,7 @@ class SessionManager:
         """The sealed value of a cookie not in the cache, if split as we split it."""
         if len(chunks) == 1:
             return chunks[0]
-        if not split_as_set(self._policy, chunks):
+        if not split_as_written(self._policy, chunks):
             _log.info(Event.SESSION_REFUSED, reason="malformed")
             raise SessionInvalid("the session cookie is not valid", error_kind="session_invalid")
         return "".join(chunks)
