@@ -45,6 +45,7 @@ __all__ = [
     "PathRule",
     "SecretSource",
     "load_config",
+    "proxy_prefix",
 ]
 
 IntegrationKind = Literal[
@@ -208,6 +209,25 @@ class PathRule:
     @property
     def key(self) -> str:
         return f"paths[{self.index}]"
+
+
+def proxy_prefix(redirect_path: str, paths: Sequence[PathRule]) -> str | None:
+    """The path prefix a reverse proxy strips before Sanic sees a request.
+
+    The redirect_uri is the callback as the browser sees it; the callback path is
+    what Sanic routes. The loader accepts a redirect_uri path that merely ends with
+    a callback path, and what comes before it is the proxy's prefix (``""`` when the
+    two are the same; ``None`` when no callback path matches). URLs the edge builds
+    for the browser from Sanic's paths need it in front.
+    """
+    for rule in paths:
+        if (
+            rule.integration is not None
+            and rule.integration.kind == "callback"
+            and redirect_path.endswith(rule.path)
+        ):
+            return redirect_path[: len(redirect_path) - len(rule.path)]
+    return None
 
 
 @dataclass(frozen=True, slots=True)

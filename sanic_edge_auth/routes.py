@@ -24,7 +24,7 @@ from sanic import Request
 from sanic.response import HTTPResponse, json, redirect
 
 from sanic_edge_auth.adapter import IdentityAdapter, TokenSet, VerifiedToken
-from sanic_edge_auth.config import EdgeAuthConfig, PathRule
+from sanic_edge_auth.config import EdgeAuthConfig, PathRule, proxy_prefix
 from sanic_edge_auth.errors import (
     BadRequest,
     EdgeAuthError,
@@ -579,16 +579,15 @@ def _transaction_cookie_path(redirect_path: str, paths: Sequence[PathRule]) -> s
     path is longer than the callback path Sanic routes, by the proxy's prefix. The
     login path must see the cookies too, to cap how many one browser holds.
     """
-    kinds: dict[str, list[str]] = {"login": [], "callback": []}
-    for rule in paths:
-        if rule.integration is not None and rule.integration.kind in kinds:
-            kinds[rule.integration.kind].append(rule.path)
-    callback = next((p for p in kinds["callback"] if redirect_path.endswith(p)), None)
-    if callback is None:
+    prefix = proxy_prefix(redirect_path, paths)
+    if prefix is None:
         return redirect_path
-    prefix = redirect_path[: len(redirect_path) - len(callback)]
-    browser_paths = [redirect_path, *(prefix + path for path in kinds["login"])]
-    return posixpath.commonpath(browser_paths) or "/"
+    logins = [
+        prefix + rule.path
+        for rule in paths
+        if rule.integration is not None and rule.integration.kind == "login"
+    ]
+    return posixpath.commonpath([redirect_path, *logins]) or "/"
 
 
 def _safe_code(value: str) -> str:

@@ -427,3 +427,12 @@ def test_a_url_that_urlsplit_refuses_is_a_config_problem_not_a_crash(key: str, v
         "paths": [],
     }
     assert list(problems_of(config)) == [f"authorizer.{key}"]
+
+
+def test_the_proxy_prefix_is_what_the_redirect_uri_has_before_the_callback_path() -> None:
+    from sanic_edge_auth.config import proxy_prefix
+
+    paths = load(SEED, SEED_ENV).paths
+    assert proxy_prefix("/api/auth0/callback", paths) == ""
+    assert proxy_prefix("/app/api/auth0/callback", paths) == "/app"
+    assert proxy_prefix("/elsewhere", paths) is None

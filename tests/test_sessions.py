@@ -559,6 +559,26 @@ def test_redirect_to_login_for_a_browser_navigation(
     assert api_call.status == 401
 
 
+def test_redirect_to_login_behind_a_path_stripping_proxy_keeps_the_prefix(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    """The browser sees /app/...; Sanic routes /...: the redirect_uri says so."""
+    config = fake_idp.gateway_config(paths=session_paths())
+    config["authorizer"]["redirect_uri"] = "http://127.0.0.1/app/api/auth0/callback"
+    config["session"] = {"secret": SECRET, "redirect_to_login": True}
+    app, edge = make_app(config)
+    edge.hook("remember")(_nothing)
+    add_orders(app)
+    client = serve(app)
+    _, navigation = client.get(
+        "/api/orders?page=2", headers={"Accept": "text/html", "Sec-Fetch-Mode": "navigate"}
+    )
+    assert navigation.status == 302
+    assert navigation.headers["location"] == (
+        "/app/api/auth0/login?return_to=%2Fapp%2Fapi%2Forders%3Fpage%3D2"
+    )
+
+
 def test_rotated_session_secrets_keep_old_cookies_valid(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
 ) -> None:

@@ -257,6 +257,7 @@ class SessionManager:
         adapter_getter: Callable[[], IdentityAdapter],
         refreshes: RefreshCoordinator,
         login_path: str | None = None,
+        public_prefix: str = "",
         clock: Callable[[], float] | None = None,
     ) -> None:
         if clock is None:
@@ -270,6 +271,9 @@ class SessionManager:
         self._adapter = adapter_getter
         self._clock = clock
         self._login_path = login_path
+        # What a path-stripping proxy puts before Sanic's paths, for URLs the browser
+        # follows (see sanic_edge_auth.config.proxy_prefix).
+        self._public_prefix = public_prefix
         self._cache: _SealedCache[_Known] = _SealedCache(_CACHE_SIZE)
         self._references: _SealedCache[_Reference] = _SealedCache(_CACHE_SIZE)
         self._cookie_mode = settings.mode == "cookie"
@@ -516,8 +520,11 @@ class SessionManager:
             return None
         from urllib.parse import quote
 
-        target = request.path + (f"?{request.query_string}" if request.query_string else "")
-        return f"{self._login_path}?return_to={quote(target, safe='')}"
+        prefix = self._public_prefix
+        target = prefix + request.path
+        if request.query_string:
+            target += f"?{request.query_string}"
+        return f"{prefix}{self._login_path}?return_to={quote(target, safe='')}"
 
     # -- CSRF
 
