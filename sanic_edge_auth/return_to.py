@@ -25,10 +25,12 @@ def _rejected() -> BadRequest:
     )
 
 
-def safe_return_to(value: str | None, *, app_origin: str, allowlist: Collection[str]) -> str:
-    """``value`` if it is a safe destination, ``"/"`` if absent; raise otherwise."""
+def safe_return_to(
+    value: str | None, *, app_origin: str, allowlist: Collection[str], default: str = "/"
+) -> str:
+    """``value`` if it is a safe destination, ``default`` if absent; raise otherwise."""
     if not value:
-        return "/"
+        return default
     if len(value) > _MAX_LENGTH or not value.isprintable() or "\\" in value:
         raise _rejected()
     if value.startswith("/"):

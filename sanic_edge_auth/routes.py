@@ -121,6 +121,9 @@ class EdgeRoutes:
         parts = urlsplit(redirect_uri)
         self._app_origin = f"{parts.scheme}://{parts.netloc.lower()}" if parts.netloc else ""
         self._cookie_path = _transaction_cookie_path(parts.path or "/", paths)
+        # Where a login or logout without return_to lands: the app's root as the
+        # browser sees it (behind a path-stripping proxy, under its prefix).
+        self._home = (proxy_prefix(parts.path or "/", paths) or "") + "/"
         # Secure cookies need https; plain http is only ever allowed on loopback.
         self._secure_cookies = parts.scheme != "http"
         self._login_cookies = (
@@ -174,6 +177,7 @@ class EdgeRoutes:
                 request.args.get("return_to"),
                 app_origin=self._app_origin,
                 allowlist=self._config.return_to_allowlist,
+                default=self._home,
             )
             extra = {}
             for name in SAFE_AUTHORIZE_PARAMS:
@@ -451,6 +455,7 @@ class EdgeRoutes:
                 request.args.get("return_to"),
                 app_origin=self._app_origin,
                 allowlist=self._config.return_to_allowlist,
+                default=self._home,
             )
             hint = _id_token_hint_from(request)
             sessions = self._runtime.sessions

@@ -559,7 +559,7 @@ def test_redirect_to_login_for_a_browser_navigation(
     assert api_call.status == 401
 
 
-def test_redirect_to_login_behind_a_path_stripping_proxy_keeps_the_prefix(
+def test_urls_for_the_browser_keep_a_path_stripping_proxys_prefix(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
 ) -> None:
     """The browser sees /app/...; Sanic routes /...: the redirect_uri says so."""
@@ -577,6 +577,10 @@ def test_redirect_to_login_behind_a_path_stripping_proxy_keeps_the_prefix(
     assert navigation.headers["location"] == (
         "/app/api/auth0/login?return_to=%2Fapp%2Fapi%2Forders%3Fpage%3D2"
     )
+    # Without return_to, a logout (or login) lands on the app's root under the prefix.
+    _, logout = client.get("/api/auth0/logout")
+    assert logout.status == 302
+    assert "returnTo=http%3A%2F%2F127.0.0.1%2Fapp%2F" in logout.headers["location"]
 
 
 def test_rotated_session_secrets_keep_old_cookies_valid(
