@@ -220,14 +220,18 @@ def proxy_prefix(redirect_path: str, paths: Sequence[PathRule]) -> str | None:
     two are the same; ``None`` when no callback path matches). URLs the edge builds
     for the browser from Sanic's paths need it in front.
     """
-    for rule in paths:
-        if (
-            rule.integration is not None
-            and rule.integration.kind == "callback"
-            and redirect_path.endswith(rule.path)
-        ):
-            return redirect_path[: len(redirect_path) - len(rule.path)]
-    return None
+    matching = [
+        rule.path
+        for rule in paths
+        if rule.integration is not None
+        and rule.integration.kind == "callback"
+        and redirect_path.endswith(rule.path)
+    ]
+    if not matching:
+        return None
+    # The longest match: with callbacks "/callback" and "/api/auth0/callback", the
+    # redirect_uri "/api/auth0/callback" is the second one, with no prefix.
+    return redirect_path[: len(redirect_path) - max(map(len, matching))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,7 +452,7 @@ class _Loader(SettingsReader):
         authorizer = self.authorizer(raw_authorizer, adapter_type, adapter, paths)
         session = self.session(raw, paths)
         if session is not None and authorizer is not None and authorizer.redirect_uri is None:
-            self.problem(
+            self.missing(
                 "authorizer.redirect_uri",
                 "is required with a session: its origin is the app's origin (cookie and CSRF)",
             )
@@ -553,6 +557,11 @@ class _Loader(SettingsReader):
         redirect_uri = self.url(
             f"{prefix}.redirect_uri", values.get("redirect_uri"), required=needs_redirect
         )
+        if redirect_uri and "//" in urlsplit(redirect_uri).path:
+            # The edge puts what comes before the callback path (a proxy's prefix) in
+            # front of URLs it sends the browser to: "//host/..." would leave the site.
+            self.problem(f"{prefix}.redirect_uri", "must not have '//' in its path")
+            redirect_uri = None
         if redirect_uri and "callback" in kinds:
             callback_paths = {
                 rule.path

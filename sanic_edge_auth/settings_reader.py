@@ -21,6 +21,14 @@ __all__ = ["SettingsReader"]
 _NOT_A_SECRET: Final = "must be a non-empty string (normally a $secret.NAME reference)"
 
 
+def _shown(value: float) -> str:
+    """A number for a message: ``:g`` overflows on an integer past a float's range."""
+    try:
+        return f"{value:g}"
+    except OverflowError:
+        return f"an integer of {len(str(abs(int(value))))} digits"
+
+
 class SettingsReader:
     """Collects :class:`ConfigProblem` s while a section is read.
 
@@ -124,7 +132,7 @@ class SettingsReader:
             self.problem(key, "must be a number")
             return default
         if not low <= value <= high:
-            self.problem(key, f"must be between {low:g} and {high:g}, got {value:g}")
+            self.problem(key, f"must be between {low:g} and {high:g}, got {_shown(value)}")
             return default
         return float(value)
 

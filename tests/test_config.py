@@ -436,3 +436,35 @@ def test_the_proxy_prefix_is_what_the_redirect_uri_has_before_the_callback_path(
     assert proxy_prefix("/api/auth0/callback", paths) == ""
     assert proxy_prefix("/app/api/auth0/callback", paths) == "/app"
     assert proxy_prefix("/elsewhere", paths) is None
+
+
+def test_the_longest_callback_path_decides_the_prefix() -> None:
+    from sanic_edge_auth.config import proxy_prefix
+
+    config = {
+        **SEED,
+        "paths": [
+            {"method": "GET", "path": "/callback", "integration": {"type": "auth0_callback"}},
+            *SEED["paths"],
+        ],
+    }
+    paths = load(config, SEED_ENV).paths
+    assert proxy_prefix("/api/auth0/callback", paths) == ""
+    assert proxy_prefix("/app/callback", paths) == "/app"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("redirect_uri", "https://api.example.com//evil.example/api/auth0/callback"),
+        ("timeout", 10**400),  # past a float's range: no OverflowError
+    ],
+)
+def test_more_values_that_are_problems_not_crashes(key: str, value: Any) -> None:
+    config = {**SEED, "authorizer": {**SEED["authorizer"], key: value}}
+    assert list(problems_of(config, SEED_ENV)) == [f"authorizer.{key}"]
+
+
+def test_a_trusted_origin_urlsplit_refuses_is_a_problem() -> None:
+    config = {**SEED, "session": {"secret": "s" * 40, "trusted_origins": ["https://[::1"]}}
+    assert list(problems_of(config, SEED_ENV)) == ["session.trusted_origins[0]"]

@@ -168,7 +168,11 @@ def _trusted_origins(read: SettingsReader, key: str, value: Any) -> tuple[str, .
 def _is_origin(value: str) -> bool:
     from urllib.parse import urlsplit
 
-    parts = urlsplit(value.rstrip("/"))
+    try:
+        parts = urlsplit(value.rstrip("/"))
+        _ = parts.hostname, parts.port  # an unbalanced "[" or a bad port raise
+    except ValueError:
+        return False
     return (
         parts.scheme in ("https", "http")
         and bool(parts.hostname)

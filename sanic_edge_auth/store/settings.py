@@ -273,7 +273,15 @@ def _sentinel(read: SettingsReader, key: str, value: Any) -> SentinelSettings | 
     else:
         for index, item in enumerate(raw_hosts):
             host, _, port = str(item).rpartition(":")
-            if not isinstance(item, str) or not host or not port.isdigit():
+            # isdecimal, not isdigit: "²" is a digit that int() refuses.
+            if (
+                not isinstance(item, str)
+                or not host
+                or not port.isascii()
+                or not port.isdecimal()
+                or len(port) > 5
+                or not 1 <= int(port) <= 65535
+            ):
                 read.problem(f"{key}.hosts[{index}]", f'must be "host:port", got {item!r}')
                 continue
             hosts.append((host.strip("[]"), int(port)))

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 
 def _wait_for_text(browser: WebDriver, element_id: str, text: str) -> str:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -21,7 +22,9 @@ def _wait_for_text(browser: WebDriver, element_id: str, text: str) -> str:
         content = driver.find_element(By.ID, element_id).text
         return content if text in content else False
 
-    result: str = WebDriverWait(browser, 10).until(found)
+    # A form post (the logout) replaces the page while we read it: look again.
+    wait = WebDriverWait(browser, 10, ignored_exceptions=(StaleElementReferenceException,))
+    result: str = wait.until(found)
     return result
 
 

@@ -98,6 +98,10 @@ def test_url_problems_never_repeat_the_url() -> None:
         assert PASSWORD not in found["store.url"]
 
 
+def _sentinel_host(host: str) -> dict[str, Any]:
+    return {"type": "redis", "url": "redis://h", "sentinel": {"hosts": [host], "service_name": "m"}}
+
+
 @pytest.mark.parametrize(
     ("raw", "key"),
     [
@@ -109,6 +113,10 @@ def test_url_problems_never_repeat_the_url() -> None:
         ({"type": "memory", "prefix": "has space"}, "store.prefix"),
         ({"type": "memory", "max_entries": 1.5}, "store.max_entries"),
         ({"type": "redis", "url": "redis://h", "sentinel": {}}, "store.sentinel.hosts"),
+        (_sentinel_host("h:\u00b2"), "store.sentinel.hosts[0]"),  # a digit int() refuses
+        (_sentinel_host("h:99999"), "store.sentinel.hosts[0]"),
+        (_sentinel_host("h:" + "9" * 5000), "store.sentinel.hosts[0]"),
+        ({"type": "redis", "url": "redis://h", "timeout": 10**400}, "store.timeout"),  # > float
     ],
 )
 def test_one_problem_names_its_key(raw: dict[str, Any], key: str) -> None:
