@@ -13,9 +13,9 @@ from urllib.parse import urljoin, urlsplit
 
 from sanic_edge_auth.errors import BadRequest
 
-__all__ = ["absolute_return_to", "safe_return_to"]
+__all__ = ["MAX_RETURN_TO_LENGTH", "absolute_return_to", "safe_return_to"]
 
-_MAX_LENGTH: Final = 1024  # it travels in the login cookie; keep that small
+MAX_RETURN_TO_LENGTH: Final = 1024  # it travels in the login cookie; keep that small
 
 
 def _rejected() -> BadRequest:
@@ -31,7 +31,7 @@ def safe_return_to(
     """``value`` if it is a safe destination, ``default`` if absent; raise otherwise."""
     if not value:
         return default
-    if len(value) > _MAX_LENGTH or not value.isprintable() or "\\" in value:
+    if len(value) > MAX_RETURN_TO_LENGTH or not value.isprintable() or "\\" in value:
         raise _rejected()
     if value.startswith("/"):
         # "//evil.example" and "/\\evil" are protocol-relative: another host.

@@ -557,6 +557,12 @@ def test_redirect_to_login_for_a_browser_navigation(
     assert navigation.headers["location"] == "/api/auth0/login?return_to=%2Fapi%2Forders%3Fpage%3D2"
     _, api_call = client.get("/api/orders", headers={"Accept": "application/json"})
     assert api_call.status == 401
+    # A query too long for return_to (the login would refuse it): back to the page.
+    browser = {"Accept": "text/html", "Sec-Fetch-Mode": "navigate"}
+    _, long_query = client.get("/api/orders?q=" + "x" * 1100, headers=browser)
+    assert long_query.headers["location"] == "/api/auth0/login?return_to=%2Fapi%2Forders"
+    _, login = client.get(long_query.headers["location"])
+    assert login.status == 302  # on to the IdP
 
 
 def test_urls_for_the_browser_keep_a_path_stripping_proxys_prefix(

@@ -33,6 +33,7 @@ from sanic_edge_auth.adapter import IdentityAdapter, TokenSet, VerifiedToken
 from sanic_edge_auth.errors import ConfigError, CrossSiteRequest, InvalidGrant, SessionInvalid
 from sanic_edge_auth.frozen import freeze_claims
 from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.return_to import MAX_RETURN_TO_LENGTH
 from sanic_edge_auth.session.codec import OpenedSession, SessionCodec, SessionCookieInvalid
 from sanic_edge_auth.session.cookies import (
     SessionTooLarge,
@@ -524,6 +525,12 @@ class SessionManager:
         target = prefix + request.path
         if request.query_string:
             target += f"?{request.query_string}"
+        if len(target) > MAX_RETURN_TO_LENGTH:
+            # The login would refuse it (400): come back to the page without its query,
+            # or to the app's root when even the path is too long.
+            target = prefix + request.path
+            if len(target) > MAX_RETURN_TO_LENGTH:
+                return f"{prefix}{self._login_path}"
         return f"{prefix}{self._login_path}?return_to={quote(target, safe='')}"
 
     # -- CSRF
