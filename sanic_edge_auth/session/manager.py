@@ -13,7 +13,8 @@ Either way, back-channel logout records the IdP's ``sid`` or the user's ``sub`` 
 a time: sessions of that ``sid``, or of that ``sub`` created before it, are over.
 
 Per request the work is a cookie lookup in a bounded cache (no decryption for a
-cookie seen before), the expiry checks, and the revocation lookups in the store.
+cookie seen before), the expiry checks, and one store read: the revocation marks
+(and, for ``"server"``, the record with them).
 """
 
 from __future__ import annotations
