@@ -164,13 +164,7 @@ async def fetch_metadata(http: IdPClient, rules: DiscoveryRules) -> ProviderMeta
             key="authorizer.issuer",
             discovery_field="issuer",
         )
-    if response.status != 200:
-        raise UpstreamBadResponse(
-            f"the discovery endpoint answered HTTP {response.status}",
-            endpoint="discovery",
-            upstream_status=response.status,
-            elapsed_ms=response.elapsed_ms,
-        )
+    response.require_ok("the discovery endpoint")
     return parse_metadata(response.body, rules)
 
 

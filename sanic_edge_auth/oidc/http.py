@@ -64,6 +64,17 @@ class IdPResponse:
     headers: Mapping[str, str]
     elapsed_ms: float
 
+    def require_ok(self, what: str) -> None:
+        """Raise :class:`UpstreamBadResponse` unless the IdP answered 200, for a plain
+        GET of a document (``what`` names it: "the JWKS endpoint")."""
+        if self.status != 200:
+            raise UpstreamBadResponse(
+                f"{what} answered HTTP {self.status}",
+                endpoint=self.endpoint,
+                upstream_status=self.status,
+                elapsed_ms=self.elapsed_ms,
+            )
+
 
 class IdPClient:
     """Wraps an ``httpx.AsyncClient`` with the timeout and error mapping above."""

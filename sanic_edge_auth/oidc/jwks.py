@@ -53,13 +53,7 @@ class JWKSDocument:
 async def fetch_jwks(http: IdPClient, url: str) -> JWKSDocument:
     """GET a JWK Set; anything but a 200 JSON object is an upstream error."""
     response = await http.get("jwks", url)
-    if response.status != 200:
-        raise UpstreamBadResponse(
-            f"the JWKS endpoint answered HTTP {response.status}",
-            endpoint="jwks",
-            upstream_status=response.status,
-            elapsed_ms=response.elapsed_ms,
-        )
+    response.require_ok("the JWKS endpoint")
     return JWKSDocument(response.body, max_age(response.headers.get("cache-control")))
 
 
