@@ -210,6 +210,30 @@ class ClientAuth:
         return body, headers
 
 
+def authorization_request(
+    *,
+    client_id: str,
+    redirect_uri: str,
+    scope: str,
+    state: str,
+    nonce: str,
+    code_challenge: str,
+) -> dict[str, str]:
+    """The query of a login: an authorization code request (RFC 6749 4.1.1, OIDC Core
+    3.1.2.1) with its PKCE S256 challenge (RFC 7636 4.3). Adapters add their own
+    parameters (an audience, an organization) to it."""
+    return {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": state,
+        "nonce": nonce,
+        "code_challenge": code_challenge,
+        "code_challenge_method": "S256",
+    }
+
+
 def authorization_code_grant(*, code: str, code_verifier: str, redirect_uri: str) -> dict[str, str]:
     """The token request form that trades a code for tokens (RFC 6749 4.1.3, with the
     PKCE verifier of RFC 7636 4.5)."""

@@ -36,6 +36,7 @@ from sanic_edge_auth.oidc.client_auth import (
     ClientAuth,
     PrivateKeyJWT,
     authorization_code_grant,
+    authorization_request,
     private_key_signer,
     refresh_token_grant,
     token_request,
@@ -192,16 +193,14 @@ class Auth0Adapter:
         scope: str,
         extra: Mapping[str, str],
     ) -> str:
-        params: dict[str, str] = {
-            "response_type": "code",
-            "client_id": self._config.client_id,
-            "redirect_uri": redirect_uri,
-            "scope": scope,
-            "state": state,
-            "nonce": nonce,
-            "code_challenge": code_challenge,
-            "code_challenge_method": "S256",
-        }
+        params = authorization_request(
+            client_id=self._config.client_id,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            state=state,
+            nonce=nonce,
+            code_challenge=code_challenge,
+        )
         if self._config.audience:
             params["audience"] = self._config.audience
         if self._organization:

@@ -30,6 +30,7 @@ from sanic_edge_auth.oidc.client_auth import (
     ClientAuth,
     ClientAuthMethod,
     authorization_code_grant,
+    authorization_request,
     refresh_token_grant,
     token_request,
 )
@@ -308,17 +309,15 @@ class OIDCAdapter:
     ) -> str:
         endpoint = self._current_provider().metadata.authorization_endpoint
         assert endpoint is not None  # required by the rules when a redirect URI is set
-        params: dict[str, str] = {
-            "response_type": "code",
-            "client_id": self._config.client_id,
-            "redirect_uri": redirect_uri,
-            "scope": scope,
-            "state": state,
-            "nonce": nonce,
-            "code_challenge": code_challenge,
-            "code_challenge_method": "S256",
-            **self._authorize_params,  # the operator's wins over the login URL's query
-        }
+        params = authorization_request(
+            client_id=self._config.client_id,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            state=state,
+            nonce=nonce,
+            code_challenge=code_challenge,
+        )
+        params.update(self._authorize_params)  # the operator's wins over the login URL's query
         for key, value in extra.items():
             params.setdefault(key, value)
         separator = "&" if "?" in endpoint else "?"
