@@ -55,9 +55,13 @@ def build(
     *,
     mode: str = "cookie",
     blob: int = 0,
+    paths: list[dict[str, Any]] | None = None,
+    redirect_uri: str | None = None,
     **session: Any,
 ) -> tuple[ReusableClient, EdgeAuth]:
-    config = idp.gateway_config(paths=session_paths())
+    config = idp.gateway_config(paths=session_paths() if paths is None else paths)
+    if redirect_uri is not None:
+        config["authorizer"]["redirect_uri"] = redirect_uri
     config["session"] = {"secret": SECRET, "store": mode, **session}
     app, edge = make_app(config)
 
@@ -569,13 +573,13 @@ def test_urls_for_the_browser_keep_a_path_stripping_proxys_prefix(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
 ) -> None:
     """The browser sees /app/...; Sanic routes /...: the redirect_uri says so."""
-    config = fake_idp.gateway_config(paths=session_paths())
-    config["authorizer"]["redirect_uri"] = "http://127.0.0.1/app/api/auth0/callback"
-    config["session"] = {"secret": SECRET, "redirect_to_login": True}
-    app, edge = make_app(config)
-    edge.hook("remember")(_nothing)
-    add_orders(app)
-    client = serve(app)
+    client, _ = build(
+        fake_idp,
+        make_app,
+        serve,
+        redirect_uri="http://127.0.0.1/app/api/auth0/callback",
+        redirect_to_login=True,
+    )
     _, navigation = client.get(
         "/api/orders?page=2", headers={"Accept": "text/html", "Sec-Fetch-Mode": "navigate"}
     )
@@ -668,21 +672,13 @@ def test_a_sealed_state_this_version_cannot_read_is_401_never_500(
 def test_a_post_logout_from_another_site_is_refused_and_ends_nothing(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
 ) -> None:
-    config = fake_idp.gateway_config(
-        paths=[
-            *[p for p in session_paths() if p["path"] != "/api/auth0/logout"],
-            {
-                "method": "POST",
-                "path": "/api/auth0/logout",
-                "integration": {"type": "auth0_logout"},
-            },
-        ]
-    )
-    config["session"] = {"secret": SECRET}
-    app, edge = make_app(config)
-    edge.hook("remember")(_nothing)
-    add_orders(app)
-    client = serve(app)
+    post_logout = {
+        "method": "POST",
+        "path": "/api/auth0/logout",
+        "integration": {"type": "auth0_logout"},
+    }
+    paths = [p for p in session_paths() if p["path"] != "/api/auth0/logout"] + [post_logout]
+    client, _ = build(fake_idp, make_app, serve, paths=paths)
     assert sign_in(client, fake_idp).status == 302
 
     _, forged = client.post(
@@ -697,7 +693,3 @@ def test_a_post_logout_from_another_site_is_refused_and_ends_nothing(
     _, logout = client.post("/api/auth0/logout", headers={"Sec-Fetch-Site": "same-origin"})
     assert logout.status == 302
     assert client.get("/api/orders")[1].status == 401
-
-
-async def _nothing(ctx: HookContext) -> None:
-    return None
