@@ -243,6 +243,13 @@ class EdgeAuthConfig:
     #: Where shared state lives (process memory by default).
     store: StoreSettings = field(default_factory=StoreSettings)
 
+    @property
+    def public_prefix(self) -> str:
+        """What a path-stripping proxy puts before Sanic's paths, for URLs the edge
+        sends the browser to (``""`` without one; see :func:`proxy_prefix`)."""
+        redirect_path = urlsplit(self.authorizer.redirect_uri or "").path or "/"
+        return proxy_prefix(redirect_path, self.paths) or ""
+
 
 class AdapterSettings(Protocol):
     """What the loader needs from an adapter class to check its own keys."""

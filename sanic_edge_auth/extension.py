@@ -21,7 +21,6 @@ import sys
 from collections.abc import Callable, Collection, Mapping
 from functools import wraps
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
 
 import httpx
 from sanic import Request, Sanic
@@ -34,7 +33,6 @@ from sanic_edge_auth.config import (
     EnvironmentSecrets,
     SecretSource,
     load_config,
-    proxy_prefix,
 )
 from sanic_edge_auth.errors import (
     ConfigProblem,
@@ -291,7 +289,6 @@ class EdgeAuth:
                 (r.path for r in config.paths if r.integration and r.integration.kind == "login"),
                 None,
             )
-            redirect_path = urlsplit(config.authorizer.redirect_uri).path
             self._sessions = SessionManager(
                 config.session,
                 app_origin=origin_of(config.authorizer.redirect_uri),
@@ -299,7 +296,7 @@ class EdgeAuth:
                 adapter_getter=lambda: self.adapter,
                 refreshes=self._refreshes,
                 login_path=login,
-                public_prefix=proxy_prefix(redirect_path, config.paths) or "",
+                public_prefix=config.public_prefix,
             )
         self._guard = Guard(self._adapter, self._sessions, self._metrics)
         await self._adapter.startup()

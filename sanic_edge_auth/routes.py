@@ -123,7 +123,7 @@ class EdgeRoutes:
         self._cookie_path = _transaction_cookie_path(parts.path or "/", paths)
         # Where a login or logout without return_to lands: the app's root as the
         # browser sees it (behind a path-stripping proxy, under its prefix).
-        self._home = (proxy_prefix(parts.path or "/", paths) or "") + "/"
+        self._home = edge_config.public_prefix + "/"
         # Secure cookies need https; plain http is only ever allowed on loopback.
         self._secure_cookies = parts.scheme != "http"
         self._login_cookies = (
