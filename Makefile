@@ -1,24 +1,44 @@
 # Two commands matter on a fresh clone: `make demo` and `make test`.
-# Each creates .venv on first use: `make demo` installs only what the demo needs (the
-# core and the Auth0 adapter, editable); `make test` adds both adapters and the dev tools.
+#
+# The project's own checks (tests, lint, docs, benchmarks) run in .venv, installed
+# exactly as uv.lock pins it: an upstream release cannot change what they run on.
+# uv itself is pinned too, bootstrapped into .tools/ with the machine's Python.
+# `make demo` installs only what the demo needs (the core and the Auth0 adapter).
+#
+# The library's own dependency ranges stay ranges; two more environments prove them:
+#   make test-lowest   the lowest versions the ranges allow (.venv-lowest)
+#   make test-latest   everything resolved afresh, ignoring the lock (.venv-latest)
+# `make lock` refreshes uv.lock (say what it changed in CHANGELOG.md).
 PYTHON ?= python3
 VENV ?= .venv
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.demo-installed
+PYPROJECTS := pyproject.toml adapters/auth0/pyproject.toml adapters/oidc/pyproject.toml
+# Every workspace member, editable, and the dev group: what the test suite needs.
+EDITABLES := -e . -e adapters/auth0 -e adapters/oidc
+GROUPS := --group dev
 
-.PHONY: demo test lint bench clean docs check-wheels
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-$(STAMP): pyproject.toml adapters/auth0/pyproject.toml adapters/oidc/pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]' -e adapters/auth0 -e adapters/oidc
+.PHONY: demo test test-lowest test-latest lint bench clean docs check-wheels lock
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+$(STAMP): $(UV) uv.lock $(PYPROJECTS)
+	$(UV) sync --locked --all-packages --quiet
 	touch $(STAMP)
 
-$(DEMO_STAMP): pyproject.toml adapters/auth0/pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e . -e adapters/auth0
+# Inexact: a .venv that `make test` filled keeps its dev tools.
+$(DEMO_STAMP): $(UV) uv.lock $(PYPROJECTS)
+	$(UV) sync --locked --package sanic-edge-auth-auth0 --no-default-groups --inexact --quiet
 	touch $(DEMO_STAMP)
 
 demo: $(DEMO_STAMP)
@@ -26,6 +46,22 @@ demo: $(DEMO_STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# A fresh environment at the lowest versions the ranges allow (direct dependencies of
+# the library, its adapters and the dev group), then the whole suite on it.
+test-lowest: $(UV)
+	rm -rf .venv-lowest
+	$(UV) venv --quiet .venv-lowest
+	$(UV) pip install --quiet --python .venv-lowest --resolution lowest-direct $(EDITABLES) $(GROUPS)
+	.venv-lowest/bin/python -m pytest
+
+# A fresh environment with the newest release of everything, the lock ignored: what a
+# user who installs today gets, and what the next `make lock` will bring.
+test-latest: $(UV)
+	rm -rf .venv-latest
+	$(UV) venv --quiet .venv-latest
+	$(UV) pip install --quiet --python .venv-latest --refresh $(EDITABLES) $(GROUPS)
+	.venv-latest/bin/python -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -38,12 +74,16 @@ bench: $(STAMP)
 # The documentation site, built with --strict: a broken link or a page missing from
 # the nav fails the build. Output in build/site/.
 docs: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[docs]'
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
 
+# Re-resolve uv.lock to the newest versions the ranges allow. Review the diff, run
+# `make test`, and note the notable upgrades in CHANGELOG.md.
+lock: $(UV)
+	$(UV) lock --upgrade
+
 # Build every distribution's wheel, install them into a fresh venv, check them.
-check-wheels:
-	bash .ci/wheels.sh
+check-wheels: $(UV)
+	UV=$(UV) bash .ci/wheels.sh
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-lowest .venv-latest $(TOOLS) .mypy_cache .ruff_cache .pytest_cache

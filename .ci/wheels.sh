@@ -4,17 +4,25 @@
 # core with its adapter extras, adapters found through --find-links because they are
 # not on PyPI yet), and check what a user relies on: the imports, py.typed in every
 # wheel, the adapters' entry points (group sanic_edge_auth.adapters), the console
-# script, and pip's dependency check. Run from anywhere: bash .ci/wheels.sh
+# script, and pip's dependency check. Every third-party version comes from uv.lock
+# (as constraints), so an upstream release cannot turn this check red.
+# Run from anywhere: bash .ci/wheels.sh (UV names the uv to use; `make check-wheels`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 PYTHON=${PYTHON:-python3}
+UV=${UV:-uv}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 dist="$work/dist"
 mkdir -p "$dist"
 
 step() { printf '\n== %s\n' "$*"; }
+
+step "constraints: every locked version (the project's own distributions left out)"
+"$UV" export --frozen --quiet --all-packages --all-groups --no-hashes --no-emit-workspace \
+    --format requirements-txt --output-file "$work/constraints.txt"
+export PIP_CONSTRAINT="$work/constraints.txt"
 
 step "build tools (build + hatchling, once, so each build skips its isolated env)"
 "$PYTHON" -m venv "$work/tools"

@@ -175,10 +175,7 @@ class RedisStore:
                 sentinel_options["username"] = sentinel.username
             if settings.tls is not None:
                 sentinel_options.update({k: v for k, v in options.items() if k.startswith("ssl")})
-            # redis-py leaves Sentinel's constructor unannotated.
-            manager = Sentinel(  # type: ignore[no-untyped-call]
-                list(sentinel.hosts), sentinel_kwargs=sentinel_options, **options
-            )
+            manager = Sentinel(list(sentinel.hosts), sentinel_kwargs=sentinel_options, **options)
             client: Redis = manager.master_for(sentinel.service_name)
             endpoint = f"sentinel {sentinel.service_name!r} via " + ", ".join(
                 f"{host}:{port}" for host, port in sentinel.hosts
