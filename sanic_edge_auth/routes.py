@@ -390,8 +390,10 @@ class EdgeRoutes:
 
         async def edge_auth_refresh(request: Request) -> HTTPResponse:
             adapter = self._runtime.adapter
+            bearer_subject: str | None = None
             if rule.auth:
-                await self._runtime.guard.authenticate(request, rule.scopes)
+                verified = await self._runtime.guard.authenticate(request, rule.scopes)
+                bearer_subject = verified.subject
             refresh_token = _refresh_token_in(request)
             if refresh_token is None:
                 session = await self._session_of(request)
@@ -408,6 +410,14 @@ class EdgeRoutes:
                 claims = (
                     await adapter.verify_id_token(tokens.id_token.reveal(), nonce=None)
                 ).claims
+            if bearer_subject is not None and claims.get("sub") != bearer_subject:
+                # The path is protected by the bearer's identity: the refresh token must
+                # be that user's (as userinfo checks), not a stolen one of another user.
+                # Without a new ID token it cannot be shown: refused, fail closed.
+                raise InvalidToken(
+                    "the refresh token does not belong to the authenticated user",
+                    error_kind="token_subject_mismatch",
+                )
             context = HookContext(
                 request=request,
                 kind="refresh",

@@ -221,3 +221,37 @@ def test_return_to_is_bounded() -> None:
     assert safe_return_to("/" + "a" * 1000, app_origin="http://x", allowlist=()).startswith("/a")
     with pytest.raises(BadRequest):
         safe_return_to("/" + "a" * 1024, app_origin="http://x", allowlist=())
+
+
+def test_a_protected_refresh_path_refuses_another_users_refresh_token(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    paths = [
+        *fake_idp.gateway_config()["paths"],
+        {
+            "method": "POST",
+            "path": "/api/auth0/own-refresh",
+            "auth": True,
+            "integration": {"type": "auth0_refresh"},
+        },
+    ]
+    app, _ = make_app(fake_idp.gateway_config(paths=paths))
+    client = serve(app)
+    ada = login(client, fake_idp).json
+    fake_idp.user = FakeUser(sub="auth0|mallory", email="m@example.com", name="Mallory")
+    mallory = login(client, fake_idp).json
+    bearer = {"Authorization": "Bearer " + ada["id_token"]}
+    # Ada's bearer, Mallory's (stolen) refresh token: Mallory's new tokens stay unsent.
+    _, stolen = client.post(
+        "/api/auth0/own-refresh", headers=bearer, data={"refresh_token": mallory["refresh_token"]}
+    )
+    assert stolen.status == 401, stolen.text
+    assert stolen.json["error"] == "token_subject_mismatch"
+    assert "access_token" not in stolen.json
+    assert "m@example.com" not in stolen.text
+    # Her own refresh token works on the same path.
+    _, own = client.post(
+        "/api/auth0/own-refresh", headers=bearer, data={"refresh_token": ada["refresh_token"]}
+    )
+    assert own.status == 200, own.text
+    assert own.json["refresh_token"] != ada["refresh_token"]

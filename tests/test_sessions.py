@@ -329,6 +329,21 @@ def test_a_refresh_the_idp_refuses_ends_the_session(
     assert after.status == 401
 
 
+def test_a_refresh_that_answers_for_another_user_ends_the_session(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str
+) -> None:
+    client, _ = build(fake_idp, make_app, serve, mode=mode)
+    assert sign_in(client, fake_idp).status == 302
+    # The IdP (or whatever answers in its place) returns another user's tokens.
+    fake_idp.token_claims = {"sub": "auth0|mallory"}
+    _, refused = client.post("/api/auth0/refresh")
+    assert refused.status == 401, refused.text
+    assert refused.json["error"] == "token_subject_mismatch"
+    fake_idp.token_claims = {}
+    _, after = client.get("/api/orders")
+    assert after.status == 401  # the session is over, not continued as either user
+
+
 def test_cross_site_unsafe_requests_are_refused_same_origin_passes(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
 ) -> None:
@@ -693,3 +708,46 @@ def test_a_post_logout_from_another_site_is_refused_and_ends_nothing(
     _, logout = client.post("/api/auth0/logout", headers={"Sec-Fetch-Site": "same-origin"})
     assert logout.status == 302
     assert client.get("/api/orders")[1].status == 401
+
+
+@pytest.mark.parametrize(
+    "garbage", [b"\xff\xfe not ascii", b"not-a-number", b"nan", b"", b"{\"sub\": 1}"]
+)
+def test_garbage_in_a_revocation_mark_is_a_store_503_not_a_500(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str, garbage: bytes
+) -> None:
+    client, edge = build(fake_idp, make_app, serve, mode=mode)
+    assert sign_in(client, fake_idp).status == 302
+    digest = session_manager._digest(fake_idp.user.sub)
+    asyncio.run(edge.store.set(f"revoked:sub:{digest}", garbage, 60))
+    _, response = client.get("/api/orders")
+    assert response.status == 503, response.text
+    assert response.json["error"] == "store_unavailable"
+    assert not any("max-age=0" in c.lower() for c in set_cookie_headers(response))
+
+
+@pytest.mark.parametrize("garbage", [b"\xff\xfe not ascii", b"AAAA", b"x" * 400, "another"])
+def test_garbage_or_another_sessions_record_is_a_store_503_not_a_500(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, garbage: bytes | str
+) -> None:
+    client, edge = build(fake_idp, make_app, serve, mode="server")
+    assert sign_in(client, fake_idp).status == 302
+    (cookie_name, first), *_ = session_cookies(client).items()
+    assert sign_in(client, fake_idp).status == 302  # a second session, same app
+    cookie = session_cookies(client)[cookie_name]
+    assert cookie != first
+
+    def record_key(sealed: str) -> str:
+        session_id = SessionCodec(Secret(SECRET)).open(sealed, name=cookie_name).data["id"]
+        return f"session:{session_manager._digest(session_id)}"
+
+    if garbage == "another":
+        # The first session's valid record copied under the second session's key.
+        copied = asyncio.run(edge.store.get(record_key(first)))
+        assert copied is not None
+        garbage = copied
+    assert isinstance(garbage, bytes)
+    asyncio.run(edge.store.set(record_key(cookie), garbage, 60))
+    _, response = client.get("/api/orders")
+    assert response.status == 503, response.text
+    assert response.json["error"] == "store_unavailable"

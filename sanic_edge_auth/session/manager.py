@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -31,7 +32,13 @@ from sanic import Request
 from sanic.response import HTTPResponse
 
 from sanic_edge_auth.adapter import IdentityAdapter, TokenSet, VerifiedToken
-from sanic_edge_auth.errors import ConfigError, CrossSiteRequest, InvalidGrant, SessionInvalid
+from sanic_edge_auth.errors import (
+    ConfigError,
+    CrossSiteRequest,
+    InvalidGrant,
+    SessionInvalid,
+    StoreUnavailable,
+)
 from sanic_edge_auth.frozen import freeze_claims
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.return_to import MAX_RETURN_TO_LENGTH
@@ -410,7 +417,7 @@ class SessionManager:
             # Revoked by a logout (the session's own mark, first), or by a back-channel
             # logout of its IdP session (``sid``) or user (``sub``) after it began.
             for index, mark in enumerate(marks):
-                if mark is not None and (index == 0 or float(mark) >= state.created_at):
+                if mark is not None and (index == 0 or _marked_at(mark) >= state.created_at):
                     raise SessionInvalid("the session has ended", error_kind="session_revoked")
         except SessionCookieInvalid as exc:
             # A gap, a duplicate, both shapes at once: no usable session (and a 401,
@@ -470,10 +477,12 @@ class SessionManager:
             raise SessionInvalid("the session has ended", error_kind="session_revoked")
         known = self._cache.get(record)
         if known is None or known.state.id != session_id:
-            opened = self._open(record.decode("ascii"), _RECORD_NAME)
+            opened = self._open_record(record)
             state = _state_of(opened)
             if state.id != session_id:
-                raise SessionInvalid("the session is not valid", error_kind="session_invalid")
+                # Another session's record under this one's key: the store was written
+                # by someone else. Not the browser's fault, and nothing of it is used.
+                raise _unreadable("a session record in the store belongs to another session")
             known = self._known(record, state)
             if opened.sealed_with_current_key:
                 self._cache.put(known)
@@ -504,6 +513,21 @@ class SessionManager:
             raise SessionInvalid("the session cookie is not valid", error_kind=error_kind) from None
         except ValueError:
             raise SessionInvalid("the session cookie is not valid") from None
+
+    def _open_record(self, record: bytes) -> OpenedSession:
+        """A server session's stored record. Only an expired one is the session's end;
+        one that does not open (garbage, another format, another key) is a store
+        fault: 503 from the store, never a 500, and the cookie is kept."""
+        try:
+            return self._codec.open(record.decode("ascii"), name=_RECORD_NAME)
+        except SessionCookieInvalid as exc:
+            if exc.reason == "expired":
+                raise SessionInvalid(
+                    "the session has expired", error_kind="session_expired"
+                ) from None
+            raise _unreadable("a session record in the store is unreadable") from None
+        except UnicodeDecodeError:
+            raise _unreadable("a session record in the store is unreadable") from None
 
     def _invalid(self, description: str, kind: str, request: Request) -> SessionInvalid:
         return SessionInvalid(
@@ -568,6 +592,14 @@ class SessionManager:
         claims = state.claims
         if tokens.id_token is not None:
             claims = (await adapter.verify_id_token(tokens.id_token.reveal(), nonce=None)).claims
+            if claims.get("sub") != state.subject:
+                # Another user's tokens (an IdP bug, or a tampered shared store): never
+                # let this session continue as them, nor as itself on a used token.
+                await self.revoke(state)
+                raise SessionInvalid(
+                    "the refreshed tokens belong to another user",
+                    error_kind="token_subject_mismatch",
+                )
         scopes = tuple(sorted(tokens.scope.split())) if tokens.scope else state.scopes
         _log.info(Event.SESSION_REFRESHED, rotated=tokens.refresh_token is not None)
         return replace(
@@ -612,6 +644,22 @@ def _state_of(opened: OpenedSession) -> SessionState:
     except ValueError:
         _log.info(Event.SESSION_REFUSED, reason="unreadable")
         raise SessionInvalid("the session is not valid", error_kind="session_invalid") from None
+
+
+def _unreadable(description: str) -> StoreUnavailable:
+    return StoreUnavailable(description, operation="session.read")
+
+
+def _marked_at(mark: bytes) -> float:
+    """When a revocation mark was written (Unix seconds, as :meth:`revoke_matching`
+    writes it); anything else in its place is a store fault, not "not revoked"."""
+    try:
+        value = float(mark)
+    except ValueError:
+        raise _unreadable("a revocation mark in the store is unreadable") from None
+    if not math.isfinite(value):
+        raise _unreadable("a revocation mark in the store is unreadable")
+    return value
 
 
 def _record_key(session_id: str) -> str:

@@ -19,14 +19,25 @@ How, for each key (e.g. a hash of the refresh token):
    releases the lease. If the winner dies, its lease expires after ``lease_ttl``
    and one of the waiters takes over.
 4. Losers poll for the recorded outcome: the winner's result, or the winner's
-   failure re-raised (an ``invalid_grant`` is the refresh token's real fate, not a
-   race). They never make the call themselves while a recorded outcome exists.
+   failure re-raised. They never make the call themselves while a recorded outcome
+   exists.
 
-The result is stored as ``encode(value)``: the caller decides the encoding, and
-must encrypt token sets (the session codec does). Failures are stored as the
-error's class name and its safe attributes (the error tree keeps no secret on an
-error). The key itself is hashed (SHA-256) before it reaches the store, so a
-refresh token can be passed as the key without being written anywhere.
+Failures come in two kinds. A *definitive* one (the caller names which: for a refresh,
+the IdP's ``invalid_grant``) is the key's real fate and is remembered for
+``failure_ttl``, so a late request with the same dead refresh token is refused without
+reaching the IdP. Any other failure (an IdP outage, a timeout) is handed only to the
+callers that were waiting on that very call: a request that arrives after it ended
+calls again, so a brief outage is not replayed after the IdP has recovered.
+
+Every record is sealed (AES-GCM, by the caller's ``sealer``, the session codec) with
+the record's own store key as associated data. Whoever can write the store's keyspace
+(a shared Redis, a leaked URL) can neither read a result, nor copy a victim's result
+under the key of their own refresh token (it fails to open there), nor forge a failure.
+A record that fails to open is a store error (503), never a 500. A failure keeps only a
+fixed set of safe, validated fields (its class, kind, endpoint, statuses); its
+description is a fixed sentence, and nothing else crosses (no redirect, no status).
+The key itself is hashed (SHA-256) before it reaches the store, so a refresh token can
+be passed as the key without being written anywhere.
 """
 
 from __future__ import annotations
@@ -34,10 +45,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
+import inspect
+import re
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any, Final, Generic, TypeVar
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from sanic_edge_auth import errors
 from sanic_edge_auth.errors import EdgeAuthError, StoreError, StoreTimeout, StoreUnavailable
@@ -46,14 +58,29 @@ from sanic_edge_auth.oidc.singleflight import SingleFlight
 from sanic_edge_auth.store.base import LeaseToken, Store
 from sanic_edge_auth.store.settings import CoordinationSettings
 
-__all__ = ["ClusterSingleFlight", "RemoteFailure"]
+__all__ = ["ClusterSingleFlight", "RemoteFailure", "Sealer"]
 
 T = TypeVar("T")
 
-_OK: Final = b"ok\n"
-_FAILED: Final = b"failed\n"
 _FIRST_POLL: Final = 0.01
 _MAX_POLL: Final = 0.25
+
+
+class _Opened(Protocol):
+    @property
+    def data(self) -> dict[str, Any]: ...
+
+
+class Sealer(Protocol):
+    """Authenticated encryption bound to a name (the session codec is one).
+
+    ``open`` raises ``ValueError`` (the codec's ``SessionCookieInvalid``) when the
+    value is not one that ``seal`` made for the same ``name``, or has expired.
+    """
+
+    def seal(self, data: Mapping[str, Any], *, name: str, expires_at: float) -> str: ...
+
+    def open(self, sealed: str, *, name: str) -> _Opened: ...
 
 
 class RemoteFailure(RuntimeError):
@@ -70,22 +97,33 @@ class RemoteFailure(RuntimeError):
 class ClusterSingleFlight(Generic[T]):
     """At most one call per key at a time across every process sharing ``store``.
 
-    ``encode``/``decode`` turn a result into bytes and back; both run in the caller's
-    trust domain, so they are where encryption belongs.
+    ``encode``/``decode`` turn a result into a JSON object and back; ``sealer``
+    encrypts every record before it reaches the store. ``definitive`` names the
+    failures that are the key's real fate, remembered for ``failure_ttl``; any other
+    failure reaches only the callers waiting on the call that failed. ``clock`` (Unix
+    seconds) must be the sealer's, for the seal's expiry. ``decode`` may
+    raise ``ValueError``/``KeyError``/``TypeError`` on a shape it does not know: that
+    is reported as an unreadable record (a store error).
     """
 
     def __init__(
         self,
         store: Store,
         *,
-        encode: Callable[[T], bytes],
-        decode: Callable[[bytes], T],
+        sealer: Sealer,
+        encode: Callable[[T], dict[str, Any]],
+        decode: Callable[[Mapping[str, Any]], T],
+        definitive: tuple[type[EdgeAuthError], ...] = (),
         settings: CoordinationSettings | None = None,
         namespace: str = "flight",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._clock = clock
+        self._sealer = sealer
         self._encode = encode
         self._decode = decode
+        self._definitive = definitive
         self._settings = settings or CoordinationSettings()
         self._namespace = namespace
         self._local: SingleFlight[T] = SingleFlight()
@@ -110,9 +148,14 @@ class ClusterSingleFlight(Generic[T]):
 
     async def _run_shared(self, digest: str, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
         settings = self._settings
-        recorded = await self._store.get(self._result_key(digest))
-        if recorded is not None:
-            return self._unwrap(recorded)
+        result_key = self._result_key(digest)
+        recorded = await self._store.get(result_key)
+        outcome = self._outcome(result_key, recorded, joined=False)
+        if outcome is not None:
+            return outcome.value()
+        # A failure of a call that ended before we came is not ours to repeat: ignore
+        # exactly that record (each seal is unique) while waiting for a new outcome.
+        stale = recorded
         started = time.monotonic()
         delay = _FIRST_POLL
         while True:
@@ -121,9 +164,12 @@ class ClusterSingleFlight(Generic[T]):
                 return await self._lead(digest, token, call)
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, _MAX_POLL)
-            recorded = await self._store.get(self._result_key(digest))
-            if recorded is not None:
-                return self._unwrap(recorded)
+            recorded = await self._store.get(result_key)
+            if recorded is not None and recorded != stale:
+                # Waiting on a call in flight: its failure, whatever kind, is ours too.
+                outcome = self._outcome(result_key, recorded, joined=True)
+                if outcome is not None:
+                    return outcome.value()
             waited = time.monotonic() - started
             if waited >= settings.wait_timeout:
                 raise StoreTimeout(
@@ -136,24 +182,31 @@ class ClusterSingleFlight(Generic[T]):
         self, digest: str, token: LeaseToken, call: Callable[[], Coroutine[Any, Any, T]]
     ) -> T:
         lease_key = self._lease_key(digest)
+        result_key = self._result_key(digest)
         try:
             # A holder may have recorded its outcome and released just before we took
-            # the lease: use that outcome rather than calling again.
-            recorded = await self._store.get(self._result_key(digest))
-            if recorded is not None:
-                return self._unwrap(recorded)
+            # the lease: use that outcome rather than calling again (but not a passing
+            # failure: we are the new call).
+            outcome = self._outcome(result_key, await self._store.get(result_key), joined=False)
+            if outcome is not None:
+                return outcome.value()
             keeper = asyncio.create_task(self._keep(lease_key, token))
             try:
                 value = await call()
-                payload = _OK + self._encode(value)
+                record: dict[str, Any] = {"ok": self._encode(value)}
             except Exception as error:
-                await self._record(digest, _FAILED + _failure_record(error))
+                definitive = isinstance(error, self._definitive)
+                await self._record(
+                    result_key,
+                    {"failed": _failure_record(error), "definitive": definitive},
+                    self._settings.failure_ttl,
+                )
                 raise
             finally:
                 keeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await keeper
-            await self._record(digest, payload)
+            await self._record(result_key, record, self._settings.result_ttl)
             return value
         finally:
             # If this fails the lease expires on its own after lease_ttl.
@@ -180,62 +233,132 @@ class ClusterSingleFlight(Generic[T]):
                 )
                 return
 
-    async def _record(self, digest: str, payload: bytes) -> None:
-        failed = payload.startswith(_FAILED)
-        ttl = self._settings.failure_ttl if failed else self._settings.result_ttl
+    def _seal_name(self, result_key: str) -> str:
+        # The associated data: a record opens only under the key it was written to.
+        return f"sanic-edge-auth shared outcome {result_key}"
+
+    async def _record(self, result_key: str, record: dict[str, Any], ttl: float) -> None:
+        sealed = self._sealer.seal(
+            record, name=self._seal_name(result_key), expires_at=self._clock() + ttl + 1
+        )
         # Logged by the store. The caller still gets the outcome; other processes
         # then see a store error, or after release take the lease and call again.
         with contextlib.suppress(StoreError):
-            await self._store.set(self._result_key(digest), payload, ttl)
+            await self._store.set(result_key, sealed.encode("ascii"), ttl)
 
-    def _unwrap(self, recorded: bytes) -> T:
-        if recorded.startswith(_OK):
-            return self._decode(recorded[len(_OK) :])
-        if recorded.startswith(_FAILED):
-            raise _failure_from_record(recorded[len(_FAILED) :])
-        raise StoreUnavailable(
-            "the shared call's record is unreadable", operation="coordinate.read"
-        )
+    def _outcome(
+        self, result_key: str, recorded: bytes | None, *, joined: bool
+    ) -> _Outcome[T] | None:
+        """What a record says, or ``None`` when there is none to use: absent, or a
+        passing failure seen by a caller that was not waiting on that call."""
+        if recorded is None:
+            return None
+        try:
+            body = self._sealer.open(
+                recorded.decode("ascii"), name=self._seal_name(result_key)
+            ).data
+            if "ok" in body:
+                ok = body["ok"]
+                if not isinstance(ok, dict):
+                    raise TypeError("not an object")
+                return _Outcome(value=self._decode(ok))
+            failure = body["failed"]
+            if not isinstance(failure, dict):
+                raise TypeError("not an object")
+        except (ValueError, KeyError, TypeError):
+            # Garbage, a record copied from another key, a foreign format: the store
+            # cannot be trusted for this key, and nothing in it is used.
+            raise StoreUnavailable(
+                "the shared call's record is unreadable", operation="coordinate.read"
+            ) from None
+        if not joined and body.get("definitive") is not True:
+            return None
+        return _Outcome(error=_failure_from_record(failure))
+
+
+class _Outcome(Generic[T]):
+    """A recorded result, or a recorded failure to raise."""
+
+    __slots__ = ("_error", "_value")
+
+    def __init__(self, *, value: T | None = None, error: Exception | None = None) -> None:
+        self._value = value
+        self._error = error
+
+    def value(self) -> T:
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
 
 
 # -- failures across processes
 
 
-def _plain(value: object) -> bool:
-    if isinstance(value, list | tuple):
-        return all(isinstance(item, str | int | float) for item in value)
-    return value is None or isinstance(value, str | int | float | bool)
+# Only these attributes cross processes, each checked on the way in: enough for the
+# error's log line and response, and nothing that could steer a response (a redirect,
+# a status) or carry text (the description is rewritten).
+_WORD: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_SAFE_FIELDS: Final[dict[str, Callable[[object], bool]]] = {
+    "error_kind": lambda v: isinstance(v, str) and _WORD.fullmatch(v) is not None,
+    "endpoint": lambda v: isinstance(v, str) and _WORD.fullmatch(v) is not None,
+    "idp_error": lambda v: isinstance(v, str) and _WORD.fullmatch(v) is not None,
+    "operation": lambda v: isinstance(v, str) and _WORD.fullmatch(v) is not None,
+    "upstream_status": lambda v: type(v) is int and 100 <= v <= 599,
+    "retry_after": lambda v: isinstance(v, str) and v.isascii() and v.isdigit() and len(v) <= 9,
+}
 
 
-def _failure_record(error: Exception) -> bytes:
-    """The error's class and safe attributes (the error tree stores no secrets)."""
-    if isinstance(error, EdgeAuthError) and getattr(errors, type(error).__name__, None) is type(
+# The errors a shared call can end in that cross as themselves; any other (a hook's
+# failure, a config error) crosses as a RemoteFailure naming its class.
+_SHAREABLE: Final = (
+    errors.ClientError,
+    errors.UpstreamError,
+    errors.StoreError,
+    errors.IdentityProviderRejectedClient,
+)
+
+
+def _failure_record(error: Exception) -> dict[str, Any]:
+    """The error's class and its safe fields (the error tree stores no secrets)."""
+    if isinstance(error, _SHAREABLE) and getattr(errors, type(error).__name__, None) is type(
         error
     ):
-        attributes = {
-            name: list(value) if isinstance(value, tuple) else value
+        fields = {
+            name: value
             for name, value in vars(error).items()
-            if _plain(value)
+            if name in _SAFE_FIELDS and _SAFE_FIELDS[name](value)
         }
-        body: dict[str, object] = {"type": type(error).__name__, "attributes": attributes}
-    else:
-        body = {"type": None, "exception_type": type(error).__name__}
-    return json.dumps(body, separators=(",", ":")).encode()
+        return {"type": type(error).__name__, "fields": fields}
+    return {"type": None, "exception_type": type(error).__name__}
 
 
-def _failure_from_record(raw: bytes) -> Exception:
-    try:
-        body = json.loads(raw)
-        name = body["type"]
-    except (ValueError, KeyError, TypeError):
-        return RemoteFailure("unreadable")
+def _failure_from_record(body: Mapping[str, Any]) -> Exception:
+    name = body.get("type")
     cls = getattr(errors, name, None) if isinstance(name, str) else None
-    if not (isinstance(cls, type) and issubclass(cls, EdgeAuthError)):
-        return RemoteFailure(str(body.get("exception_type", "unknown")))
-    attributes = body.get("attributes", {})
+    if not (isinstance(cls, type) and issubclass(cls, _SHAREABLE)):
+        exception_type = body.get("exception_type")
+        if isinstance(exception_type, str) and _WORD.fullmatch(exception_type):
+            return RemoteFailure(exception_type)
+        return RemoteFailure("unknown")
+    fields = body.get("fields")
+    fields = fields if isinstance(fields, dict) else {}
     error = cls.__new__(cls)
-    Exception.__init__(error, attributes.get("description", ""))
-    for name, value in attributes.items():
-        if isinstance(name, str) and not name.startswith("_"):
-            setattr(error, name, tuple(value) if isinstance(value, list) else value)
+    # Every attribute the class's constructor would set starts as None (a restored
+    # SessionInvalid has no login_redirect), then the safe fields that check out are
+    # set, so a record that leaves one out cannot break the error's log line.
+    for parameter in inspect.signature(cls.__init__).parameters:
+        if parameter != "self":
+            setattr(error, parameter, None)
+    for field, is_safe in _SAFE_FIELDS.items():
+        value = fields.get(field)
+        setattr(error, field, value if value is not None and is_safe(value) else None)
+    if error.error_kind is None:
+        error.error_kind = cls.default_kind
+    error.description = f"{error.error_kind}: reported by the worker that made this shared call"
+    error.args = (error.description,)
+    if isinstance(error, errors.UpstreamError):
+        error.elapsed_ms = None  # no call was made by this caller
+        error.earlier_failure = True
+    elif isinstance(error, StoreError):
+        error.elapsed_ms = None
     return error

@@ -531,7 +531,9 @@ class FakeIdentityProvider:
         return _json(200, self._issue(grant, family=family))
 
     def _issue(self, grant: _Grant, *, family: str) -> dict[str, Any]:
-        id_claims: dict[str, Any] = {}
+        # The grant's user, not whoever signs in next: a refresh answers for the user
+        # the refresh token was issued to.
+        id_claims: dict[str, Any] = {"sub": grant.user.sub}
         if grant.nonce:
             id_claims["nonce"] = grant.nonce
         if grant.organization:
@@ -539,7 +541,7 @@ class FakeIdentityProvider:
         if grant.sid:
             id_claims["sid"] = grant.sid
         body: dict[str, Any] = {
-            "id_token": self.mint_token(id_claims, use="id"),
+            "id_token": self.mint_token({**grant.user.profile(), **id_claims}, use="id"),
             "token_type": "Bearer",
             "expires_in": self.access_token_lifetime,
             "scope": grant.scope,

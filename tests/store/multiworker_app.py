@@ -16,9 +16,16 @@ from sanic.response import BaseHTTPResponse
 
 from sanic_edge_auth import EdgeAuth
 
+READY = "multiworker: serving in"
 app: Sanic[Any, Any] = Sanic("multiworker")
 app.config.TOUCHUP = False
 edge = EdgeAuth(app, config=json.loads(os.environ["EDGE_TEST_CONFIG"]))
+
+
+@app.after_server_start
+async def say_ready(app: Sanic[Any, Any]) -> None:
+    # Our own marker: Sanic's "Worker ready" log line is not in every version we support.
+    print(f"{READY} {os.getpid()}", flush=True)
 
 
 @app.on_response

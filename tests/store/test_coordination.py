@@ -20,8 +20,16 @@ import pytest
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
-from sanic_edge_auth.errors import InvalidGrant, StoreTimeout, StoreUnavailable
+from sanic_edge_auth.errors import (
+    InvalidGrant,
+    SessionInvalid,
+    StoreTimeout,
+    StoreUnavailable,
+    UpstreamUnavailable,
+)
 from sanic_edge_auth.log import Event
+from sanic_edge_auth.secret import Secret
+from sanic_edge_auth.session.codec import SessionCodec
 from sanic_edge_auth.store import (
     ClusterSingleFlight,
     CoordinationSettings,
@@ -37,20 +45,23 @@ Tokens = dict[str, Any]
 MakeStore = Callable[[], Awaitable[Store]]
 
 
-def encode(tokens: Tokens) -> bytes:
-    # Stand-in for the session codec's encryption: reversible, and not the plaintext.
-    return bytes(reversed(json.dumps(tokens).encode()))
-
-
-def decode(raw: bytes) -> Tokens:
-    decoded: Tokens = json.loads(bytes(reversed(raw)))
-    return decoded
+# Every worker of one deployment shares the secret its records are sealed with.
+CODEC = SessionCodec(Secret("the-coordination-test-secret-0123456789"))
 
 
 def worker(store: Store, **settings: float) -> ClusterSingleFlight[Tokens]:
     return ClusterSingleFlight(
-        store, encode=encode, decode=decode, settings=CoordinationSettings(**settings)
+        store,
+        sealer=CODEC,
+        encode=dict,
+        decode=dict,
+        definitive=(InvalidGrant,),
+        settings=CoordinationSettings(**settings),
     )
+
+
+def result_key(refresh_token: str, namespace: str = "flight") -> str:
+    return f"{namespace}:result:" + hashlib.sha256(refresh_token.encode()).hexdigest()[:32]
 
 
 class FakeIdP:
@@ -138,13 +149,18 @@ async def test_losers_get_the_winners_failure_and_never_call_again(
     late = await asyncio.gather(
         worker(await make_store()).run(REFRESH_TOKEN, idp.refresh), return_exceptions=True
     )
-    assert idp.calls == 1
+    assert idp.calls == 1  # invalid_grant is the token's fate: remembered, not retried
     for outcome in [*outcomes, *late]:
         assert isinstance(outcome, InvalidGrant)
         assert outcome.error_kind == "invalid_grant"
-        assert outcome.description == "the refresh token was rejected"
         assert outcome.endpoint == "token"
         assert outcome.status == 401
+    # Only the caller that made the call has its text; the others a fixed sentence.
+    descriptions = {outcome.description for outcome in [*outcomes, *late]}
+    assert descriptions == {
+        "the refresh token was rejected",
+        "invalid_grant: reported by the worker that made this shared call",
+    }
 
 
 async def test_a_recorded_failure_lapses_after_failure_ttl(make_store: MakeStore) -> None:
@@ -158,17 +174,115 @@ async def test_a_recorded_failure_lapses_after_failure_ttl(make_store: MakeStore
     assert result["refresh_token"] == "rt-2"
 
 
-async def test_a_failure_outside_the_error_tree_reaches_others_without_its_text(
+async def waiting_on_one_call(make_store: MakeStore, idp: FakeIdP) -> tuple[object, object]:
+    """The outcomes of a caller that makes the call and one that waits on it."""
+    idp.gate = asyncio.Event()
+    leader = asyncio.ensure_future(worker(await make_store()).run(REFRESH_TOKEN, idp.refresh))
+    await idp.started.wait()
+    waiter = asyncio.ensure_future(worker(await make_store()).run(REFRESH_TOKEN, idp.refresh))
+    await asyncio.sleep(0.05)  # the waiter found the lease taken and polls
+    idp.gate.set()
+    first, second = await asyncio.gather(leader, waiter, return_exceptions=True)
+    return first, second
+
+
+async def test_a_failure_outside_the_error_tree_reaches_waiters_without_its_text(
     make_store: MakeStore,
 ) -> None:
     idp = FakeIdP(error=ValueError("internal detail that must not travel"))
-    with pytest.raises(ValueError, match="internal detail"):
-        await worker(await make_store()).run(REFRESH_TOKEN, idp.refresh)
-    with pytest.raises(RemoteFailure) as remote:
-        await worker(await make_store()).run(REFRESH_TOKEN, idp.refresh)
-    assert remote.value.exception_type == "ValueError"
-    assert "internal detail" not in str(remote.value)
+    made, waited = await waiting_on_one_call(make_store, idp)
+    assert isinstance(made, ValueError)
+    assert "internal detail" in str(made)
+    assert isinstance(waited, RemoteFailure)
+    assert waited.exception_type == "ValueError"
+    assert "internal detail" not in str(waited)
     assert idp.calls == 1
+
+
+async def test_an_outage_reaches_only_its_waiters_and_is_not_replayed_after_it(
+    make_store: MakeStore,
+) -> None:
+    outage = UpstreamUnavailable("the IdP is unreachable", endpoint="token")
+    idp = FakeIdP(error=outage)
+    made, waited = await waiting_on_one_call(make_store, idp)
+    assert made is outage
+    assert isinstance(waited, UpstreamUnavailable)
+    assert waited.endpoint == "token"
+    assert waited.status == 502
+    assert waited.earlier_failure  # its log line says no call was made for it
+    assert idp.calls == 1
+    # The IdP is back a moment later, well within failure_ttl: the next refresh with
+    # the same token reaches it instead of getting the recorded 502.
+    idp.error = None
+    result = await worker(await make_store()).run(REFRESH_TOKEN, idp.refresh)
+    assert idp.calls == 2
+    assert result["refresh_token"] == "rt-2"
+
+
+async def test_a_result_copied_under_another_key_is_refused(make_store: MakeStore) -> None:
+    # Someone who can write the store copies the victim's fresh result under the key of
+    # a refresh token of their own: it does not open there, and nothing is handed out.
+    store = await make_store()
+    victim = await worker(store).run(REFRESH_TOKEN, FakeIdP().refresh)
+    assert victim["refresh_token"] == "rt-1"
+    sealed = await store.get(result_key(REFRESH_TOKEN))
+    assert sealed is not None
+    await store.set(result_key("the-attackers-own-refresh-token"), sealed, 10)
+    idp = FakeIdP()
+    with pytest.raises(StoreUnavailable) as refused:
+        await worker(await make_store()).run("the-attackers-own-refresh-token", idp.refresh)
+    assert refused.value.status == 503
+    assert refused.value.operation == "coordinate.read"
+    assert idp.calls == 0
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\xff\xfe not even ascii",
+        b"ok\n" + json.dumps({"access_token": "forged"}).encode(),
+        b"failed\n" + json.dumps({"type": "SessionInvalid"}).encode(),
+        b"",
+    ],
+)
+async def test_garbage_in_a_record_is_a_store_error(make_store: MakeStore, garbage: bytes) -> None:
+    store = await make_store()
+    await store.set(result_key(REFRESH_TOKEN), garbage, 10)
+    idp = FakeIdP()
+    with pytest.raises(StoreUnavailable) as refused:
+        await worker(store).run(REFRESH_TOKEN, idp.refresh)
+    assert refused.value.source == "store"
+    assert idp.calls == 0
+
+
+async def test_a_failure_record_restores_only_safe_fields(make_store: MakeStore) -> None:
+    # Even a record sealed with the deployment's own key (the worst case: a bug of
+    # ours, or a key holder) cannot steer the response: no redirect, no status, no text.
+    store = await make_store()
+    key = result_key(REFRESH_TOKEN)
+    forged = {
+        "failed": {
+            "type": "SessionInvalid",
+            "fields": {
+                "login_redirect": "https://attacker.example/phish",
+                "status": 302,
+                "description": "please sign in at attacker.example",
+                "error_kind": "session_revoked",
+                "endpoint": "<script>",
+            },
+        },
+        "definitive": True,
+    }
+    sealed = CODEC.seal(forged, name=f"sanic-edge-auth shared outcome {key}", expires_at=9e9)
+    await store.set(key, sealed.encode("ascii"), 10)
+    with pytest.raises(SessionInvalid) as restored:
+        await worker(store).run(REFRESH_TOKEN, FakeIdP().refresh)
+    error = restored.value
+    assert error.login_redirect is None
+    assert error.status == 401
+    assert "attacker" not in error.description
+    assert error.error_kind == "session_revoked"
+    assert error.endpoint is None  # not a word: dropped
 
 
 async def test_renewal_keeps_a_long_calls_lease(make_store: MakeStore) -> None:
@@ -199,7 +313,7 @@ async def test_a_loser_waits_at_most_wait_timeout(make_store: MakeStore) -> None
     assert idp.calls == 1
 
 
-async def test_the_key_is_hashed_and_the_result_is_what_encode_made(
+async def test_the_key_is_hashed_and_the_result_is_sealed(
     redis_server: RedisServer,
 ) -> None:
     settings = redis_settings(redis_server.url)
@@ -211,8 +325,16 @@ async def test_the_key_is_hashed_and_the_result_is_what_encode_made(
         assert keys, "the result is recorded"
         values = [await raw.get(key) for key in keys]
         assert all(REFRESH_TOKEN.encode() not in key for key in keys)
-        assert b"ok\n" + encode(result) in values
-        assert not any(b"rt-1" in value for value in values if value)  # encoded, not plain
+        assert result["refresh_token"] == "rt-1"
+        assert not any(b"rt-1" in value for value in values if value)  # sealed, not plain
+        opened = [
+            CODEC.open(
+                value.decode(), name=f"sanic-edge-auth shared outcome {result_key(REFRESH_TOKEN)}"
+            )
+            for value in values
+            if value
+        ]
+        assert {"ok": result} in [item.data for item in opened]
     finally:
         await raw.aclose()
         await store.aclose()
@@ -238,18 +360,19 @@ import asyncio, sys
 from sanic_edge_auth.store import ClusterSingleFlight, CoordinationSettings, StoreSettings
 from sanic_edge_auth.store.redis import RedisStore
 from sanic_edge_auth.secret import Secret
+from sanic_edge_auth.session.codec import SessionCodec
 
 async def main() -> None:
     store = RedisStore.from_settings(StoreSettings(type="redis", url=Secret(sys.argv[1]),
                                                    prefix=sys.argv[2]))
     await store.startup()
-    flight = ClusterSingleFlight(store, encode=bytes, decode=bytes,
-                                 settings=CoordinationSettings(lease_ttl=1.0))
+    flight = ClusterSingleFlight(store, sealer=SessionCodec(Secret("s" * 32)), encode=dict,
+                                 decode=dict, settings=CoordinationSettings(lease_ttl=1.0))
 
-    async def call() -> bytes:
+    async def call() -> dict:
         print("calling", flush=True)
         await asyncio.sleep(3600)
-        return b""
+        return {}
 
     await flight.run(sys.argv[3], call)
 

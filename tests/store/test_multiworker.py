@@ -24,6 +24,10 @@ from sanic_edge_auth.testing import FakeIdentityProvider
 from tests.helpers import free_port, local
 from tests.store.conftest import RedisServer
 
+# What multiworker_app.py prints once per worker when it serves (it cannot be imported:
+# it builds its app at import time).
+READY = "multiworker: serving in"
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "a-session-secret-that-is-long-enough-0123"
 
@@ -56,7 +60,7 @@ class Gateway:
                 raise RuntimeError(self.log()[-3000:])
             # Both workers, not just the first: one still starting would die later on a
             # store the test has since stopped, and take the app down with it.
-            if self.log().count("Worker ready") >= 2:
+            if self.log().count(READY) >= 2:
                 return
             time.sleep(0.1)
         raise RuntimeError("the multi-worker gateway did not start:\n" + self.log()[-3000:])
