@@ -18,9 +18,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.demo-installed
 PYPROJECTS := pyproject.toml adapters/auth0/pyproject.toml adapters/oidc/pyproject.toml
-# Every workspace member, editable, and the dev group: what the test suite needs.
+# Every workspace member, editable, with the dev and bench groups: what the test suite
+# needs (the docs-site test draws the benchmark chart).
 EDITABLES := -e . -e adapters/auth0 -e adapters/oidc
-GROUPS := --group dev
+GROUPS := --group dev --group bench
 
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never

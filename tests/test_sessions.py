@@ -711,7 +711,7 @@ def test_a_post_logout_from_another_site_is_refused_and_ends_nothing(
 
 
 @pytest.mark.parametrize(
-    "garbage", [b"\xff\xfe not ascii", b"not-a-number", b"nan", b"", b"{\"sub\": 1}"]
+    "garbage", [b"\xff\xfe not ascii", b"not-a-number", b"nan", b"", b'{"sub": 1}']
 )
 def test_garbage_in_a_revocation_mark_is_a_store_503_not_a_500(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str, garbage: bytes

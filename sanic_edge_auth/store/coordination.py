@@ -320,9 +320,7 @@ _SHAREABLE: Final = (
 
 def _failure_record(error: Exception) -> dict[str, Any]:
     """The error's class and its safe fields (the error tree stores no secrets)."""
-    if isinstance(error, _SHAREABLE) and getattr(errors, type(error).__name__, None) is type(
-        error
-    ):
+    if isinstance(error, _SHAREABLE) and getattr(errors, type(error).__name__, None) is type(error):
         fields = {
             name: value
             for name, value in vars(error).items()
