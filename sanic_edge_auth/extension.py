@@ -384,7 +384,12 @@ class EdgeAuth:
 
     async def session(self, request: Request) -> Session | None:
         """The request's browser session, if it has a valid one (for routes that are
-        not protected but want to know who is there). ``None`` otherwise."""
+        not protected but want to know who is there). ``None`` otherwise.
+
+        An unsafe request (POST, PUT, ...) carrying a session but sent by another
+        origin raises :class:`~sanic_edge_auth.errors.CrossSiteRequest` (403
+        ``csrf_rejected``), as on a protected route: such a request is a forgery, and
+        must not run as the user."""
         if self._sessions is None:
             return None
         try:

@@ -693,3 +693,61 @@ def test_a_post_logout_from_another_site_is_refused_and_ends_nothing(
     _, logout = client.post("/api/auth0/logout", headers={"Sec-Fetch-Site": "same-origin"})
     assert logout.status == 302
     assert client.get("/api/orders")[1].status == 401
+
+
+FORGED_SAME_SITE = {"Sec-Fetch-Site": "same-site", "Origin": "http://sub.127.0.0.1"}
+
+
+def test_edge_session_refuses_a_cross_site_unsafe_request(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    """An unprotected route that asks edge.session() gets the same CSRF check as a
+    protected one: a forged POST from a sibling origin does not run as the user."""
+    config = fake_idp.gateway_config(paths=session_paths())
+    config["session"] = {"secret": SECRET}
+    app, edge = make_app(config)
+    edge.hook("remember")(lambda ctx: None)
+    add_orders(app)
+    done: list[str | None] = []
+
+    @app.post("/api/comment")
+    async def comment(request: Request) -> Any:
+        session = await edge.session(request)
+        done.append(session.subject if session is not None else None)
+        return json({"by": done[-1]})
+
+    client = serve(app)
+    assert sign_in(client, fake_idp).status == 302
+    _, forged = client.post("/api/comment", headers=FORGED_SAME_SITE)
+    assert forged.status == 403, forged.text
+    assert forged.json["error"] == "csrf_rejected"
+    assert done == []
+    _, own = client.post("/api/comment", headers={"Sec-Fetch-Site": "same-origin"})
+    assert own.status == 200, own.text
+    assert done == ["auth0|user-1"]
+    # A safe method needs no check, and a request without a session is nobody's.
+    _, read = client.get("/api/orders", headers=FORGED_SAME_SITE)
+    assert read.status == 200
+    client._session.cookies.clear()
+    _, anonymous = client.post("/api/comment", headers=FORGED_SAME_SITE)
+    assert anonymous.status == 200
+    assert done == ["auth0|user-1", None]
+
+
+def test_a_post_userinfo_path_refuses_a_cross_site_request_riding_the_session(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    paths = [p for p in session_paths() if p["path"] != "/api/auth0/profile"]
+    paths.append(
+        {"method": "POST", "path": "/api/auth0/profile", "integration": {"type": "auth0_userinfo"}}
+    )
+    client, _ = build(fake_idp, make_app, serve, paths=paths)
+    assert sign_in(client, fake_idp).status == 302
+    before = fake_idp.requests["userinfo"]
+    _, forged = client.post("/api/auth0/profile", headers=FORGED_SAME_SITE)
+    assert forged.status == 403, forged.text
+    assert forged.json["error"] == "csrf_rejected"
+    assert fake_idp.requests["userinfo"] == before
+    _, own = client.post("/api/auth0/profile", headers={"Sec-Fetch-Site": "same-origin"})
+    assert own.status == 200, own.text
+    assert own.json["email"] == "ada@example.com"

@@ -378,6 +378,11 @@ class SessionManager:
         ``None`` without a session cookie. A session that expired or was revoked
         raises :class:`SessionInvalid` and marks its cookie for deletion.
 
+        An unsafe request (POST, ...) from another origin raises
+        :class:`CrossSiteRequest` (403) instead of returning its session: every
+        caller (route protection, the flows, ``edge.session()`` on a route the config
+        does not protect) gets the CSRF check with the session, none can forget it.
+
         Runs on every session-authenticated request, so a cookie seen before costs a
         scan of the ``Cookie`` header, a cache lookup and the revocation round trip:
         it is decrypted only the first time.
@@ -423,6 +428,9 @@ class SessionManager:
         except SessionInvalid as exc:
             setattr(ctx, CLEAR_SESSION_ATTR, True)
             raise self._invalid(exc.description, exc.error_kind, request) from None
+        # Before the session is handed out or touched: a forged request neither runs
+        # as the user nor renews the cookie.
+        self.check_csrf(request)
         session = Session(self, state, known.identity)
         if now - state.last_seen >= self._touch_interval or not current_key:
             # Rolling expiry, or a cookie sealed under an older secret: written back by
