@@ -18,6 +18,7 @@ from sanic import Request
 from sanic.cookies.response import Cookie
 from sanic.response import HTTPResponse
 
+from sanic_edge_auth.cache_control import forbid_storing
 from sanic_edge_auth.oidc.transaction import COOKIE_PREFIX, TransactionCodec
 
 __all__ = ["MAX_LIVE_LOGINS", "LoginCookies"]
@@ -43,6 +44,7 @@ class LoginCookies:
     def add(self, request: Request, response: HTTPResponse, state: str, sealed: str) -> None:
         """Set the cookie of a new login, dropping the oldest ones over the cap."""
         self._drop_oldest(request, response, keep=MAX_LIVE_LOGINS - 1)
+        forbid_storing(response.headers)  # a cached copy would hand it to other browsers
         response.add_cookie(
             self._codec.cookie_name(state),
             sealed,
@@ -58,6 +60,7 @@ class LoginCookies:
         self._delete_name(response, self._codec.cookie_name(state))
 
     def _delete_name(self, response: HTTPResponse, name: str) -> None:
+        forbid_storing(response.headers)
         response.add_cookie(
             name,
             "",

@@ -751,3 +751,123 @@ def test_a_post_userinfo_path_refuses_a_cross_site_request_riding_the_session(
     _, own = client.post("/api/auth0/profile", headers={"Sec-Fetch-Site": "same-origin"})
     assert own.status == 200, own.text
     assert own.json["email"] == "ada@example.com"
+
+
+PUBLIC = {
+    "Cache-Control": "public, max-age=3600",
+    "Vary": "Accept-Encoding",
+    "CDN-Cache-Control": "max-age=600",
+}
+
+
+@pytest.fixture
+def public_app(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, moved_clock: list[float]
+) -> ReusableClient:
+    """An app whose pages, callback and refresh answers all say "cache me publicly"."""
+    paths = session_paths()
+    for path in paths:
+        if path["path"] in ("/api/auth0/callback", "/api/auth0/refresh"):
+            path["integration"]["post_process"] = {"type": "hook", "name": "public"}
+    config = fake_idp.gateway_config(paths=paths)
+    config["session"] = {"secret": SECRET}
+    app, edge = make_app(config)
+
+    @edge.hook("public")
+    async def public(ctx: HookContext) -> Any:
+        if ctx.kind == "callback":
+            from sanic.response import redirect
+
+            return redirect(ctx.return_to or "/", headers=dict(PUBLIC))
+        ctx.headers.update(PUBLIC)
+        return None
+
+    add_orders(app)
+
+    @app.get("/api/page")
+    async def page(request: Request) -> Any:
+        session = await edge.session(request)
+        return json({"sub": session.subject if session else None}, headers=dict(PUBLIC))
+
+    return serve(app)
+
+
+def cache_headers(response: Any) -> tuple[str | None, list[str], str | None]:
+    return (
+        response.headers.get("cache-control"),
+        response.headers.get_list("vary", split_commas=True),
+        response.headers.get("cdn-cache-control"),
+    )
+
+
+def sets_session_cookie(response: Any) -> bool:
+    return any(c.startswith(COOKIE) for c in set_cookie_headers(response))
+
+
+def test_responses_that_set_the_session_cookie_are_private_no_store(
+    public_app: ReusableClient, fake_idp: FakeIdentityProvider, moved_clock: list[float]
+) -> None:
+    client = public_app
+    # The callback's answer came from a hook that asked for public caching.
+    callback = sign_in(client, fake_idp)
+    assert callback.status == 302, callback.text
+    assert sets_session_cookie(callback)
+    assert cache_headers(callback)[0] == "private, no-store"
+    assert cache_headers(callback)[2] is None
+
+    # A page that read the session and set no cookie keeps the app's caching, and
+    # varies on Cookie: a shared cache never hands it to another browser.
+    _, quiet = client.get("/api/page")
+    assert quiet.json == {"sub": "auth0|user-1"}
+    assert not sets_session_cookie(quiet)
+    assert cache_headers(quiet) == (
+        "public, max-age=3600",
+        ["Accept-Encoding", "Cookie"],
+        "max-age=600",
+    )
+
+    # Rolling expiry: the same page now renews the cookie, so nothing may store it.
+    moved_clock[0] += 301
+    _, renewed = client.get("/api/page")
+    assert sets_session_cookie(renewed)
+    assert cache_headers(renewed) == ("private, no-store", ["Accept-Encoding", "Cookie"], None)
+
+    # A refresh (its hook asked for public caching too) rewrites the cookie.
+    _, refreshed = client.post("/api/auth0/refresh")
+    assert refreshed.status == 200, refreshed.text
+    assert sets_session_cookie(refreshed)
+    assert cache_headers(refreshed) == ("private, no-store", ["Accept-Encoding", "Cookie"], None)
+
+
+def test_responses_that_clear_the_session_cookie_are_private_no_store(
+    public_app: ReusableClient, fake_idp: FakeIdentityProvider
+) -> None:
+    client = public_app
+    assert sign_in(client, fake_idp).status == 302
+    _, logout = client.get("/api/auth0/logout")
+    assert logout.status == 302
+    assert any("max-age=0" in c.lower() for c in set_cookie_headers(logout))
+    assert cache_headers(logout)[:2] == ("private, no-store", ["Cookie"])
+
+    # A page that found an unusable session cookie deletes it on its own answer.
+    _, page = client.get("/api/page", headers={"Cookie": f"{COOKIE}=not-a-session"})
+    assert page.json == {"sub": None}
+    assert any("max-age=0" in c.lower() for c in set_cookie_headers(page))
+    assert cache_headers(page) == ("private, no-store", ["Accept-Encoding", "Cookie"], None)
+
+    # And a protected route refusing one answers 401 the same way.
+    _, refused = client.get("/api/orders", headers={"Cookie": f"{COOKIE}=not-a-session"})
+    assert refused.status == 401
+    assert cache_headers(refused)[:2] == ("private, no-store", ["Cookie"])
+
+
+def test_a_page_that_looked_for_a_session_and_found_none_varies_on_cookie(
+    public_app: ReusableClient,
+) -> None:
+    _, anonymous = public_app.get("/api/page")
+    assert anonymous.json == {"sub": None}
+    assert cache_headers(anonymous) == (
+        "public, max-age=3600",
+        ["Accept-Encoding", "Cookie"],
+        "max-age=600",
+    )

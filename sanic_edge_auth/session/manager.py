@@ -53,10 +53,13 @@ if TYPE_CHECKING:
     from sanic_edge_auth.refresh import RefreshCoordinator
     from sanic_edge_auth.store.base import Store
 
-__all__ = ["CLEAR_SESSION_ATTR", "Session", "SessionManager"]
+__all__ = ["CLEAR_SESSION_ATTR", "SESSION_READ_ATTR", "Session", "SessionManager"]
 
 #: Set on ``request.ctx`` when the request's session cookie must be deleted.
 CLEAR_SESSION_ATTR: Final = "edge_auth_clear_session"
+#: Set on ``request.ctx`` once the request's session was looked up: its answer then
+#: depends on the ``Cookie`` header (``Vary: Cookie``), whatever was found.
+SESSION_READ_ATTR: Final = "edge_auth_session_read"
 
 _log = get_logger()
 _CACHE_SIZE: Final = 10_000
@@ -391,6 +394,7 @@ class SessionManager:
         existing: Session | None = getattr(ctx, "session", None)
         if existing is not None:
             return existing
+        setattr(ctx, SESSION_READ_ATTR, True)
         header = request.headers.get("cookie")
         if not header:
             return None
