@@ -190,28 +190,85 @@ def test_transaction_cookie_attributes_match_on_set_and_delete(
     (set_cookie,) = _set_cookies(started)
     assert "Secure" not in set_cookie
     assert set_cookie.startswith("edge_auth_tx_")
+    assert "Path=/;" in set_cookie  # the one path scheme, with or without the prefix
     _, callback = client.get(local(fake_idp.follow_login(started.headers["location"])))
     deleted = [c for c in _set_cookies(callback) if "max-age=0" in c.lower()]
     assert len(deleted) == 1
+    assert deleted[0].split("=")[0] == set_cookie.split("=")[0]
     assert "Secure" not in deleted[0]
-    assert "Path=/api/auth0;" in deleted[0]  # covers the login and the callback paths
+    assert "Path=/;" in deleted[0]
 
 
-def test_secure_transaction_cookie_uses_the_secure_prefix(
-    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
-) -> None:
-    config = fake_idp.gateway_config(redirect_uri="https://app.example.com/api/auth0/callback")
-    app, _ = make_app(config)
+def _secure_app(idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, **config: Any) -> Any:
+    gateway = idp.gateway_config(
+        redirect_uri="https://app.example.com" + config.pop("path", "/api/auth0/callback")
+    )
+    gateway.update(config)
+    app, _ = make_app(gateway)
 
     @app.get("/ok")
     async def ok(request: Request) -> Any:
         return json({})
 
-    client = serve(app)
+    return serve(app)
+
+
+def test_secure_login_cookie_is_host_prefixed_on_the_root_path(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    """__Host-: no sibling subdomain (Domain=) or plain-http page can set one, so
+    nobody but this host can plant a login of theirs in the victim's browser."""
+    client = _secure_app(fake_idp, make_app, serve)
     _, started = client.get("/api/auth0/login")
     (set_cookie,) = _set_cookies(started)
-    assert set_cookie.startswith("__Secure-edge_auth_tx_")
+    assert set_cookie.startswith("__Host-edge_auth_tx_")
     assert "Secure" in set_cookie
+    assert "Path=/;" in set_cookie
+    assert "Domain" not in set_cookie
+    name = set_cookie.split("=")[0]
+    _, callback = client.get(
+        local(fake_idp.follow_login(started.headers["location"])),
+        headers={"Cookie": set_cookie.split(";")[0]},  # the client keeps no Secure cookie on http
+    )
+    assert callback.status == 200, callback.text
+    (deleted,) = _set_cookies(callback)
+    assert deleted.startswith(name + "=;") or deleted.startswith(name + '="";')
+    assert "max-age=0" in deleted.lower()
+    assert "Path=/;" in deleted
+    assert "Secure" in deleted
+
+
+def test_secure_login_cookie_ignores_a_path_stripping_proxys_prefix(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    client = _secure_app(fake_idp, make_app, serve, path="/app/api/auth0/callback")
+    _, started = client.get("/api/auth0/login")
+    (set_cookie,) = _set_cookies(started)
+    assert set_cookie.startswith("__Host-edge_auth_tx_")
+    assert "Path=/;" in set_cookie
+
+
+@pytest.mark.parametrize("planted_as", ["{name}", "__Secure-{name}"])
+def test_a_login_cookie_planted_under_another_name_is_not_read(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, planted_as: str
+) -> None:
+    """Login CSRF: the attacker starts a login, then plants its cookie in the
+    victim's browser under a name a sibling subdomain or plain-http page can set,
+    and sends the victim to the callback with the attacker's code. Only the exact
+    __Host- name is read, so the victim is not signed in as the attacker."""
+    client = _secure_app(fake_idp, make_app, serve)
+    _, started = client.get("/api/auth0/login")
+    name, value = _set_cookies(started)[0].split(";")[0].split("=", 1)
+    assert name.startswith("__Host-")
+    callback_url = local(fake_idp.follow_login(started.headers["location"]))
+    planted = planted_as.format(name=name.removeprefix("__Host-"))
+    _, refused = client.get(callback_url, headers={"Cookie": f"{planted}={value}"})
+    assert refused.status == 400, refused.text
+    assert refused.json["error"] == "login_state_invalid"
+    assert fake_idp.requests["token"] == 0  # the code was never exchanged
+    # Beside the genuine cookie, a planted one changes nothing either.
+    _, genuine = client.get(callback_url, headers={"Cookie": f"{planted}=x; {name}={value}"})
+    assert genuine.status == 200, genuine.text
 
 
 def test_return_to_is_bounded() -> None:

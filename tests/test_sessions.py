@@ -538,7 +538,7 @@ def test_secure_origins_get_a_host_prefixed_secure_cookie(
     # on its own: carry it by hand, as a browser on https would.
     _, started = client.get("/api/auth0/login")
     tx_cookie = set_cookie_headers(started)[0].split(";")[0]
-    assert tx_cookie.startswith("__Secure-edge_auth_tx_")
+    assert tx_cookie.startswith("__Host-edge_auth_tx_")
     callback_url = local(fake_idp.follow_login(started.headers["location"]))
     _, callback = client.get(callback_url, headers={"Cookie": tx_cookie})
     assert callback.status == 302, callback.text
