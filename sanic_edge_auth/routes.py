@@ -125,7 +125,7 @@ class EdgeRoutes:
         # loopback, for development.
         self._secure_cookies = parts.scheme != "http"
         self._login_cookies = (
-            LoginCookies(self._codec, secure=self._secure_cookies)
+            LoginCookies(self._codec, secure=self._secure_cookies, home=self._home)
             if self._codec is not None
             else None
         )
@@ -168,7 +168,7 @@ class EdgeRoutes:
 
     def _login(self, rule: PathRule) -> Handler:
         async def edge_auth_login(request: Request) -> HTTPResponse:
-            codec = self._require_codec()
+            self._require_codec()
             cookies = self._login_cookies
             assert cookies is not None  # exists whenever the codec does
             return_to = safe_return_to(
@@ -197,14 +197,13 @@ class EdgeRoutes:
                 extra=extra,
             )
             response = redirect(url, headers=_no_store())
-            sealed = codec.seal(
-                state=login.state,
-                nonce=login.nonce,
-                code_verifier=login.code_verifier,
-                return_to=return_to,
+            kept = cookies.add(request, response, login, return_to)
+            _log.info(
+                Event.LOGIN_STARTED,
+                path=rule.path,
+                extra_params=sorted(extra),
+                return_to_shortened=kept != return_to,
             )
-            cookies.add(request, response, login.state, sealed)
-            _log.info(Event.LOGIN_STARTED, path=rule.path, extra_params=sorted(extra))
             return response
 
         return edge_auth_login

@@ -9,7 +9,7 @@ import pytest
 from sanic import Request, json
 from sanic_testing.reusable import ReusableClient
 
-from sanic_edge_auth.login_cookies import MAX_LIVE_LOGINS
+from sanic_edge_auth.login_cookies import LOGIN_COOKIES_BUDGET
 from sanic_edge_auth.testing import FakeIdentityProvider, FakeUser
 from tests.helpers import local, login
 
@@ -158,6 +158,14 @@ def _set_cookies(response: Any) -> list[str]:
     return [str(value) for value in response.headers.get_list("set-cookie")]
 
 
+def _login_cookie_bytes(client: ReusableClient) -> int:
+    return sum(
+        len(name) + len(value) + 3  # name=value and the "; " after it
+        for name, value in client._session.cookies.items()
+        if name.startswith("edge_auth_tx_")
+    )
+
+
 def test_unfinished_logins_are_capped_per_browser(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
 ) -> None:
@@ -169,8 +177,9 @@ def test_unfinished_logins_are_capped_per_browser(
         assert started.status == 302
         if index == 0:
             first_location = started.headers["location"]
+        assert _login_cookie_bytes(client) <= LOGIN_COOKIES_BUDGET
     live = [name for name in client._session.cookies if name.startswith("edge_auth_tx_")]
-    assert len(live) == MAX_LIVE_LOGINS
+    assert len(live) == 2  # two tabs can still log in at once
     # The oldest login was dropped; the newest still completes.
     _, newest = client.get(local(fake_idp.follow_login(started.headers["location"])))
     assert newest.status == 200, newest.text
@@ -178,6 +187,41 @@ def test_unfinished_logins_are_capped_per_browser(
     _, oldest = client.get(local(fake_idp.follow_login(first_location)))
     assert oldest.status == 400
     assert oldest.json["error"] == "login_state_invalid"
+
+
+@pytest.mark.parametrize(
+    ("asked", "kept"),
+    [
+        ("/orders?page=2", "/orders?page=2"),
+        ("/" + "p" * 300 + "?page=2", "/" + "p" * 300 + "?page=2"),  # fits: kept whole
+        ("/orders?q=" + "x" * 1000 + "#top", "/orders"),  # the query does not fit
+        ("/" + "p" * 1000 + "?page=2", "/"),  # nor does the path: the app's root
+    ],
+)
+def test_a_return_to_too_long_for_the_login_cookie_is_shortened(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, asked: str, kept: str
+) -> None:
+    from urllib.parse import quote
+
+    app, _ = make_app(fake_idp.gateway_config())
+    client = serve(app)
+    _, started = client.get("/api/auth0/login?return_to=" + quote(asked, safe=""))
+    assert started.status == 302, started.text
+    assert _login_cookie_bytes(client) <= LOGIN_COOKIES_BUDGET
+    _, callback = client.get(local(fake_idp.follow_login(started.headers["location"])))
+    assert callback.status == 200, callback.text
+    assert callback.json["return_to"] == kept
+
+
+def test_the_login_budget_leaves_room_beside_the_largest_session() -> None:
+    from sanic.config import DEFAULT_CONFIG
+
+    from sanic_edge_auth.session.cookies import DEFAULT_MAX_TOTAL
+
+    head = DEFAULT_CONFIG["REQUEST_MAX_HEADER_SIZE"]
+    # What is left of Sanic's request head for the request line and other headers.
+    left = head - DEFAULT_MAX_TOTAL - LOGIN_COOKIES_BUDGET
+    assert left >= 1024
 
 
 def test_transaction_cookie_attributes_match_on_set_and_delete(
@@ -278,3 +322,22 @@ def test_return_to_is_bounded() -> None:
     assert safe_return_to("/" + "a" * 1000, app_origin="http://x", allowlist=()).startswith("/a")
     with pytest.raises(BadRequest):
         safe_return_to("/" + "a" * 1024, app_origin="http://x", allowlist=())
+
+
+@pytest.mark.parametrize(
+    ("value", "fallbacks"),
+    [
+        ("/orders?page=2#top", ["/orders?page=2#top", "/orders", "/app/"]),
+        ("/orders", ["/orders", "/app/"]),
+        ("/app/", ["/app/"]),
+        ("/app/?x=1", ["/app/?x=1", "/app/"]),
+        (
+            "https://shop.example.com/cart?id=7",
+            ["https://shop.example.com/cart?id=7", "https://shop.example.com/cart", "/app/"],
+        ),
+    ],
+)
+def test_return_to_fallbacks_drop_the_query_then_the_page(value: str, fallbacks: list[str]) -> None:
+    from sanic_edge_auth.return_to import return_to_fallbacks
+
+    assert list(return_to_fallbacks(value, home="/app/")) == fallbacks

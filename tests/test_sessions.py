@@ -871,3 +871,42 @@ def test_a_page_that_looked_for_a_session_and_found_none_varies_on_cookie(
         ["Accept-Encoding", "Cookie"],
         "max-age=600",
     )
+
+
+def login_cookie_bytes(client: ReusableClient) -> int:
+    """What the live login cookies add to the Cookie header (name=value; each)."""
+    return sum(
+        len(name) + len(value) + 3
+        for name, value in client._session.cookies.items()
+        if "edge_auth_tx_" in name
+    )
+
+
+def test_long_unfinished_logins_never_lock_a_signed_in_browser_out(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    """Another site sends a signed-in browser to the login, again and again, with
+    long return_to values: the login cookies stay within their byte budget, so the
+    Cookie header stays under the server's limit and nothing answers 413."""
+    from sanic_edge_auth.login_cookies import LOGIN_COOKIES_BUDGET
+
+    client, _ = build(fake_idp, make_app, serve)
+    assert sign_in(client, fake_idp).status == 302
+    cross_site = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    for index in range(6):
+        _, started = client.get(
+            f"/api/auth0/login?return_to=/{index}?q=" + "x" * 1000, headers=cross_site
+        )
+        assert started.status == 302, (index, started.status)
+        assert login_cookie_bytes(client) <= LOGIN_COOKIES_BUDGET
+    _, orders = client.get("/api/orders")
+    assert orders.status == 200, orders.text
+    _, refreshed = client.post("/api/auth0/refresh")
+    assert refreshed.status == 200, refreshed.text
+    # The user's own login still completes, and lands where it was asked to (the
+    # query did not fit the cookie's budget, the page did).
+    callback = sign_in(client, fake_idp, "?return_to=/orders%3Fpage%3D2")
+    assert callback.status == 302, callback.text
+    assert callback.headers["location"] == "/orders?page=2"
+    _, logout = client.get("/api/auth0/logout")
+    assert logout.status == 302, logout.text
