@@ -910,3 +910,32 @@ def test_long_unfinished_logins_never_lock_a_signed_in_browser_out(
     assert callback.headers["location"] == "/orders?page=2"
     _, logout = client.get("/api/auth0/logout")
     assert logout.status == 302, logout.text
+
+
+def test_the_session_cookie_is_read_under_its_exact_prefixed_name_only(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    """Unlike Sanic's request.cookies.get, the session lookup never falls back from
+    __Host-name to __Secure-name or the bare name, which others could set."""
+    config = fake_idp.gateway_config(
+        paths=session_paths(), redirect_uri="https://app.example.com/api/auth0/callback"
+    )
+    config["session"] = {"secret": SECRET}
+    app, edge = make_app(config)
+    edge.hook("remember")(lambda ctx: None)
+    add_orders(app)
+    client = serve(app)
+    _, started = client.get("/api/auth0/login")
+    tx_cookie = set_cookie_headers(started)[0].split(";")[0]
+    callback_url = local(fake_idp.follow_login(started.headers["location"]))
+    _, callback = client.get(callback_url, headers={"Cookie": tx_cookie})
+    assert callback.status == 302, callback.text
+    session = next(c for c in set_cookie_headers(callback) if COOKIE in c).split(";")[0]
+    value = session.split("=", 1)[1]
+    assert session.startswith(f"__Host-{COOKIE}=")
+    for planted in (COOKIE, f"__Secure-{COOKIE}"):
+        _, refused = client.get("/api/orders", headers={"Cookie": f"{planted}={value}"})
+        assert refused.status == 401, planted
+        assert refused.json["error"] == "missing_token"
+    _, genuine = client.get("/api/orders", headers={"Cookie": session})
+    assert genuine.status == 200, genuine.text
