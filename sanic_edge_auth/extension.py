@@ -27,6 +27,7 @@ from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
 from sanic_edge_auth.adapter import AdapterFactory, IdentityAdapter
+from sanic_edge_auth.cache_control import vary_on_cookie
 from sanic_edge_auth.config import (
     DirectorySecrets,
     EdgeAuthConfig,
@@ -58,7 +59,12 @@ from sanic_edge_auth.routes import EdgeRoutes
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.session.cookies import policy_for_origin
 from sanic_edge_auth.session.csrf import origin_of
-from sanic_edge_auth.session.manager import CLEAR_SESSION_ATTR, Session, SessionManager
+from sanic_edge_auth.session.manager import (
+    CLEAR_SESSION_ATTR,
+    SESSION_READ_ATTR,
+    Session,
+    SessionManager,
+)
 from sanic_edge_auth.store.base import Store
 from sanic_edge_auth.store.factory import open_store
 
@@ -327,10 +333,13 @@ class EdgeAuth:
 
     async def _write_session(self, request: Request, response: BaseHTTPResponse) -> None:
         """Write back a session a request changed (a refresh, a touch, custom data), or
-        delete the cookie of one that ended."""
+        delete the cookie of one that ended; add ``Vary: Cookie`` to the answer of a
+        request whose session was looked up (see :mod:`.cache_control`)."""
         sessions = self._sessions
         if sessions is None or not isinstance(response, HTTPResponse):
             return
+        if getattr(request.ctx, SESSION_READ_ATTR, False):
+            vary_on_cookie(response.headers)
         session = getattr(request.ctx, "session", None)
         if getattr(request.ctx, CLEAR_SESSION_ATTR, False) or (
             session is not None and session.ended
@@ -384,7 +393,12 @@ class EdgeAuth:
 
     async def session(self, request: Request) -> Session | None:
         """The request's browser session, if it has a valid one (for routes that are
-        not protected but want to know who is there). ``None`` otherwise."""
+        not protected but want to know who is there). ``None`` otherwise.
+
+        An unsafe request (POST, PUT, ...) carrying a session but sent by another
+        origin raises :class:`~sanic_edge_auth.errors.CrossSiteRequest` (403
+        ``csrf_rejected``), as on a protected route: such a request is a forgery, and
+        must not run as the user."""
         if self._sessions is None:
             return None
         try:

@@ -20,7 +20,6 @@ from sanic_edge_auth.adapter import IdentityAdapter, VerifiedToken
 from sanic_edge_auth.errors import InsufficientScope, InvalidToken, MissingToken, SessionInvalid
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
-from sanic_edge_auth.session.csrf import SAFE_METHODS
 
 if TYPE_CHECKING:
     from sanic import Sanic
@@ -124,14 +123,12 @@ class Guard:
                 verified = await self._adapter.verify_access_token(token)
             via = "the token"
         elif (sessions := self._sessions) is not None:
-            session = await sessions.find(request)
+            session = await sessions.find(request)  # with the CSRF check of unsafe requests
             if session is None:
                 redirect = sessions.login_redirect(request)
                 if redirect is not None:
                     raise SessionInvalid("a session is required", login_redirect=redirect)
                 raise MissingToken("a Bearer token or a session is required")
-            if request.method not in SAFE_METHODS:
-                sessions.check_csrf(request)
             verified = session.identity
             via = "the session"
         else:

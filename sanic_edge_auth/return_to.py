@@ -7,13 +7,13 @@ in ``authorizer.return_to_allowlist``.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Final
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from sanic_edge_auth.errors import BadRequest
 
-__all__ = ["MAX_RETURN_TO_LENGTH", "absolute_return_to", "safe_return_to"]
+__all__ = ["MAX_RETURN_TO_LENGTH", "absolute_return_to", "return_to_fallbacks", "safe_return_to"]
 
 MAX_RETURN_TO_LENGTH: Final = 1024  # it travels in the login cookie; keep that small
 
@@ -55,3 +55,16 @@ def safe_return_to(
 def absolute_return_to(value: str, *, app_origin: str) -> str:
     """An absolute URL for a destination (IdP logout endpoints need one)."""
     return urljoin(app_origin + "/", value)
+
+
+def return_to_fallbacks(value: str, *, home: str) -> Iterator[str]:
+    """``value``, then the same page without its query and fragment, then ``home``:
+    the destinations to try, in order, when ``value`` (already checked by
+    :func:`safe_return_to`) is too long to keep. Each differs from the one before."""
+    yield value
+    parts = urlsplit(value)
+    page = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    if page and page != value:
+        yield page
+    if home not in (value, page):
+        yield home

@@ -14,8 +14,7 @@ token in any answer.
 from __future__ import annotations
 
 import hashlib
-import posixpath
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping
 from functools import wraps
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import urlsplit
@@ -24,7 +23,7 @@ from sanic import Request
 from sanic.response import HTTPResponse, json, redirect
 
 from sanic_edge_auth.adapter import IdentityAdapter, TokenSet, VerifiedToken
-from sanic_edge_auth.config import EdgeAuthConfig, PathRule, proxy_prefix
+from sanic_edge_auth.config import EdgeAuthConfig, PathRule
 from sanic_edge_auth.errors import (
     BadRequest,
     EdgeAuthError,
@@ -107,7 +106,6 @@ class EdgeRoutes:
 
     def __init__(self, edge_config: EdgeAuthConfig, hooks: HookRegistry, runtime: Runtime) -> None:
         config = edge_config.authorizer
-        paths = edge_config.paths
         self._config = config
         self._with_sessions = edge_config.session is not None
         self._hooks = hooks
@@ -120,14 +118,14 @@ class EdgeRoutes:
         redirect_uri = config.redirect_uri or ""
         parts = urlsplit(redirect_uri)
         self._app_origin = f"{parts.scheme}://{parts.netloc.lower()}" if parts.netloc else ""
-        self._cookie_path = _transaction_cookie_path(parts.path or "/", paths)
         # Where a login or logout without return_to lands: the app's root as the
         # browser sees it (behind a path-stripping proxy, under its prefix).
         self._home = edge_config.public_prefix + "/"
-        # Secure cookies need https; plain http is only ever allowed on loopback.
+        # Secure (and __Host-) cookies need https; plain http is only ever allowed on
+        # loopback, for development.
         self._secure_cookies = parts.scheme != "http"
         self._login_cookies = (
-            LoginCookies(self._codec, path=self._cookie_path, secure=self._secure_cookies)
+            LoginCookies(self._codec, secure=self._secure_cookies, home=self._home)
             if self._codec is not None
             else None
         )
@@ -170,7 +168,7 @@ class EdgeRoutes:
 
     def _login(self, rule: PathRule) -> Handler:
         async def edge_auth_login(request: Request) -> HTTPResponse:
-            codec = self._require_codec()
+            self._require_codec()
             cookies = self._login_cookies
             assert cookies is not None  # exists whenever the codec does
             return_to = safe_return_to(
@@ -199,14 +197,13 @@ class EdgeRoutes:
                 extra=extra,
             )
             response = redirect(url, headers=_no_store())
-            sealed = codec.seal(
-                state=login.state,
-                nonce=login.nonce,
-                code_verifier=login.code_verifier,
-                return_to=return_to,
+            kept = cookies.add(request, response, login, return_to)
+            _log.info(
+                Event.LOGIN_STARTED,
+                path=rule.path,
+                extra_params=sorted(extra),
+                return_to_shortened=kept != return_to,
             )
-            cookies.add(request, response, login.state, sealed)
-            _log.info(Event.LOGIN_STARTED, path=rule.path, extra_params=sorted(extra))
             return response
 
         return edge_auth_login
@@ -585,24 +582,6 @@ def _refresh_token_in(request: Request) -> str | None:
             "the refresh token is not a valid token", error_kind="refresh_token_malformed"
         )
     return token
-
-
-def _transaction_cookie_path(redirect_path: str, paths: Sequence[PathRule]) -> str:
-    """The narrowest cookie path that covers the login paths and the callback.
-
-    Paths as the browser sees them: behind a path-stripping proxy the redirect_uri's
-    path is longer than the callback path Sanic routes, by the proxy's prefix. The
-    login path must see the cookies too, to cap how many one browser holds.
-    """
-    prefix = proxy_prefix(redirect_path, paths)
-    if prefix is None:
-        return redirect_path
-    logins = [
-        prefix + rule.path
-        for rule in paths
-        if rule.integration is not None and rule.integration.kind == "login"
-    ]
-    return posixpath.commonpath([redirect_path, *logins]) or "/"
 
 
 def _safe_code(value: str) -> str:

@@ -9,7 +9,7 @@ import pytest
 from sanic import Request, json
 from sanic_testing.reusable import ReusableClient
 
-from sanic_edge_auth.login_cookies import MAX_LIVE_LOGINS
+from sanic_edge_auth.login_cookies import LOGIN_COOKIES_BUDGET
 from sanic_edge_auth.testing import FakeIdentityProvider, FakeUser
 from tests.helpers import local, login
 
@@ -158,6 +158,14 @@ def _set_cookies(response: Any) -> list[str]:
     return [str(value) for value in response.headers.get_list("set-cookie")]
 
 
+def _login_cookie_bytes(client: ReusableClient) -> int:
+    return sum(
+        len(name) + len(value) + 3  # name=value and the "; " after it
+        for name, value in client._session.cookies.items()
+        if name.startswith("edge_auth_tx_")
+    )
+
+
 def test_unfinished_logins_are_capped_per_browser(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
 ) -> None:
@@ -169,8 +177,9 @@ def test_unfinished_logins_are_capped_per_browser(
         assert started.status == 302
         if index == 0:
             first_location = started.headers["location"]
+        assert _login_cookie_bytes(client) <= LOGIN_COOKIES_BUDGET
     live = [name for name in client._session.cookies if name.startswith("edge_auth_tx_")]
-    assert len(live) == MAX_LIVE_LOGINS
+    assert len(live) == 2  # two tabs can still log in at once
     # The oldest login was dropped; the newest still completes.
     _, newest = client.get(local(fake_idp.follow_login(started.headers["location"])))
     assert newest.status == 200, newest.text
@@ -178,6 +187,41 @@ def test_unfinished_logins_are_capped_per_browser(
     _, oldest = client.get(local(fake_idp.follow_login(first_location)))
     assert oldest.status == 400
     assert oldest.json["error"] == "login_state_invalid"
+
+
+@pytest.mark.parametrize(
+    ("asked", "kept"),
+    [
+        ("/orders?page=2", "/orders?page=2"),
+        ("/" + "p" * 300 + "?page=2", "/" + "p" * 300 + "?page=2"),  # fits: kept whole
+        ("/orders?q=" + "x" * 1000 + "#top", "/orders"),  # the query does not fit
+        ("/" + "p" * 1000 + "?page=2", "/"),  # nor does the path: the app's root
+    ],
+)
+def test_a_return_to_too_long_for_the_login_cookie_is_shortened(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, asked: str, kept: str
+) -> None:
+    from urllib.parse import quote
+
+    app, _ = make_app(fake_idp.gateway_config())
+    client = serve(app)
+    _, started = client.get("/api/auth0/login?return_to=" + quote(asked, safe=""))
+    assert started.status == 302, started.text
+    assert _login_cookie_bytes(client) <= LOGIN_COOKIES_BUDGET
+    _, callback = client.get(local(fake_idp.follow_login(started.headers["location"])))
+    assert callback.status == 200, callback.text
+    assert callback.json["return_to"] == kept
+
+
+def test_the_login_budget_leaves_room_beside_the_largest_session() -> None:
+    from sanic.config import DEFAULT_CONFIG
+
+    from sanic_edge_auth.session.cookies import DEFAULT_MAX_TOTAL
+
+    head = DEFAULT_CONFIG["REQUEST_MAX_HEADER_SIZE"]
+    # What is left of Sanic's request head for the request line and other headers.
+    left = head - DEFAULT_MAX_TOTAL - LOGIN_COOKIES_BUDGET
+    assert left >= 1024
 
 
 def test_transaction_cookie_attributes_match_on_set_and_delete(
@@ -190,28 +234,85 @@ def test_transaction_cookie_attributes_match_on_set_and_delete(
     (set_cookie,) = _set_cookies(started)
     assert "Secure" not in set_cookie
     assert set_cookie.startswith("edge_auth_tx_")
+    assert "Path=/;" in set_cookie  # the one path scheme, with or without the prefix
     _, callback = client.get(local(fake_idp.follow_login(started.headers["location"])))
     deleted = [c for c in _set_cookies(callback) if "max-age=0" in c.lower()]
     assert len(deleted) == 1
+    assert deleted[0].split("=")[0] == set_cookie.split("=")[0]
     assert "Secure" not in deleted[0]
-    assert "Path=/api/auth0;" in deleted[0]  # covers the login and the callback paths
+    assert "Path=/;" in deleted[0]
 
 
-def test_secure_transaction_cookie_uses_the_secure_prefix(
-    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
-) -> None:
-    config = fake_idp.gateway_config(redirect_uri="https://app.example.com/api/auth0/callback")
-    app, _ = make_app(config)
+def _secure_app(idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, **config: Any) -> Any:
+    gateway = idp.gateway_config(
+        redirect_uri="https://app.example.com" + config.pop("path", "/api/auth0/callback")
+    )
+    gateway.update(config)
+    app, _ = make_app(gateway)
 
     @app.get("/ok")
     async def ok(request: Request) -> Any:
         return json({})
 
-    client = serve(app)
+    return serve(app)
+
+
+def test_secure_login_cookie_is_host_prefixed_on_the_root_path(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    """__Host-: no sibling subdomain (Domain=) or plain-http page can set one, so
+    nobody but this host can plant a login of theirs in the victim's browser."""
+    client = _secure_app(fake_idp, make_app, serve)
     _, started = client.get("/api/auth0/login")
     (set_cookie,) = _set_cookies(started)
-    assert set_cookie.startswith("__Secure-edge_auth_tx_")
+    assert set_cookie.startswith("__Host-edge_auth_tx_")
     assert "Secure" in set_cookie
+    assert "Path=/;" in set_cookie
+    assert "Domain" not in set_cookie
+    name = set_cookie.split("=")[0]
+    _, callback = client.get(
+        local(fake_idp.follow_login(started.headers["location"])),
+        headers={"Cookie": set_cookie.split(";")[0]},  # the client keeps no Secure cookie on http
+    )
+    assert callback.status == 200, callback.text
+    (deleted,) = _set_cookies(callback)
+    assert deleted.startswith(name + "=;") or deleted.startswith(name + '="";')
+    assert "max-age=0" in deleted.lower()
+    assert "Path=/;" in deleted
+    assert "Secure" in deleted
+
+
+def test_secure_login_cookie_ignores_a_path_stripping_proxys_prefix(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    client = _secure_app(fake_idp, make_app, serve, path="/app/api/auth0/callback")
+    _, started = client.get("/api/auth0/login")
+    (set_cookie,) = _set_cookies(started)
+    assert set_cookie.startswith("__Host-edge_auth_tx_")
+    assert "Path=/;" in set_cookie
+
+
+@pytest.mark.parametrize("planted_as", ["{name}", "__Secure-{name}"])
+def test_a_login_cookie_planted_under_another_name_is_not_read(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, planted_as: str
+) -> None:
+    """Login CSRF: the attacker starts a login, then plants its cookie in the
+    victim's browser under a name a sibling subdomain or plain-http page can set,
+    and sends the victim to the callback with the attacker's code. Only the exact
+    __Host- name is read, so the victim is not signed in as the attacker."""
+    client = _secure_app(fake_idp, make_app, serve)
+    _, started = client.get("/api/auth0/login")
+    name, value = _set_cookies(started)[0].split(";")[0].split("=", 1)
+    assert name.startswith("__Host-")
+    callback_url = local(fake_idp.follow_login(started.headers["location"]))
+    planted = planted_as.format(name=name.removeprefix("__Host-"))
+    _, refused = client.get(callback_url, headers={"Cookie": f"{planted}={value}"})
+    assert refused.status == 400, refused.text
+    assert refused.json["error"] == "login_state_invalid"
+    assert fake_idp.requests["token"] == 0  # the code was never exchanged
+    # Beside the genuine cookie, a planted one changes nothing either.
+    _, genuine = client.get(callback_url, headers={"Cookie": f"{planted}=x; {name}={value}"})
+    assert genuine.status == 200, genuine.text
 
 
 def test_return_to_is_bounded() -> None:
@@ -255,3 +356,22 @@ def test_a_protected_refresh_path_refuses_another_users_refresh_token(
     )
     assert own.status == 200, own.text
     assert own.json["refresh_token"] != ada["refresh_token"]
+
+
+@pytest.mark.parametrize(
+    ("value", "fallbacks"),
+    [
+        ("/orders?page=2#top", ["/orders?page=2#top", "/orders", "/app/"]),
+        ("/orders", ["/orders", "/app/"]),
+        ("/app/", ["/app/"]),
+        ("/app/?x=1", ["/app/?x=1", "/app/"]),
+        (
+            "https://shop.example.com/cart?id=7",
+            ["https://shop.example.com/cart?id=7", "https://shop.example.com/cart", "/app/"],
+        ),
+    ],
+)
+def test_return_to_fallbacks_drop_the_query_then_the_page(value: str, fallbacks: list[str]) -> None:
+    from sanic_edge_auth.return_to import return_to_fallbacks
+
+    assert list(return_to_fallbacks(value, home="/app/")) == fallbacks

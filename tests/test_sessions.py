@@ -553,7 +553,7 @@ def test_secure_origins_get_a_host_prefixed_secure_cookie(
     # on its own: carry it by hand, as a browser on https would.
     _, started = client.get("/api/auth0/login")
     tx_cookie = set_cookie_headers(started)[0].split(";")[0]
-    assert tx_cookie.startswith("__Secure-edge_auth_tx_")
+    assert tx_cookie.startswith("__Host-edge_auth_tx_")
     callback_url = local(fake_idp.follow_login(started.headers["location"]))
     _, callback = client.get(callback_url, headers={"Cookie": tx_cookie})
     assert callback.status == 302, callback.text
@@ -751,3 +751,249 @@ def test_garbage_or_another_sessions_record_is_a_store_503_not_a_500(
     _, response = client.get("/api/orders")
     assert response.status == 503, response.text
     assert response.json["error"] == "store_unavailable"
+
+
+FORGED_SAME_SITE = {"Sec-Fetch-Site": "same-site", "Origin": "http://sub.127.0.0.1"}
+
+
+def test_edge_session_refuses_a_cross_site_unsafe_request(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    """An unprotected route that asks edge.session() gets the same CSRF check as a
+    protected one: a forged POST from a sibling origin does not run as the user."""
+    config = fake_idp.gateway_config(paths=session_paths())
+    config["session"] = {"secret": SECRET}
+    app, edge = make_app(config)
+    edge.hook("remember")(lambda ctx: None)
+    add_orders(app)
+    done: list[str | None] = []
+
+    @app.post("/api/comment")
+    async def comment(request: Request) -> Any:
+        session = await edge.session(request)
+        done.append(session.subject if session is not None else None)
+        return json({"by": done[-1]})
+
+    client = serve(app)
+    assert sign_in(client, fake_idp).status == 302
+    _, forged = client.post("/api/comment", headers=FORGED_SAME_SITE)
+    assert forged.status == 403, forged.text
+    assert forged.json["error"] == "csrf_rejected"
+    assert done == []
+    _, own = client.post("/api/comment", headers={"Sec-Fetch-Site": "same-origin"})
+    assert own.status == 200, own.text
+    assert done == ["auth0|user-1"]
+    # A safe method needs no check, and a request without a session is nobody's.
+    _, read = client.get("/api/orders", headers=FORGED_SAME_SITE)
+    assert read.status == 200
+    client._session.cookies.clear()
+    _, anonymous = client.post("/api/comment", headers=FORGED_SAME_SITE)
+    assert anonymous.status == 200
+    assert done == ["auth0|user-1", None]
+
+
+def test_a_post_userinfo_path_refuses_a_cross_site_request_riding_the_session(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    paths = [p for p in session_paths() if p["path"] != "/api/auth0/profile"]
+    paths.append(
+        {"method": "POST", "path": "/api/auth0/profile", "integration": {"type": "auth0_userinfo"}}
+    )
+    client, _ = build(fake_idp, make_app, serve, paths=paths)
+    assert sign_in(client, fake_idp).status == 302
+    before = fake_idp.requests["userinfo"]
+    _, forged = client.post("/api/auth0/profile", headers=FORGED_SAME_SITE)
+    assert forged.status == 403, forged.text
+    assert forged.json["error"] == "csrf_rejected"
+    assert fake_idp.requests["userinfo"] == before
+    _, own = client.post("/api/auth0/profile", headers={"Sec-Fetch-Site": "same-origin"})
+    assert own.status == 200, own.text
+    assert own.json["email"] == "ada@example.com"
+
+
+PUBLIC = {
+    "Cache-Control": "public, max-age=3600",
+    "Vary": "Accept-Encoding",
+    "CDN-Cache-Control": "max-age=600",
+}
+
+
+@pytest.fixture
+def public_app(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, moved_clock: list[float]
+) -> ReusableClient:
+    """An app whose pages, callback and refresh answers all say "cache me publicly"."""
+    paths = session_paths()
+    for path in paths:
+        if path["path"] in ("/api/auth0/callback", "/api/auth0/refresh"):
+            path["integration"]["post_process"] = {"type": "hook", "name": "public"}
+    config = fake_idp.gateway_config(paths=paths)
+    config["session"] = {"secret": SECRET}
+    app, edge = make_app(config)
+
+    @edge.hook("public")
+    async def public(ctx: HookContext) -> Any:
+        if ctx.kind == "callback":
+            from sanic.response import redirect
+
+            return redirect(ctx.return_to or "/", headers=dict(PUBLIC))
+        ctx.headers.update(PUBLIC)
+        return None
+
+    add_orders(app)
+
+    @app.get("/api/page")
+    async def page(request: Request) -> Any:
+        session = await edge.session(request)
+        return json({"sub": session.subject if session else None}, headers=dict(PUBLIC))
+
+    return serve(app)
+
+
+def cache_headers(response: Any) -> tuple[str | None, list[str], str | None]:
+    return (
+        response.headers.get("cache-control"),
+        response.headers.get_list("vary", split_commas=True),
+        response.headers.get("cdn-cache-control"),
+    )
+
+
+def sets_session_cookie(response: Any) -> bool:
+    return any(c.startswith(COOKIE) for c in set_cookie_headers(response))
+
+
+def test_responses_that_set_the_session_cookie_are_private_no_store(
+    public_app: ReusableClient, fake_idp: FakeIdentityProvider, moved_clock: list[float]
+) -> None:
+    client = public_app
+    # The callback's answer came from a hook that asked for public caching.
+    callback = sign_in(client, fake_idp)
+    assert callback.status == 302, callback.text
+    assert sets_session_cookie(callback)
+    assert cache_headers(callback)[0] == "private, no-store"
+    assert cache_headers(callback)[2] is None
+
+    # A page that read the session and set no cookie keeps the app's caching, and
+    # varies on Cookie: a shared cache never hands it to another browser.
+    _, quiet = client.get("/api/page")
+    assert quiet.json == {"sub": "auth0|user-1"}
+    assert not sets_session_cookie(quiet)
+    assert cache_headers(quiet) == (
+        "public, max-age=3600",
+        ["Accept-Encoding", "Cookie"],
+        "max-age=600",
+    )
+
+    # Rolling expiry: the same page now renews the cookie, so nothing may store it.
+    moved_clock[0] += 301
+    _, renewed = client.get("/api/page")
+    assert sets_session_cookie(renewed)
+    assert cache_headers(renewed) == ("private, no-store", ["Accept-Encoding", "Cookie"], None)
+
+    # A refresh (its hook asked for public caching too) rewrites the cookie.
+    _, refreshed = client.post("/api/auth0/refresh")
+    assert refreshed.status == 200, refreshed.text
+    assert sets_session_cookie(refreshed)
+    assert cache_headers(refreshed) == ("private, no-store", ["Accept-Encoding", "Cookie"], None)
+
+
+def test_responses_that_clear_the_session_cookie_are_private_no_store(
+    public_app: ReusableClient, fake_idp: FakeIdentityProvider
+) -> None:
+    client = public_app
+    assert sign_in(client, fake_idp).status == 302
+    _, logout = client.get("/api/auth0/logout")
+    assert logout.status == 302
+    assert any("max-age=0" in c.lower() for c in set_cookie_headers(logout))
+    assert cache_headers(logout)[:2] == ("private, no-store", ["Cookie"])
+
+    # A page that found an unusable session cookie deletes it on its own answer.
+    _, page = client.get("/api/page", headers={"Cookie": f"{COOKIE}=not-a-session"})
+    assert page.json == {"sub": None}
+    assert any("max-age=0" in c.lower() for c in set_cookie_headers(page))
+    assert cache_headers(page) == ("private, no-store", ["Accept-Encoding", "Cookie"], None)
+
+    # And a protected route refusing one answers 401 the same way.
+    _, refused = client.get("/api/orders", headers={"Cookie": f"{COOKIE}=not-a-session"})
+    assert refused.status == 401
+    assert cache_headers(refused)[:2] == ("private, no-store", ["Cookie"])
+
+
+def test_a_page_that_looked_for_a_session_and_found_none_varies_on_cookie(
+    public_app: ReusableClient,
+) -> None:
+    _, anonymous = public_app.get("/api/page")
+    assert anonymous.json == {"sub": None}
+    assert cache_headers(anonymous) == (
+        "public, max-age=3600",
+        ["Accept-Encoding", "Cookie"],
+        "max-age=600",
+    )
+
+
+def login_cookie_bytes(client: ReusableClient) -> int:
+    """What the live login cookies add to the Cookie header (name=value; each)."""
+    return sum(
+        len(name) + len(value) + 3
+        for name, value in client._session.cookies.items()
+        if "edge_auth_tx_" in name
+    )
+
+
+def test_long_unfinished_logins_never_lock_a_signed_in_browser_out(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    """Another site sends a signed-in browser to the login, again and again, with
+    long return_to values: the login cookies stay within their byte budget, so the
+    Cookie header stays under the server's limit and nothing answers 413."""
+    from sanic_edge_auth.login_cookies import LOGIN_COOKIES_BUDGET
+
+    client, _ = build(fake_idp, make_app, serve)
+    assert sign_in(client, fake_idp).status == 302
+    cross_site = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    for index in range(6):
+        _, started = client.get(
+            f"/api/auth0/login?return_to=/{index}?q=" + "x" * 1000, headers=cross_site
+        )
+        assert started.status == 302, (index, started.status)
+        assert login_cookie_bytes(client) <= LOGIN_COOKIES_BUDGET
+    _, orders = client.get("/api/orders")
+    assert orders.status == 200, orders.text
+    _, refreshed = client.post("/api/auth0/refresh")
+    assert refreshed.status == 200, refreshed.text
+    # The user's own login still completes, and lands where it was asked to (the
+    # query did not fit the cookie's budget, the page did).
+    callback = sign_in(client, fake_idp, "?return_to=/orders%3Fpage%3D2")
+    assert callback.status == 302, callback.text
+    assert callback.headers["location"] == "/orders?page=2"
+    _, logout = client.get("/api/auth0/logout")
+    assert logout.status == 302, logout.text
+
+
+def test_the_session_cookie_is_read_under_its_exact_prefixed_name_only(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    """Unlike Sanic's request.cookies.get, the session lookup never falls back from
+    __Host-name to __Secure-name or the bare name, which others could set."""
+    config = fake_idp.gateway_config(
+        paths=session_paths(), redirect_uri="https://app.example.com/api/auth0/callback"
+    )
+    config["session"] = {"secret": SECRET}
+    app, edge = make_app(config)
+    edge.hook("remember")(lambda ctx: None)
+    add_orders(app)
+    client = serve(app)
+    _, started = client.get("/api/auth0/login")
+    tx_cookie = set_cookie_headers(started)[0].split(";")[0]
+    callback_url = local(fake_idp.follow_login(started.headers["location"]))
+    _, callback = client.get(callback_url, headers={"Cookie": tx_cookie})
+    assert callback.status == 302, callback.text
+    session = next(c for c in set_cookie_headers(callback) if COOKIE in c).split(";")[0]
+    value = session.split("=", 1)[1]
+    assert session.startswith(f"__Host-{COOKIE}=")
+    for planted in (COOKIE, f"__Secure-{COOKIE}"):
+        _, refused = client.get("/api/orders", headers={"Cookie": f"{planted}={value}"})
+        assert refused.status == 401, planted
+        assert refused.json["error"] == "missing_token"
+    _, genuine = client.get("/api/orders", headers={"Cookie": session})
+    assert genuine.status == 200, genuine.text

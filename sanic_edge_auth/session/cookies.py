@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 
 from sanic.response import HTTPResponse
 
+from sanic_edge_auth.cache_control import forbid_storing
 from sanic_edge_auth.session.codec import SessionCookieInvalid
 
 __all__ = [
@@ -375,9 +376,12 @@ def set_session_cookies(
     with, so a session that shrinks leaves no stale chunk behind. ``max_age`` should
     be the session's remaining absolute lifetime (None: a browser-session cookie).
     Returns the names set. Raises :class:`SessionTooLarge` before touching
-    ``response``.
+    ``response``. The response becomes ``private, no-store`` (see
+    :mod:`sanic_edge_auth.cache_control`): no cache may keep a session for the next
+    browser.
     """
     cookies = split_value(policy, sealed, max_total=max_total)
+    forbid_storing(response.headers)
     for name, value in cookies:
         _write(response, policy, name, value, max_age)
     keep = {name for name, _ in cookies}
@@ -396,9 +400,12 @@ def delete_session_cookies(
     name, path, Secure, HttpOnly and SameSite as when set (RFC 6265 section 3.1);
     Sanic's own ``delete_cookie`` drops SameSite/HttpOnly when the cookie was not set
     on the same response, which is why this writes the deletion itself. Returns the
-    names deleted.
+    names deleted. A response that deletes any is ``private, no-store``: a cache
+    replaying it would sign later browsers out.
     """
     names = family_names(policy, present)
     for name in names:
         _write(response, policy, name, "", 0)
+    if names:
+        forbid_storing(response.headers)
     return names

@@ -60,10 +60,13 @@ if TYPE_CHECKING:
     from sanic_edge_auth.refresh import RefreshCoordinator
     from sanic_edge_auth.store.base import Store
 
-__all__ = ["CLEAR_SESSION_ATTR", "Session", "SessionManager"]
+__all__ = ["CLEAR_SESSION_ATTR", "SESSION_READ_ATTR", "Session", "SessionManager"]
 
 #: Set on ``request.ctx`` when the request's session cookie must be deleted.
 CLEAR_SESSION_ATTR: Final = "edge_auth_clear_session"
+#: Set on ``request.ctx`` once the request's session was looked up: its answer then
+#: depends on the ``Cookie`` header (``Vary: Cookie``), whatever was found.
+SESSION_READ_ATTR: Final = "edge_auth_session_read"
 
 _log = get_logger()
 _CACHE_SIZE: Final = 10_000
@@ -385,6 +388,11 @@ class SessionManager:
         ``None`` without a session cookie. A session that expired or was revoked
         raises :class:`SessionInvalid` and marks its cookie for deletion.
 
+        An unsafe request (POST, ...) from another origin raises
+        :class:`CrossSiteRequest` (403) instead of returning its session: every
+        caller (route protection, the flows, ``edge.session()`` on a route the config
+        does not protect) gets the CSRF check with the session, none can forget it.
+
         Runs on every session-authenticated request, so a cookie seen before costs a
         scan of the ``Cookie`` header, a cache lookup and the revocation round trip:
         it is decrypted only the first time.
@@ -393,6 +401,7 @@ class SessionManager:
         existing: Session | None = getattr(ctx, "session", None)
         if existing is not None:
             return existing
+        setattr(ctx, SESSION_READ_ATTR, True)
         header = request.headers.get("cookie")
         if not header:
             return None
@@ -430,6 +439,9 @@ class SessionManager:
         except SessionInvalid as exc:
             setattr(ctx, CLEAR_SESSION_ATTR, True)
             raise self._invalid(exc.description, exc.error_kind, request) from None
+        # Before the session is handed out or touched: a forged request neither runs
+        # as the user nor renews the cookie.
+        self.check_csrf(request)
         session = Session(self, state, known.identity)
         if now - state.last_seen >= self._touch_interval or not current_key:
             # Rolling expiry, or a cookie sealed under an older secret: written back by
