@@ -46,6 +46,7 @@ from sanic_edge_auth.request_body import read_bounded_body
 from sanic_edge_auth.responses import error_response, log_error
 from sanic_edge_auth.return_to import absolute_return_to, safe_return_to
 from sanic_edge_auth.session.manager import CLEAR_SESSION_ATTR, Session
+from sanic_edge_auth.store.base import LOGIN_STATE_PREFIX
 
 if TYPE_CHECKING:
     from sanic import Sanic
@@ -263,8 +264,10 @@ class EdgeRoutes:
                 )
             # The replay guard, in the shared store so a replay to another worker or
             # instance fails too; taken before the exchange, so a racing replay fails.
+            # Anyone can get this far (their own login, an invented code): the store
+            # bounds these keys apart, so a flood refuses logins and nothing else.
             if not await self._runtime.store.set_if_absent(
-                f"login_state:{_digest(state)}", b"1", codec.ttl
+                LOGIN_STATE_PREFIX + _digest(state), b"1", codec.ttl
             ):
                 raise codec.expired_login()
             assert self._config.redirect_uri is not None
