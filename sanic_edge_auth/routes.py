@@ -34,6 +34,7 @@ from sanic_edge_auth.errors import (
     LoginDenied,
     MissingToken,
     SessionInvalid,
+    StoreError,
     UpstreamBadResponse,
 )
 from sanic_edge_auth.hooks import HookContext, HookRegistry
@@ -471,10 +472,16 @@ class EdgeRoutes:
                     session = await self._session_of(request)
                 except SessionInvalid:
                     session = None  # already over: still clear the cookie and log out
-                setattr(request.ctx, CLEAR_SESSION_ATTR, True)
                 if session is not None:
-                    await sessions.revoke(session.state)
+                    try:
+                        await sessions.revoke(session.state)
+                    except StoreError as exc:
+                        # Clearing this browser's cookie would look like a logout while
+                        # any copy of it still works: say so, and keep the cookie.
+                        raise _logout_not_recorded(exc) from None
                     hint = session.id_token or hint
+                # Only now: the session is revoked (or was already over).
+                setattr(request.ctx, CLEAR_SESSION_ATTR, True)
             adapter = self._runtime.adapter
             await adapter.ready()
             url = adapter.logout_url(
@@ -524,6 +531,16 @@ class EdgeRoutes:
             return json({}, headers=_no_store())
 
         return edge_auth_backchannel_logout
+
+
+def _logout_not_recorded(error: StoreError) -> StoreError:
+    """The store's error, saying what it means here: the session was not revoked."""
+    return type(error)(
+        f"the logout did not take effect (the session could not be ended; try again): "
+        f"{error.description}",
+        operation=error.operation,
+        elapsed_ms=error.elapsed_ms,
+    )
 
 
 def _id_token_hint_from(request: Request) -> str | None:

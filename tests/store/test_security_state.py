@@ -12,14 +12,18 @@ key, which no real store does selectively.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 from sanic_testing.reusable import ReusableClient
 from structlog.testing import capture_logs
 
+from sanic_edge_auth.errors import StoreUnavailable
+from sanic_edge_auth.store.base import Store
 from sanic_edge_auth.testing import FakeIdentityProvider, query_of
+from tests.store.conftest import RedisServer
 from tests.test_sessions import build, session_cookies, set_cookie_headers, sign_in
 
 Serve = Callable[[Any], ReusableClient]
@@ -58,6 +62,21 @@ def replay(client: ReusableClient, copied: dict[str, str]) -> Any:
     return client.get("/api/orders")[1]
 
 
+def refuse(
+    monkeypatch: pytest.MonkeyPatch, store: Store, key_prefix: str, method: str = "set"
+) -> None:
+    """Make ``store.<method>`` fail for keys starting with ``key_prefix`` (a backend
+    that refuses that one write); every other call goes to the real store."""
+    real = getattr(store, method)
+
+    async def call_or_refuse(key: str, *args: Any) -> Any:
+        if key.startswith(key_prefix):
+            raise StoreUnavailable("the store refused the write", operation=method)
+        return await real(key, *args)
+
+    monkeypatch.setattr(store, method, call_or_refuse)
+
+
 @pytest.mark.parametrize("mode", ["cookie", "server"])
 def test_a_callback_flood_fills_only_the_login_bound_and_logout_still_revokes(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str
@@ -81,3 +100,89 @@ def test_a_callback_flood_fills_only_the_login_bound_and_logout_still_revokes(
     revoked = replay(client, copied)
     assert revoked.status == 401
     assert revoked.json["error"] == "session_revoked"
+
+
+@pytest.mark.parametrize("mode", ["cookie", "server"])
+def test_a_logout_whose_revocation_cannot_be_written_says_so_and_keeps_the_cookie(
+    fake_idp: FakeIdentityProvider,
+    make_app: MakeApp,
+    serve: Serve,
+    mode: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, edge = build(fake_idp, make_app, serve, mode=mode)
+    assert sign_in(client, fake_idp).status == 302
+    copied = session_cookies(client)
+    refuse(monkeypatch, edge.store, "revoked:")
+
+    _, failed = client.get("/api/auth0/logout")
+    assert failed.status == 503, failed.text
+    assert failed.json["error"] == "store_unavailable"
+    assert "did not take effect" in failed.json["error_description"]
+    assert failed.headers["retry-after"] == "1"
+    assert not cleared(failed)  # the browser keeps the cookie that still works
+    assert client.get("/api/orders")[1].status == 200
+
+    monkeypatch.undo()  # the store works again: the retried logout ends the session
+    _, logout = client.get("/api/auth0/logout")
+    assert logout.status == 302
+    assert cleared(logout)
+    assert replay(client, copied).status == 401
+
+
+def test_a_server_session_whose_record_cannot_be_deleted_is_still_logged_out(
+    fake_idp: FakeIdentityProvider,
+    make_app: MakeApp,
+    serve: Serve,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The revocation mark is what ends the session; the record's deletion only tidies
+    up, so its failure must not turn a logout that worked into a 503 saying it did not."""
+    client, edge = build(fake_idp, make_app, serve, mode="server")
+    assert sign_in(client, fake_idp).status == 302
+    copied = session_cookies(client)
+    refuse(monkeypatch, edge.store, "session:", method="delete")
+
+    _, logout = client.get("/api/auth0/logout")
+    assert logout.status == 302, logout.text
+    assert cleared(logout)
+    revoked = replay(client, copied)
+    assert revoked.status == 401
+    assert revoked.json["error"] == "session_revoked"
+
+
+@pytest.fixture
+def full_redis(own_redis_server: RedisServer) -> Iterator[tuple[RedisServer, redis.Redis]]:
+    """A Redis of our own, and an admin client to make it refuse writes (maxmemory)."""
+    own_redis_server.start()
+    admin = redis.Redis(port=own_redis_server.port)
+    yield own_redis_server, admin
+    admin.close()
+
+
+def test_a_logout_on_a_redis_refusing_writes_says_so_and_keeps_the_cookie(
+    fake_idp: FakeIdentityProvider,
+    make_app: MakeApp,
+    serve: Serve,
+    full_redis: tuple[RedisServer, redis.Redis],
+) -> None:
+    server, admin = full_redis
+    store = {"type": "redis", "url": server.url, "timeout": 2, "connect_timeout": 2}
+    client, _ = build(fake_idp, make_app, serve, store=store)
+    assert sign_in(client, fake_idp).status == 302
+    copied = session_cookies(client)
+    # Redis over maxmemory with noeviction: reads work, every write is refused (OOM).
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", 1)
+
+    _, failed = client.get("/api/auth0/logout")
+    assert failed.status == 503, failed.text
+    assert failed.json["error"] == "store_unavailable"
+    assert "did not take effect" in failed.json["error_description"]
+    assert not cleared(failed)
+    assert client.get("/api/orders")[1].status == 200
+
+    admin.config_set("maxmemory", 0)
+    _, logout = client.get("/api/auth0/logout")
+    assert logout.status == 302
+    assert replay(client, copied).status == 401
