@@ -513,9 +513,11 @@ class EdgeRoutes:
                     f"the logout token was refused ({exc.error_kind})"
                 ) from None
             claims = verified.claims
-            jti = str(claims["jti"])
-            ttl = max(60.0, verified.expires_at - sessions.now() + self._config.leeway)
-            if not await self._runtime.store.set_if_absent(f"logout_jti:{_digest(jti)}", b"1", ttl):
+            store = self._runtime.store
+            jti_key = f"logout_jti:{_digest(str(claims['jti']))}"
+            # A replay must not even rewrite the revocation: its later time would end
+            # sessions that began after the first logout.
+            if await store.get(jti_key) is not None:
                 raise InvalidLogoutToken("the logout token was already used")
             sid = claims.get("sid")
             sub = claims.get("sub")
@@ -523,6 +525,13 @@ class EdgeRoutes:
                 sid=sid if isinstance(sid, str) else None,
                 sub=sub if isinstance(sub, str) and not isinstance(sid, str) else None,
             )
+            # Recorded only once the revocation is written: had that write failed (a
+            # 503), the IdP's retry of this token would be refused as a replay and the
+            # sessions would live on. A failure here is a 503 too, and the retry
+            # revokes again, which is harmless. Two deliveries racing past the check
+            # above both revoke, moments apart: harmless as well.
+            ttl = max(60.0, verified.expires_at - sessions.now() + self._config.leeway)
+            await store.set(jti_key, b"1", ttl)
             _log.info(
                 Event.BACKCHANNEL_LOGOUT,
                 by_sid=isinstance(sid, str),

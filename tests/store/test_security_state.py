@@ -186,3 +186,32 @@ def test_a_logout_on_a_redis_refusing_writes_says_so_and_keeps_the_cookie(
     _, logout = client.get("/api/auth0/logout")
     assert logout.status == 302
     assert replay(client, copied).status == 401
+
+
+@pytest.mark.parametrize("mode", ["cookie", "server"])
+def test_a_back_channel_logout_whose_revocation_failed_succeeds_when_the_idp_retries(
+    fake_idp: FakeIdentityProvider,
+    make_app: MakeApp,
+    serve: Serve,
+    mode: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, edge = build(fake_idp, make_app, serve, mode=mode)
+    assert sign_in(client, fake_idp).status == 302
+    token = fake_idp.logout_token(sid=fake_idp.issued_sids[-1])
+    refuse(monkeypatch, edge.store, "revoked:sid:")
+
+    _, failed = client.post("/api/auth0/backchannel", data={"logout_token": token})
+    assert failed.status == 503, failed.text
+    assert failed.json["error"] == "store_unavailable"
+    assert client.get("/api/orders")[1].status == 200  # nothing was revoked
+
+    monkeypatch.undo()
+    _, retried = client.post("/api/auth0/backchannel", data={"logout_token": token})
+    assert retried.status == 200, retried.text  # not refused as a replay
+    ended = client.get("/api/orders")[1]
+    assert ended.status == 401
+    assert ended.json["error"] == "session_revoked"
+    _, replayed = client.post("/api/auth0/backchannel", data={"logout_token": token})
+    assert replayed.status == 400
+    assert "already used" in replayed.json["error_description"]
