@@ -215,3 +215,22 @@ def test_a_back_channel_logout_whose_revocation_failed_succeeds_when_the_idp_ret
     _, replayed = client.post("/api/auth0/backchannel", data={"logout_token": token})
     assert replayed.status == 400
     assert "already used" in replayed.json["error_description"]
+
+
+def test_a_replayed_back_channel_logout_is_refused_before_it_ends_later_sessions(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    """Revoking before recording must not let a replay revoke again: by ``sub``, its
+    later time would end the session the user started after the first logout."""
+    client, _ = build(fake_idp, make_app, serve)
+    assert sign_in(client, fake_idp).status == 302
+    token = fake_idp.logout_token(sub="auth0|user-1")
+    _, first = client.post("/api/auth0/backchannel", data={"logout_token": token})
+    assert first.status == 200
+    assert sign_in(client, fake_idp).status == 302  # signed in again, after the logout
+    assert client.get("/api/orders")[1].status == 200
+
+    _, replayed = client.post("/api/auth0/backchannel", data={"logout_token": token})
+    assert replayed.status == 400
+    assert "already used" in replayed.json["error_description"]
+    assert client.get("/api/orders")[1].status == 200
