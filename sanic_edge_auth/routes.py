@@ -33,6 +33,7 @@ from sanic_edge_auth.errors import (
     LoginDenied,
     MissingToken,
     SessionInvalid,
+    StoreError,
     UpstreamBadResponse,
 )
 from sanic_edge_auth.hooks import HookContext, HookRegistry
@@ -45,6 +46,7 @@ from sanic_edge_auth.request_body import read_bounded_body
 from sanic_edge_auth.responses import error_response, log_error
 from sanic_edge_auth.return_to import absolute_return_to, safe_return_to
 from sanic_edge_auth.session.manager import CLEAR_SESSION_ATTR, Session
+from sanic_edge_auth.store.base import LOGIN_STATE_PREFIX
 
 if TYPE_CHECKING:
     from sanic import Sanic
@@ -260,8 +262,10 @@ class EdgeRoutes:
                 )
             # The replay guard, in the shared store so a replay to another worker or
             # instance fails too; taken before the exchange, so a racing replay fails.
+            # Anyone can get this far (their own login, an invented code): the store
+            # bounds these keys apart, so a flood refuses logins and nothing else.
             if not await self._runtime.store.set_if_absent(
-                f"login_state:{_digest(state)}", b"1", codec.ttl
+                LOGIN_STATE_PREFIX + _digest(state), b"1", codec.ttl
             ):
                 raise codec.expired_login()
             assert self._config.redirect_uri is not None
@@ -475,10 +479,16 @@ class EdgeRoutes:
                     session = await self._session_of(request)
                 except SessionInvalid:
                     session = None  # already over: still clear the cookie and log out
-                setattr(request.ctx, CLEAR_SESSION_ATTR, True)
                 if session is not None:
-                    await sessions.revoke(session.state)
+                    try:
+                        await sessions.revoke(session.state)
+                    except StoreError as exc:
+                        # Clearing this browser's cookie would look like a logout while
+                        # any copy of it still works: say so, and keep the cookie.
+                        raise _logout_not_recorded(exc) from None
                     hint = session.id_token or hint
+                # Only now: the session is revoked (or was already over).
+                setattr(request.ctx, CLEAR_SESSION_ATTR, True)
             adapter = self._runtime.adapter
             await adapter.ready()
             url = adapter.logout_url(
@@ -510,9 +520,11 @@ class EdgeRoutes:
                     f"the logout token was refused ({exc.error_kind})"
                 ) from None
             claims = verified.claims
-            jti = str(claims["jti"])
-            ttl = max(60.0, verified.expires_at - sessions.now() + self._config.leeway)
-            if not await self._runtime.store.set_if_absent(f"logout_jti:{_digest(jti)}", b"1", ttl):
+            store = self._runtime.store
+            jti_key = f"logout_jti:{_digest(str(claims['jti']))}"
+            # A replay must not even rewrite the revocation: its later time would end
+            # sessions that began after the first logout.
+            if await store.get(jti_key) is not None:
                 raise InvalidLogoutToken("the logout token was already used")
             sid = claims.get("sid")
             sub = claims.get("sub")
@@ -520,6 +532,13 @@ class EdgeRoutes:
                 sid=sid if isinstance(sid, str) else None,
                 sub=sub if isinstance(sub, str) and not isinstance(sid, str) else None,
             )
+            # Recorded only once the revocation is written: had that write failed (a
+            # 503), the IdP's retry of this token would be refused as a replay and the
+            # sessions would live on. A failure here is a 503 too, and the retry
+            # revokes again, which is harmless. Two deliveries racing past the check
+            # above both revoke, moments apart: harmless as well.
+            ttl = max(60.0, verified.expires_at - sessions.now() + self._config.leeway)
+            await store.set(jti_key, b"1", ttl)
             _log.info(
                 Event.BACKCHANNEL_LOGOUT,
                 by_sid=isinstance(sid, str),
@@ -528,6 +547,16 @@ class EdgeRoutes:
             return json({}, headers=_no_store())
 
         return edge_auth_backchannel_logout
+
+
+def _logout_not_recorded(error: StoreError) -> StoreError:
+    """The store's error, saying what it means here: the session was not revoked."""
+    return type(error)(
+        f"the logout did not take effect (the session could not be ended; try again): "
+        f"{error.description}",
+        operation=error.operation,
+        elapsed_ms=error.elapsed_ms,
+    )
 
 
 def _id_token_hint_from(request: Request) -> str | None:

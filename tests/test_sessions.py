@@ -57,11 +57,14 @@ def build(
     blob: int = 0,
     paths: list[dict[str, Any]] | None = None,
     redirect_uri: str | None = None,
+    store: dict[str, Any] | None = None,
     **session: Any,
 ) -> tuple[ReusableClient, EdgeAuth]:
     config = idp.gateway_config(paths=session_paths() if paths is None else paths)
     if redirect_uri is not None:
         config["authorizer"]["redirect_uri"] = redirect_uri
+    if store is not None:
+        config["store"] = store
     config["session"] = {"secret": SECRET, "store": mode, **session}
     app, edge = make_app(config)
 

@@ -19,6 +19,7 @@ cookie seen before), the expiry checks, and one store read: the revocation marks
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -37,6 +38,7 @@ from sanic_edge_auth.errors import (
     CrossSiteRequest,
     InvalidGrant,
     SessionInvalid,
+    StoreError,
     StoreUnavailable,
 )
 from sanic_edge_auth.frozen import freeze_claims
@@ -628,12 +630,20 @@ class SessionManager:
     # -- ending
 
     async def revoke(self, state: SessionState) -> None:
-        """End one session: a copy of its cookie no longer works anywhere."""
+        """End one session: a copy of its cookie no longer works anywhere.
+
+        Raises ``StoreError`` when the revocation mark cannot be written: then nothing
+        ended, and the caller must not say otherwise.
+        """
         remaining = self.absolute_end(state) - self._clock()
         if remaining > 0:
             await self._store.set(_revoked_key("session", state.id), b"1", remaining)
         if self.settings.mode == "server":
-            await self._store.delete(_record_key(state.id))
+            # The mark has ended the session (a request racing the logout could even
+            # write the record back); deleting the record only drops its tokens sooner.
+            # If that fails (the store logs it), it expires with the inactivity timeout.
+            with contextlib.suppress(StoreError):
+                await self._store.delete(_record_key(state.id))
         _log.info(Event.SESSION_ENDED, subject=state.subject, how="logout")
 
     async def revoke_matching(self, *, sid: str | None, sub: str | None) -> None:

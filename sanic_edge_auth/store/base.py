@@ -20,6 +20,11 @@ Failures are reported as :class:`~sanic_edge_auth.errors.StoreUnavailable` or
 :class:`~sanic_edge_auth.errors.StoreTimeout` (source ``store``, HTTP 503), never as
 the backend's own exceptions. Keys are namespaced by the store (``store.prefix``);
 callers pass short, non-secret keys (hash anything secret first).
+
+One family of keys is special: login states (:data:`LOGIN_STATE_PREFIX`). Anyone can
+make one, without an account at the identity provider (start a login, send its
+callback an invented code), so a backend that bounds its entries bounds them apart:
+a flood of them may refuse new logins, never a revocation or anything else.
 """
 
 from __future__ import annotations
@@ -27,9 +32,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
-__all__ = ["LeaseToken", "Store", "check_ttl"]
+__all__ = ["LOGIN_STATE_PREFIX", "LeaseToken", "Store", "check_ttl"]
+
+#: The keys of used login states (the callback's replay guard), written before the
+#: code exchange, so for anyone who asks: backends keep them in a bound of their own.
+LOGIN_STATE_PREFIX: Final = "login_state:"
 
 
 @dataclass(frozen=True, slots=True)

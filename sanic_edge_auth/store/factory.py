@@ -25,7 +25,11 @@ def build_store(settings: StoreSettings, *, key: str = "store") -> Store:
     but the ``redis`` package is not installed.
     """
     if settings.type == "memory":
-        return MemoryStore(prefix=settings.prefix, max_entries=settings.max_entries)
+        return MemoryStore(
+            prefix=settings.prefix,
+            max_entries=settings.max_entries,
+            max_login_states=settings.max_login_states,
+        )
     if importlib.util.find_spec("redis") is None:
         raise ConfigValidationError(
             [

@@ -8,10 +8,17 @@ docs/deployment.md).
 
 Memory is bounded two ways. Every value has a TTL and expired values are purged as
 writes happen (a heap ordered by expiry, so a purge touches only what expired), and
-the number of live entries is capped by ``store.max_entries``. When the cap is
-reached the store refuses new keys with ``StoreUnavailable`` rather than evicting:
-silently dropping a replay-guard entry would let a used login state or ``jti`` be
-accepted twice, so it fails closed, like Redis with ``maxmemory-policy noeviction``.
+the number of live entries is capped. When a cap is reached the store refuses new
+keys with ``StoreUnavailable`` rather than evicting: silently dropping a replay-guard
+entry would let a used login state or ``jti`` be accepted twice, so it fails closed,
+like Redis with ``maxmemory-policy noeviction``.
+
+There are two caps, each with its own entries. Login states
+(:data:`~sanic_edge_auth.store.base.LOGIN_STATE_PREFIX`) are written for anyone who
+sends a callback, account or not, so they count against ``store.max_login_states``
+alone: a flood of junk callbacks fills that and refuses new logins (503), while
+revocations, sessions, ``jti`` guards and refresh coordination keep all of
+``store.max_entries``, which only requests the IdP vouched for can fill.
 """
 
 from __future__ import annotations
@@ -21,13 +28,77 @@ import time
 from collections.abc import Callable, Sequence
 
 from sanic_edge_auth.errors import StoreUnavailable
-from sanic_edge_auth.store.base import LeaseToken, check_ttl
+from sanic_edge_auth.store.base import LOGIN_STATE_PREFIX, LeaseToken, check_ttl
 from sanic_edge_auth.store.health import StoreHealth
 from sanic_edge_auth.store.settings import DEFAULT_PREFIX
 
 __all__ = ["MemoryStore"]
 
 Clock = Callable[[], float]
+
+
+class _Bound:
+    """One capped set of entries, with its own expiry heap and its own health.
+
+    Its own health, so that a full login bound logging failures does not have every
+    successful write elsewhere log a "recovered" that is not true of logins.
+    """
+
+    __slots__ = ("_clock", "_data", "_expiries", "_full", "_health", "_limit")
+
+    def __init__(self, limit: int, full: str, clock: Clock, kind: str) -> None:
+        self._limit = limit
+        self._full = full
+        self._clock = clock
+        self._data: dict[str, tuple[bytes, float]] = {}
+        self._expiries: list[tuple[float, str]] = []
+        self._health = StoreHealth(kind)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def live(self, full: str) -> bytes | None:
+        entry = self._data.get(full)
+        if entry is None:
+            return None
+        value, expires_at = entry
+        if expires_at <= self._clock():
+            del self._data[full]
+            return None
+        return value
+
+    def pop(self, full: str) -> None:
+        self._data.pop(full, None)
+
+    def write(self, operation: str, full: str, value: bytes, ttl: float) -> None:
+        check_ttl(ttl)
+        now = self._clock()
+        self._purge(now)
+        if full not in self._data and len(self._data) >= self._limit:
+            error = StoreUnavailable(self._full, operation=operation, elapsed_ms=0.0)
+            self._health.failed(error)
+            raise error
+        expires_at = now + ttl
+        self._data[full] = (bytes(value), expires_at)
+        heapq.heappush(self._expiries, (expires_at, full))
+        self._health.succeeded()
+
+    def clear(self) -> None:
+        self._data.clear()
+        self._expiries.clear()
+
+    def _purge(self, now: float) -> None:
+        """Drop what has expired; rebuild the heap when stale slots outnumber entries."""
+        heap = self._expiries
+        while heap and heap[0][0] <= now:
+            expires_at, full = heapq.heappop(heap)
+            entry = self._data.get(full)
+            # A key rewritten later has a newer expiry: its old heap slot is stale.
+            if entry is not None and entry[1] == expires_at:
+                del self._data[full]
+        if len(heap) > 2 * len(self._data) + 64:
+            self._expiries = [(expires_at, full) for full, (_, expires_at) in self._data.items()]
+            heapq.heapify(self._expiries)
 
 
 class MemoryStore:
@@ -44,66 +115,75 @@ class MemoryStore:
         *,
         prefix: str = DEFAULT_PREFIX,
         max_entries: int = 100_000,
+        max_login_states: int = 100_000,
         clock: Clock = time.monotonic,
     ) -> None:
         self._prefix = prefix
-        self._max_entries = max_entries
-        self._clock = clock
-        self._data: dict[str, tuple[bytes, float]] = {}
-        self._expiries: list[tuple[float, str]] = []
-        self._health = StoreHealth(self.kind)
+        self._general = _Bound(
+            max_entries,
+            "the in-memory store is full (raise store.max_entries or use Redis)",
+            clock,
+            self.kind,
+        )
+        self._logins = _Bound(
+            max_login_states,
+            "too many logins are in progress: try again shortly (raise "
+            "store.max_login_states or use Redis)",
+            clock,
+            self.kind,
+        )
 
     def __len__(self) -> int:
         """Live and not-yet-purged entries (for tests and metrics)."""
-        return len(self._data)
+        return len(self._general) + len(self._logins)
 
     # -- the protocol
 
     async def get(self, key: str) -> bytes | None:
-        return self._live(self._prefix + key)
+        return self._bound(key).live(self._prefix + key)
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         # Every session request asks for its revocation marks, which are nearly always
-        # absent: those cost a dict lookup, not a call.
-        prefix, data = self._prefix, self._data
-        return [None if prefix + key not in data else self._live(prefix + key) for key in keys]
+        # absent: those cost a dict lookup, not a clock call.
+        prefix = self._prefix
+        return [self._bound(key).live(prefix + key) for key in keys]
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
-        self._write("set", self._prefix + key, value, ttl)
+        self._bound(key).write("set", self._prefix + key, value, ttl)
 
     async def delete(self, key: str) -> bool:
-        full = self._prefix + key
-        live = self._live(full) is not None
-        self._data.pop(full, None)
+        bound, full = self._bound(key), self._prefix + key
+        live = bound.live(full) is not None
+        bound.pop(full)
         return live
 
     async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
-        full = self._prefix + key
-        if self._live(full) is not None:
+        bound, full = self._bound(key), self._prefix + key
+        if bound.live(full) is not None:
             return False
-        self._write("set_if_absent", full, value, ttl)
+        bound.write("set_if_absent", full, value, ttl)
         return True
 
     async def acquire(self, key: str, ttl: float) -> LeaseToken | None:
-        full = self._prefix + key
-        if self._live(full) is not None:
+        bound, full = self._bound(key), self._prefix + key
+        if bound.live(full) is not None:
             return None
         token = LeaseToken()
-        self._write("acquire", full, token.value.encode(), ttl)
+        bound.write("acquire", full, token.value.encode(), ttl)
         return token
 
     async def renew(self, key: str, token: LeaseToken, ttl: float) -> bool:
-        full = self._prefix + key
-        if self._live(full) != token.value.encode():
+        bound, full = self._bound(key), self._prefix + key
+        if bound.live(full) != token.value.encode():
             return False
-        self._write("renew", full, token.value.encode(), ttl)
+        bound.write("renew", full, token.value.encode(), ttl)
         return True
 
     async def release(self, key: str, token: LeaseToken) -> bool:
-        full = self._prefix + key
-        if self._live(full) != token.value.encode():
+        bound, full = self._bound(key), self._prefix + key
+        if bound.live(full) != token.value.encode():
             return False
-        del self._data[full]
+        bound.pop(full)
         return True
 
     async def ping(self) -> None:
@@ -113,47 +193,11 @@ class MemoryStore:
         return None
 
     async def aclose(self) -> None:
-        self._data.clear()
-        self._expiries.clear()
+        self._general.clear()
+        self._logins.clear()
 
     # -- internals
 
-    def _live(self, full: str) -> bytes | None:
-        entry = self._data.get(full)
-        if entry is None:
-            return None
-        value, expires_at = entry
-        if expires_at <= self._clock():
-            del self._data[full]
-            return None
-        return value
-
-    def _write(self, operation: str, full: str, value: bytes, ttl: float) -> None:
-        check_ttl(ttl)
-        now = self._clock()
-        self._purge(now)
-        if full not in self._data and len(self._data) >= self._max_entries:
-            error = StoreUnavailable(
-                "the in-memory store is full (raise store.max_entries or use Redis)",
-                operation=operation,
-                elapsed_ms=0.0,
-            )
-            self._health.failed(error)
-            raise error
-        expires_at = now + ttl
-        self._data[full] = (bytes(value), expires_at)
-        heapq.heappush(self._expiries, (expires_at, full))
-        self._health.succeeded()
-
-    def _purge(self, now: float) -> None:
-        """Drop what has expired; rebuild the heap when stale slots outnumber entries."""
-        heap = self._expiries
-        while heap and heap[0][0] <= now:
-            expires_at, full = heapq.heappop(heap)
-            entry = self._data.get(full)
-            # A key rewritten later has a newer expiry: its old heap slot is stale.
-            if entry is not None and entry[1] == expires_at:
-                del self._data[full]
-        if len(heap) > 2 * len(self._data) + 64:
-            self._expiries = [(expires_at, full) for full, (_, expires_at) in self._data.items()]
-            heapq.heapify(self._expiries)
+    def _bound(self, key: str) -> _Bound:
+        """Where ``key`` is counted: login states apart from everything else."""
+        return self._logins if key.startswith(LOGIN_STATE_PREFIX) else self._general

@@ -77,8 +77,9 @@ class StoreSettings:
 
     type: StoreKind = "memory"
     prefix: str = DEFAULT_PREFIX
-    # memory
+    # memory: login states (anyone can make one) are capped apart from everything else
     max_entries: int = 100_000
+    max_login_states: int = 100_000
     # redis
     url: Secret | None = None
     username: str | None = None
@@ -110,7 +111,7 @@ def redacted_endpoint(url: str) -> str:
 
 
 _COMMON_KEYS: Final = frozenset({"type", "prefix", "coordination"})
-_MEMORY_KEYS: Final = _COMMON_KEYS | {"max_entries"}
+_MEMORY_KEYS: Final = _COMMON_KEYS | {"max_entries", "max_login_states"}
 _REDIS_KEYS: Final = _COMMON_KEYS | {
     "url",
     "username",
@@ -160,11 +161,22 @@ def validate_store_settings(
         max_entries = read.integer(
             f"{key}.max_entries", raw.get("max_entries"), 100_000, low=100, high=100_000_000
         )
+        max_login_states = read.integer(
+            f"{key}.max_login_states",
+            raw.get("max_login_states"),
+            100_000,
+            low=100,
+            high=100_000_000,
+        )
         if read.problems:
             return None, read.problems
         return (
             StoreSettings(
-                type="memory", prefix=prefix, max_entries=max_entries, coordination=coordination
+                type="memory",
+                prefix=prefix,
+                max_entries=max_entries,
+                max_login_states=max_login_states,
+                coordination=coordination,
             ),
             [],
         )

@@ -34,6 +34,10 @@ def test_no_section_means_the_memory_store() -> None:
     settings, found = validate_store_settings({"type": "memory", "max_entries": 5000})
     assert found == []
     assert settings == StoreSettings(type="memory", max_entries=5000)
+    settings, found = validate_store_settings({"type": "memory", "max_login_states": 2000})
+    assert found == []
+    assert settings == StoreSettings(type="memory", max_login_states=2000)
+    assert StoreSettings().max_login_states == 100_000
 
 
 def test_a_full_redis_section() -> None:
@@ -112,6 +116,9 @@ def _sentinel_host(host: str) -> dict[str, Any]:
         ({"type": "redis", "url": "unix://"}, "store.url"),
         ({"type": "memory", "prefix": "has space"}, "store.prefix"),
         ({"type": "memory", "max_entries": 1.5}, "store.max_entries"),
+        ({"type": "memory", "max_login_states": 10}, "store.max_login_states"),
+        ({"type": "memory", "max_login_states": "many"}, "store.max_login_states"),
+        ({"type": "redis", "url": "redis://h", "max_login_states": 100}, "store.max_login_states"),
         ({"type": "redis", "url": "redis://h", "sentinel": {}}, "store.sentinel.hosts"),
         (_sentinel_host("h:\u00b2"), "store.sentinel.hosts[0]"),  # a digit int() refuses
         (_sentinel_host("h:99999"), "store.sentinel.hosts[0]"),

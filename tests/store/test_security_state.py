@@ -1,0 +1,236 @@
+"""Security state always finds room, and a logout never pretends.
+
+A login-state flood (junk callbacks, no IdP account needed) may refuse new logins,
+but must never block a revocation; and when a revocation cannot be written, the
+logout answers a store 503 that says so and keeps the cookie, and a back-channel
+logout leaves its ``jti`` unrecorded so the IdP's retry works.
+
+Real parts throughout: the fake IdP, real Sanic over loopback, the memory store and
+a real Redis. The only failure injected by hand is a write refused for one kind of
+key, which no real store does selectively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from sanic_testing.reusable import ReusableClient
+from structlog.testing import capture_logs
+
+from sanic_edge_auth.errors import StoreUnavailable
+from sanic_edge_auth.store.base import Store
+from sanic_edge_auth.testing import FakeIdentityProvider, query_of
+from tests.store.conftest import RedisServer
+from tests.test_sessions import build, session_cookies, set_cookie_headers, sign_in
+
+Serve = Callable[[Any], ReusableClient]
+MakeApp = Callable[..., Any]
+BOUNDED = {"type": "memory", "max_entries": 100, "max_login_states": 100}
+
+
+def junk_callback(client: ReusableClient) -> Any:
+    """A login started for real, then its callback with an invented code: what anyone
+    can send without an account at the IdP."""
+    _, started = client.get("/api/auth0/login")
+    assert started.status == 302, started.text
+    state = query_of(started.headers["location"])["state"]
+    _, answer = client.get(f"/api/auth0/callback?state={state}&code=junk")
+    return answer
+
+
+def flood_until_refused(client: ReusableClient, limit: int) -> tuple[int, Any]:
+    """Junk callbacks until the store refuses one; how many got in, and the refusal."""
+    for sent in range(limit):
+        answer = junk_callback(client)
+        if answer.status == 503:
+            return sent, answer
+        assert answer.json["error"] == "invalid_grant", answer.text
+    raise AssertionError(f"{limit} junk callbacks and the store never refused one")
+
+
+def cleared(response: Any) -> bool:
+    return any("max-age=0" in cookie.lower() for cookie in set_cookie_headers(response))
+
+
+def replay(client: ReusableClient, copied: dict[str, str]) -> Any:
+    """A request carrying a copy of the session cookie taken before the logout."""
+    for name, value in copied.items():
+        client._session.cookies.set(name, value, domain="127.0.0.1")
+    return client.get("/api/orders")[1]
+
+
+def refuse(
+    monkeypatch: pytest.MonkeyPatch, store: Store, key_prefix: str, method: str = "set"
+) -> None:
+    """Make ``store.<method>`` fail for keys starting with ``key_prefix`` (a backend
+    that refuses that one write); every other call goes to the real store."""
+    real = getattr(store, method)
+
+    async def call_or_refuse(key: str, *args: Any) -> Any:
+        if key.startswith(key_prefix):
+            raise StoreUnavailable("the store refused the write", operation=method)
+        return await real(key, *args)
+
+    monkeypatch.setattr(store, method, call_or_refuse)
+
+
+@pytest.mark.parametrize("mode", ["cookie", "server"])
+def test_a_callback_flood_fills_only_the_login_bound_and_logout_still_revokes(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str
+) -> None:
+    client, _ = build(fake_idp, make_app, serve, mode=mode, store=BOUNDED)
+    assert sign_in(client, fake_idp).status == 302
+    copied = session_cookies(client)
+
+    with capture_logs() as logs:
+        accepted, refusal = flood_until_refused(client, limit=150)
+    assert accepted == 99  # the bound, less the real login's own state
+    assert refusal.json["error"] == "store_unavailable"
+    assert any("store.max_login_states" in str(entry.get("reason")) for entry in logs)
+    # The exhausted bound refuses new logins, and nothing else.
+    assert sign_in(client, fake_idp).status == 503
+    assert client.get("/api/orders")[1].status == 200
+
+    _, logout = client.get("/api/auth0/logout")
+    assert logout.status == 302, logout.text
+    assert cleared(logout)
+    revoked = replay(client, copied)
+    assert revoked.status == 401
+    assert revoked.json["error"] == "session_revoked"
+
+
+@pytest.mark.parametrize("mode", ["cookie", "server"])
+def test_a_logout_whose_revocation_cannot_be_written_says_so_and_keeps_the_cookie(
+    fake_idp: FakeIdentityProvider,
+    make_app: MakeApp,
+    serve: Serve,
+    mode: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, edge = build(fake_idp, make_app, serve, mode=mode)
+    assert sign_in(client, fake_idp).status == 302
+    copied = session_cookies(client)
+    refuse(monkeypatch, edge.store, "revoked:")
+
+    _, failed = client.get("/api/auth0/logout")
+    assert failed.status == 503, failed.text
+    assert failed.json["error"] == "store_unavailable"
+    assert "did not take effect" in failed.json["error_description"]
+    assert failed.headers["retry-after"] == "1"
+    assert not cleared(failed)  # the browser keeps the cookie that still works
+    assert client.get("/api/orders")[1].status == 200
+
+    monkeypatch.undo()  # the store works again: the retried logout ends the session
+    _, logout = client.get("/api/auth0/logout")
+    assert logout.status == 302
+    assert cleared(logout)
+    assert replay(client, copied).status == 401
+
+
+def test_a_server_session_whose_record_cannot_be_deleted_is_still_logged_out(
+    fake_idp: FakeIdentityProvider,
+    make_app: MakeApp,
+    serve: Serve,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The revocation mark is what ends the session; the record's deletion only tidies
+    up, so its failure must not turn a logout that worked into a 503 saying it did not."""
+    client, edge = build(fake_idp, make_app, serve, mode="server")
+    assert sign_in(client, fake_idp).status == 302
+    copied = session_cookies(client)
+    refuse(monkeypatch, edge.store, "session:", method="delete")
+
+    _, logout = client.get("/api/auth0/logout")
+    assert logout.status == 302, logout.text
+    assert cleared(logout)
+    revoked = replay(client, copied)
+    assert revoked.status == 401
+    assert revoked.json["error"] == "session_revoked"
+
+
+@pytest.fixture
+def full_redis(own_redis_server: RedisServer) -> Iterator[tuple[RedisServer, redis.Redis]]:
+    """A Redis of our own, and an admin client to make it refuse writes (maxmemory)."""
+    own_redis_server.start()
+    admin = redis.Redis(port=own_redis_server.port)
+    yield own_redis_server, admin
+    admin.close()
+
+
+def test_a_logout_on_a_redis_refusing_writes_says_so_and_keeps_the_cookie(
+    fake_idp: FakeIdentityProvider,
+    make_app: MakeApp,
+    serve: Serve,
+    full_redis: tuple[RedisServer, redis.Redis],
+) -> None:
+    server, admin = full_redis
+    store = {"type": "redis", "url": server.url, "timeout": 2, "connect_timeout": 2}
+    client, _ = build(fake_idp, make_app, serve, store=store)
+    assert sign_in(client, fake_idp).status == 302
+    copied = session_cookies(client)
+    # Redis over maxmemory with noeviction: reads work, every write is refused (OOM).
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", 1)
+
+    _, failed = client.get("/api/auth0/logout")
+    assert failed.status == 503, failed.text
+    assert failed.json["error"] == "store_unavailable"
+    assert "did not take effect" in failed.json["error_description"]
+    assert not cleared(failed)
+    assert client.get("/api/orders")[1].status == 200
+
+    admin.config_set("maxmemory", 0)
+    _, logout = client.get("/api/auth0/logout")
+    assert logout.status == 302
+    assert replay(client, copied).status == 401
+
+
+@pytest.mark.parametrize("mode", ["cookie", "server"])
+def test_a_back_channel_logout_whose_revocation_failed_succeeds_when_the_idp_retries(
+    fake_idp: FakeIdentityProvider,
+    make_app: MakeApp,
+    serve: Serve,
+    mode: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, edge = build(fake_idp, make_app, serve, mode=mode)
+    assert sign_in(client, fake_idp).status == 302
+    token = fake_idp.logout_token(sid=fake_idp.issued_sids[-1])
+    refuse(monkeypatch, edge.store, "revoked:sid:")
+
+    _, failed = client.post("/api/auth0/backchannel", data={"logout_token": token})
+    assert failed.status == 503, failed.text
+    assert failed.json["error"] == "store_unavailable"
+    assert client.get("/api/orders")[1].status == 200  # nothing was revoked
+
+    monkeypatch.undo()
+    _, retried = client.post("/api/auth0/backchannel", data={"logout_token": token})
+    assert retried.status == 200, retried.text  # not refused as a replay
+    ended = client.get("/api/orders")[1]
+    assert ended.status == 401
+    assert ended.json["error"] == "session_revoked"
+    _, replayed = client.post("/api/auth0/backchannel", data={"logout_token": token})
+    assert replayed.status == 400
+    assert "already used" in replayed.json["error_description"]
+
+
+def test_a_replayed_back_channel_logout_is_refused_before_it_ends_later_sessions(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    """Revoking before recording must not let a replay revoke again: by ``sub``, its
+    later time would end the session the user started after the first logout."""
+    client, _ = build(fake_idp, make_app, serve)
+    assert sign_in(client, fake_idp).status == 302
+    token = fake_idp.logout_token(sub="auth0|user-1")
+    _, first = client.post("/api/auth0/backchannel", data={"logout_token": token})
+    assert first.status == 200
+    assert sign_in(client, fake_idp).status == 302  # signed in again, after the logout
+    assert client.get("/api/orders")[1].status == 200
+
+    _, replayed = client.post("/api/auth0/backchannel", data={"logout_token": token})
+    assert replayed.status == 400
+    assert "already used" in replayed.json["error_description"]
+    assert client.get("/api/orders")[1].status == 200
