@@ -436,10 +436,10 @@ class EdgeRoutes:
     async def _refresh_session(
         self, request: Request, hooks: tuple[str, ...], session: Session
     ) -> HTTPResponse:
-        """Refresh the session's tokens now; the answer says when, never what."""
-        sessions = self._runtime.sessions
-        assert sessions is not None
-        sessions.check_csrf(request)
+        """Refresh the session's tokens now; the answer says when, never what.
+
+        ``session`` came from :meth:`SessionManager.find`, which already refused a
+        cross-site request."""
         await session.refresh()  # a refused refresh ends it; the cookie then goes
         state = session.state
         context = HookContext(
