@@ -365,6 +365,12 @@ def test_cross_site_unsafe_requests_are_refused_same_origin_passes(
     for headers in ({"Sec-Fetch-Site": "same-origin"}, {"Origin": "http://127.0.0.1"}):
         _, response = client.post("/api/orders", headers=headers)
         assert response.status == 200, (headers, response.text)
+    # The session refresh route too: a forged POST refreshes nothing.
+    before = fake_idp.requests["token"]
+    _, forged = client.post("/api/auth0/refresh", headers=refused[0])
+    assert forged.status == 403
+    assert forged.json["error"] == "csrf_rejected"
+    assert fake_idp.requests["token"] == before
     # A bearer-authenticated request is not a CSRF risk and is not checked.
     token = fake_idp.mint_token(use="id")
     _, bearer = client.post(
