@@ -498,6 +498,16 @@ class _Loader(SettingsReader):
             return None
         settings, problems = validate_session_settings(self.resolve("session", raw["session"]))
         self.problems.extend(problems)
+        for rule in paths:
+            # A refresh from the session cookie needs nothing in the request, so any
+            # site could trigger one with a link or an image if a GET did it; a POST
+            # gets the cross-site check every cookie-borne unsafe request gets.
+            if rule.integration and rule.integration.kind == "refresh" and rule.method != "POST":
+                self.problem(
+                    f"{rule.key}.method",
+                    "must be POST with a session: a refresh path answering "
+                    f"{rule.method} would let any site refresh a signed-in user's tokens",
+                )
         if settings is not None and settings.redirect_to_login and "login" not in kinds:
             self.problem("session.redirect_to_login", "needs a login path to redirect to")
         return settings

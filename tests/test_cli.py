@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -211,33 +213,63 @@ def test_no_secret_is_ever_printed(
     assert "RECOGNISABLE" not in done.stdout + done.stderr
 
 
-def test_python_m_testing_serves_the_fake_idp_on_the_chosen_port(tmp_path: Path) -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sanic_edge_auth.testing", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+@contextmanager
+def sigint_inherited_as(disposition: Any) -> Iterator[None]:
+    """Start children with SIGINT as a terminal (default) or a shell's ``&`` (ignored)
+    would give it, whatever this test process was started with: a child inherits an
+    ignored SIGINT, and Python then never raises KeyboardInterrupt in it."""
+    previous = signal.signal(signal.SIGINT, disposition)
     try:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.startswith("#        "):  # the last line of the announcement
-                break
-        exports = dict(
-            line[len("export ") :].split("=", 1) for line in lines if line.startswith("export ")
-        )
-        assert exports["AUTH0_DOMAIN"] == f"http://127.0.0.1:{port}"
-        assert set(exports) >= {"AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET", "EDGE_AUTH_COOKIE_SECRET"}
-        discovery = httpx.get(
-            f"http://127.0.0.1:{port}/.well-known/openid-configuration", timeout=5
-        ).json()
-        assert discovery["issuer"] == f"http://127.0.0.1:{port}/"
+        yield
     finally:
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize(
+    ("sigint", "stop"),
+    [
+        pytest.param(signal.default_int_handler, signal.SIGINT, id="ctrl-c-at-a-terminal"),
+        pytest.param(signal.SIG_IGN, signal.SIGTERM, id="kill-of-a-background-job"),
+    ],
+)
+def test_python_m_testing_serves_the_fake_idp_on_the_chosen_port_and_stops_cleanly(
+    sigint: Any, stop: signal.Signals
+) -> None:
+    port = free_port()
+    with sigint_inherited_as(sigint):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sanic_edge_auth.testing", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    with process:  # closes the pipes and reaps the process on the way out
+        try:
+            assert process.stdout is not None
+            lines = []
+            for line in process.stdout:
+                lines.append(line.rstrip("\n"))
+                if line.startswith("#        "):  # the last line of the announcement
+                    break
+            exports = dict(
+                line[len("export ") :].split("=", 1) for line in lines if line.startswith("export ")
+            )
+            assert exports["AUTH0_DOMAIN"] == f"http://127.0.0.1:{port}"
+            assert set(exports) >= {
+                "AUTH0_CLIENT_ID",
+                "AUTH0_CLIENT_SECRET",
+                "EDGE_AUTH_COOKIE_SECRET",
+            }
+            discovery = httpx.get(
+                f"http://127.0.0.1:{port}/.well-known/openid-configuration", timeout=5
+            ).json()
+            assert discovery["issuer"] == f"http://127.0.0.1:{port}/"
+            process.send_signal(stop)
+            # A clean stop: exit status 0 (the server shut down), not death by the signal.
+            assert process.wait(timeout=10) == 0
+        finally:
+            if process.poll() is None:  # whatever failed above, leave no server behind
+                process.kill()
 
 
 def test_the_idp_subcommand_refuses_a_busy_port() -> None:

@@ -466,5 +466,35 @@ def test_more_values_that_are_problems_not_crashes(key: str, value: Any) -> None
 
 
 def test_a_trusted_origin_urlsplit_refuses_is_a_problem() -> None:
-    config = {**SEED, "session": {"secret": "s" * 40, "trusted_origins": ["https://[::1"]}}
+    config = json.loads(json.dumps(SEED))
+    config["paths"][2]["method"] = "POST"  # with a session, a refresh path must be
+    config["session"] = {"secret": "s" * 40, "trusted_origins": ["https://[::1"]}
     assert list(problems_of(config, SEED_ENV)) == ["session.trusted_origins[0]"]
+
+
+SESSION = {"secret": "s" * 40}
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_with_a_session_every_refresh_path_must_be_post(method: str) -> None:
+    # Any site can make a browser send a GET (a link, an image) with the session cookie,
+    # and a GET skips the cross-site check; only POST is the method a refresh asks for.
+    config = json.loads(json.dumps(SEED))
+    config["paths"][2]["method"] = method
+    config["paths"].append(
+        {"method": "GET", "path": "/api/auth0/refresh2", "integration": {"type": "auth0_refresh"}}
+    )
+    problems = problems_of({**config, "session": SESSION}, SEED_ENV)
+    assert set(problems) == {"paths[2].method", "paths[3].method"}
+    assert "must be POST" in problems["paths[2].method"]
+    assert "session" in problems["paths[2].method"]
+    # Without a session, API clients send the refresh token in a header: GET stays valid.
+    assert [rule.method for rule in load(config, SEED_ENV).paths[2:]] == [method, "GET"]
+
+
+def test_with_a_session_a_post_refresh_path_loads() -> None:
+    config = json.loads(json.dumps(SEED))
+    config["paths"][2]["method"] = "POST"
+    loaded = load({**config, "session": SESSION}, SEED_ENV)
+    assert loaded.session is not None
+    assert loaded.paths[2].method == "POST"

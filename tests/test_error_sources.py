@@ -99,7 +99,7 @@ def test_connection_refused_is_502_unavailable(
     app, _ = make_app(config)
     client = serve(app)
     with capture_logs() as logs:
-        _, response = client.get("/api/auth0/refresh", headers={"X-Refresh-Token": "rt-abc"})
+        _, response = client.post("/api/auth0/refresh", headers={"X-Refresh-Token": "rt-abc"})
     assert response.status == 502
     assert response.json["error"] == "upstream_unavailable"
     call = [e for e in events(logs, "edge_auth.idp.call") if e.get("error_source")]
@@ -152,7 +152,7 @@ def test_redirect_uri_mismatch_at_the_token_endpoint_is_a_config_error(
 def test_invalid_grant_is_a_client_error(client_and_idp: Any) -> None:
     client, _, _ = client_and_idp
     with capture_logs() as logs:
-        _, response = client.get("/api/auth0/refresh", headers={"X-Refresh-Token": "unknown"})
+        _, response = client.post("/api/auth0/refresh", headers={"X-Refresh-Token": "unknown"})
     assert response.status == 401
     assert response.json["error"] == "invalid_grant"
     denied = events(logs, "edge_auth.auth.denied")

@@ -77,7 +77,7 @@ def test_login_callback_profile_refresh_protected_logout(gateway: Any) -> None:
         assert profile.status == 200
         assert profile.json["email"] == "ada@example.com"
 
-        _, refreshed = client.get(
+        _, refreshed = client.post(
             "/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]}
         )
         assert refreshed.status == 200, refreshed.text
@@ -292,28 +292,35 @@ def test_allowlisted_origin_is_accepted(
 def test_refresh_token_from_json_or_form_body(gateway: Any) -> None:
     client, idp, _ = gateway
     tokens = login(client, idp).json
-    _, from_json = client.request(
-        "/api/auth0/refresh",
-        http_method="GET",
-        json={"refresh_token": tokens["refresh_token"]},
+    _, from_json = client.post(
+        "/api/auth0/refresh", json={"refresh_token": tokens["refresh_token"]}
     )
     assert from_json.status == 200, from_json.text
-    _, missing = client.get("/api/auth0/refresh")
+    rotated = from_json.json["refresh_token"]
+    assert rotated != tokens["refresh_token"]
+    _, from_form = client.post("/api/auth0/refresh", data={"refresh_token": rotated})
+    assert from_form.status == 200, from_form.text
+    assert from_form.json["refresh_token"] != rotated
+    _, missing = client.post("/api/auth0/refresh")
     assert missing.status == 400
     assert missing.json["error"] == "refresh_token_missing"
 
 
-def test_refresh_from_form_body_on_a_post_path(
+def test_without_a_session_a_get_refresh_path_serves_api_clients(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
 ) -> None:
+    # A header is no cookie: no other site can make a browser send one, so an API-only
+    # gateway may keep the Workers gateway's GET refresh path.
     paths = [
-        *fake_idp.gateway_config()["paths"],
-        {"method": "POST", "path": "/api/auth0/refresh", "integration": {"type": "auth0_refresh"}},
+        {**rule, "method": "GET"} if rule["path"].endswith("/refresh") else rule
+        for rule in fake_idp.gateway_config()["paths"]
     ]
     app, _ = make_app(fake_idp.gateway_config(paths=paths))
     client = serve(app)
     tokens = login(client, fake_idp).json
-    _, response = client.post("/api/auth0/refresh", data={"refresh_token": tokens["refresh_token"]})
+    _, response = client.get(
+        "/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]}
+    )
     assert response.status == 200, response.text
     assert response.json["refresh_token"] != tokens["refresh_token"]
 
@@ -329,16 +336,16 @@ def test_reused_refresh_token_is_invalid_grant(
     app, _ = make_app(config)
     client, idp = serve(app), fake_idp
     tokens = login(client, idp).json
-    _, first = client.get(
+    _, first = client.post(
         "/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]}
     )
     assert first.status == 200
-    _, shared = client.get(
+    _, shared = client.post(
         "/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]}
     )
     assert shared.json["refresh_token"] == first.json["refresh_token"]
     time.sleep(1.2)  # past the sharing window
-    _, reused = client.get(
+    _, reused = client.post(
         "/api/auth0/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]}
     )
     assert reused.status == 401
@@ -355,7 +362,9 @@ def test_concurrent_refreshes_of_one_token_share_one_upstream_call(gateway: Any)
     headers = {"X-Refresh-Token": tokens["refresh_token"]}
 
     async def ten_at_once() -> list[Any]:
-        return await asyncio.gather(*(client._session.get(url, headers=headers) for _ in range(10)))
+        return await asyncio.gather(
+            *(client._session.post(url, headers=headers) for _ in range(10))
+        )
 
     responses = client._run(ten_at_once())
     assert [response.status_code for response in responses] == [200] * 10

@@ -198,7 +198,7 @@ def test_an_app_records_decisions_cache_lookups_jwks_and_coalesced_refreshes(
     headers = {"X-Refresh-Token": tokens["refresh_token"]}
 
     async def five() -> list[Any]:
-        return await asyncio.gather(*(client._session.get(url, headers=headers) for _ in range(5)))
+        return await asyncio.gather(*(client._session.post(url, headers=headers) for _ in range(5)))
 
     assert {r.status_code for r in client._run(five())} == {200}
     fake_idp.latency = 0

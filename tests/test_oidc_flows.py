@@ -111,7 +111,7 @@ def test_every_flow_through_a_real_app(
         assert profile.json["email"] == idp.user.email
         assert idp.requests["userinfo"] == 1
 
-        _, refreshed = client.get(
+        _, refreshed = client.post(
             "/api/oidc/refresh", headers={"X-Refresh-Token": tokens["refresh_token"]}
         )
         assert refreshed.status == 200, refreshed.text

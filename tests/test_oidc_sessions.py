@@ -60,7 +60,7 @@ def test_oidc_sessions_login_api_userinfo_refresh_backchannel_and_logout(
     assert orders_answer.json == {"sub": idp.user.sub, "via": "session", "t": True}
     _, profile = client.get("/api/oidc/profile")
     assert profile.status == 200, profile.text
-    _, refreshed = client.get("/api/oidc/refresh")
+    _, refreshed = client.post("/api/oidc/refresh")
     assert refreshed.status == 200, refreshed.text
     assert "access_token" not in refreshed.json
 

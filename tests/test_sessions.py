@@ -380,6 +380,26 @@ def test_cross_site_unsafe_requests_are_refused_same_origin_passes(
     assert bearer.status == 200
 
 
+def test_another_site_cannot_refresh_a_session(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    client, _ = build(fake_idp, make_app, serve)
+    assert sign_in(client, fake_idp).status == 302
+    before = fake_idp.requests["token"]
+    _, forged = client.post(
+        "/api/auth0/refresh",
+        headers={"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
+    )
+    assert forged.status == 403
+    assert forged.json["error"] == "csrf_rejected"
+    _, linked = client.get("/api/auth0/refresh")  # a link or an image on any site
+    assert linked.status == 405
+    assert fake_idp.requests["token"] == before  # the IdP never saw a refresh
+    _, own_page = client.post("/api/auth0/refresh", headers={"Sec-Fetch-Site": "same-origin"})
+    assert own_page.status == 200, own_page.text
+    assert fake_idp.requests["token"] == before + 1
+
+
 def test_logout_revokes_a_copied_cookie(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str
 ) -> None:

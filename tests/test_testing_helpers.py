@@ -210,3 +210,26 @@ def test_the_fake_idp_listens_on_the_port_asked_for() -> None:
         assert httpx.get(pinned.url + "/.well-known/jwks.json").status_code == 200
     with pytest.raises(ValueError, match="port"):
         FakeIdentityProvider(port=70000)
+
+
+@pytest.mark.parametrize("mode", ["auth0", "generic"])
+def test_the_fakes_default_paths_serve_a_session_and_refresh_it_by_post(
+    mode: Any, edge_client: Callable[..., EdgeAuthTestClient]
+) -> None:
+    # With a session a refresh path must be POST: the default paths must load with one.
+    with FakeIdentityProvider(mode=mode) as idp:
+        config = {**idp.gateway_config(), "session": {"secret": "s" * 40}}
+        app = new_app()
+        EdgeAuth(app, config=config)
+        client = edge_client(app)
+        prefix = "/api/oidc" if mode == "generic" else "/api/auth0"
+        login = client.login(idp, params={"return_to": prefix + "/profile"})
+        assert login.response.status_code == 200  # the profile, read from the session
+        before = idp.requests["token"]
+        refreshed = client.post(prefix + "/refresh")
+        assert refreshed.status_code == 200, refreshed.text
+        assert refreshed.json()["refreshed"] is True
+        assert idp.requests["token"] == before + 1
+        # A GET cannot reach it: no link or image on another site refreshes the tokens.
+        assert client.get(prefix + "/refresh").status_code == 405
+        assert idp.requests["token"] == before + 1

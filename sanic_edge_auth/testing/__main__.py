@@ -1,15 +1,16 @@
 """``python -m sanic_edge_auth.testing`` (or ``sanic-edge-auth idp``): the fake IdP on a port.
 
 For trying an app on a laptop with no identity-provider account: it serves the fake
-provider on ``127.0.0.1:<port>`` until Ctrl-C and prints the environment to export
-so a gateway config written with ``$env``/``$secret`` references talks to it, plus
-a bearer token for curl. Every login signs in the same scripted user.
+provider on ``127.0.0.1:<port>`` until Ctrl-C or SIGTERM and prints the environment
+to export so a gateway config written with ``$env``/``$secret`` references talks to
+it, plus a bearer token for curl. Every login signs in the same scripted user.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -95,11 +96,16 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         idp.stop()
         print(f"cannot serve that config: {exc}", file=sys.stderr)
         return 2
+    # SIGTERM stops it like Ctrl-C: a background job (a CI script's `... &`, then
+    # `kill`) inherits SIGINT ignored from the shell, so Ctrl-C alone could not stop it
+    # cleanly there.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        threading.Event().wait()  # until Ctrl-C
+        threading.Event().wait()  # until Ctrl-C or SIGTERM
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         idp.stop()
     return 0
 

@@ -669,11 +669,15 @@ class FakeIdentityProvider:
 
 
 def default_paths(adapter: str = "auth0") -> list[dict[str, Any]]:
-    """The seed's flow paths, ``/api/<adapter>/...`` with ``<adapter>_...`` types."""
+    """The seed's flow paths, ``/api/<adapter>/...`` with ``<adapter>_...`` types.
 
-    def path(name: str, kind: str, **rule: Any) -> dict[str, Any]:
+    Refresh is a POST, so the same paths also serve a config with a session (where a
+    GET refresh is refused: any site could trigger it with the user's cookie).
+    """
+
+    def path(name: str, kind: str, method: str = "GET", **rule: Any) -> dict[str, Any]:
         return {
-            "method": "GET",
+            "method": method,
             "path": f"/api/{adapter}/{name}",
             **rule,
             "integration": {"type": f"{adapter}_{kind}"},
@@ -683,7 +687,7 @@ def default_paths(adapter: str = "auth0") -> list[dict[str, Any]]:
         path("login", "login"),
         path("callback", "callback"),
         path("profile", "userinfo", auth=True),
-        path("refresh", "refresh"),
+        path("refresh", "refresh", "POST"),
         path("logout", "logout"),
     ]
 

@@ -168,7 +168,7 @@ def test_twenty_concurrent_refreshes_across_two_workers_make_one_idp_call(
         fake_idp.latency = 0.3  # the winner's call is in flight while the others arrive
 
         def refresh(token: str = refresh_token) -> httpx.Response:
-            return gateway.request("GET", "/api/auth0/refresh", headers={"X-Refresh-Token": token})
+            return gateway.request("POST", "/api/auth0/refresh", headers={"X-Refresh-Token": token})
 
         responses = gateway.many(20, refresh)
         fake_idp.latency = 0
@@ -181,7 +181,7 @@ def test_twenty_concurrent_refreshes_across_two_workers_make_one_idp_call(
     assert len({r.json()["access_token"] for r in responses}) == 1
     # The new refresh token still works: no reuse detection fired at the IdP.
     new_token = responses[0].json()["refresh_token"]
-    again = gateway.request("GET", "/api/auth0/refresh", headers={"X-Refresh-Token": new_token})
+    again = gateway.request("POST", "/api/auth0/refresh", headers={"X-Refresh-Token": new_token})
     assert again.status_code == 200, again.text
 
 
@@ -213,7 +213,7 @@ def test_an_expired_server_session_refreshes_once_across_workers(
     assert len(pids(responses)) == 2
     assert len({r.json()["access_token_tail"] for r in responses}) == 1
     # The stored session now holds the new refresh token, which works.
-    later = gateway.request("GET", "/api/auth0/refresh", cookies=cookies)
+    later = gateway.request("POST", "/api/auth0/refresh", cookies=cookies)
     assert later.status_code == 200, later.text
     assert later.json()["refreshed"] is True
     assert fake_idp.requests["token"] - before == 2
