@@ -8,6 +8,7 @@ at the edge of a Sanic app, so handlers keep to business logic.
     edge = EdgeAuth(app, config="gateway.json")
 """
 
+from sanic_edge_auth._version import __version__
 from sanic_edge_auth.adapter import AdapterFactory, IdentityAdapter, TokenSet, VerifiedToken
 from sanic_edge_auth.config import (
     AuthorizerConfig,
@@ -52,8 +53,6 @@ from sanic_edge_auth.errors import (
 from sanic_edge_auth.extension import EdgeAuth
 from sanic_edge_auth.hooks import Hook, HookContext
 from sanic_edge_auth.secret import Secret
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AccessRejected",

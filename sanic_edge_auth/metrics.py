@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from sanic_edge_auth._version import __version__
+
 __all__ = ["INSTRUMENTS", "METER_NAME", "NOOP_METRICS", "Metrics", "create_metrics"]
 
 METER_NAME: Final = "sanic_edge_auth"
@@ -169,7 +171,6 @@ def create_metrics(meter_provider: Any = None) -> Metrics:
         from opentelemetry import metrics as otel_metrics
     except ImportError:
         return NOOP_METRICS
-    from sanic_edge_auth import __version__
 
     if meter_provider is None:
         meter = otel_metrics.get_meter(METER_NAME, __version__)

@@ -51,7 +51,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Final, Generic, Protocol, TypeVar
 
-from sanic_edge_auth import errors
+import sanic_edge_auth.errors as errors
 from sanic_edge_auth.errors import EdgeAuthError, StoreError, StoreTimeout, StoreUnavailable
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.oidc.singleflight import SingleFlight
