@@ -1,0 +1,167 @@
+"""The gateway-shaped configuration, validated once into frozen objects.
+
+The JSON shape comes from the Workers gateway this library replaces::
+
+    {"authorizer": {"type": "auth0", "domain": "$env.AUTH0_DOMAIN", ...},
+     "paths": [{"method": "GET", "path": "/api/auth0/callback",
+                "integration": {"type": "auth0_callback"}}, ...]}
+
+Loading it resolves ``$env.NAME`` and ``$secret.NAME`` references, checks every
+key, and reports *all* problems together, each named by its dotted key
+(``authorizer.client_secret``, ``paths[2].integration.type``), so an operator fixes a
+broken file in one pass instead of one restart per mistake. A missing variable is
+never silently ``""`` and an unknown key is an error, not ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from sanic_edge_auth.config.authorizer import AdapterResolver, AdapterSettings, AuthorizerSchema
+from sanic_edge_auth.config.document import EnvironmentSecrets, SecretSource, read_config_source
+from sanic_edge_auth.config.model import EdgeAuthConfig, PathRule
+from sanic_edge_auth.config.paths import PathsSchema
+from sanic_edge_auth.errors import ConfigProblem, ConfigValidationError
+from sanic_edge_auth.session.settings import SessionSettings, validate_session_settings
+from sanic_edge_auth.store.settings import validate_store_settings
+
+__all__ = ["load_config"]
+
+_MIN_MASKED_LENGTH: Final = 6
+
+
+def load_config(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    *,
+    resolve_adapter: AdapterResolver,
+    secrets: SecretSource | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> EdgeAuthConfig:
+    """Parse, resolve and validate a configuration; raise listing every problem."""
+    loader = _Loader(
+        environ=os.environ if environ is None else environ,
+        secrets=secrets or EnvironmentSecrets(environ),
+        resolve_adapter=resolve_adapter,
+    )
+    return loader.load(read_config_source(source))
+
+
+class _Loader(AuthorizerSchema, PathsSchema):
+    """Collects problems while it walks the document; raises once at the end.
+
+    Each section's checks come from its schema (:class:`AuthorizerSchema`,
+    :class:`PathsSchema`, over the document reader); what is here is the walk, and
+    the checks that tie sections together.
+    """
+
+    def __init__(
+        self,
+        *,
+        environ: Mapping[str, str],
+        secrets: SecretSource,
+        resolve_adapter: AdapterResolver,
+    ) -> None:
+        self.environ = environ
+        self.secrets = secrets
+        self.resolve_adapter = resolve_adapter
+        super().__init__()
+        self.secret_values = set()
+
+    # -- sections
+
+    def load(self, raw: Mapping[str, Any]) -> EdgeAuthConfig:
+        self.unknown_keys("", raw, frozenset({"authorizer", "paths", "session", "store"}))
+        raw_authorizer = raw.get("authorizer")
+        if not isinstance(raw_authorizer, dict):
+            self.problem("authorizer", "is required and must be an object")
+            raw_authorizer = {}
+        raw_paths = raw.get("paths", [])
+        if not isinstance(raw_paths, list):
+            self.problem("paths", "must be a list")
+            raw_paths = []
+
+        adapter_type = self.text("authorizer.type", raw_authorizer.get("type"), required=True)
+        adapter: type[AdapterSettings] | None = None
+        if adapter_type is not None:
+            found = self.resolve_adapter(adapter_type)
+            if isinstance(found, str):
+                self.problem("authorizer.type", found)
+            else:
+                adapter = found
+        # With an unknown adapter the integration types cannot be checked: the one
+        # authorizer.type problem says what to fix, not one problem per path.
+        paths = self.paths(raw_paths, adapter_type, strict=adapter is not None)
+        authorizer = self.authorizer(raw_authorizer, adapter_type, adapter, paths)
+        session = self.session(raw, paths)
+        if session is not None and authorizer is not None and authorizer.redirect_uri is None:
+            self.missing(
+                "authorizer.redirect_uri",
+                "is required with a session: its origin is the app's origin (cookie and CSRF)",
+            )
+        store, store_problems = validate_store_settings(
+            self.resolve("store", raw["store"]) if "store" in raw else None
+        )
+        self.problems.extend(store_problems)
+        if (
+            store is not None
+            and store.type == "redis"
+            and any(r.integration and r.integration.kind == "refresh" for r in paths)
+            and session is None
+            and (authorizer is None or authorizer.cookie_secret is None)
+        ):
+            self.problem(
+                "store.type",
+                "with Redis, refresh paths keep each new token set in the store for a short "
+                "window (so other workers get it): set authorizer.cookie_secret or a "
+                "session.secret to encrypt it",
+            )
+        if self.problems or authorizer is None or store is None:
+            raise ConfigValidationError(self._without_secrets(self.problems))
+        return EdgeAuthConfig(
+            authorizer=authorizer, paths=tuple(paths), session=session, store=store
+        )
+
+    def session(self, raw: Mapping[str, Any], paths: Sequence[PathRule]) -> SessionSettings | None:
+        kinds = {rule.integration.kind: rule for rule in paths if rule.integration}
+        backchannel = kinds.get("backchannel_logout")
+        if "session" not in raw:
+            if backchannel is not None:
+                self.problem(
+                    f"{backchannel.key}.integration.type",
+                    "back-channel logout ends browser sessions: add a session section",
+                )
+            return None
+        settings, problems = validate_session_settings(self.resolve("session", raw["session"]))
+        self.problems.extend(problems)
+        for rule in paths:
+            # A refresh from the session cookie needs nothing in the request, so any
+            # site could trigger one with a link or an image if a GET did it; a POST
+            # gets the cross-site check every cookie-borne unsafe request gets.
+            if rule.integration and rule.integration.kind == "refresh" and rule.method != "POST":
+                self.problem(
+                    f"{rule.key}.method",
+                    "must be POST with a session: a refresh path answering "
+                    f"{rule.method} would let any site refresh a signed-in user's tokens",
+                )
+        if settings is not None and settings.redirect_to_login and "login" not in kinds:
+            self.problem("session.redirect_to_login", "needs a login path to redirect to")
+        return settings
+
+    def _without_secrets(self, problems: list[ConfigProblem]) -> list[ConfigProblem]:
+        """The problems with every resolved ``$secret`` value masked, wherever a
+        message (ours or an adapter's) happened to quote it."""
+        # A short value would match ordinary words; it is masked where it is quoted.
+        values = sorted(
+            (v if len(v) >= _MIN_MASKED_LENGTH else repr(v) for v in self.secret_values),
+            key=len,
+            reverse=True,
+        )
+        cleaned = []
+        for problem in problems:
+            message = problem.message
+            for value in values:
+                message = message.replace(value, "'**********'" if value[0] == "'" else "*" * 10)
+            cleaned.append(ConfigProblem(problem.key, message))
+        return cleaned
