@@ -491,6 +491,7 @@ NARROW_KINDS: Mapping[type[EdgeAuthError], tuple[str, ...]] = {
         "token_claim_invalid",
         "token_rejected_by_idp",
         "token_subject_mismatch",
+        "token_type_rejected",
     ),
     InvalidCallback: ("callback_malformed", "login_state_invalid", "issuer_mismatch"),
     BadRequest: ("refresh_token_missing", "refresh_token_malformed", "return_to_rejected"),
