@@ -493,7 +493,12 @@ NARROW_KINDS: Mapping[type[EdgeAuthError], tuple[str, ...]] = {
         "token_subject_mismatch",
         "token_type_rejected",
     ),
-    InvalidCallback: ("callback_malformed", "login_state_invalid", "issuer_mismatch"),
+    InvalidCallback: (
+        "callback_malformed",
+        "login_state_invalid",
+        "issuer_mismatch",
+        "issuer_missing",
+    ),
     BadRequest: ("refresh_token_missing", "refresh_token_malformed", "return_to_rejected"),
     SessionInvalid: ("session_expired", "session_revoked", "session_refresh_refused"),
     ConfigError: ("session_too_large",),
