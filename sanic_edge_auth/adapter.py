@@ -146,7 +146,15 @@ class IdentityAdapter(Protocol):
 
     async def ready(self) -> None:
         """Make sure what :meth:`authorization_url` and :meth:`logout_url` need is
-        loaded (a discovery document, say); raise an upstream error if it cannot be."""
+        loaded (a discovery document, say); raise an upstream error if it cannot be.
+
+        An adapter may also offer a ``bool`` property
+        ``authorization_response_iss_required``, read after this: true when the
+        provider promises the ``iss`` parameter in every authorization response (its
+        metadata sets ``authorization_response_iss_parameter_supported``, RFC 9207 3),
+        and the callback then refuses a response without one (2.4). It is optional
+        (not part of this protocol); without it, ``iss`` is checked only when present.
+        """
         ...
 
     async def userinfo(self, access_token: str) -> Mapping[str, Any]:

@@ -13,6 +13,11 @@ served (exit 0). ``--online`` also asks the identity provider:
   so ``invalid_client`` means our id/secret are wrong, while ``invalid_grant``
   means they were accepted and only the code was refused.
 
+A ``jwks_uri`` or ``token_endpoint`` taken from the discovery document must pass the
+rule the app applies to it (:func:`~sanic_edge_auth.oidc.discovery.is_endpoint_url`:
+https, plain http only for loopback hosts), or it is not called: the client secret is
+never posted to a plain-http endpoint the app itself would refuse.
+
 Each finding is reported as ``config`` (ours to fix) or ``upstream`` (the IdP is
 down or answering nonsense), the same split as the runtime errors. A secret never
 reaches the output: every value read through ``$secret`` (and the resolved client
@@ -52,6 +57,7 @@ from sanic_edge_auth.errors import (
     InvalidGrant,
     UpstreamError,
 )
+from sanic_edge_auth.oidc.discovery import is_endpoint_url
 from sanic_edge_auth.oidc.http import IdPClient, classify_oauth_error
 from sanic_edge_auth.registry import AdapterResolver
 from sanic_edge_auth.store.settings import redacted_endpoint
@@ -316,6 +322,9 @@ async def _jwks(
         announced if isinstance(announced, str) else authorizer.domain + "/.well-known/jwks.json"
     )
     key = "authorizer.jwks_uri" if authorizer.jwks_uri else _issuer_key(authorizer)
+    if not authorizer.jwks_uri and not is_endpoint_url(url):
+        findings.append(_unusable_endpoint("jwks", "jwks_uri", url))
+        return
     try:
         response = await http.get("jwks", url)
     except UpstreamError as error:
@@ -344,6 +353,15 @@ async def _jwks(
     passed.append(f"signing keys: {len(usable)} usable key(s) at {url}")
 
 
+def _unusable_endpoint(endpoint: str, field: str, url: str) -> Finding:
+    return Finding(
+        "upstream",
+        endpoint,
+        f"the discovery document's {field} {url!r} is not an https URL (plain http only "
+        "for loopback hosts): the app would refuse it, and it was not called",
+    )
+
+
 async def _credentials(
     http: IdPClient,
     authorizer: AuthorizerConfig,
@@ -356,6 +374,9 @@ async def _credentials(
         return
     announced = discovery.get("token_endpoint")
     url = announced if isinstance(announced, str) else authorizer.domain + "/oauth/token"
+    if not is_endpoint_url(url):
+        findings.append(_unusable_endpoint("token", "token_endpoint", url))
+        return
     form = {
         "grant_type": "authorization_code",
         # A code no login produced: the server must authenticate us before judging it.

@@ -255,7 +255,17 @@ class EdgeRoutes:
             transaction = codec.open(state, self._login_cookies.read(request, state))
             adapter = self._runtime.adapter
             issuer = args.get("iss")
-            if issuer is not None and issuer != adapter.issuer:
+            if issuer is None:
+                # RFC 9207 2.4: a provider whose metadata promises iss on every response
+                # did not send this one (a mix-up, or a proxy that dropped it).
+                await adapter.ready()  # the promise is read from a discovery document
+                if getattr(adapter, "authorization_response_iss_required", False):
+                    raise InvalidCallback(
+                        "the callback has no iss parameter, which this identity provider "
+                        "sends with every response",
+                        error_kind="issuer_missing",
+                    )
+            elif issuer != adapter.issuer:
                 # RFC 9207: a response from another issuer is a mix-up attack.
                 raise InvalidCallback(
                     "the callback came from an unexpected issuer", error_kind="issuer_mismatch"

@@ -176,6 +176,26 @@ def test_online_with_a_5xx_jwks_is_upstream_and_a_wrong_issuer_is_config(
     assert "config    authorizer.issuer:" in err
 
 
+@pytest.mark.usefixtures("environment")
+def test_online_never_sends_the_secret_to_a_plain_http_token_endpoint(
+    tmp_path: Path, fake_idp: FakeIdentityProvider
+) -> None:
+    # 0.0.0.0 reaches this host, but it is not a loopback address: the app would refuse
+    # these endpoints, and the check must not post the client secret to one.
+    elsewhere = f"http://0.0.0.0:{fake_idp.port}"
+    fake_idp.discovery_overrides["token_endpoint"] = elsewhere + "/oauth/token"
+    fake_idp.discovery_overrides["jwks_uri"] = elsewhere + "/.well-known/jwks.json"
+    code, out, err = run_check(str(write_config(tmp_path)), "--online")
+    assert code == 1
+    assert fake_idp.requests["token"] == 0
+    assert fake_idp.requests["jwks"] == 0
+    assert "upstream  token: the discovery document's token_endpoint" in err
+    assert "upstream  jwks: the discovery document's jwks_uri" in err
+    assert "https" in err
+    assert "client credentials" not in out
+    assert SECRET not in out + err
+
+
 def test_no_secret_is_ever_printed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_idp: FakeIdentityProvider
 ) -> None:

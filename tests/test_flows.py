@@ -234,6 +234,16 @@ def test_callback_from_another_issuer_is_refused(gateway: Any) -> None:
     assert idp.requests["token"] == 0
 
 
+def test_auth0_callbacks_without_iss_are_still_accepted(make_app: MakeApp, serve: Serve) -> None:
+    # Auth0 publishes no authorization_response_iss_parameter_supported, and the Auth0
+    # adapter reads no discovery document: a present iss is checked, none is required.
+    with FakeIdentityProvider(send_iss_in_callback=False) as idp:
+        app, _ = make_app(idp.gateway_config())
+        client = serve(app)
+        response = login(client, idp)
+        assert response.status == 200, response.text
+
+
 @pytest.mark.parametrize(
     ("claims", "kind"),
     [

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from sanic_edge_auth import UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from sanic_edge_auth.oidc.http import IdPClient
+from sanic_edge_auth import (
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from sanic_edge_auth.oidc.http import MAX_IDP_BODY_BYTES, IdPClient
+from sanic_edge_auth.testing import FakeIdentityProvider
 from tests.helpers import rendered
 
 
@@ -46,3 +53,50 @@ def test_the_mapping_covers_every_httpx_request_error() -> None:
     # If httpx adds an error class, it is picked up above; this guards the discovery.
     names = {cls.__name__ for cls in httpx_request_errors()}
     assert {"ConnectError", "ReadTimeout", "RemoteProtocolError", "ProxyError"} <= names
+
+
+# -- a bounded body (the review's 300 MB JWKS)
+
+
+@pytest.fixture
+async def idp_client() -> AsyncIterator[IdPClient]:
+    async with httpx.AsyncClient() as client:
+        yield IdPClient(client, timeout=5)
+
+
+@pytest.mark.parametrize("mode", ["huge", "huge-chunked"])
+@pytest.mark.parametrize("endpoint", ["jwks", "discovery", "userinfo", "token"])
+async def test_a_body_over_the_cap_is_an_upstream_error_that_says_so(
+    fake_idp: FakeIdentityProvider, idp_client: IdPClient, endpoint: str, mode: str
+) -> None:
+    # A valid JSON object, 8 times the cap: only its size is wrong with it.
+    fake_idp.huge_body_bytes = 8 * MAX_IDP_BODY_BYTES
+    fake_idp.fail(endpoint, mode)
+    url = fake_idp.endpoint_url(endpoint)
+    call = (
+        idp_client.post_form("token", url, {"grant_type": "refresh_token"})
+        if endpoint == "token"
+        else idp_client.get(endpoint, url)
+    )
+    with capture_logs() as logs, pytest.raises(UpstreamBadResponse) as caught:
+        await call
+    assert caught.value.status == 502
+    assert caught.value.source == "upstream"
+    assert caught.value.endpoint == endpoint
+    assert "too large" in caught.value.description
+    [event] = [entry for entry in logs if entry["event"] == "edge_auth.idp.call"]
+    assert event["error_source"] == "upstream"
+    assert event["reason"] == "body_too_large"
+    assert event["body_limit_bytes"] == MAX_IDP_BODY_BYTES
+
+
+@pytest.mark.parametrize("mode", ["huge", "huge-chunked"])
+async def test_a_body_just_under_the_cap_is_read_whole(
+    fake_idp: FakeIdentityProvider, idp_client: IdPClient, mode: str
+) -> None:
+    fake_idp.huge_body_bytes = MAX_IDP_BODY_BYTES
+    fake_idp.fail("jwks", mode)
+    response = await idp_client.get("jwks", fake_idp.endpoint_url("jwks"))
+    assert response.status == 200
+    assert response.body["keys"] == fake_idp.jwks()["keys"]
+    assert len(response.body["padding"]) > MAX_IDP_BODY_BYTES - 2048

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from sanic_edge_auth import InvalidToken, UpstreamBadResponse, UpstreamError
 from sanic_edge_auth.config import JWKSCacheSettings
-from sanic_edge_auth.oidc.http import IdPClient
+from sanic_edge_auth.oidc.http import MAX_IDP_BODY_BYTES, IdPClient
 from sanic_edge_auth.oidc.jwks import JWKSCache, fetch_jwks, max_age
 from sanic_edge_auth.oidc.verify import TokenPolicy, TokenVerifier
 from sanic_edge_auth.testing import FakeIdentityProvider
@@ -217,6 +217,28 @@ async def test_last_good_keys_keep_serving_through_an_outage_then_expire(
     fake_idp.recover()
     clock.now += 31
     assert (await verifier.verify(fake_idp.mint_token({"jti": "4"}))).subject == "auth0|user-1"
+
+
+async def test_a_huge_jwks_is_an_upstream_failure_and_the_last_good_keys_serve(
+    fake_idp: FakeIdentityProvider, make_cache: Callable[..., Any], clock: Clock
+) -> None:
+    cache, verifier = make_cache(default_ttl=600, max_stale=3600)
+    fake_idp.jwks_max_age = None
+    await cache.startup()
+    fake_idp.huge_body_bytes = 8 * MAX_IDP_BODY_BYTES  # a valid JWKS, padded
+    fake_idp.fail("jwks", "huge-chunked")
+    clock.now += 601  # due: the refresh meets the huge body
+    with capture_logs() as logs:
+        await verifier.verify(fake_idp.mint_token({"jti": "1"}))
+        for _ in range(100):
+            if any(entry["event"] == "edge_auth.jwks.refresh_failed" for entry in logs):
+                break
+            await asyncio.sleep(0.02)
+    [failed] = [entry for entry in logs if entry["event"] == "edge_auth.jwks.refresh_failed"]
+    assert failed["error_source"] == "upstream"
+    assert failed["error_kind"] == "upstream_bad_response"
+    assert failed["serving_stale"] is True
+    assert (await verifier.verify(fake_idp.mint_token({"jti": "2"}))).subject == "auth0|user-1"
 
 
 async def test_cached_tokens_signed_by_a_removed_key_are_evicted(

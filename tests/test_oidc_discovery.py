@@ -139,6 +139,17 @@ def test_a_malformed_field_is_named(field: str, value: Any) -> None:
     assert caught.value.discovery_field == field
 
 
+def test_the_rfc_9207_iss_flag_is_kept_and_defaults_to_false() -> None:
+    assert parse({}).authorization_response_iss_parameter_supported is False
+    flagged = parse({"authorization_response_iss_parameter_supported": True})
+    assert flagged.authorization_response_iss_parameter_supported is True
+    unflagged = parse({"authorization_response_iss_parameter_supported": False})
+    assert unflagged.authorization_response_iss_parameter_supported is False
+    with pytest.raises(DiscoveryDocumentInvalid) as caught:
+        parse({"authorization_response_iss_parameter_supported": "true"})
+    assert caught.value.discovery_field == "authorization_response_iss_parameter_supported"
+
+
 def test_pkce_without_s256_is_refused() -> None:
     with pytest.raises(DiscoveryMismatch) as caught:
         parse({"code_challenge_methods_supported": ["plain"]})

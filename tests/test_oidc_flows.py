@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -241,6 +241,44 @@ def test_a_missing_field_is_a_502_naming_it(
     assert failed["error_source"] == "upstream"
     assert failed["discovery_field"] == field
     assert field in failed["reason"]
+
+
+def without_iss(callback_url: str) -> str:
+    """The callback as a mix-up attacker (or a stripping proxy) would deliver it."""
+    parts = urlsplit(callback_url)
+    query = [(name, value) for name, value in parse_qsl(parts.query) if name != "iss"]
+    return f"{parts.path}?{urlencode(query)}"
+
+
+def test_a_callback_without_iss_is_refused_when_the_provider_promises_it(
+    idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    # RFC 9207 2.4: the document says authorization_response_iss_parameter_supported,
+    # so every genuine response carries iss; one without it did not come from there.
+    client = serve(build(make_app, oidc_config(idp)))
+    _, started = client.get("/api/oidc/login")
+    callback_url = idp.follow_login(started.headers["location"])
+    assert query_of(callback_url)["iss"] == idp.issuer
+    with capture_logs() as logs:
+        _, response = client.get(without_iss(callback_url))
+    assert response.status == 400
+    assert response.json["error"] == "issuer_missing"
+    assert idp.requests["token"] == 0  # the code went nowhere
+    [failed] = events(logs, "edge_auth.request.failed")
+    assert failed["error_source"] == "client"
+    assert failed["error_kind"] == "issuer_missing"
+
+
+def test_a_callback_without_iss_is_accepted_from_a_provider_that_does_not_send_it(
+    make_app: MakeApp, serve: Serve
+) -> None:
+    with FakeIdentityProvider(
+        mode="generic", issuer_path="/realms/acme", send_iss_in_callback=False
+    ) as quiet:
+        client = serve(build(make_app, oidc_config(quiet)))
+        response = log_in(client, quiet)
+        assert response.status == 200, response.text
+        assert quiet.requests["token"] == 1
 
 
 def test_logout_is_local_when_the_provider_has_no_end_session_endpoint(

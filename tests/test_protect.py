@@ -143,6 +143,21 @@ def test_without_audience_the_bearer_is_an_id_token_as_in_the_gateway(
     assert response.json["aud"] == fake_idp.client_id
 
 
+def test_a_back_channel_logout_token_is_not_accepted_as_the_bearer_id_token(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    # The outside review's finding: a logout token (iss, aud = client_id, iat, exp,
+    # sub) passed the ID token rules and opened protected routes.
+    app, edge = make_app(fake_idp.gateway_config(paths=protected_paths()))
+    add_handlers(app, edge)
+    client = serve(app)
+    token = fake_idp.logout_token(sub=fake_idp.user.sub)
+    _, response = client.get("/api/orders", headers=bearer(token))
+    assert response.status == 401
+    assert response.json["error"] == "token_type_rejected"
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
 def test_a_protected_path_without_a_handler_fails_at_startup(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
 ) -> None:

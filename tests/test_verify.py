@@ -355,3 +355,67 @@ async def test_id_tokens_checked_with_a_nonce_are_not_served_from_cache(
     token = fake_idp.mint_token({"nonce": "n-1"}, use="id")
     await verifier.verify(token)  # cached without a nonce check
     assert await reject(verifier, token, nonce="n-2") == "token_nonce_mismatch"
+
+
+# -- cross-JWT confusion (Back-Channel Logout 1.0 2.4; RFC 8725 3.11)
+
+
+@pytest.mark.parametrize("use", ["id", "access"])
+async def test_a_back_channel_logout_token_is_never_an_id_or_access_token(
+    fake_idp: FakeIdentityProvider, make_verifier: Callable[..., TokenVerifier], use: str
+) -> None:
+    # Signed by the provider, for client_id, with iss, iat, exp and sub: everything an
+    # ID token (or an access token for client_id) has, apart from what it is for.
+    token = fake_idp.logout_token(sub=fake_idp.user.sub)
+    assert await reject(make_verifier(use=use), token) == "token_type_rejected"
+
+
+@pytest.mark.parametrize(
+    "typ", ["logout+jwt", "application/logout+jwt", "secevent+jwt", "dpop+jwt", "JOSE+JSON", ""]
+)
+async def test_a_typ_that_is_not_an_id_or_access_token_is_refused(
+    fake_idp: FakeIdentityProvider, make_verifier: Callable[..., TokenVerifier], typ: str
+) -> None:
+    token = fake_idp.mint_token(use="id", header={"typ": typ})
+    assert await reject(make_verifier(use="id"), token) == "token_type_rejected"
+    assert await reject(make_verifier(use="access"), token) == "token_type_rejected"
+
+
+async def test_an_events_claim_marks_a_security_event_token_whatever_its_typ(
+    fake_idp: FakeIdentityProvider, make_verifier: Callable[..., TokenVerifier]
+) -> None:
+    events = {"events": {"http://schemas.openid.net/event/backchannel-logout": {}}}
+    token = fake_idp.mint_token(events, use="id", header={"typ": "JWT"})
+    assert await reject(make_verifier(use="id"), token) == "token_type_rejected"
+    assert await reject(make_verifier(use="access"), fake_idp.mint_token(events)) == (
+        "token_type_rejected"
+    )
+
+
+@pytest.mark.parametrize("typ", ["JWT", "jwt", "at+jwt", "at+JWT", "application/at+jwt", None])
+async def test_jwt_and_at_jwt_and_no_typ_are_accepted(
+    fake_idp: FakeIdentityProvider, make_verifier: Callable[..., TokenVerifier], typ: str | None
+) -> None:
+    from joserfc import jwt
+
+    header = {"alg": "RS256", "kid": fake_idp.current_kid}
+    if typ is not None:
+        header["typ"] = typ
+    now = int(time.time())
+    claims = {
+        "iss": fake_idp.issuer,
+        "aud": fake_idp.client_id,
+        "sub": "auth0|user-1",
+        "iat": now,
+        "exp": now + 60,
+    }
+    token = jwt.encode(header, claims, fake_idp.signing_key, algorithms=["RS256"])
+    assert (await make_verifier(use="id").verify(token)).subject == "auth0|user-1"
+    assert (await make_verifier(use="access").verify(token)).subject == "auth0|user-1"
+
+
+async def test_the_logout_verifier_still_takes_logout_tokens(
+    fake_idp: FakeIdentityProvider, make_verifier: Callable[..., TokenVerifier]
+) -> None:
+    verified = await make_verifier(use="logout").verify(fake_idp.logout_token(sid="s-1"))
+    assert verified.claims["sid"] == "s-1"

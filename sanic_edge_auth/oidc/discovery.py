@@ -21,6 +21,9 @@ OIDC Discovery 1.0 in the parts a relying party needs:
   The operator can supply any endpoint in the configuration instead.
 - ``code_challenge_methods_supported`` (RFC 8414 2), when present, must hold
   ``S256``: we never fall back to ``plain`` or to no PKCE.
+- ``authorization_response_iss_parameter_supported`` (RFC 9207 3, false when absent)
+  is kept: when true, the provider puts ``iss`` in every authorization response, so a
+  callback without it is refused (RFC 9207 2.4). It must be a JSON boolean.
 
 Errors, by source:
 
@@ -101,6 +104,8 @@ class ProviderMetadata:
     code_challenge_methods_supported: tuple[str, ...] | None = None
     #: Discovery 3: ``client_secret_basic`` when the document does not say.
     token_endpoint_auth_methods_supported: tuple[str, ...] = ("client_secret_basic",)
+    #: RFC 9207 3: every authorization response carries ``iss`` (false when not said).
+    authorization_response_iss_parameter_supported: bool = False
 
     @property
     def issuer_is_template(self) -> bool:
@@ -215,6 +220,12 @@ def parse_metadata(document: Mapping[str, Any], rules: DiscoveryRules) -> Provid
             discovery_field="code_challenge_methods_supported",
         )
     auth_methods = _strings(document, "token_endpoint_auth_methods_supported")
+    iss_supported = document.get("authorization_response_iss_parameter_supported", False)
+    if not isinstance(iss_supported, bool):
+        raise _invalid(
+            "authorization_response_iss_parameter_supported",
+            "has an authorization_response_iss_parameter_supported that is not a boolean",
+        )
     jwks_uri = endpoints.pop("jwks_uri")
     assert jwks_uri is not None  # required above
     return ProviderMetadata(
@@ -227,6 +238,7 @@ def parse_metadata(document: Mapping[str, Any], rules: DiscoveryRules) -> Provid
         or (),
         code_challenge_methods_supported=pkce,
         token_endpoint_auth_methods_supported=auth_methods or ("client_secret_basic",),
+        authorization_response_iss_parameter_supported=iss_supported,
         **endpoints,
     )
 

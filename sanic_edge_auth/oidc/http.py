@@ -10,7 +10,13 @@ no answer within ``authorizer.timeout``     UpstreamTimeout              504
 refused, reset, DNS or TLS failure          UpstreamUnavailable          502
 429 Too Many Requests                       UpstreamRateLimited          503
 5xx, or a body that is not a JSON object    UpstreamBadResponse          502
+a body over ``MAX_IDP_BODY_BYTES``          UpstreamBadResponse          502
 ==========================================  ===========================  ======
+
+Every body is streamed, and reading stops as soon as it passes ``MAX_IDP_BODY_BYTES``
+(counted after decompression, whatever Content-Length said): the largest honest answer
+(a JWKS, a discovery document) is a few KiB, and an IdP, or whatever answers in its
+name, must not be able to make a worker hold hundreds of MiB.
 
 httpx exceptions are translated here and nowhere else, most specific first. Their
 text is never logged or shown: ``str(exc)`` can hold the full URL, query included.
@@ -44,10 +50,12 @@ from sanic_edge_auth.errors import (
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 
-__all__ = ["IdPClient", "IdPResponse", "classify_oauth_error"]
+__all__ = ["MAX_IDP_BODY_BYTES", "IdPClient", "IdPResponse", "classify_oauth_error"]
 
 _log = get_logger()
 _MAX_RETRY_AFTER: Final = 64
+#: The largest IdP response body read, in bytes, for every call this client makes.
+MAX_IDP_BODY_BYTES: Final = 1024 * 1024
 # OAuth errors that mean *our* registration is wrong (RFC 6749 5.2 and common variants).
 _CLIENT_CONFIG_ERRORS: Final = frozenset(
     {"invalid_client", "unauthorized_client", "redirect_uri_mismatch", "invalid_scope"}
@@ -128,8 +136,11 @@ class IdPClient:
         started = self._clock()
         try:
             async with asyncio.timeout(self._deadline):
-                response = await self._client.send(request)
-                raw = await response.aread()
+                response = await self._client.send(request, stream=True)
+                try:
+                    raw = await _read_capped(response)
+                finally:
+                    await response.aclose()
         except (httpx.TimeoutException, TimeoutError):
             raise self._fail(
                 UpstreamTimeout(
@@ -168,6 +179,17 @@ class IdPClient:
                     upstream_status=status,
                     elapsed_ms=elapsed,
                 )
+            )
+        if raw is None:
+            raise self._fail(
+                UpstreamBadResponse(
+                    f"the identity provider's answer to the {endpoint} call is too large",
+                    endpoint=endpoint,
+                    upstream_status=status,
+                    elapsed_ms=elapsed,
+                ),
+                reason="body_too_large",
+                body_limit_bytes=MAX_IDP_BODY_BYTES,
             )
         try:
             body = json.loads(raw)
@@ -247,6 +269,17 @@ def classify_oauth_error(response: IdPResponse) -> Exception:
         upstream_status=response.status,
         elapsed_ms=response.elapsed_ms,
     )
+
+
+async def _read_capped(response: httpx.Response) -> bytes | None:
+    """The body, or ``None`` as soon as it exceeds ``MAX_IDP_BODY_BYTES`` (the rest is
+    never read: the caller closes the response, and with it the connection)."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_IDP_BODY_BYTES:
+            return None
+    return bytes(body)
 
 
 def _safe_retry_after(value: str | None) -> str | None:

@@ -15,6 +15,11 @@ Rules (RFC 7515, RFC 7519, OIDC Core 3.1.3.7, RFC 8725):
   algorithm's family (RSA for RS/PS, the right curve for ES). ``none`` and HMAC are
   never in the allow-list, so algorithm confusion cannot happen (RFC 8725 3.1).
 - ``crit`` headers are rejected: we understand no extensions (RFC 7515 4.1.11).
+- An ID or access token is never another kind of JWT signed by the same keys
+  (RFC 8725 2.8 and 3.11, cross-JWT confusion): its ``typ`` header, when present, must
+  be ``JWT`` or ``at+jwt`` (RFC 9068 2.1), and an ``events`` claim, which marks a
+  security event token such as a back-channel logout token (Back-Channel Logout 1.0
+  2.4), is refused. Logout tokens are checked by their own policy.
 - ``iss`` must equal the issuer exactly; ``aud`` must contain the audience.
 - ``exp`` is required; ``nbf`` and ``iat`` are checked when present; all three with
   the one configured leeway.
@@ -70,6 +75,9 @@ MAX_HEADER_LENGTH: Final = 2_048
 _MAX_REMEMBERED_HEADERS: Final = 64
 # 9999-12-31T23:59:59Z: later "times" are junk, and float() of a huge int overflows.
 _MAX_TIME: Final = 253_402_300_799
+# The typ values of an ID or access token, lower-cased without "application/" (RFC 7515
+# 4.1.9 compares media types case-insensitively and lets the prefix be left out).
+_TOKEN_TYPES: Final = frozenset({"jwt", "at+jwt"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +267,8 @@ class TokenVerifier:
         # None unless metrics are on: the cache-hit path then pays one `is` test.
         self._count_lookup = metrics.token_cache if metrics is not NOOP_METRICS else None
         self._headers: dict[str, dict[str, Any]] = {}
+        # A logout token's typ is logout+jwt; every other use wants an ID or access token.
+        self._check_typ = policy.use != "logout"
         keys.on_keys_removed(self._evict_keys)
 
     # -- cache
@@ -351,6 +361,11 @@ class TokenVerifier:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise _invalid("token_malformed", "the kid header must be a string")
+        if self._check_typ and not _is_token_typ(header.get("typ")):
+            # Checked here, once per distinct header, so the hot path pays nothing.
+            raise _invalid(
+                "token_type_rejected", "the token's typ header says it is not an ID or access token"
+            )
         if len(self._headers) >= _MAX_REMEMBERED_HEADERS:
             self._headers.clear()
         self._headers[segment] = header
@@ -447,6 +462,13 @@ class TokenVerifier:
 
         if policy.use == "logout":
             _check_logout_claims(claims)
+        elif "events" in claims:
+            # A security event token (RFC 8417), e.g. a back-channel logout token that
+            # was sent without typ: signed by the same keys, but not a login.
+            raise _invalid(
+                "token_type_rejected",
+                "the token is a security event token (events claim), not an ID or access token",
+            )
 
         if policy.required_claims:
             for name, expected in policy.required_claims.items():
@@ -472,6 +494,13 @@ def _check_logout_claims(claims: Mapping[str, Any]) -> None:
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > 256:
         raise _invalid("token_claim_invalid", "the logout token has no usable jti")
+
+
+def _is_token_typ(typ: object) -> bool:
+    """No ``typ``, or one that names an ID or access token (see ``_TOKEN_TYPES``)."""
+    if typ is None:
+        return True
+    return isinstance(typ, str) and typ.lower().removeprefix("application/") in _TOKEN_TYPES
 
 
 def _is_time(value: object) -> TypeGuard[int | float]:

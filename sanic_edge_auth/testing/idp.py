@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Literal
@@ -53,8 +54,10 @@ __all__ = [
 ]
 
 FailureMode = str
-"""One of ``timeout``, ``drop``, ``500``/``502``/``503``, ``429``, ``html``, or
-``oauth:<error>`` (a 4xx OAuth error body, e.g. ``oauth:invalid_client``)."""
+"""One of ``timeout``, ``drop``, ``500``/``502``/``503``, ``429``, ``html``,
+``oauth:<error>`` (a 4xx OAuth error body, e.g. ``oauth:invalid_client``), ``huge``
+(a 200 JSON object of ``huge_body_bytes``, with its Content-Length) or ``huge-chunked``
+(the same, chunked, with no length announced)."""
 
 ProviderMode = Literal["auth0", "generic"]
 #: RFC 7523 2.2.
@@ -64,6 +67,7 @@ _ASSERTION_MAX_LIFETIME: Final = 300
 _KEY_POOL: dict[str, list[Any]] = {}
 _KEY_POOL_LOCK = threading.Lock()
 _DEFAULT_TOKEN_LIFETIME: Final = 3600
+_HUGE_CHUNK: Final = 64 * 1024
 
 
 def _pooled_key(alg: str, index: int) -> Any:
@@ -143,6 +147,8 @@ class FakeIdentityProvider:
         self.timeout_delay = timeout_delay
         self.send_iss_in_callback = send_iss_in_callback
         self.latency = 0.0
+        #: Size of the body the ``huge`` failure modes send (a valid JSON object).
+        self.huge_body_bytes = 8 * 1024 * 1024
         self.user = FakeUser()
         self.login_error: str | None = None  # e.g. "access_denied" for the next logins
         self.token_claims: dict[str, Any] = {}  # extra claims put into every issued token
@@ -785,6 +791,9 @@ def _handler_for(idp: FakeIdentityProvider) -> type[BaseHTTPRequestHandler]:
             if mode == "html":
                 self._send(200, {"Content-Type": "text/html"}, b"<html>maintenance</html>")
                 return True
+            if mode in ("huge", "huge-chunked"):
+                self._send_huge(chunked=mode == "huge-chunked")
+                return True
             if mode == "429":
                 self._send(
                     429,
@@ -808,6 +817,32 @@ def _handler_for(idp: FakeIdentityProvider) -> type[BaseHTTPRequestHandler]:
                 return True
             return False
 
+        def _send_huge(self, *, chunked: bool) -> None:
+            """A valid JSON object (the JWKS with a long ``padding`` member) of
+            ``huge_body_bytes``, written piece by piece so the fake never holds it whole;
+            a client that stops reading and hangs up ends the write."""
+            head = json.dumps(idp.jwks())[:-1].encode() + b', "padding": "'
+            tail = b'"}'
+            padding = max(idp.huge_body_bytes - len(head) - len(tail), 0)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(len(head) + padding + len(tail)))
+            self.end_headers()
+            self.close_connection = True
+            try:
+                for piece in itertools.chain((head,), _padding_pieces(padding), (tail,)):
+                    if chunked:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    else:
+                        self.wfile.write(piece)
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass  # the client stopped reading and hung up: what this mode is for
+
         def _send(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
             self.send_response(status)
             for name, value in headers.items():
@@ -817,6 +852,13 @@ def _handler_for(idp: FakeIdentityProvider) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
     return Handler
+
+
+def _padding_pieces(size: int) -> Iterator[bytes]:
+    chunk = b"x" * _HUGE_CHUNK
+    while size > 0:
+        yield chunk[:size]
+        size -= _HUGE_CHUNK
 
 
 def query_of(url: str) -> dict[str, str]:

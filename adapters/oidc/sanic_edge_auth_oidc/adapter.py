@@ -156,6 +156,14 @@ class OIDCAdapter:
         extension and is closed after this."""
         await self._discovery.settle()
 
+    @property
+    def authorization_response_iss_required(self) -> bool:
+        """Whether the provider's document promises ``iss`` in every authorization
+        response (RFC 9207 3), so that a callback without one must be refused (2.4).
+        Read after :meth:`ready`; ``False`` while no document is loaded."""
+        metadata = self._discovery.current()
+        return metadata is not None and metadata.authorization_response_iss_parameter_supported
+
     async def ready(self) -> None:
         """Load the discovery document if it is not loaded yet (or raise why not).
 
