@@ -1,0 +1,73 @@
+"""The login flow: a new login's secrets sealed in a cookie, then the IdP's
+authorization URL (PKCE S256, state, nonce), with a few safe parameters passed on."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from sanic import Request
+from sanic.response import HTTPResponse, redirect
+
+from sanic_edge_auth.config import PathRule
+from sanic_edge_auth.errors import BadRequest
+from sanic_edge_auth.flows.context import FlowContext, Handler, no_store
+from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.oidc.pkce import new_login_secrets
+from sanic_edge_auth.return_to import safe_return_to
+
+__all__ = ["SAFE_AUTHORIZE_PARAMS", "login_flow"]
+
+_log = get_logger()
+# /authorize parameters a login URL may pass through from its own query string.
+SAFE_AUTHORIZE_PARAMS: Final = (
+    "prompt",
+    "screen_hint",
+    "login_hint",
+    "connection",
+    "organization",
+    "ui_locales",
+)
+_MAX_PARAM_LENGTH: Final = 512
+
+
+def login_flow(ctx: FlowContext, rule: PathRule) -> Handler:
+    async def edge_auth_login(request: Request) -> HTTPResponse:
+        ctx.require_codec()
+        cookies = ctx.login_cookies
+        assert cookies is not None  # exists whenever the codec does
+        return_to = safe_return_to(
+            request.args.get("return_to"),
+            app_origin=ctx.app_origin,
+            allowlist=ctx.config.return_to_allowlist,
+            default=ctx.home,
+        )
+        extra = {}
+        for name in SAFE_AUTHORIZE_PARAMS:
+            value = request.args.get(name)
+            if value:
+                if len(value) > _MAX_PARAM_LENGTH:
+                    raise BadRequest(f"the {name} parameter is too long")
+                extra[name] = value
+        login = new_login_secrets()
+        assert ctx.config.redirect_uri is not None  # config requires it with a login path
+        adapter = ctx.runtime.adapter
+        await adapter.ready()  # a discovery adapter may still be fetching its document
+        url = adapter.authorization_url(
+            state=login.state,
+            nonce=login.nonce,
+            code_challenge=login.code_challenge,
+            redirect_uri=ctx.config.redirect_uri,
+            scope=ctx.config.scope,
+            extra=extra,
+        )
+        response = redirect(url, headers=no_store())
+        kept = cookies.add(request, response, login, return_to)
+        _log.info(
+            Event.LOGIN_STARTED,
+            path=rule.path,
+            extra_params=sorted(extra),
+            return_to_shortened=kept != return_to,
+        )
+        return response
+
+    return edge_auth_login
