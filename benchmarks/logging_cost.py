@@ -41,7 +41,7 @@ elif case == "debug enabled":
 from types import SimpleNamespace
 from sanic_edge_auth.oidc.jwks import StaticKeys
 from sanic_edge_auth.oidc.verify import TokenPolicy, TokenVerifier
-from sanic_edge_auth.protect import Guard
+from sanic_edge_auth.resource import Guard
 from sanic_edge_auth.testing import FakeIdentityProvider
 
 with FakeIdentityProvider(audience="aud") as idp:

@@ -46,14 +46,14 @@ from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.openapi import DECORATOR_SCOPES_ATTR, document_security
-from sanic_edge_auth.protect import (
+from sanic_edge_auth.refresh import RefreshCoordinator
+from sanic_edge_auth.registry import AdapterResolver
+from sanic_edge_auth.resource import (
     ROUTE_CTX_ATTR,
     Guard,
     bind_route_policies,
     route_middleware,
 )
-from sanic_edge_auth.refresh import RefreshCoordinator
-from sanic_edge_auth.registry import AdapterResolver
 from sanic_edge_auth.responses import error_handler
 from sanic_edge_auth.routes import EdgeRoutes
 from sanic_edge_auth.secret import Secret

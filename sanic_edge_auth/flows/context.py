@@ -24,8 +24,8 @@ from sanic_edge_auth.oidc.transaction import TransactionCodec
 from sanic_edge_auth.session.manager import Session
 
 if TYPE_CHECKING:
-    from sanic_edge_auth.protect import Guard
     from sanic_edge_auth.refresh import RefreshCoordinator
+    from sanic_edge_auth.resource import Guard
     from sanic_edge_auth.session.manager import SessionManager
     from sanic_edge_auth.store.base import Store
 

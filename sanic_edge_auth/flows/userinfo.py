@@ -11,7 +11,7 @@ from sanic_edge_auth.errors import InvalidToken, MissingToken
 from sanic_edge_auth.flows.context import FlowContext, Handler
 from sanic_edge_auth.hooks import HookContext
 from sanic_edge_auth.log import Event, get_logger
-from sanic_edge_auth.protect import bearer_token, forwardable_token
+from sanic_edge_auth.resource import bearer_token, forwardable_token
 
 __all__ = ["userinfo_flow"]
 

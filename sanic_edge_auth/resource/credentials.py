@@ -1,0 +1,43 @@
+"""The credentials a request carries to a protected route: today the bearer token of
+RFC 6750 (the session cookie is read by :mod:`sanic_edge_auth.session`)."""
+
+from __future__ import annotations
+
+from sanic import Request
+
+from sanic_edge_auth.errors import InvalidToken
+
+__all__ = ["bearer_token", "forwardable_token"]
+
+
+def bearer_token(request: Request) -> str | None:
+    """The bearer token of the Authorization header, ``None`` if there is none.
+
+    A header that uses another scheme counts as no bearer token; a Bearer header
+    with an unusable value is a malformed token.
+    """
+    header: str | None = request.headers.get("authorization")
+    if not header:
+        return None
+    if header[:7].lower() != "bearer ":  # the scheme is case-insensitive (RFC 9110 11.1)
+        return None
+    value = header[7:].strip()
+    # Cheap checks only (str.isascii is O(1)): this runs on every protected request, and
+    # the verifier decodes every segment strictly anyway. RFC 6750 2.1's b64token regex,
+    # or str.isprintable, over an 800-byte token would cost more than a cache hit.
+    if not value or " " in value or not value.isascii():
+        raise InvalidToken(
+            "the Authorization header is not a valid Bearer token", error_kind="token_malformed"
+        )
+    return value
+
+
+def forwardable_token(value: str, description: str) -> str:
+    """``value`` if it can be sent on as a header: printable ASCII without spaces.
+
+    For tokens we forward unverified (to /userinfo): httpx would refuse anything else,
+    and that must be the caller's 401, not an upstream error.
+    """
+    if not value or not value.isascii() or not value.isprintable() or " " in value:
+        raise InvalidToken(description, error_kind="token_malformed")
+    return value

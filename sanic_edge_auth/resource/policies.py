@@ -1,0 +1,75 @@
+"""Which routes are protected and with what scopes: ``"auth": true`` paths and
+``@edge.protected()`` routes marked once at startup, enforced by one request
+middleware that reads only ``route.ctx``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
+
+from sanic import Request
+
+from sanic_edge_auth.resource.guard import Guard
+
+if TYPE_CHECKING:
+    from sanic import Sanic
+
+__all__ = ["ROUTE_CTX_ATTR", "RoutePolicy", "bind_route_policies", "route_middleware"]
+
+ROUTE_CTX_ATTR: Final = "edge_auth_policy"
+
+RoutePolicy = Mapping[str, tuple[str, ...]]
+"""Scopes a route requires, per HTTP method it serves."""
+
+
+def bind_route_policies(
+    app: Sanic[Any, Any], protected: Mapping[tuple[str, str], tuple[str, ...]]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Mark each route the config protects with its per-method policy.
+
+    Returns the configured (method, path) pairs that no route serves, and the
+    (method, path) pairs a protected route serves that the config does not list.
+    A policy is kept per method because one Sanic route can serve several (an
+    ``HTTPMethodView``, ``methods=["GET", "POST"]``), each with its own scopes.
+    ``HEAD`` follows ``GET`` (it is a GET without a body). Done once at startup so
+    the request middleware only reads ``route.ctx``.
+    """
+    missing = dict.fromkeys(protected)
+    unlisted: list[tuple[str, str]] = []
+    for route in app.router.routes:
+        path = "/" + route.path
+        policy = {
+            method: scopes
+            for (method, rule_path), scopes in protected.items()
+            if rule_path == path and method in route.methods
+        }
+        if not policy:
+            continue
+        for method in policy:
+            missing.pop((method, path), None)
+        if "HEAD" in route.methods and "HEAD" not in policy and "GET" in policy:
+            policy["HEAD"] = policy["GET"]
+        unlisted.extend((method, path) for method in sorted(route.methods) if method not in policy)
+        setattr(route.ctx, ROUTE_CTX_ATTR, MappingProxyType(policy))
+    return list(missing), unlisted
+
+
+def route_middleware(guard_getter: Callable[[], Guard]) -> Callable[[Request], object]:
+    """A request middleware that enforces the policies :func:`bind_route_policies` set."""
+
+    async def enforce_route_policy(request: Request) -> None:
+        route = request.route
+        if route is None:
+            return
+        policy: RoutePolicy | None = getattr(route.ctx, ROUTE_CTX_ATTR, None)
+        if policy is None:
+            return
+        scopes = policy.get(request.method)
+        if scopes is None:
+            # Startup refuses routes serving unlisted methods; should one slip through
+            # anyway, it gets the strictest of the route's policies, never none.
+            scopes = tuple(sorted({scope for needed in policy.values() for scope in needed}))
+        await guard_getter().authenticate(request, scopes)
+
+    return enforce_route_policy
