@@ -59,12 +59,8 @@ from sanic_edge_auth.routes import EdgeRoutes
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.session.cookies import policy_for_origin
 from sanic_edge_auth.session.csrf import origin_of
-from sanic_edge_auth.session.manager import (
-    CLEAR_SESSION_ATTR,
-    SESSION_READ_ATTR,
-    Session,
-    SessionManager,
-)
+from sanic_edge_auth.session.handle import Session
+from sanic_edge_auth.session.manager import CLEAR_SESSION_ATTR, SESSION_READ_ATTR, SessionManager
 from sanic_edge_auth.store.base import Store
 from sanic_edge_auth.store.factory import open_store
 

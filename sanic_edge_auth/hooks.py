@@ -29,7 +29,7 @@ from sanic_edge_auth.errors import EdgeAuthError, HookError
 from sanic_edge_auth.log import Event, get_logger
 
 if TYPE_CHECKING:
-    from sanic_edge_auth.session.manager import Session
+    from sanic_edge_auth.session.handle import Session
 
 __all__ = ["Hook", "HookContext", "HookRegistry"]
 

@@ -17,7 +17,7 @@ from sanic_edge_auth.flows.context import FlowContext, Handler, digest, no_store
 from sanic_edge_auth.hooks import HookContext
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.responses import error_response, log_error
-from sanic_edge_auth.session.manager import Session
+from sanic_edge_auth.session.handle import Session
 from sanic_edge_auth.store.base import LOGIN_STATE_PREFIX
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from sanic_edge_auth.errors import InvalidCallback
 from sanic_edge_auth.hooks import HookContext, HookRegistry
 from sanic_edge_auth.login_cookies import LoginCookies
 from sanic_edge_auth.oidc.transaction import TransactionCodec
-from sanic_edge_auth.session.manager import Session
+from sanic_edge_auth.session.handle import Session
 
 if TYPE_CHECKING:
     from sanic_edge_auth.refresh import RefreshCoordinator

@@ -11,7 +11,8 @@ from sanic_edge_auth.errors import SessionInvalid, StoreError
 from sanic_edge_auth.flows.context import FlowContext, Handler, no_store
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.return_to import absolute_return_to, safe_return_to
-from sanic_edge_auth.session.manager import CLEAR_SESSION_ATTR, Session
+from sanic_edge_auth.session.handle import Session
+from sanic_edge_auth.session.manager import CLEAR_SESSION_ATTR
 
 __all__ = ["logout_flow"]
 

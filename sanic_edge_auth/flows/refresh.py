@@ -15,7 +15,7 @@ from sanic_edge_auth.errors import BadRequest, InvalidToken
 from sanic_edge_auth.flows.context import FlowContext, Handler
 from sanic_edge_auth.hooks import HookContext
 from sanic_edge_auth.log import Event, get_logger
-from sanic_edge_auth.session.manager import Session
+from sanic_edge_auth.session.handle import Session
 
 __all__ = ["MAX_REFRESH_TOKEN_LENGTH", "refresh_flow"]
 

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Final
 
 from sanic import Request
 from sanic.response import HTTPResponse
@@ -44,6 +43,7 @@ from sanic_edge_auth.errors import (
 from sanic_edge_auth.frozen import freeze_claims
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.return_to import MAX_RETURN_TO_LENGTH
+from sanic_edge_auth.session.cache import Known, Reference, Sealed, SealedCache
 from sanic_edge_auth.session.codec import OpenedSession, SessionCodec, SessionCookieInvalid
 from sanic_edge_auth.session.cookies import (
     SessionTooLarge,
@@ -55,6 +55,7 @@ from sanic_edge_auth.session.cookies import (
     split_value,
 )
 from sanic_edge_auth.session.csrf import SAFE_METHODS, check_same_origin
+from sanic_edge_auth.session.handle import Session
 from sanic_edge_auth.session.settings import SessionSettings
 from sanic_edge_auth.session.state import SessionState
 
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
     from sanic_edge_auth.refresh import RefreshCoordinator
     from sanic_edge_auth.store.base import Store
 
-__all__ = ["CLEAR_SESSION_ATTR", "SESSION_READ_ATTR", "Session", "SessionManager"]
+__all__ = ["CLEAR_SESSION_ATTR", "SESSION_READ_ATTR", "SessionManager"]
 
 #: Set on ``request.ctx`` when the request's session cookie must be deleted.
 CLEAR_SESSION_ATTR: Final = "edge_auth_clear_session"
@@ -83,180 +84,6 @@ _now: Callable[[], float] = time.time
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
-
-
-_Sealed = tuple[str, ...] | bytes
-"""What a state was opened from: a cookie's chunk values, or a stored record."""
-
-
-class _Known(NamedTuple):
-    """What a session cookie (or stored record) stands for, worked out once per value:
-    the state, the keys its revocations live under, and the identity it grants."""
-
-    sealed: _Sealed
-    state: SessionState
-    revocation_keys: tuple[str, ...]
-    identity: VerifiedToken
-
-
-class _Reference(NamedTuple):
-    """What a ``store: "server"`` cookie stands for, worked out once per value: the
-    store keys of its record and of its revocations, to be read in one round trip."""
-
-    sealed: _Sealed
-    keys: tuple[str, ...]  # the record's, then the revocation keys (see _Known)
-    session_id: str
-
-
-class _HasSealed(Protocol):
-    @property
-    def sealed(self) -> _Sealed: ...
-
-
-_Entry = TypeVar("_Entry", bound=_HasSealed)
-
-
-def _fingerprint(sealed: _Sealed) -> str | bytes:
-    """A short cache key for a sealed value: its last 32 characters (the GCM tag and
-    the end of the ciphertext, fresh at every sealing).
-
-    Hashing a whole ~3 KB cookie for the lookup would cost more than everything else
-    a cached session request does; a hit is confirmed by comparing the full value
-    (see :meth:`_SealedCache.get`), so a forged tail only ever misses.
-    """
-    if isinstance(sealed, bytes):
-        return sealed[-32:]
-    last = sealed[-1]
-    if len(last) >= 32 or len(sealed) == 1:
-        return last[-32:]
-    return "".join(sealed[-2:])[-32:]  # a short last chunk: the tail spans two
-
-
-class _SealedCache(Generic[_Entry]):
-    """What sealed values stand for, once opened: bounded, oldest entry evicted first
-    (like the verified-token cache)."""
-
-    __slots__ = ("_entries", "_maxsize")
-
-    def __init__(self, maxsize: int) -> None:
-        self._maxsize = maxsize
-        self._entries: dict[str | bytes, _Entry] = {}
-
-    def get(self, sealed: _Sealed) -> _Entry | None:
-        entry = self._entries.get(_fingerprint(sealed))
-        return entry if entry is not None and entry.sealed == sealed else None
-
-    def put(self, entry: _Entry) -> None:
-        entries = self._entries
-        key = _fingerprint(entry.sealed)
-        if len(entries) >= self._maxsize and key not in entries:
-            del entries[next(iter(entries))]
-        entries[key] = entry
-
-
-class Session:
-    """The current browser session, as ``request.ctx.session``.
-
-    Handlers call :meth:`access_token` to call APIs on the user's behalf: it refreshes
-    the token when it has expired or is about to, once per session however many
-    requests ask at once (and once per refresh token across every worker sharing the
-    store). :meth:`set` keeps custom data in the session.
-    """
-
-    __slots__ = ("_changed", "_ended", "_identity", "_manager", "_state")
-
-    def __init__(
-        self, manager: SessionManager, state: SessionState, identity: VerifiedToken | None = None
-    ) -> None:
-        self._manager = manager
-        self._state = state
-        self._identity = identity
-        self._changed = False
-        self._ended = False
-
-    def __repr__(self) -> str:
-        return f"Session(subject={self.subject!r})"
-
-    @property
-    def state(self) -> SessionState:
-        return self._state
-
-    @property
-    def changed(self) -> bool:
-        """Whether the cookie (or the stored record) must be written again."""
-        return self._changed
-
-    @property
-    def identity(self) -> VerifiedToken:
-        """What ``request.ctx.auth`` holds for this session: the login's ID token
-        claims, subject and scopes, ``via="session"``."""
-        if self._identity is None:
-            self._identity = self._manager.identity_of(self._state)
-        return self._identity
-
-    @property
-    def ended(self) -> bool:
-        """Whether the session ended during this request (its cookie must go)."""
-        return self._ended
-
-    @property
-    def subject(self) -> str:
-        return self._state.subject
-
-    @property
-    def claims(self) -> Mapping[str, Any]:
-        """The ID token's claims from the login (or the last refresh)."""
-        return self._state.claims
-
-    @property
-    def scopes(self) -> frozenset[str]:
-        return frozenset(self._state.scopes)
-
-    @property
-    def data(self) -> Mapping[str, Any]:
-        """Custom data that hooks or handlers stored with :meth:`set` (read-only)."""
-        return self._state.data
-
-    @property
-    def id_token(self) -> str | None:
-        return self._state.id_token
-
-    @property
-    def expires_at(self) -> float:
-        """When the session ends at the latest (its absolute expiry, epoch seconds)."""
-        return self._manager.absolute_end(self._state)
-
-    def set(self, key: str, value: Any) -> None:
-        """Keep ``value`` (JSON-able) in the session under ``key``."""
-        json.dumps(value)  # refuse what the session could not hold, here, not later
-        self._replace(data=freeze_claims({**self._state.data, key: value}))
-
-    async def access_token(self) -> str:
-        """A current access token, refreshed first if it expires within
-        ``session.refresh_before`` seconds."""
-        state = self._state
-        expires = state.access_expires_at
-        if expires is None or expires - self._manager.refresh_before > self._manager.now():
-            return state.access_token
-        await self.refresh()
-        return self._state.access_token
-
-    async def refresh(self) -> None:
-        """Refresh the tokens now. A refresh the IdP refuses ends the session."""
-        try:
-            self._state = await self._manager.refresh(self._state)
-        except SessionInvalid:
-            self._ended = True
-            raise
-        self._identity = None  # claims and scopes may have changed
-        self._changed = True
-
-    def touch(self, now: float) -> None:
-        self._replace(last_seen=now)
-
-    def _replace(self, **changes: Any) -> None:
-        self._state = replace(self._state, **changes)
-        self._changed = True
 
 
 class SessionManager:
@@ -288,8 +115,8 @@ class SessionManager:
         # What a path-stripping proxy puts before Sanic's paths, for URLs the browser
         # follows (see sanic_edge_auth.config.proxy_prefix).
         self._public_prefix = public_prefix
-        self._cache: _SealedCache[_Known] = _SealedCache(_CACHE_SIZE)
-        self._references: _SealedCache[_Reference] = _SealedCache(_CACHE_SIZE)
+        self._cache: SealedCache[Known] = SealedCache(_CACHE_SIZE)
+        self._references: SealedCache[Reference] = SealedCache(_CACHE_SIZE)
         self._cookie_mode = settings.mode == "cookie"
         self._absolute_timeout = settings.absolute_timeout
         self._inactivity_timeout = settings.inactivity_timeout
@@ -314,8 +141,8 @@ class SessionManager:
             "session",
         )
 
-    def _known(self, sealed: _Sealed, state: SessionState) -> _Known:
-        return _Known(
+    def _known(self, sealed: Sealed, state: SessionState) -> Known:
+        return Known(
             sealed,
             state,
             _revocation_keys(state.id, state.subject, state.idp_sid),
@@ -452,7 +279,7 @@ class SessionManager:
         ctx.session = session
         return session
 
-    def _open_cookie_state(self, chunks: tuple[str, ...]) -> tuple[_Known, bool]:
+    def _open_cookie_state(self, chunks: tuple[str, ...]) -> tuple[Known, bool]:
         """The state sealed in a cookie not in the cache, and whether it was sealed
         under the first secret (then cached, so later requests skip the decryption)."""
         opened = self._open(self._joined(chunks), self._cookie_name)
@@ -463,7 +290,7 @@ class SessionManager:
 
     async def _server_state(
         self, chunks: tuple[str, ...]
-    ) -> tuple[_Known, bool, list[bytes | None]]:
+    ) -> tuple[Known, bool, list[bytes | None]]:
         """The stored state a ``store: "server"`` cookie refers to, whether both were
         sealed under the first secret, and the session's revocation marks.
 
@@ -506,7 +333,7 @@ class SessionManager:
             marks = await self._store.get_many(known.revocation_keys)
             if current:
                 keys = (record_key, *known.revocation_keys)
-                self._references.put(_Reference(chunks, keys, session_id))
+                self._references.put(Reference(chunks, keys, session_id))
         return known, current, marks
 
     def _joined(self, chunks: tuple[str, ...]) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sanic_edge_auth.session.manager import _fingerprint, _SealedCache
+from sanic_edge_auth.session.cache import SealedCache as _SealedCache
+from sanic_edge_auth.session.cache import _fingerprint
 
 
 class Entry(NamedTuple):
