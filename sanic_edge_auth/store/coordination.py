@@ -161,7 +161,7 @@ class ClusterSingleFlight(Generic[T]):
         while True:
             token = await self._store.acquire(self._lease_key(digest), settings.lease_ttl)
             if token is not None:
-                return await self._lead(digest, token, call)
+                return await self._lead(digest, token, call, stale)
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, _MAX_POLL)
             recorded = await self._store.get(result_key)
@@ -179,17 +179,24 @@ class ClusterSingleFlight(Generic[T]):
                 )
 
     async def _lead(
-        self, digest: str, token: LeaseToken, call: Callable[[], Coroutine[Any, Any, T]]
+        self,
+        digest: str,
+        token: LeaseToken,
+        call: Callable[[], Coroutine[Any, Any, T]],
+        stale: bytes | None,
     ) -> T:
         lease_key = self._lease_key(digest)
         result_key = self._result_key(digest)
         try:
             # A holder may have recorded its outcome and released just before we took
-            # the lease: use that outcome rather than calling again (but not a passing
-            # failure: we are the new call).
-            outcome = self._outcome(result_key, await self._store.get(result_key), joined=False)
-            if outcome is not None:
-                return outcome.value()
+            # the lease: use that outcome rather than calling again. Any record but the
+            # one we found on arrival is of a call that was in flight when we came, so
+            # even its passing failure is ours (calling again would reuse the token).
+            recorded = await self._store.get(result_key)
+            if recorded is not None:
+                outcome = self._outcome(result_key, recorded, joined=recorded != stale)
+                if outcome is not None:
+                    return outcome.value()
             keeper = asyncio.create_task(self._keep(lease_key, token))
             try:
                 value = await call()
@@ -318,15 +325,28 @@ _SHAREABLE: Final = (
 )
 
 
+def _public_class(error: Exception) -> type[EdgeAuthError] | None:
+    """The error's own class if the error tree defines it, else its nearest ancestor
+    there (an adapter's subclass crosses as the library error it refines)."""
+    if not isinstance(error, _SHAREABLE):
+        return None
+    for cls in type(error).__mro__:
+        if issubclass(cls, _SHAREABLE) and getattr(errors, cls.__name__, None) is cls:
+            public: type[EdgeAuthError] = cls
+            return public
+    return None
+
+
 def _failure_record(error: Exception) -> dict[str, Any]:
     """The error's class and its safe fields (the error tree stores no secrets)."""
-    if isinstance(error, _SHAREABLE) and getattr(errors, type(error).__name__, None) is type(error):
+    cls = _public_class(error)
+    if cls is not None:
         fields = {
             name: value
             for name, value in vars(error).items()
             if name in _SAFE_FIELDS and _SAFE_FIELDS[name](value)
         }
-        return {"type": type(error).__name__, "fields": fields}
+        return {"type": cls.__name__, "fields": fields}
     return {"type": None, "exception_type": type(error).__name__}
 
 
@@ -345,7 +365,9 @@ def _failure_from_record(body: Mapping[str, Any]) -> Exception:
     # SessionInvalid has no login_redirect), then the safe fields that check out are
     # set, so a record that leaves one out cannot break the error's log line.
     for parameter in inspect.signature(cls.__init__).parameters:
-        if parameter != "self":
+        # Not one that names a class attribute (IdentityProviderRejectedClient takes a
+        # ``status``): None there would hide the class's own value.
+        if parameter != "self" and not hasattr(cls, parameter):
             setattr(error, parameter, None)
     for field, is_safe in _SAFE_FIELDS.items():
         value = fields.get(field)

@@ -21,10 +21,12 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from sanic_edge_auth.errors import (
+    IdentityProviderRejectedClient,
     InvalidGrant,
     SessionInvalid,
     StoreTimeout,
     StoreUnavailable,
+    UpstreamBadResponse,
     UpstreamUnavailable,
 )
 from sanic_edge_auth.log import Event
@@ -437,3 +439,79 @@ async def test_a_holder_that_outlives_its_lease_says_so() -> None:
     lost = next(log for log in logs if log["event"] == Event.STORE_LEASE_LOST)
     assert lost["error_source"] == "store"
     assert lost["log_level"] == "warning"
+
+
+class _HeldReadStore(MemoryStore):
+    """A store whose next read of a result answers what was there when it was asked,
+    but only once ``hold`` is set: a poll that lands just before the leader records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold: asyncio.Event | None = None
+
+    async def get(self, key: str) -> bytes | None:
+        value = await super().get(key)
+        if self.hold is not None and ":result:" in key:
+            hold, self.hold = self.hold, None
+            await hold.wait()
+        return value
+
+
+async def test_a_waiter_that_misses_the_failure_by_a_poll_still_shares_it() -> None:
+    # The leader records its failure and releases between the waiter's poll and its
+    # next try for the lease: the waiter takes the lease, finds the failure, and must
+    # not send the (maybe already rotated) refresh token again.
+    store = _HeldReadStore()
+    calls: list[str] = []
+    leader_may_fail = asyncio.Event()
+
+    async def leader_call() -> Tokens:
+        calls.append("leader")
+        await leader_may_fail.wait()
+        raise UpstreamUnavailable("the IdP went away mid-call", endpoint="token")
+
+    async def waiter_call() -> Tokens:
+        calls.append("waiter")
+        return {"access_token": "from-a-second-call"}
+
+    leader = asyncio.ensure_future(worker(store).run(REFRESH_TOKEN, leader_call))
+    await asyncio.sleep(0.01)
+    waiter = asyncio.ensure_future(worker(store).run(REFRESH_TOKEN, waiter_call))
+    await asyncio.sleep(0.03)  # the waiter has found the lease taken and polls
+    held = store.hold = asyncio.Event()
+    await asyncio.sleep(0.05)  # its next poll has read "no record yet"...
+    leader_may_fail.set()  # ...and the leader records its failure and releases
+    await asyncio.gather(leader, return_exceptions=True)
+    held.set()
+    (waited,) = await asyncio.gather(waiter, return_exceptions=True)
+    assert calls == ["leader"]
+    assert isinstance(waited, UpstreamUnavailable)
+
+
+async def test_a_waiter_gets_errors_that_name_a_status_parameter_with_the_class_status(
+    make_store: MakeStore,
+) -> None:
+    rejected = IdentityProviderRejectedClient(
+        "the IdP refused our client", endpoint="token", idp_error="invalid_client", status=401
+    )
+    made, waited = await waiting_on_one_call(make_store, FakeIdP(error=rejected))
+    assert made is rejected
+    assert isinstance(waited, IdentityProviderRejectedClient)
+    assert waited.status == 500  # the class's, not the IdP's 401 and never None
+    assert waited.upstream_status == 401
+    assert waited.idp_error == "invalid_client"
+
+
+class _AdaptersOwnError(UpstreamBadResponse):
+    """An adapter's refinement of a library error (not in the error tree)."""
+
+
+async def test_an_adapters_subclass_crosses_as_the_library_error_it_refines(
+    make_store: MakeStore,
+) -> None:
+    own = _AdaptersOwnError("the discovery document changed", endpoint="discovery")
+    made, waited = await waiting_on_one_call(make_store, FakeIdP(error=own))
+    assert made is own
+    assert type(waited) is UpstreamBadResponse
+    assert waited.status == 502
+    assert waited.endpoint == "discovery"
