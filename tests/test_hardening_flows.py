@@ -374,3 +374,74 @@ def test_return_to_fallbacks_drop_the_query_then_the_page(value: str, fallbacks:
     from sanic_edge_auth.return_to import return_to_fallbacks
 
     assert list(return_to_fallbacks(value, home="/app/")) == fallbacks
+
+
+def _own_refresh_app(idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve) -> Any:
+    paths = [
+        *idp.gateway_config()["paths"],
+        {
+            "method": "POST",
+            "path": "/api/auth0/own-refresh",
+            "auth": True,
+            "integration": {"type": "auth0_refresh"},
+        },
+    ]
+    app, _ = make_app(idp.gateway_config(paths=paths))
+    return serve(app)
+
+
+def test_a_bearer_that_names_no_user_cannot_refresh_anyones_token(
+    idp_with_audience: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    idp = idp_with_audience
+    client = _own_refresh_app(idp, make_app, serve)
+    victim = login(client, idp).json
+    before = idp.requests["token"]
+    machine = idp.mint_token(use="access", drop=("sub",))  # a valid token with no sub
+    _, refused = client.post(
+        "/api/auth0/own-refresh",
+        headers={"Authorization": "Bearer " + machine},
+        data={"refresh_token": victim["refresh_token"]},
+    )
+    assert refused.status == 401, refused.text
+    assert refused.json["error"] == "token_subject_mismatch"
+    assert idp.requests["token"] == before  # refused before the refresh token was spent
+
+
+def test_a_refresh_without_a_new_id_token_is_tied_through_the_access_token(
+    idp_with_audience: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    idp = idp_with_audience
+    client = _own_refresh_app(idp, make_app, serve)
+    ada = login(client, idp).json
+    idp.user = FakeUser(sub="auth0|mallory", email="m@example.com", name="Mallory")
+    mallory = login(client, idp).json
+    idp.id_token_on_refresh = False
+    bearer = {"Authorization": "Bearer " + ada["access_token"]}
+    _, own = client.post(
+        "/api/auth0/own-refresh", headers=bearer, data={"refresh_token": ada["refresh_token"]}
+    )
+    assert own.status == 200, own.text
+    assert "id_token" not in own.json
+    _, stolen = client.post(
+        "/api/auth0/own-refresh", headers=bearer, data={"refresh_token": mallory["refresh_token"]}
+    )
+    assert stolen.status == 401, stolen.text
+    assert stolen.json["error"] == "token_subject_mismatch"
+
+
+def test_userinfo_on_an_auth_path_refuses_a_bearer_that_names_no_user(
+    idp_with_audience: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    idp = idp_with_audience
+    app, _ = make_app(idp.gateway_config())
+    client = serve(app)
+    ada = login(client, idp).json
+    machine = idp.mint_token(use="access", drop=("sub",))
+    _, refused = client.get(
+        "/api/auth0/profile",
+        headers={"Authorization": "Bearer " + machine, "X-Access-Token": ada["access_token"]},
+    )
+    assert refused.status == 401, refused.text
+    assert refused.json["error"] == "token_subject_mismatch"
+    assert "email" not in refused.json

@@ -43,14 +43,21 @@ def refresh_flow(ctx: FlowContext, rule: PathRule) -> Handler:
                 "a refresh token is required (X-Refresh-Token header or refresh_token in the body)",
                 error_kind="refresh_token_missing",
             )
+        if rule.auth and not bearer_subject:
+            # Checked before the IdP call: a bearer that names no user (a machine
+            # token) cannot be tied to a refresh token, and a refused answer must not
+            # cost the client its refresh token.
+            raise InvalidToken(
+                "the bearer token names no user to tie the refresh token to",
+                error_kind="token_subject_mismatch",
+            )
         tokens = await _refresh_once(ctx, adapter, refresh_token)
         claims: Mapping[str, Any] = {}
         if tokens.id_token is not None:
             claims = (await adapter.verify_id_token(tokens.id_token.reveal(), nonce=None)).claims
-        if bearer_subject is not None and claims.get("sub") != bearer_subject:
+        if rule.auth and await _owner_of(adapter, tokens, claims) != bearer_subject:
             # The path is protected by the bearer's identity: the refresh token must
             # be that user's (as userinfo checks), not a stolen one of another user.
-            # Without a new ID token it cannot be shown: refused, fail closed.
             raise InvalidToken(
                 "the refresh token does not belong to the authenticated user",
                 error_kind="token_subject_mismatch",
@@ -68,6 +75,21 @@ def refresh_flow(ctx: FlowContext, rule: PathRule) -> Handler:
         return response
 
     return edge_auth_refresh
+
+
+async def _owner_of(
+    adapter: IdentityAdapter, tokens: TokenSet, id_claims: Mapping[str, Any]
+) -> str | None:
+    """Whose tokens a refresh returned: the new ID token's ``sub``, or, when the IdP
+    sent none (it may), the new access token's if it is a JWT we can verify. ``None``
+    when neither shows it: the caller then refuses (fail closed)."""
+    if tokens.id_token is not None:
+        subject = id_claims.get("sub")
+        return subject if isinstance(subject, str) else None
+    try:
+        return (await adapter.verify_access_token(tokens.access_token.reveal())).subject
+    except InvalidToken:
+        return None  # opaque, or for another audience
 
 
 async def _refresh_session(

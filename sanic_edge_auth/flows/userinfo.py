@@ -23,6 +23,9 @@ def userinfo_flow(ctx: FlowContext, rule: PathRule) -> Handler:
 
     async def edge_auth_userinfo(request: Request) -> HTTPResponse:
         adapter = ctx.runtime.adapter
+        # Whose profile this answer may be: the bearer's on an auth path, the
+        # session's for a browser; anyone's on an open path given an access token.
+        tied = rule.auth
         bearer_subject: str | None = None
         if rule.auth:
             verified = await ctx.runtime.guard.authenticate(request, rule.scopes)
@@ -34,13 +37,14 @@ def userinfo_flow(ctx: FlowContext, rule: PathRule) -> Handler:
             session = await ctx.session_of(request)
             if session is None:
                 raise MissingToken("an access token is required (X-Access-Token or Bearer)")
-            bearer_subject = session.subject
+            tied, bearer_subject = True, session.subject
             access_token = await session.access_token()
         access_token = forwardable_token(access_token.strip(), "the access token is not valid")
         profile = await adapter.userinfo(access_token)
-        if bearer_subject is not None and profile.get("sub") != bearer_subject:
+        if tied and (not bearer_subject or profile.get("sub") != bearer_subject):
             # The path is protected by the bearer's identity; answering with another
-            # user's profile (a forwarded access token of someone else) defeats that.
+            # user's profile (a forwarded access token of someone else), or anyone's
+            # to a bearer that names no user, defeats that.
             raise InvalidToken(
                 "the access token does not belong to the authenticated user",
                 error_kind="token_subject_mismatch",

@@ -152,6 +152,8 @@ class FakeIdentityProvider:
         self.user = FakeUser()
         self.login_error: str | None = None  # e.g. "access_denied" for the next logins
         self.token_claims: dict[str, Any] = {}  # extra claims put into every issued token
+        #: A refresh answer carries a new ID token (OpenID Connect 12.2 makes it optional).
+        self.id_token_on_refresh = True
         # expires_in of issued access tokens; a short one makes sessions refresh.
         self.access_token_lifetime = _DEFAULT_TOKEN_LIFETIME
         self.issued_sids: list[str] = []  # one per completed /authorize, newest last
@@ -534,7 +536,10 @@ class FakeIdentityProvider:
             family, grant = entry
             self._used_refresh_tokens[token] = family
         grant = _Grant(**{**grant.__dict__, "nonce": None})
-        return _json(200, self._issue(grant, family=family))
+        body = self._issue(grant, family=family)
+        if not self.id_token_on_refresh:
+            del body["id_token"]
+        return _json(200, body)
 
     def _issue(self, grant: _Grant, *, family: str) -> dict[str, Any]:
         # The grant's user, not whoever signs in next: a refresh answers for the user
