@@ -80,12 +80,15 @@ def callback_flow(ctx: FlowContext, rule: PathRule) -> Handler:
                 "the callback came from an unexpected issuer", error_kind="issuer_mismatch"
             )
         # The replay guard, in the shared store so a replay to another worker or
-        # instance fails too; taken before the exchange, so a racing replay fails.
-        # Anyone can get this far (their own login, an invented code): the store
-        # bounds these keys apart, so a flood refuses logins and nothing else.
-        if not await ctx.runtime.store.set_if_absent(
-            LOGIN_STATE_PREFIX + digest(state), b"1", codec.ttl
-        ):
+        # instance fails too. A completed login's state is refused before its code
+        # goes anywhere; the state is written only once the IdP has accepted the
+        # code, because anyone can send a callback with an invented code, and those
+        # must never take room in the store. A racing replay of a real code is
+        # refused by the IdP (a code is single-use, RFC 6749 4.1.2), and by the
+        # write below should the IdP let it through.
+        store = ctx.runtime.store
+        used_key = LOGIN_STATE_PREFIX + digest(state)
+        if await store.get(used_key) is not None:
             raise codec.expired_login()
         assert ctx.config.redirect_uri is not None
         tokens = await adapter.exchange_code(
@@ -93,6 +96,8 @@ def callback_flow(ctx: FlowContext, rule: PathRule) -> Handler:
             code_verifier=transaction.code_verifier,
             redirect_uri=ctx.config.redirect_uri,
         )
+        if not await store.set_if_absent(used_key, b"1", codec.ttl):
+            raise codec.expired_login()
         if tokens.id_token is None:
             raise UpstreamBadResponse(
                 "the identity provider returned no ID token", endpoint="token"

@@ -1,7 +1,8 @@
 """Security state always finds room, and a logout never pretends.
 
-A login-state flood (junk callbacks, no IdP account needed) may refuse new logins,
-but must never block a revocation; and when a revocation cannot be written, the
+Junk callbacks (no IdP account needed) never take room in the store; completed logins
+may fill their own bound and refuse new logins, but never block a revocation; and
+when a revocation cannot be written, the
 logout answers a store 503 that says so and keeps the cookie, and a back-channel
 logout leaves its ``jti`` unrecorded so the IdP's retry works.
 
@@ -21,6 +22,7 @@ from sanic_testing.reusable import ReusableClient
 from structlog.testing import capture_logs
 
 from sanic_edge_auth.errors import StoreUnavailable
+from sanic_edge_auth.store import MemoryStore
 from sanic_edge_auth.store.base import Store
 from sanic_edge_auth.testing import FakeIdentityProvider, query_of
 from tests.store.conftest import RedisServer
@@ -28,7 +30,9 @@ from tests.test_sessions import build, session_cookies, set_cookie_headers, sign
 
 Serve = Callable[[Any], ReusableClient]
 MakeApp = Callable[..., Any]
-BOUNDED = {"type": "memory", "max_entries": 100, "max_login_states": 100}
+# Room for every session these tests start (server mode keeps a record each), and a
+# login bound small enough to fill.
+BOUNDED = {"type": "memory", "max_entries": 1000, "max_login_states": 100}
 
 
 def junk_callback(client: ReusableClient) -> Any:
@@ -41,14 +45,15 @@ def junk_callback(client: ReusableClient) -> Any:
     return answer
 
 
-def flood_until_refused(client: ReusableClient, limit: int) -> tuple[int, Any]:
-    """Junk callbacks until the store refuses one; how many got in, and the refusal."""
-    for sent in range(limit):
-        answer = junk_callback(client)
+def logins_until_refused(client: ReusableClient, idp: FakeIdentityProvider, limit: int) -> int:
+    """Completed logins until the store refuses one; how many got in."""
+    for done in range(limit):
+        answer = sign_in(client, idp)
         if answer.status == 503:
-            return sent, answer
-        assert answer.json["error"] == "invalid_grant", answer.text
-    raise AssertionError(f"{limit} junk callbacks and the store never refused one")
+            assert answer.json["error"] == "store_unavailable"
+            return done
+        assert answer.status == 302, answer.text
+    raise AssertionError(f"{limit} logins and the store never refused one")
 
 
 def cleared(response: Any) -> bool:
@@ -78,22 +83,28 @@ def refuse(
 
 
 @pytest.mark.parametrize("mode", ["cookie", "server"])
-def test_a_callback_flood_fills_only_the_login_bound_and_logout_still_revokes(
+def test_junk_callbacks_take_no_room_and_a_full_login_bound_still_lets_logout_revoke(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str
 ) -> None:
-    client, _ = build(fake_idp, make_app, serve, mode=mode, store=BOUNDED)
+    client, edge = build(fake_idp, make_app, serve, mode=mode, store=BOUNDED)
     assert sign_in(client, fake_idp).status == 302
-    copied = session_cookies(client)
 
+    # Invented codes, well past the bound: the IdP refuses each, and none is kept.
+    for _ in range(150):
+        answer = junk_callback(client)
+        assert answer.status == 401, answer.text
+        assert answer.json["error"] == "invalid_grant"
+    assert isinstance(edge.store, MemoryStore)
+    assert len(edge.store) < 10  # the first session's few entries; no login state
+
+    # Completed logins fill the login bound (99 more: the first login holds one)...
     with capture_logs() as logs:
-        accepted, refusal = flood_until_refused(client, limit=150)
-    assert accepted == 99  # the bound, less the real login's own state
-    assert refusal.json["error"] == "store_unavailable"
+        assert logins_until_refused(client, fake_idp, limit=150) == 99
     assert any("store.max_login_states" in str(entry.get("reason")) for entry in logs)
-    # The exhausted bound refuses new logins, and nothing else.
-    assert sign_in(client, fake_idp).status == 503
+    # ...which refuses new logins, and nothing else: a session keeps working, and
+    # its logout revokes a copy of its cookie.
     assert client.get("/api/orders")[1].status == 200
-
+    copied = session_cookies(client)
     _, logout = client.get("/api/auth0/logout")
     assert logout.status == 302, logout.text
     assert cleared(logout)
