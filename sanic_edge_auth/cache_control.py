@@ -10,8 +10,9 @@ Two rules, whatever the app's handler or hook said (RFC 9111):
   ``no-cache="..."``, which let shared caches keep the rest, and any extension we do
   not know) are dropped; those that only restrict a cache (``no-cache``,
   ``no-transform``, ``must-revalidate``, ``proxy-revalidate``) are kept. The
-  targeted fields ``CDN-Cache-Control`` (RFC 9213) and ``Surrogate-Control`` take
-  precedence over ``Cache-Control`` at the CDN they address, so they are removed.
+  targeted fields (``CDN-Cache-Control`` of RFC 9213, ``Surrogate-Control``, and the
+  vendors' own: Cloudflare's, Akamai's ``Edge-Control``) take precedence over
+  ``Cache-Control`` at the CDN they address, so they are removed.
 - A response to a request whose session was looked up was chosen by its ``Cookie``
   header (who is signed in, or that nobody is): ``Vary: Cookie`` is appended to
   whatever ``Vary`` the app set, so a shared cache that stores the response serves it
@@ -28,7 +29,13 @@ __all__ = ["forbid_storing", "vary_on_cookie"]
 
 _NEVER_STORED: Final = ("private", "no-store")
 _RESTRICTING: Final = frozenset({"no-cache", "no-transform", "must-revalidate", "proxy-revalidate"})
-_TARGETED: Final = ("cdn-cache-control", "surrogate-control")
+_TARGETED: Final = (
+    "cdn-cache-control",
+    "surrogate-control",
+    "cloudflare-cdn-cache-control",
+    "akamai-cache-control",
+    "edge-control",
+)
 
 
 def _tokens(headers: Header, name: str) -> list[str]:

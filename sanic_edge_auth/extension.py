@@ -163,7 +163,10 @@ class EdgeAuth:
         if self._protected:
             app.on_request(route_middleware(lambda: self.guard))
         if config.session is not None:
-            app.register_middleware(self._write_session, "response")
+            # Last of all response middleware (Sanic runs response middleware of higher
+            # priority later), so one that sets Vary outright (sanic-ext's CORS) cannot
+            # drop our Cookie, whichever extension the app set up first.
+            app.register_middleware(self._write_session, "response", priority=1_000_000)
         app.error_handler.add(EdgeAuthError, error_handler(self._metrics))
         app.main_process_start(self._check_in_main_process)
         app.before_server_start(self._before_start)

@@ -16,7 +16,7 @@ from sanic_edge_auth import EdgeAuth, HookContext, Secret
 from sanic_edge_auth.session import manager as session_manager
 from sanic_edge_auth.session.codec import SessionCodec
 from sanic_edge_auth.testing import FakeIdentityProvider
-from tests.helpers import local, rendered
+from tests.helpers import local, new_app, rendered
 
 Serve = Callable[[Any], ReusableClient]
 MakeApp = Callable[..., Any]
@@ -1026,3 +1026,37 @@ def test_the_session_cookie_is_read_under_its_exact_prefixed_name_only(
         assert refused.json["error"] == "missing_token"
     _, genuine = client.get("/api/orders", headers={"Cookie": session})
     assert genuine.status == 200, genuine.text
+
+
+@pytest.mark.parametrize("extend_first", [True, False])
+def test_vary_cookie_survives_sanic_ext_cors_whichever_is_set_up_first(
+    fake_idp: FakeIdentityProvider, serve: Serve, extend_first: bool
+) -> None:
+    from sanic_ext import Extend
+
+    config = fake_idp.gateway_config()
+    config["session"] = {
+        "secret": SECRET,
+        "store": "cookie",
+        "trusted_origins": ["https://spa.example.com"],
+    }
+    app = new_app()
+    app.config.CORS_ORIGINS = "https://spa.example.com"
+    app.config.CORS_SUPPORTS_CREDENTIALS = True
+    if extend_first:
+        Extend(app)
+    edge = EdgeAuth(app, config=config)
+    if not extend_first:
+        Extend(app)
+
+    @app.get("/me")
+    async def me(request: Request) -> Any:
+        session = await edge.session(request)
+        return json({"who": session.subject if session else None})
+
+    client = serve(app)
+    assert sign_in(client, fake_idp).status == 302
+    _, answer = client.get("/me", headers={"Origin": "https://spa.example.com"})
+    assert answer.status == 200, answer.text
+    vary = {v.strip().lower() for f in answer.headers.get_list("vary") for v in f.split(",")}
+    assert {"cookie", "origin"} <= vary
