@@ -14,11 +14,14 @@ entry would let a used login state or ``jti`` be accepted twice, so it fails clo
 like Redis with ``maxmemory-policy noeviction``.
 
 There are two caps, each with its own entries. Login states
-(:data:`~sanic_edge_auth.store.base.LOGIN_STATE_PREFIX`) are written for anyone who
-sends a callback, account or not, so they count against ``store.max_login_states``
-alone: a flood of junk callbacks fills that and refuses new logins (503), while
-revocations, sessions, ``jti`` guards and refresh coordination keep all of
-``store.max_entries``, which only requests the IdP vouched for can fill.
+(:data:`~sanic_edge_auth.store.base.LOGIN_STATE_PREFIX`), one per completed login,
+count against ``store.max_login_states`` alone: a run of logins fills that and
+refuses new logins (503), while revocations, sessions, ``jti`` guards and refresh
+coordination keep all of ``store.max_entries``. Refresh coordination is the one
+entry there that a caller without a session can cause (a refresh path open to API
+clients, each attempt also a call to the IdP): a lease while the call runs, and an
+``invalid_grant`` kept for ``coordination.failure_ttl``; filling the default bound
+that way takes some 20,000 refused refreshes a second.
 """
 
 from __future__ import annotations
