@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from joserfc.jwk import RSAKey
 from sanic import Request, json
 from sanic_testing.reusable import ReusableClient
 from structlog.testing import capture_logs
@@ -232,6 +233,25 @@ def test_callback_from_another_issuer_is_refused(gateway: Any) -> None:
     assert response.status == 400
     assert response.json["error"] == "issuer_mismatch"
     assert idp.requests["token"] == 0
+
+
+def test_logins_go_on_when_the_idp_replaces_its_key_under_the_same_kid(gateway: Any) -> None:
+    # An IdP restarted with a new key that it names as before (what the fake IdP did
+    # with "key-1"): the app's cached key fails the signature, refetches once, and the
+    # login completes, instead of failing until the JWKS cache expires (600 s).
+    client, idp, _ = gateway
+    assert login(client, idp).status == 200
+    assert idp.requests["jwks"] == 1
+    kid = idp.current_kid
+    replacement = RSAKey.generate_key(2048, private=True)
+    idp._signing_keys[:] = [(kid, replacement)]  # the restart: new material, old name
+    response = login(client, idp)
+    assert response.status == 200, response.text
+    assert idp.requests["jwks"] == 2
+    _, orders = client.get(
+        "/orders", headers={"Authorization": "Bearer " + response.json["id_token"]}
+    )
+    assert orders.status == 200
 
 
 def test_auth0_callbacks_without_iss_are_still_accepted(make_app: MakeApp, serve: Serve) -> None:

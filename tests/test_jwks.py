@@ -348,34 +348,101 @@ async def test_a_key_set_that_breaks_parsing_is_an_upstream_failure_with_cooldow
         await verifier.verify(fake_idp.mint_token({"jti": "late"}))
 
 
-async def test_a_key_replaced_under_the_same_kid_evicts_tokens_verified_with_it(
-    fake_idp: FakeIdentityProvider, make_cache: Callable[..., Any], clock: Clock
-) -> None:
-    cache, verifier = make_cache()
-    await cache.startup()
-    old_token = fake_idp.mint_token()
-    await verifier.verify(old_token)
-    assert verifier.cached(old_token) is not None
+def replace_key_under_the_same_kid(fake_idp: FakeIdentityProvider) -> Callable[..., str]:
+    """Publish a new key under the current kid (a restarted IdP that names its key the
+    same); return a minter of tokens signed with it."""
     kid = fake_idp.current_kid
     replacement = RSAKey.generate_key(2048, private=True)
     public = {**replacement.as_dict(private=False), "kid": kid, "use": "sig", "alg": "RS256"}
     fake_idp.jwks = lambda: {"keys": [public]}  # type: ignore[method-assign]
-    new_token = fake_idp.mint_token({"jti": "n"}, key=replacement, header={"kid": kid})
-    # Same kid, new material: until the keys are refetched the new token fails.
-    with pytest.raises(InvalidToken):
-        await verifier.verify(new_token)
-    clock.now += 601  # past the keys' TTL: the next lookup refreshes in the background
-    with pytest.raises(InvalidToken):
-        await verifier.verify(new_token)
-    for _ in range(100):
-        if fake_idp.requests["jwks"] == 2 and verifier.cached(old_token) is None:
-            break
-        await asyncio.sleep(0.01)
+
+    def mint(claims: dict[str, Any] | None = None, **options: Any) -> str:
+        return fake_idp.mint_token(claims, key=replacement, header={"kid": kid}, **options)
+
+    return mint
+
+
+async def test_a_key_replaced_under_the_same_kid_is_refetched_at_the_first_failure(
+    fake_idp: FakeIdentityProvider, make_cache: Callable[..., Any]
+) -> None:
+    cache, verifier = make_cache(refresh_cooldown=30)
+    await cache.startup()
+    old_token = fake_idp.mint_token()
+    await verifier.verify(old_token)
+    assert verifier.cached(old_token) is not None
+    mint = replace_key_under_the_same_kid(fake_idp)
+    # Well inside the keys' TTL: the signature fails with the cached key, the JWKS is
+    # refetched once, and the token verifies with the key now published.
+    verified = await verifier.verify(mint({"jti": "new"}))
+    assert verified.subject == "auth0|user-1"
+    assert fake_idp.requests["jwks"] == 2
+    assert (await verifier.verify(mint({"jti": "newer"}))).subject == "auth0|user-1"
+    assert fake_idp.requests["jwks"] == 2  # the new key is cached now
+    # The old key is gone: what was verified with it is evicted and fails now.
     assert verifier.cached(old_token) is None
-    assert (await verifier.verify(new_token)).subject == "auth0|user-1"
     with pytest.raises(InvalidToken) as caught:
         await verifier.verify(old_token)
     assert caught.value.error_kind == "token_signature_invalid"
+
+
+async def test_bad_signatures_cause_at_most_one_refetch_per_cooldown(
+    fake_idp: FakeIdentityProvider, make_cache: Callable[..., Any], clock: Clock
+) -> None:
+    cache, verifier = make_cache(refresh_cooldown=30)
+    await cache.startup()
+    stranger = RSAKey.generate_key(2048, private=True)
+    for index in range(200):
+        with pytest.raises(InvalidToken) as caught:
+            await verifier.verify(fake_idp.mint_token({"jti": str(index)}, key=stranger))
+        assert caught.value.error_kind == "token_signature_invalid"
+    assert fake_idp.requests["jwks"] == 2  # one refetch, then the cooldown holds
+    # Unknown kids share that cooldown: they cannot add fetches of their own either.
+    with pytest.raises(InvalidToken):
+        await verifier.verify(fake_idp.mint_token(header={"kid": "junk"}))
+    assert fake_idp.requests["jwks"] == 2
+    clock.now += 31
+    with pytest.raises(InvalidToken):
+        await verifier.verify(fake_idp.mint_token({"jti": "late"}, key=stranger))
+    assert fake_idp.requests["jwks"] == 3
+    # ...and the other way round: a junk kid's refetch holds off signature refetches.
+    clock.now += 31
+    with pytest.raises(InvalidToken):
+        await verifier.verify(fake_idp.mint_token(header={"kid": "junk-2"}))
+    assert fake_idp.requests["jwks"] == 4
+    with pytest.raises(InvalidToken):
+        await verifier.verify(fake_idp.mint_token({"jti": "later"}, key=stranger))
+    assert fake_idp.requests["jwks"] == 4
+    # A good token never waits for any of it.
+    assert (await verifier.verify(fake_idp.mint_token())).subject == "auth0|user-1"
+    assert fake_idp.requests["jwks"] == 4
+
+
+async def test_a_thousand_concurrent_tokens_from_a_replaced_key_cause_one_fetch(
+    fake_idp: FakeIdentityProvider, make_cache: Callable[..., Any]
+) -> None:
+    cache, verifier = make_cache(refresh_cooldown=30)
+    await cache.startup()
+    mint = replace_key_under_the_same_kid(fake_idp)
+    fake_idp.latency = 0.1  # keep the refetch in flight while all requests arrive
+    tokens = [mint({"jti": str(index)}) for index in range(1000)]
+    results = await asyncio.gather(*(verifier.verify(token) for token in tokens))
+    assert {result.subject for result in results} == {"auth0|user-1"}
+    assert fake_idp.requests["jwks"] == 2  # startup + exactly one refetch
+
+
+async def test_a_replaced_key_during_an_outage_is_an_upstream_error_not_the_callers(
+    fake_idp: FakeIdentityProvider, make_cache: Callable[..., Any]
+) -> None:
+    cache, verifier = make_cache(refresh_cooldown=30)
+    await cache.startup()
+    mint = replace_key_under_the_same_kid(fake_idp)
+    fake_idp.fail("jwks", "503")
+    with pytest.raises(UpstreamError) as caught:
+        await verifier.verify(mint())
+    assert caught.value.status == 502
+    assert not isinstance(caught.value, InvalidToken)
+    # The cached keys still serve the tokens they verify.
+    assert (await verifier.verify(fake_idp.mint_token())).subject == "auth0|user-1"
 
 
 async def test_a_rotation_right_after_the_startup_fetch_is_resolved_by_one_refetch(

@@ -176,6 +176,23 @@ def test_the_client_needs_starting_and_cuts_urls_to_local_paths() -> None:
     assert local_path("https://example.com") == "/"
 
 
+def test_the_fake_idp_names_each_key_by_its_thumbprint() -> None:
+    # A restarted fake IdP (a new process, new keys) must not publish a new key under
+    # an old kid: apps that cached the old key would fail every token until their
+    # JWKS cache expired. The RFC 7638 thumbprint names the key material itself.
+    from joserfc.jwk import ECKey
+
+    with FakeIdentityProvider() as idp:
+        first = idp.current_kid
+        assert first == idp.signing_key.thumbprint()
+        second = idp.rotate_keys()
+        assert second == idp.signing_key.thumbprint() != first
+        assert [key["kid"] for key in idp.jwks()["keys"]] == [first, second]
+    with FakeIdentityProvider(algorithm="ES256") as ec_idp:
+        assert isinstance(ec_idp.signing_key, ECKey)
+        assert ec_idp.current_kid == ec_idp.signing_key.thumbprint()
+
+
 @pytest.fixture
 def edge_auth_config() -> dict[str, Any]:
     return gateway()

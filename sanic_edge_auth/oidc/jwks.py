@@ -9,8 +9,12 @@ The cache answers the hot path with a dictionary lookup and does its I/O off it:
   single-flight (any number of concurrent callers share one request) and
   rate-limited (at most one per ``refresh_cooldown`` for unknown ``kid`` values), so
   junk ``kid`` values cannot turn our process into a load generator against the IdP.
-  A key replaced under the same ``kid`` counts as removed: tokens cached under it
-  are evicted.
+- A key replaced under the same ``kid`` (an IdP restarted with new keys that names
+  them as before) shows as a signature that fails with the cached key. That failure
+  refetches too, in the same single flight and under the same cooldown as an unknown
+  ``kid`` (the two share one clock), and the token is tried once more with the key now
+  published: forged signatures cannot force more fetches than junk ``kid`` values can.
+  The replaced key counts as removed: tokens cached under it are evicted.
 - When refreshing fails, the last good keys keep serving for ``max_stale`` seconds
   (stale-if-error), and attempts back off from 1 s up to the cooldown. Any failure
   inside a refresh (transport, status, an unusable key set) is an upstream error,
@@ -82,6 +86,12 @@ class KeyStore(Protocol):
         """The key, refetching once if needed; raise InvalidToken or UpstreamError."""
         ...
 
+    async def replacement(self, rejected: VerificationKey) -> VerificationKey | None:
+        """After a signature failed with ``rejected``: the other key material now
+        published under its ``kid``, refetching if allowed, or ``None``. May raise
+        UpstreamError (the keys could not be fetched to find out)."""
+        ...
+
     def on_keys_removed(self, listener: KeysRemovedListener) -> None:
         """Call ``listener`` with the key ids that disappeared after a refresh."""
         ...
@@ -117,6 +127,10 @@ class StaticKeys:
             raise _unknown_kid()
         return key
 
+    async def replacement(self, rejected: VerificationKey) -> VerificationKey | None:
+        """Inline keys are never replaced: a failed signature stays failed."""
+        return None
+
     def on_keys_removed(self, listener: KeysRemovedListener) -> None:
         """Inline keys never change, so listeners are never called."""
 
@@ -126,9 +140,10 @@ class JWKSCache:
 
     Two clocks of retries, kept apart on purpose:
 
-    - An unknown ``kid`` may refetch at most once per ``refresh_cooldown``, counted
-      from the last refetch an unknown ``kid`` caused. Scheduled and startup fetches do
-      not start that cooldown, so a rotation right after one is resolved at once.
+    - An unknown ``kid``, or a signature that fails with a cached key, may refetch at
+      most once per ``refresh_cooldown``, counted from the last refetch either one
+      caused. Scheduled and startup fetches do not start that cooldown, so a rotation
+      right after one is resolved at once.
     - After a failed fetch the next attempt waits 1 s, doubling up to the cooldown, so
       an IdP that comes back after an outage at startup is used within seconds.
     """
@@ -178,19 +193,41 @@ class JWKSCache:
                 raise self._last_error.again()
             await self._join()
         elif _pick(self._keys, kid) is None:
-            if now - self._last_kid_refetch < self._settings.refresh_cooldown:
+            if not self._may_refetch_for_a_token(now):
                 raise _unknown_kid()
-            self._last_kid_refetch = now
             await self._join()
-        key = _pick(self._keys, kid) if self._clock() < self._usable_until else None
+        key = self._usable(kid)
         if key is not None:
             return key
         if self._clock() >= self._usable_until and self._last_error is not None:
             raise self._last_error.again()
         raise _unknown_kid()
 
+    async def replacement(self, rejected: VerificationKey) -> VerificationKey | None:
+        kid = rejected.kid
+        if self._flight.in_flight(_REFRESH):
+            await self._join()  # whatever it brings, it costs no fetch of ours
+        elif _same_material(self._usable(kid), rejected):
+            if not self._may_refetch_for_a_token(self._clock()):
+                return None
+            await self._join()
+        # Else the keys were refreshed since this token looked its key up: use them.
+        key = self._usable(kid)
+        return None if key is None or _same_material(key, rejected) else key
+
     def on_keys_removed(self, listener: KeysRemovedListener) -> None:
         self._listeners.append(listener)
+
+    def _usable(self, kid: str | None) -> VerificationKey | None:
+        return _pick(self._keys, kid) if self._clock() < self._usable_until else None
+
+    def _may_refetch_for_a_token(self, now: float) -> bool:
+        """The cooldown that an unknown ``kid`` and a failed signature share: whatever a
+        caller sends, it causes at most one fetch per ``refresh_cooldown``."""
+        if now - self._last_kid_refetch < self._settings.refresh_cooldown:
+            return False
+        self._last_kid_refetch = now
+        return True
 
     # -- lifecycle
 
@@ -271,6 +308,10 @@ class JWKSCache:
         if max_age is None:
             return settings.default_ttl
         return min(max(max_age, settings.min_ttl), settings.max_ttl)
+
+
+def _same_material(key: VerificationKey | None, other: VerificationKey) -> bool:
+    return key is not None and key.fingerprint == other.fingerprint
 
 
 def _removed_or_replaced(

@@ -321,7 +321,21 @@ class TokenVerifier:
         key = self._keys.lookup(kid)
         if key is None:
             key = await self._keys.resolve(kid)
-        return self._finish(token, alg, key, signing_input, signature, payload_segment, nonce)
+        try:
+            return self._finish(token, alg, key, signing_input, signature, payload_segment, nonce)
+        except InvalidToken as error:
+            # A try costs nothing until it catches: the path of a good token is as it was.
+            if error.error_kind != "token_signature_invalid":
+                raise
+            rejected = error
+        # The IdP may have replaced the key under the same kid (see jwks.py): the key
+        # store refetches at most once per cooldown, shared with unknown kids.
+        replacement = await self._keys.replacement(key)
+        if replacement is None:
+            raise rejected
+        return self._finish(
+            token, alg, replacement, signing_input, signature, payload_segment, nonce
+        )
 
     def _split(self, token: str) -> tuple[dict[str, Any], bytes, bytes, str]:
         if len(token) > MAX_TOKEN_LENGTH:

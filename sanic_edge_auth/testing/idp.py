@@ -264,11 +264,15 @@ class FakeIdentityProvider:
 
     def rotate_keys(self, *, keep_old: bool = True) -> str:
         """Start signing with a new key; return its kid. ``keep_old`` keeps publishing
-        the previous keys (a graceful rotation); otherwise they vanish from the JWKS."""
+        the previous keys (a graceful rotation); otherwise they vanish from the JWKS.
+
+        The kid is the key's RFC 7638 thumbprint, so a new key never takes an old kid:
+        a restarted fake (new keys) looks to a running app like a rotation, not like
+        a key replaced under a name it has cached."""
         with self._lock:
             key = _pooled_key(self.algorithm, self._key_index)
             self._key_index += 1
-            kid = f"key-{self._key_index}"
+            kid: str = key.thumbprint()
             if not keep_old:
                 self._signing_keys.clear()
             self._signing_keys.append((kid, key))
