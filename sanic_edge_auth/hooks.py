@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from sanic import Request
 from sanic.response import HTTPResponse
 
-from sanic_edge_auth.adapter import TokenSet
 from sanic_edge_auth.config import IntegrationKind
 from sanic_edge_auth.errors import EdgeAuthError, HookError
 from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.tokens import TokenSet
 
 if TYPE_CHECKING:
     from sanic_edge_auth.session.handle import Session

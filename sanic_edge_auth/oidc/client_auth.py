@@ -32,11 +32,11 @@ from joserfc import jwt
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, RSAKey
 
-from sanic_edge_auth.adapter import TokenSet
 from sanic_edge_auth.errors import ConfigProblem, UpstreamBadResponse
 from sanic_edge_auth.oidc.http import IdPClient, IdPResponse, classify_oauth_error
 from sanic_edge_auth.oidc.keys import MIN_RSA_BITS
 from sanic_edge_auth.secret import Secret
+from sanic_edge_auth.tokens import TokenSet
 
 __all__ = [
     "CLIENT_ASSERTION_TYPE",

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Mapping, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sanic_edge_auth.config import AuthorizerConfig, JWKSCacheSettings
+from sanic_edge_auth.config.model import AuthorizerConfig, JWKSCacheSettings
 from sanic_edge_auth.errors import InvalidToken, UpstreamBadResponse, UpstreamError
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics

@@ -52,13 +52,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from sanic_edge_auth.adapter import TokenUse, VerifiedToken
-from sanic_edge_auth.config import AuthorizerConfig
+from sanic_edge_auth.config.model import AuthorizerConfig
 from sanic_edge_auth.errors import EdgeAuthError, InvalidToken
 from sanic_edge_auth.frozen import freeze_claims
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.oidc.jwks import KeyStore
 from sanic_edge_auth.oidc.keys import PublicKey, VerificationKey
+from sanic_edge_auth.tokens import TokenUse, VerifiedToken
 
 __all__ = [
     "BACKCHANNEL_LOGOUT_EVENT",

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
-from sanic_edge_auth.adapter import VerifiedToken
 from sanic_edge_auth.session.state import SessionState
+from sanic_edge_auth.tokens import VerifiedToken
 
 __all__ = ["Known", "Reference", "Sealed", "SealedCache"]
 

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sanic_edge_auth.adapter import VerifiedToken
 from sanic_edge_auth.errors import SessionInvalid
 from sanic_edge_auth.frozen import freeze_claims
 from sanic_edge_auth.session.state import SessionState
+from sanic_edge_auth.tokens import VerifiedToken
 
 if TYPE_CHECKING:
     from sanic_edge_auth.session.manager import SessionManager
