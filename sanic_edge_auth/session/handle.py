@@ -6,17 +6,30 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sanic_edge_auth.errors import SessionInvalid
 from sanic_edge_auth.frozen import freeze_claims
 from sanic_edge_auth.session.state import SessionState
 from sanic_edge_auth.tokens import VerifiedToken
 
-if TYPE_CHECKING:
-    from sanic_edge_auth.session.manager import SessionManager
+__all__ = ["Session", "SessionOwner"]
 
-__all__ = ["Session"]
+
+class SessionOwner(Protocol):
+    """What a :class:`Session` asks of the manager that found it (the
+    :class:`~sanic_edge_auth.session.manager.SessionManager`), named here so that the
+    handle does not import the manager that imports it."""
+
+    refresh_before: float
+
+    def now(self) -> float: ...
+
+    def absolute_end(self, state: SessionState) -> float: ...
+
+    def identity_of(self, state: SessionState) -> VerifiedToken: ...
+
+    async def refresh(self, state: SessionState) -> SessionState: ...
 
 
 class Session:
@@ -31,7 +44,7 @@ class Session:
     __slots__ = ("_changed", "_ended", "_identity", "_manager", "_state")
 
     def __init__(
-        self, manager: SessionManager, state: SessionState, identity: VerifiedToken | None = None
+        self, manager: SessionOwner, state: SessionState, identity: VerifiedToken | None = None
     ) -> None:
         self._manager = manager
         self._state = state
