@@ -25,8 +25,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any, ClassVar, Final
 from urllib.parse import quote, urlencode
 
-from sanic_edge_auth.adapter import TokenSet, VerifiedToken
-from sanic_edge_auth.config import AuthorizerConfig
+from sanic_edge_auth.config.model import AuthorizerConfig
 from sanic_edge_auth.errors import (
     ConfigProblem,
     ConfigValidationError,
@@ -46,6 +45,7 @@ from sanic_edge_auth.oidc.jwks import JWKSCache, key_store_for
 from sanic_edge_auth.oidc.userinfo import fetch_userinfo
 from sanic_edge_auth.oidc.verify import logout_verifier_for, verifiers_for
 from sanic_edge_auth.secret import Secret
+from sanic_edge_auth.tokens import TokenSet, VerifiedToken
 
 __all__ = ["Auth0Adapter"]
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol
 from urllib.parse import quote, urlencode
 
-from sanic_edge_auth.adapter import TokenSet, VerifiedToken
-from sanic_edge_auth.config import SUPPORTED_ALGORITHMS, AuthorizerConfig
+from sanic_edge_auth.config.model import SUPPORTED_ALGORITHMS, AuthorizerConfig
 from sanic_edge_auth.errors import (
     ConfigError,
     ConfigProblem,
@@ -46,6 +45,7 @@ from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.oidc.jwks import JWKSCache, JWKSDocument, KeyStore, StaticKeys, fetch_jwks
 from sanic_edge_auth.oidc.userinfo import fetch_userinfo
 from sanic_edge_auth.oidc.verify import logout_verifier_for, verifiers_for
+from sanic_edge_auth.tokens import TokenSet, VerifiedToken
 from sanic_edge_auth_oidc import settings as settings_module
 from sanic_edge_auth_oidc.tenants import TenantVerifiers
 

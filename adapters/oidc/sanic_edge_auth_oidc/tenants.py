@@ -22,10 +22,10 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Final
 
-from sanic_edge_auth.adapter import VerifiedToken
 from sanic_edge_auth.errors import InvalidToken
 from sanic_edge_auth.oidc.discovery import TENANT_PLACEHOLDER
 from sanic_edge_auth.oidc.verify import MAX_TOKEN_LENGTH, TokenVerifier
+from sanic_edge_auth.tokens import VerifiedToken
 
 __all__ = ["TenantVerifiers"]
 
