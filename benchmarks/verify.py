@@ -22,7 +22,8 @@ from joserfc import jwt as joserfc_jwt
 from joserfc.jwk import KeySet
 
 from sanic_edge_auth.oidc.jwks import StaticKeys
-from sanic_edge_auth.oidc.verify import TokenPolicy, TokenVerifier, _b64decode
+from sanic_edge_auth.oidc.jws import b64url_decode
+from sanic_edge_auth.oidc.verify import TokenPolicy, TokenVerifier
 from sanic_edge_auth.testing import FakeIdentityProvider
 
 TOKENS = 1000
@@ -89,7 +90,7 @@ def bare_verifier(algorithm: str, public_key: Any) -> Callable[[str], None]:
 
 def _parts(token: str) -> tuple[bytes, bytes]:
     head, _, signature = token.rpartition(".")
-    return _b64decode(signature), head.encode()
+    return b64url_decode(signature), head.encode()
 
 
 def measure(algorithm: str) -> list[Row]:

@@ -302,7 +302,7 @@ async def test_cache_hit_returns_the_verified_token_without_verifying_again(
     def exploding(*args: Any) -> None:
         raise AssertionError("a cache hit must not verify the signature again")
 
-    monkeypatch.setitem(verify_module._VERIFIERS, "RS256", exploding)  # type: ignore[attr-defined]
+    monkeypatch.setitem(verify_module.SIGNATURE_VERIFIERS, "RS256", exploding)
     assert await verifier.verify(token) is first
 
 

@@ -40,7 +40,6 @@ the *same* claims, so it grants nothing; it only makes a second cache entry.
 from __future__ import annotations
 
 import binascii
-import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -48,16 +47,14 @@ from dataclasses import dataclass, replace
 from typing import Any, Final, TypeGuard, cast
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from sanic_edge_auth.config.model import AuthorizerConfig
 from sanic_edge_auth.errors import EdgeAuthError, InvalidToken
 from sanic_edge_auth.frozen import freeze_claims
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.oidc.jwks import KeyStore
-from sanic_edge_auth.oidc.keys import PublicKey, VerificationKey
+from sanic_edge_auth.oidc.jws import SIGNATURE_VERIFIERS, b64url_decode, json_object
+from sanic_edge_auth.oidc.keys import VerificationKey
 from sanic_edge_auth.tokens import TokenUse, VerifiedToken
 
 __all__ = [
@@ -93,109 +90,6 @@ class TokenPolicy:
     required_claims: Mapping[str, str] | None = None  # e.g. {"org_id": "org_123"}
     #: Added to "not a signed JWT" errors: says which token the bearer must be.
     malformed_hint: str = ""
-
-
-Verifier = Callable[[PublicKey, bytes, bytes], None]
-
-
-# The key's family is settled when the JWKS is parsed (VerificationKey.algorithms), so
-# these only cast: an isinstance check against cryptography's ABCs costs ~0.5 µs a call.
-
-
-def _rsa_pkcs1(hash_alg: hashes.HashAlgorithm) -> Verifier:
-    pad = padding.PKCS1v15()
-
-    def verify(key: PublicKey, signature: bytes, message: bytes) -> None:
-        cast(rsa.RSAPublicKey, key).verify(signature, message, pad, hash_alg)
-
-    return verify
-
-
-def _rsa_pss(hash_alg: hashes.HashAlgorithm) -> Verifier:
-    # RFC 7518 3.5: the salt is as long as the hash output.
-    pad = padding.PSS(mgf=padding.MGF1(hash_alg), salt_length=hash_alg.digest_size)
-
-    def verify(key: PublicKey, signature: bytes, message: bytes) -> None:
-        cast(rsa.RSAPublicKey, key).verify(signature, message, pad, hash_alg)
-
-    return verify
-
-
-def _ecdsa(hash_alg: hashes.HashAlgorithm, size: int) -> Verifier:
-    # RFC 7518 3.4: the JWS signature is R || S, each `size` bytes, not DER.
-    algorithm = ec.ECDSA(hash_alg)
-
-    def verify(key: PublicKey, signature: bytes, message: bytes) -> None:
-        if len(signature) != 2 * size:
-            raise InvalidSignature
-        r = int.from_bytes(signature[:size], "big")
-        s = int.from_bytes(signature[size:], "big")
-        cast(ec.EllipticCurvePublicKey, key).verify(encode_dss_signature(r, s), message, algorithm)
-
-    return verify
-
-
-_VERIFIERS: Final[Mapping[str, Verifier]] = {
-    "RS256": _rsa_pkcs1(hashes.SHA256()),
-    "RS384": _rsa_pkcs1(hashes.SHA384()),
-    "RS512": _rsa_pkcs1(hashes.SHA512()),
-    "PS256": _rsa_pss(hashes.SHA256()),
-    "PS384": _rsa_pss(hashes.SHA384()),
-    "PS512": _rsa_pss(hashes.SHA512()),
-    "ES256": _ecdsa(hashes.SHA256(), 32),
-    "ES384": _ecdsa(hashes.SHA384(), 48),
-    "ES512": _ecdsa(hashes.SHA512(), 66),
-}
-
-
-_URLSAFE_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
-_PADDING: Final = ("", "===", "==", "=")
-# The last character of an unpadded segment of length 4k+2 (4k+3) carries 4 (2) bits
-# that are not data; canonical base64url (RFC 4648 3.5) has them zero.
-_CANONICAL_LAST: Final = ("", "", "AQgw", "AEIMQUYcgkosw048")
-
-
-def _b64decode(segment: str) -> bytes:
-    """Decode unpadded base64url (RFC 7515 2), strictly: padding, characters outside
-    the alphabet, impossible lengths and non-zero trailing bits are errors, not
-    silently skipped."""
-    if "=" in segment or "+" in segment or "/" in segment:
-        raise ValueError("not base64url")
-    remainder = len(segment) % 4
-    if remainder > 1 and segment[-1] not in _CANONICAL_LAST[remainder]:
-        raise ValueError("not canonical base64url")
-    data = (segment + _PADDING[remainder]).encode("ascii")
-    return binascii.a2b_base64(data.translate(_URLSAFE_TO_STANDARD), strict_mode=True)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON (RFC 8259)")
-
-
-# NaN, Infinity and -Infinity are Python extensions to JSON; a signed NaN exp would
-# compare false with everything and never expire.
-_JSON: Final = json.JSONDecoder(parse_constant=_refuse_constant)
-
-
-def _json_object(segment: str) -> Any:
-    # Decoding a str skips the encoding sniffing json does for bytes (measurably faster).
-    return _JSON.decode(_b64decode(segment).decode("utf-8"))
-
-
-def payload_of_kept_token(token: str) -> dict[str, Any]:
-    """The claims of a JWT this library verified earlier and has kept sealed since
-    (a session's ID token): decoded, NOT verified again. ``ValueError`` if it is not
-    a JWS compact token with a JSON object payload.
-
-    Never use it on a token from a request: only the seal around it makes it safe.
-    """
-    segments = token.split(".")
-    if len(segments) != 3:
-        raise ValueError("not a JWS compact token")
-    claims = _json_object(segments[1])
-    if not isinstance(claims, dict):
-        raise ValueError("the token's payload is not a JSON object")
-    return claims
 
 
 def _invalid(kind: str, description: str) -> InvalidToken:
@@ -256,7 +150,7 @@ class TokenVerifier:
         clock: Callable[[], float] = time.time,
         metrics: Metrics = NOOP_METRICS,
     ) -> None:
-        unknown = policy.algorithms - _VERIFIERS.keys()
+        unknown = policy.algorithms - SIGNATURE_VERIFIERS.keys()
         if unknown:
             raise ValueError(f"unsupported algorithms: {sorted(unknown)}")
         self._keys = keys
@@ -350,7 +244,7 @@ class TokenVerifier:
         if len(header_segment) > MAX_HEADER_LENGTH:
             raise _invalid("token_malformed", "the token header is too long")
         try:
-            signature = _b64decode(signature_segment)
+            signature = b64url_decode(signature_segment)
         except (ValueError, binascii.Error):
             raise _invalid("token_malformed", "the token is not valid base64url JSON") from None
         header = self._header(header_segment)
@@ -363,7 +257,7 @@ class TokenVerifier:
         if header is not None:
             return header
         try:
-            header = _json_object(segment)
+            header = json_object(segment)
         except (ValueError, binascii.Error, UnicodeDecodeError):
             raise _invalid("token_malformed", "the token is not valid base64url JSON") from None
         if not isinstance(header, dict):
@@ -398,11 +292,11 @@ class TokenVerifier:
         if alg not in key.algorithms:
             raise _invalid("token_algorithm_rejected", f"the signing key does not allow {alg}")
         try:
-            _VERIFIERS[alg](key.public_key, signature, signing_input)
+            SIGNATURE_VERIFIERS[alg](key.public_key, signature, signing_input)
         except InvalidSignature:
             raise _invalid("token_signature_invalid", "the token signature is invalid") from None
         try:
-            claims = _json_object(payload_segment)
+            claims = json_object(payload_segment)
         except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
             raise _invalid("token_malformed", "the token payload is not valid JSON") from None
         if not isinstance(claims, dict):

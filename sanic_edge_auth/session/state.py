@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from sanic_edge_auth.frozen import freeze_claims
-from sanic_edge_auth.oidc.verify import payload_of_kept_token
+from sanic_edge_auth.oidc.jws import payload_of_kept_token
 
 __all__ = ["SessionState"]
 

@@ -19,7 +19,7 @@ from joserfc.jwk import RSAKey
 
 from sanic_edge_auth import Secret
 from sanic_edge_auth.frozen import freeze_claims
-from sanic_edge_auth.oidc.verify import payload_of_kept_token
+from sanic_edge_auth.oidc.jws import payload_of_kept_token
 from sanic_edge_auth.session.codec import SessionCodec
 from sanic_edge_auth.session.cookies import CHUNK_BUDGET, policy_for_origin, split_value
 from sanic_edge_auth.session.state import SessionState

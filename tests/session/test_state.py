@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sanic_edge_auth.frozen import freeze_claims
-from sanic_edge_auth.oidc.verify import payload_of_kept_token
+from sanic_edge_auth.oidc.jws import payload_of_kept_token
 from sanic_edge_auth.session.state import SessionState
 from tests.session.test_sizes import typical_tokens
 
