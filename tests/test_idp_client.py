@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import tracemalloc
 from collections.abc import AsyncIterator
 
 import httpx
@@ -64,7 +65,7 @@ async def idp_client() -> AsyncIterator[IdPClient]:
         yield IdPClient(client, timeout=5)
 
 
-@pytest.mark.parametrize("mode", ["huge", "huge-chunked"])
+@pytest.mark.parametrize("mode", ["huge", "huge-chunked", "gzip-bomb"])
 @pytest.mark.parametrize("endpoint", ["jwks", "discovery", "userinfo", "token"])
 async def test_a_body_over_the_cap_is_an_upstream_error_that_says_so(
     fake_idp: FakeIdentityProvider, idp_client: IdPClient, endpoint: str, mode: str
@@ -90,7 +91,7 @@ async def test_a_body_over_the_cap_is_an_upstream_error_that_says_so(
     assert event["body_limit_bytes"] == MAX_IDP_BODY_BYTES
 
 
-@pytest.mark.parametrize("mode", ["huge", "huge-chunked"])
+@pytest.mark.parametrize("mode", ["huge", "huge-chunked", "gzip-bomb"])
 async def test_a_body_just_under_the_cap_is_read_whole(
     fake_idp: FakeIdentityProvider, idp_client: IdPClient, mode: str
 ) -> None:
@@ -100,3 +101,35 @@ async def test_a_body_just_under_the_cap_is_read_whole(
     assert response.status == 200
     assert response.body["keys"] == fake_idp.jwks()["keys"]
     assert len(response.body["padding"]) > MAX_IDP_BODY_BYTES - 2048
+
+
+async def test_a_gzip_bomb_is_refused_without_inflating_it(
+    fake_idp: FakeIdentityProvider, idp_client: IdPClient
+) -> None:
+    # 64 MiB of JSON in a body of some 64 KiB: httpx's own decoder would inflate a
+    # whole network read at once, tens of MiB. Measured as what Python allocated.
+    fake_idp.huge_body_bytes = 64 * MAX_IDP_BODY_BYTES
+    fake_idp.fail("jwks", "gzip-bomb")
+    tracemalloc.start()
+    try:
+        with pytest.raises(UpstreamBadResponse) as caught:
+            await idp_client.get("jwks", fake_idp.endpoint_url("jwks"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "too large" in caught.value.description
+    assert peak < 8 * MAX_IDP_BODY_BYTES, f"peak {peak / MAX_IDP_BODY_BYTES:.1f} MiB"
+
+
+async def test_every_call_asks_for_an_uncompressed_answer(
+    fake_idp: FakeIdentityProvider, idp_client: IdPClient
+) -> None:
+    seen: list[str | None] = []
+
+    async def record(request: httpx.Request) -> None:
+        seen.append(request.headers.get("accept-encoding"))
+
+    idp_client.client.event_hooks["request"].append(record)
+    await idp_client.get("jwks", fake_idp.endpoint_url("jwks"))
+    await idp_client.post_form("token", fake_idp.endpoint_url("token"), {"grant_type": "x"})
+    assert seen == ["identity", "identity"]

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -116,7 +117,9 @@ class IdPClient:
     async def get(
         self, endpoint: str, url: str, *, headers: Mapping[str, str] | None = None
     ) -> IdPResponse:
-        request = self._client.build_request("GET", url, headers=headers, timeout=self._timeout)
+        request = self._client.build_request(
+            "GET", url, headers=_uncompressed(headers), timeout=self._timeout
+        )
         return await self._send(endpoint, request)
 
     async def post_form(
@@ -128,7 +131,7 @@ class IdPClient:
         headers: Mapping[str, str] | None = None,
     ) -> IdPResponse:
         request = self._client.build_request(
-            "POST", url, data=dict(data), headers=headers, timeout=self._timeout
+            "POST", url, data=dict(data), headers=_uncompressed(headers), timeout=self._timeout
         )
         return await self._send(endpoint, request)
 
@@ -273,13 +276,40 @@ def classify_oauth_error(response: IdPResponse) -> Exception:
 
 async def _read_capped(response: httpx.Response) -> bytes | None:
     """The body, or ``None`` as soon as it exceeds ``MAX_IDP_BODY_BYTES`` (the rest is
-    never read: the caller closes the response, and with it the connection)."""
+    never read: the caller closes the response, and with it the connection).
+
+    Read raw and decoded here, never by httpx: its decoder inflates a whole network
+    read at once, and a gzip body inflates a thousandfold. We ask for ``identity``;
+    a provider that compresses anyway with gzip or deflate is inflated at most one
+    byte past the cap; a coding we cannot bound that way (br, zstd) is refused like an
+    oversized body (``None``)."""
+    coding = response.headers.get("content-encoding", "identity").strip().lower()
+    if coding not in _DECODABLE:
+        return None
+    inflate = None if coding == "identity" else _inflater(coding)
     body = bytearray()
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_raw():
+        if inflate is not None:
+            chunk = inflate.decompress(chunk, MAX_IDP_BODY_BYTES + 1 - len(body))
+            if inflate.unconsumed_tail:  # more output was waiting: over the cap
+                return None
         body += chunk
         if len(body) > MAX_IDP_BODY_BYTES:
             return None
     return bytes(body)
+
+
+_DECODABLE: Final = frozenset({"identity", "gzip", "x-gzip", "deflate"})
+
+
+def _inflater(coding: str) -> zlib._Decompress:
+    # gzip (RFC 1952) or zlib-wrapped deflate (RFC 9110 8.4.1.2), detected by header.
+    return zlib.decompressobj(47 if coding in ("gzip", "x-gzip") else 15)
+
+
+def _uncompressed(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The call's headers, asking for an uncompressed answer (see :func:`_read_capped`)."""
+    return {**(headers or {}), "Accept-Encoding": "identity"}
 
 
 def _safe_retry_after(value: str | None) -> str | None:

@@ -34,6 +34,7 @@ import json
 import secrets
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -56,8 +57,9 @@ __all__ = [
 FailureMode = str
 """One of ``timeout``, ``drop``, ``500``/``502``/``503``, ``429``, ``html``,
 ``oauth:<error>`` (a 4xx OAuth error body, e.g. ``oauth:invalid_client``), ``huge``
-(a 200 JSON object of ``huge_body_bytes``, with its Content-Length) or ``huge-chunked``
-(the same, chunked, with no length announced)."""
+(a 200 JSON object of ``huge_body_bytes``, with its Content-Length), ``huge-chunked``
+(the same, chunked, with no length announced) or ``gzip-bomb`` (the same, gzipped to a
+small body, whatever the client asked for)."""
 
 ProviderMode = Literal["auth0", "generic"]
 #: RFC 7523 2.2.
@@ -803,6 +805,15 @@ def _handler_for(idp: FakeIdentityProvider) -> type[BaseHTTPRequestHandler]:
             if mode in ("huge", "huge-chunked"):
                 self._send_huge(chunked=mode == "huge-chunked")
                 return True
+            if mode == "gzip-bomb":
+                # huge_body_bytes of JSON in a gzip body a thousand times smaller,
+                # sent whatever the client asked for (Accept-Encoding: identity).
+                self._send(
+                    200,
+                    {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+                    _gzip_bomb(idp.jwks(), idp.huge_body_bytes),
+                )
+                return True
             if mode == "429":
                 self._send(
                     429,
@@ -861,6 +872,18 @@ def _handler_for(idp: FakeIdentityProvider) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
     return Handler
+
+
+def _gzip_bomb(jwks: Mapping[str, Any], size: int) -> bytes:
+    """A JSON object of ``size`` bytes (the JWKS with a long ``padding``), gzipped
+    piece by piece, so the fake never holds it whole (its memory is not the test's)."""
+    head = json.dumps(jwks)[:-1].encode() + b', "padding": "'
+    tail = b'"}'
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: a gzip wrapper (RFC 1952)
+    out = [packer.compress(head)]
+    out.extend(packer.compress(piece) for piece in _padding_pieces(size - len(head) - 2))
+    out.append(packer.compress(tail) + packer.flush())
+    return b"".join(out)
 
 
 def _padding_pieces(size: int) -> Iterator[bytes]:
