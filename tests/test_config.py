@@ -498,3 +498,30 @@ def test_with_a_session_a_post_refresh_path_loads() -> None:
     loaded = load({**config, "session": SESSION}, SEED_ENV)
     assert loaded.session is not None
     assert loaded.paths[2].method == "POST"
+
+
+def test_a_secret_that_is_a_common_word_is_masked_as_a_value_not_inside_key_names() -> None:
+    # Redis, a refresh path, no session and no cookie_secret: the problem names two
+    # keys that contain the word the client secret happens to be.
+    config = json.loads(json.dumps(SEED))
+    config["authorizer"]["client_secret"] = "$secret.WORD"
+    config["authorizer"].pop("cookie_secret", None)
+    config["paths"] = [
+        {"method": "POST", "path": "/refresh", "integration": {"type": "auth0_refresh"}}
+    ]
+    config["store"] = {"type": "redis", "url": "redis://127.0.0.1:1/0"}
+    with pytest.raises(ConfigValidationError) as caught:
+        load(config, {**SEED_ENV, "WORD": "secret"})
+    message = str(caught.value)
+    assert "set authorizer.cookie_secret or a session.secret to encrypt it" in message
+    assert "*" not in message
+
+
+def test_a_secret_quoted_or_standing_alone_in_a_message_is_masked() -> None:
+    config = json.loads(json.dumps(SEED))
+    config["authorizer"]["redirect_uri"] = "$secret.URI"
+    with pytest.raises(ConfigValidationError) as caught:
+        load(config, {**SEED_ENV, "URI": "ftp://hunter22/cb"})
+    message = str(caught.value)
+    assert "hunter22" not in message
+    assert "**********" in message

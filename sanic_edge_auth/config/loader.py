@@ -16,6 +16,7 @@ never silently ``""`` and an unknown key is an error, not ignored.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -29,7 +30,27 @@ from sanic_edge_auth.store.settings import validate_store_settings
 
 __all__ = ["load_config"]
 
-_MIN_MASKED_LENGTH: Final = 6
+# A very short secret would match ordinary text: masked only where a message quotes it.
+_MIN_BARE_MASKED_LENGTH: Final = 6
+# What cannot stand next to a value that stands alone: a secret "secret" is a value in
+# "key=secret" or "got secret.", a piece of a name in "cookie_secret" or "session.secret".
+_BEFORE: Final = r"[A-Za-z0-9_.\-]"
+_AFTER: Final = r"[A-Za-z0-9_\-]"
+
+
+def _quoted(value: str) -> re.Pattern[str]:
+    """The value between quotes, as ``repr`` or a JSON string would show it."""
+    forms = {repr(value), f"'{value}'", f'"{value}"'}
+    return re.compile("|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True)))
+
+
+def _standing(value: str) -> re.Pattern[str]:
+    return re.compile(f"(?<!{_BEFORE}){re.escape(value)}(?!{_AFTER})")
+
+
+def _mask(match: re.Match[str]) -> str:
+    quote = match.group(0)[0]
+    return f"{quote}**********{quote}" if quote in "'\"" else "*" * 10
 
 
 def load_config(
@@ -151,17 +172,22 @@ class _Loader(AuthorizerSchema, PathsSchema):
 
     def _without_secrets(self, problems: list[ConfigProblem]) -> list[ConfigProblem]:
         """The problems with every resolved ``$secret`` value masked, wherever a
-        message (ours or an adapter's) happened to quote it."""
-        # A short value would match ordinary words; it is masked where it is quoted.
-        values = sorted(
-            (v if len(v) >= _MIN_MASKED_LENGTH else repr(v) for v in self.secret_values),
-            key=len,
+        message (ours or an adapter's) quotes it: as a value, never as a piece of a
+        word: ``authorizer.cookie_secret`` stays readable beside a secret ``secret``.
+        A value of six characters or more is masked wherever it stands alone (quoted,
+        inside a URL, after ``=``); a shorter one only where it is quoted."""
+        patterns = sorted(
+            (
+                _quoted(value) if len(value) < _MIN_BARE_MASKED_LENGTH else _standing(value)
+                for value in self.secret_values
+            ),
+            key=lambda pattern: len(pattern.pattern),
             reverse=True,
         )
         cleaned = []
         for problem in problems:
             message = problem.message
-            for value in values:
-                message = message.replace(value, "'**********'" if value[0] == "'" else "*" * 10)
+            for pattern in patterns:
+                message = pattern.sub(_mask, message)
             cleaned.append(ConfigProblem(problem.key, message))
         return cleaned
