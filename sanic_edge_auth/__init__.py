@@ -52,6 +52,7 @@ from sanic_edge_auth.errors import (
 )
 from sanic_edge_auth.extension import EdgeAuth
 from sanic_edge_auth.hooks import Hook, HookContext
+from sanic_edge_auth.responses import ErrorRenderer
 from sanic_edge_auth.secret import Secret
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "EdgeAuthConfig",
     "EdgeAuthError",
     "EnvironmentSecrets",
+    "ErrorRenderer",
     "Hook",
     "HookContext",
     "HookError",

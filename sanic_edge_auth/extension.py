@@ -35,6 +35,7 @@ from sanic_edge_auth.config import (
     SecretSource,
     load_config,
 )
+from sanic_edge_auth.error_pages import PageLinks
 from sanic_edge_auth.errors import (
     ConfigProblem,
     ConfigValidationError,
@@ -54,7 +55,7 @@ from sanic_edge_auth.resource import (
     bind_route_policies,
     route_middleware,
 )
-from sanic_edge_auth.responses import error_handler
+from sanic_edge_auth.responses import ErrorRenderer, ErrorResponder, error_handler
 from sanic_edge_auth.routes import EdgeRoutes
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.session.cookies import policy_for_origin
@@ -68,6 +69,7 @@ __all__ = ["EdgeAuth"]
 
 _log = get_logger()
 HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
+RendererT = TypeVar("RendererT", bound=ErrorRenderer)
 _PER_PROCESS_STATE = (
     "server-side sessions",
     "session and back-channel revocations",
@@ -107,6 +109,10 @@ class EdgeAuth:
         self._extra_adapters = adapters
         self._environ = environ
         self._hooks = HookRegistry()
+        self._on_error: ErrorRenderer | None = None
+        # The Sanic exception handler for EdgeAuthError, built by init_app and added
+        # to the app at server start (see _add_error_handler).
+        self._error_handler: Callable[..., Any] | None = None
         self._adapter: IdentityAdapter | None = None
         self._guard: Guard | None = None
         self._store: Store | None = None
@@ -151,7 +157,9 @@ class EdgeAuth:
         app.ctx.edge_auth = self
 
         config = self.config
-        routes = EdgeRoutes(config, self._hooks, self)
+        responder = ErrorResponder(PageLinks.for_config(config), lambda: self._on_error)
+        self._error_handler = error_handler(self._metrics, responder)
+        routes = EdgeRoutes(config, self._hooks, self, responder)
         for rule in config.paths:
             if rule.integration is not None:
                 routes.register(app, rule)
@@ -167,7 +175,6 @@ class EdgeAuth:
             # priority later), so one that sets Vary outright (sanic-ext's CORS) cannot
             # drop our Cookie, whichever extension the app set up first.
             app.register_middleware(self._write_session, "response", priority=1_000_000)
-        app.error_handler.add(EdgeAuthError, error_handler(self._metrics))
         app.main_process_start(self._check_in_main_process)
         app.before_server_start(self._before_start)
         app.after_server_stop(self._after_stop)
@@ -199,6 +206,7 @@ class EdgeAuth:
             for name in rule.integration.hooks
             if name not in self._hooks
         ]
+        problems.extend(self._foreign_error_handlers(app))
         missing, unlisted = bind_route_policies(app, self._protected)
         for method, path in missing:
             rule = next(r for r in config.paths if (r.method, r.path) == (method, path))
@@ -232,6 +240,46 @@ class EdgeAuth:
                     )
                 )
         return problems
+
+    def _foreign_error_handlers(self, app: Sanic[Any, Any]) -> list[ConfigProblem]:
+        """Sanic exception handlers the app registered for our errors.
+
+        One for ``EdgeAuthError`` itself cannot coexist with ours (Sanic allows one
+        handler per class and refused it with "Duplicate exception handler"); one for a
+        subclass would silently take over those errors, skip the library's log event
+        and metrics, and still miss the errors the callback answers itself. So both
+        stop the start, naming the hook that renders every error: ``@edge.on_error``.
+        """
+        problems = []
+        for key, handler in getattr(app.error_handler, "cached_handlers", {}).items():
+            exception, route = key
+            if handler is None or handler is self._error_handler:
+                continue  # Sanic's memo of a lookup, or ours
+            if not (isinstance(exception, type) and issubclass(exception, EdgeAuthError)):
+                continue
+            name = getattr(handler, "__name__", "handler")
+            where = f" on route {route}" if route else ""
+            problems.append(
+                ConfigProblem(
+                    f"@app.exception({exception.__name__})",
+                    f"{name!r}{where} would answer sanic-edge-auth's errors in its place, "
+                    "without the library's log event and not for the login callback. "
+                    "Render them with @edge.on_error instead:\n"
+                    "      @edge.on_error\n"
+                    "      async def error_page(request, error):\n"
+                    "          return html(...)  # or None for the default answer",
+                )
+            )
+        return problems
+
+    def _add_error_handler(self, app: Sanic[Any, Any]) -> None:
+        """Our handler for every :class:`EdgeAuthError`, added at start rather than at
+        registration, so an ``@app.exception(EdgeAuthError)`` written after
+        ``EdgeAuth(app)`` reaches :meth:`_foreign_error_handlers` (and its message)
+        instead of failing in Sanic. Once per app: a restarted server keeps it."""
+        handlers = getattr(app.error_handler, "cached_handlers", {})
+        if handlers.get((EdgeAuthError, None)) is not self._error_handler:
+            app.error_handler.add(EdgeAuthError, self._error_handler)
 
     def _fail_startup(self, problems: list[ConfigProblem]) -> ConfigValidationError:
         error = ConfigValidationError(problems)
@@ -270,6 +318,7 @@ class EdgeAuth:
         problems = self._startup_problems(app)
         if problems:
             raise self._fail_startup(problems)
+        self._add_error_handler(app)
         self._document(app, config)
         self._http = httpx.AsyncClient(
             follow_redirects=False,
@@ -420,6 +469,24 @@ class EdgeAuth:
             return hook
 
         return decorator
+
+    def on_error(self, renderer: RendererT) -> RendererT:
+        """Register the app's own answer to the edge's errors (a decorator).
+
+        ``renderer(request, error)`` is called for every error the edge answers, on
+        flow routes (login, callback, logout, ...) and protected routes alike, after
+        the library has logged it. It returns a response, or ``None`` for the default
+        answer (a page for a browser navigation, JSON for everyone else); it may be
+        async. One renderer per app; use it instead of ``@app.exception(EdgeAuthError)``
+        (which stops the start, saying so). See docs/errors.md.
+        """
+        if self._on_error is not None:
+            raise RuntimeError(
+                "an @edge.on_error renderer is already registered "
+                f"({getattr(self._on_error, '__name__', 'renderer')}); there is one per app"
+            )
+        self._on_error = renderer
+        return renderer
 
     def protected(self, scopes: Collection[str] = ()) -> Callable[[HandlerT], HandlerT]:
         """Require a valid bearer token (and ``scopes``) for the decorated handler."""

@@ -36,6 +36,7 @@ class Event:
     USERINFO_FETCHED: Final = "edge_auth.userinfo.fetched"
     LOGOUT: Final = "edge_auth.logout"
     HOOK_FAILED: Final = "edge_auth.hook.failed"
+    ERROR_RENDERER_FAILED: Final = "edge_auth.error_renderer.failed"
     SESSION_STARTED: Final = "edge_auth.session.started"
     SESSION_REFRESHED: Final = "edge_auth.session.refreshed"
     SESSION_ENDED: Final = "edge_auth.session.ended"

@@ -1,5 +1,11 @@
 """The only place errors become HTTP responses and log events.
 
+Every error is logged once, here, and then answered by, in order: the app's own
+renderer (``@edge.on_error``), if it returns a response; the login redirect of a
+browser navigation that needs a session (``session.redirect_to_login``); a small
+HTML page for any other browser navigation (:mod:`sanic_edge_auth.error_pages`);
+and for everyone else (``fetch``, XHR, API clients) the JSON body.
+
 Bodies use the OAuth error shape ``{"error": <error_kind>, "error_description": ...}``.
 Config errors met at request time say only "misconfigured": the details (which
 key, what the IdP said) are for the operator's log, not for the caller.
@@ -7,17 +13,34 @@ key, what the IdP said) are for the operator's log, not for the caller.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 from sanic import Request
 from sanic.response import HTTPResponse, json, redirect
 
+from sanic_edge_auth.error_pages import PageLinks, error_page
 from sanic_edge_auth.errors import ConfigError, EdgeAuthError, SessionInvalid, StoreError
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
+from sanic_edge_auth.navigation import is_navigation
 
-__all__ = ["error_handler", "error_response", "log_error"]
+__all__ = [
+    "ErrorRenderer",
+    "ErrorResponder",
+    "error_handler",
+    "error_response",
+    "log_error",
+]
+
+ErrorRenderer: TypeAlias = Callable[
+    [Request, EdgeAuthError], "HTTPResponse | Awaitable[HTTPResponse | None] | None"
+]
+"""The app's own error answer (``@edge.on_error``): called with the request and the
+error for every error the edge answers, on flow routes and protected routes alike.
+It returns a response, or ``None`` for the default answer; it may be async. The
+library has already logged the error; the renderer need not."""
 
 _log = get_logger()
 _MISCONFIGURED = "the authentication service is misconfigured; details are in the server log"
@@ -64,26 +87,94 @@ def error_response(error: EdgeAuthError) -> HTTPResponse:
     )
 
 
-async def handle_edge_auth_error(request: Request, exception: Exception) -> HTTPResponse:
-    """Sanic exception handler for :class:`EdgeAuthError`."""
-    if not isinstance(exception, EdgeAuthError):  # pragma: no cover - registered for this type
-        raise exception
-    log_error(exception, request)
-    return error_response(exception)
+class ErrorResponder:
+    """Answers one :class:`EdgeAuth`'s errors: logs each once, then lets the app's
+    renderer answer, else the default for the kind of caller.
+
+    ``renderer`` is read on every error (the app may register it after the edge
+    was set up); ``links`` are where a default page may send the person.
+    """
+
+    __slots__ = ("_links", "_renderer")
+
+    def __init__(
+        self, links: PageLinks, renderer: Callable[[], ErrorRenderer | None] = lambda: None
+    ) -> None:
+        self._links = links
+        self._renderer = renderer
+
+    async def answer(
+        self,
+        request: Request,
+        error: EdgeAuthError,
+        *,
+        return_to: str | None = None,
+        in_login: bool = False,
+    ) -> HTTPResponse:
+        """Log ``error`` and answer it (see :func:`~sanic_edge_auth.error_pages.error_page`
+        for ``return_to`` and ``in_login``)."""
+        log_error(error, request)
+        renderer = self._renderer()
+        if renderer is not None:
+            custom = await _rendered(renderer, request, error)
+            if custom is not None:
+                return custom
+        if isinstance(error, SessionInvalid) and error.login_redirect is not None:
+            return error_response(error)  # the redirect to the login
+        if is_navigation(request.headers):
+            return error_page(request, error, self._links, return_to=return_to, in_login=in_login)
+        return error_response(error)
 
 
-def error_handler(metrics: Metrics) -> Callable[[Request, Exception], Awaitable[HTTPResponse]]:
-    """The Sanic exception handler, counting what it answers when metrics are on:
-    refused credentials (401/403) as auth decisions, and store failures."""
-    if metrics is NOOP_METRICS:
-        return handle_edge_auth_error
+async def _rendered(
+    renderer: ErrorRenderer, request: Request, error: EdgeAuthError
+) -> HTTPResponse | None:
+    """The app's answer, or ``None`` for ours: also when the renderer fails, which
+    is logged (its type only: an exception's text may hold anything)."""
+    try:
+        result = renderer(request, error)
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception as exc:
+        _log.error(
+            Event.ERROR_RENDERER_FAILED,
+            error_kind=error.error_kind,
+            exception_type=type(exc).__name__,
+            path=request.path,
+        )
+        return None
+    if result is None:
+        return None
+    if not isinstance(result, HTTPResponse):
+        _log.error(
+            Event.ERROR_RENDERER_FAILED,
+            error_kind=error.error_kind,
+            exception_type="TypeError",
+            reason=f"on_error returned {type(result).__name__}, not an HTTPResponse or None",
+            path=request.path,
+        )
+        return None
+    if "cache-control" not in result.headers:
+        # An error answer is about this request only: never cached, unless the app says.
+        result.headers["Cache-Control"] = "no-store"
+    return result
 
-    async def handle_and_count(request: Request, exception: Exception) -> HTTPResponse:
-        if isinstance(exception, EdgeAuthError):
+
+def error_handler(
+    metrics: Metrics, responder: ErrorResponder
+) -> Callable[[Request, Exception], Awaitable[HTTPResponse]]:
+    """The Sanic exception handler for :class:`EdgeAuthError`, counting what it answers
+    when metrics are on: refused credentials (401/403) as auth decisions, and store
+    failures."""
+
+    async def handle_edge_auth_error(request: Request, exception: Exception) -> HTTPResponse:
+        if not isinstance(exception, EdgeAuthError):  # pragma: no cover - registered for it
+            raise exception
+        if metrics is not NOOP_METRICS:
             if exception.source == "client" and exception.status in (401, 403):
                 metrics.auth_decision("denied", exception.error_kind)
             elif isinstance(exception, StoreError):
                 metrics.store_error(exception.operation)
-        return await handle_edge_auth_error(request, exception)
+        return await responder.answer(request, exception)
 
-    return handle_and_count
+    return handle_edge_auth_error

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from typing import Final
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 from sanic_edge_auth.errors import BadRequest
 
-__all__ = ["MAX_RETURN_TO_LENGTH", "absolute_return_to", "return_to_fallbacks", "safe_return_to"]
+__all__ = [
+    "MAX_RETURN_TO_LENGTH",
+    "absolute_return_to",
+    "login_url",
+    "return_to_fallbacks",
+    "safe_return_to",
+]
 
 MAX_RETURN_TO_LENGTH: Final = 1024  # it travels in the login cookie; keep that small
 
@@ -68,3 +74,27 @@ def return_to_fallbacks(value: str, *, home: str) -> Iterator[str]:
         yield page
     if home not in (value, page):
         yield home
+
+
+def login_url(login_path: str, *, prefix: str, path: str | None = None, query: str = "") -> str:
+    """The login URL a browser follows to sign in and come back to ``path`` (and its
+    ``query``), both as Sanic saw them; ``prefix`` is what a path-stripping proxy puts
+    in front (``EdgeAuthConfig.public_prefix``), for every URL the browser follows.
+
+    A page the login would refuse as ``return_to`` is left out rather than sent to
+    a 400: a query too long comes off first, then the whole page (back to the app's
+    root), and a path that is no same-site path (``//host``) is never offered.
+    """
+    login = prefix + login_path
+    if path is None:
+        return login
+    target = prefix + path
+    if query and len(target) + 1 + len(query) <= MAX_RETURN_TO_LENGTH:
+        target += "?" + query
+    if len(target) > MAX_RETURN_TO_LENGTH or not target.startswith("/"):
+        return login
+    try:
+        safe_return_to(target, app_origin="", allowlist=())
+    except BadRequest:
+        return login
+    return f"{login}?return_to={quote(target, safe='')}"

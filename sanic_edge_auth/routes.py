@@ -14,6 +14,7 @@ from sanic_edge_auth.config import EdgeAuthConfig, PathRule
 from sanic_edge_auth.flows import FLOWS, FlowContext, Runtime
 from sanic_edge_auth.hooks import HookRegistry
 from sanic_edge_auth.request_body import read_bounded_body
+from sanic_edge_auth.responses import ErrorResponder
 
 if TYPE_CHECKING:
     from sanic import Sanic
@@ -24,8 +25,14 @@ __all__ = ["EdgeRoutes"]
 class EdgeRoutes:
     """Builds and serves the flow handlers for one :class:`EdgeAuth`."""
 
-    def __init__(self, edge_config: EdgeAuthConfig, hooks: HookRegistry, runtime: Runtime) -> None:
-        self._context = FlowContext(edge_config, hooks, runtime)
+    def __init__(
+        self,
+        edge_config: EdgeAuthConfig,
+        hooks: HookRegistry,
+        runtime: Runtime,
+        errors: ErrorResponder | None = None,
+    ) -> None:
+        self._context = FlowContext(edge_config, hooks, runtime, errors)
 
     def register(self, app: Sanic[Any, Any], rule: PathRule) -> None:
         assert rule.integration is not None

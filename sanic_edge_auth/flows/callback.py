@@ -16,7 +16,6 @@ from sanic_edge_auth.errors import EdgeAuthError, InvalidCallback, LoginDenied, 
 from sanic_edge_auth.flows.context import FlowContext, Handler, digest, no_store
 from sanic_edge_auth.hooks import HookContext
 from sanic_edge_auth.log import Event, get_logger
-from sanic_edge_auth.responses import error_response, log_error
 from sanic_edge_auth.session.handle import Session
 from sanic_edge_auth.store.base import LOGIN_STATE_PREFIX
 
@@ -39,8 +38,8 @@ def callback_flow(ctx: FlowContext, rule: PathRule) -> Handler:
         except EdgeAuthError as exc:
             # Answer here rather than in the error handler, so that the login's
             # cookie is deleted on every outcome, not only on success.
-            log_error(exc, request)
-            response = error_response(exc)
+            return_to = _return_to_of(request, state) if isinstance(exc, LoginDenied) else None
+            response = await ctx.errors.answer(request, exc, return_to=return_to, in_login=True)
         if state and ctx.login_cookies is not None:
             ctx.login_cookies.delete(response, state)
         return response
@@ -120,6 +119,16 @@ def callback_flow(ctx: FlowContext, rule: PathRule) -> Handler:
         response = await ctx.respond(hooks, context)
         _log.info(Event.LOGIN_COMPLETED, subject=id_token.subject, hooks=list(hooks))
         return response
+
+    def _return_to_of(request: Request, state: str | None) -> str | None:
+        """Where the person was going when they turned the login down, if this
+        browser's login is still open (its page offers to go back there)."""
+        if not state or ctx.codec is None or ctx.login_cookies is None:
+            return None
+        try:
+            return ctx.codec.open(state, ctx.login_cookies.read(request, state)).return_to
+        except EdgeAuthError:
+            return None
 
     return edge_auth_callback
 

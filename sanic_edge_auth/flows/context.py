@@ -17,10 +17,12 @@ from sanic.response import HTTPResponse, json
 
 from sanic_edge_auth.adapter import IdentityAdapter
 from sanic_edge_auth.config import EdgeAuthConfig
+from sanic_edge_auth.error_pages import PageLinks
 from sanic_edge_auth.errors import InvalidCallback
 from sanic_edge_auth.hooks import HookContext, HookRegistry
 from sanic_edge_auth.login_cookies import LoginCookies
 from sanic_edge_auth.oidc.transaction import TransactionCodec
+from sanic_edge_auth.responses import ErrorResponder
 from sanic_edge_auth.session.handle import Session
 
 if TYPE_CHECKING:
@@ -69,7 +71,13 @@ class Runtime(Protocol):
 class FlowContext:
     """The collaborators of one :class:`EdgeAuth`'s flows, built once per app."""
 
-    def __init__(self, edge_config: EdgeAuthConfig, hooks: HookRegistry, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        edge_config: EdgeAuthConfig,
+        hooks: HookRegistry,
+        runtime: Runtime,
+        errors: ErrorResponder | None = None,
+    ) -> None:
         config = edge_config.authorizer
         self.config = config
         self.hooks = hooks
@@ -85,6 +93,9 @@ class FlowContext:
         # Where a login or logout without return_to lands: the app's root as the
         # browser sees it (behind a path-stripping proxy, under its prefix).
         self.home = edge_config.public_prefix + "/"
+        # How a flow that answers its own errors (the callback) answers them: as the
+        # app's error handler does.
+        self.errors = errors or ErrorResponder(PageLinks.for_config(edge_config))
         # Secure (and __Host-) cookies need https; plain http is only ever allowed on
         # loopback, for development.
         secure_cookies = parts.scheme != "http"

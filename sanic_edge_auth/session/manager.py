@@ -42,7 +42,8 @@ from sanic_edge_auth.errors import (
 )
 from sanic_edge_auth.frozen import freeze_claims
 from sanic_edge_auth.log import Event, get_logger
-from sanic_edge_auth.return_to import MAX_RETURN_TO_LENGTH
+from sanic_edge_auth.navigation import is_navigation
+from sanic_edge_auth.return_to import login_url
 from sanic_edge_auth.session.cache import Known, Reference, Sealed, SealedCache
 from sanic_edge_auth.session.codec import OpenedSession, SessionCodec, SessionCookieInvalid
 from sanic_edge_auth.session.cookies import (
@@ -379,25 +380,14 @@ class SessionManager:
         """Where to send a browser navigation that needs a session, if configured."""
         if not self.settings.redirect_to_login or self._login_path is None:
             return None
-        if request.method != "GET" or request.headers.get("sec-fetch-mode", "navigate") not in (
-            "navigate",
-        ):
+        if request.method != "GET" or not is_navigation(request.headers):
             return None
-        if "text/html" not in request.headers.get("accept", ""):
-            return None
-        from urllib.parse import quote
-
-        prefix = self._public_prefix
-        target = prefix + request.path
-        if request.query_string:
-            target += f"?{request.query_string}"
-        if len(target) > MAX_RETURN_TO_LENGTH:
-            # The login would refuse it (400): come back to the page without its query,
-            # or to the app's root when even the path is too long.
-            target = prefix + request.path
-            if len(target) > MAX_RETURN_TO_LENGTH:
-                return f"{prefix}{self._login_path}"
-        return f"{prefix}{self._login_path}?return_to={quote(target, safe='')}"
+        return login_url(
+            self._login_path,
+            prefix=self._public_prefix,
+            path=request.path,
+            query=request.query_string,
+        )
 
     # -- CSRF
 
