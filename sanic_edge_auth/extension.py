@@ -98,6 +98,14 @@ class EdgeAuth:
         environ: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
+        if environ is not None and not isinstance(environ, Mapping):
+            # Sanic's `--factory` calls an app factory with its argparse Namespace: an
+            # app factory that passes its first argument on lands here, and Sanic then
+            # calls it without arguments (see docs/testing.md).
+            raise TypeError(
+                "EdgeAuth(environ=...) must be a mapping of variable names to values "
+                f"(such as os.environ), not {type(environ).__name__}"
+            )
         self._config_source = config
         # Off unless asked for: EdgeAuth(..., metrics=create_metrics()) records through
         # OpenTelemetry; the default records nothing and costs nothing.
