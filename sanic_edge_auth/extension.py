@@ -99,9 +99,9 @@ class EdgeAuth:
         metrics: Metrics | None = None,
     ) -> None:
         if environ is not None and not isinstance(environ, Mapping):
-            # Sanic's `--factory` calls an app factory with its argparse Namespace: an
-            # app factory that passes its first argument on lands here, and Sanic then
-            # calls it without arguments (see docs/testing.md).
+            # `sanic app:create_app --factory` calls the factory with its argparse
+            # Namespace; a factory passing that on would fail later, inside the loader,
+            # on `.get`. Named here instead (docs/testing.md: take environ by keyword).
             raise TypeError(
                 "EdgeAuth(environ=...) must be a mapping of variable names to values "
                 f"(such as os.environ), not {type(environ).__name__}"
