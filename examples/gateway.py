@@ -119,7 +119,7 @@ def create_app(
         # A post-process hook: keep custom data in the new session (or veto, or
         # replace the answer).
         if ctx.session is not None:
-            ctx.session.set("greeting", "Welcome back to the demo.")
+            ctx.session.set("greeting", "Welcome to the demo.")
 
     @app.get("/api/orders")
     async def orders(request: Request) -> Any:

@@ -100,6 +100,14 @@ class EdgeAuth:
         environ: Mapping[str, str] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
+        if environ is not None and not isinstance(environ, Mapping):
+            # `sanic app:create_app --factory` calls the factory with its argparse
+            # Namespace; a factory passing that on would fail later, inside the loader,
+            # on `.get`. Named here instead (docs/testing.md: take environ by keyword).
+            raise TypeError(
+                "EdgeAuth(environ=...) must be a mapping of variable names to values "
+                f"(such as os.environ), not {type(environ).__name__}"
+            )
         self._config_source = config
         # Off unless asked for: EdgeAuth(..., metrics=create_metrics()) records through
         # OpenTelemetry; the default records nothing and costs nothing.

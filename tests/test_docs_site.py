@@ -60,3 +60,32 @@ def test_the_benchmark_chart_is_drawn_from_the_readme_tables(tmp_path: Path) -> 
     assert all(row.low is not None and row.low <= row.ratio for row in http)
     output = chart.draw(verify, http, tmp_path / "chart.png")
     assert output.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_home_page_links_every_page() -> None:
+    # The nav shows every page on the site; the home page is also what a reader of the
+    # repository (or of the built site from disk) starts from.
+    home = (DOCS / "index.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"\]\(([^)\s#]+\.md)", home))
+    missing = nav_pages() - linked - {"index.md"}
+    assert not missing, f"link these pages from docs/index.md: {sorted(missing)}"
+
+
+def test_the_built_site_links_work_from_disk() -> None:
+    # With directory URLs a link goes to "quickstart/", which a browser opening
+    # build/site/index.html from disk shows as a folder listing, not the page.
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert re.search(r"^use_directory_urls:\s*false\s*$", config, re.M)
+
+
+def test_every_install_of_an_unreleased_package_says_once_released() -> None:
+    # Nothing is on PyPI yet: a bare `pip install 'sanic-edge-auth[...]'` fails today,
+    # so each one says so nearby and gives the install from a clone.
+    bare = []
+    for path in DOCS.rglob("*.md"):
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"pip install '?sanic-edge-auth", text):
+            near = text[max(0, match.start() - 600) : match.end() + 300]
+            if not (re.search(r"once\s+(it\s+is\s+)?released", near, re.I) and "clone" in near):
+                bare.append(f"{path.relative_to(DOCS)}: {text[match.start() : match.end() + 40]}")
+    assert not bare, f"say 'once released' and give the clone form: {bare}"

@@ -1,30 +1,53 @@
-"""docs/testing.md's complete example is run as written: its files, then pytest on them."""
+"""docs/testing.md's complete examples are run as written: their files, then pytest on them.
+
+Two examples: an API-client app (files named plainly) and a browser-session app (files
+under ``session/``). The API-client app's factory is also served the way the page says
+production serves it, with ``sanic app:create_app --factory``.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
+from typing import IO
+
+import httpx
+
+from sanic_edge_auth.testing import FakeIdentityProvider, fake_environ
+from tests.helpers import free_port
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
-_FILE_BLOCK = re.compile(r"<!-- file: (?P<name>[\w.]+) -->\n```\w*\n(?P<body>.*?)\n```", re.S)
+_FILE_BLOCK = re.compile(r"<!-- file: (?P<name>[\w./]+) -->\n```\w*\n(?P<body>.*?)\n```", re.S)
 
 
-def example_files() -> dict[str, str]:
-    return {m["name"]: m["body"] + "\n" for m in _FILE_BLOCK.finditer(DOC.read_text("utf-8"))}
+def example_files(folder: str = "") -> dict[str, str]:
+    """The files of one example: ``""`` the API-client one, ``"session"`` the other."""
+    files = {}
+    for match in _FILE_BLOCK.finditer(DOC.read_text("utf-8")):
+        where, _, name = match["name"].rpartition("/")
+        if where == folder:
+            files[name] = match["body"] + "\n"
+    return files
 
 
-def test_the_doc_holds_the_whole_example() -> None:
-    assert set(example_files()) == {"app.py", "gateway.json", "conftest.py", "test_orders.py"}
+def write_example(folder: str, into: Path) -> Path:
+    for name, body in example_files(folder).items():
+        (into / name).write_text(body, encoding="utf-8")
+    return into
 
 
-def test_the_example_passes_under_pytest(tmp_path: Path) -> None:
-    for name, body in example_files().items():
-        (tmp_path / name).write_text(body, encoding="utf-8")
+_SERVE_ARGS = ("--no-motd", "--single-process", "--host", "127.0.0.1", "--port")
+
+
+def run_pytest(where: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "AUTH0_"))}
-    done = subprocess.run(
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -35,15 +58,92 @@ def test_the_example_passes_under_pytest(tmp_path: Path) -> None:
             "-W",
             "ignore::DeprecationWarning",
             "--rootdir",
-            str(tmp_path),
-            str(tmp_path),
+            str(where),
+            str(where),
         ],
-        cwd=tmp_path,
+        cwd=where,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_the_doc_holds_both_whole_examples() -> None:
+    whole = {"app.py", "gateway.json", "conftest.py"}
+    assert set(example_files()) == whole | {"test_orders.py"}
+    assert set(example_files("session")) == whole | {"test_account.py"}
+
+
+def test_the_api_client_example_passes_under_pytest(tmp_path: Path) -> None:
+    done = run_pytest(write_example("", tmp_path))
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert re.search(r"\b4 passed\b", done.stdout), done.stdout[-2000:]
+
+
+def test_the_session_example_passes_under_pytest(tmp_path: Path) -> None:
+    done = run_pytest(write_example("session", tmp_path))
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert re.search(r"\b4 passed\b", done.stdout), done.stdout[-2000:]
+
+
+def test_the_documented_factory_is_served_by_sanic_factory(tmp_path: Path) -> None:
+    # Sanic's CLI calls a factory with its argparse Namespace first (and without
+    # arguments only if that raises TypeError): the documented factory must take it.
+    write_example("", tmp_path)
+    port = free_port()
+    with FakeIdentityProvider(audience="https://orders.example.com") as idp:
+        env = fake_environ(idp, tmp_path / "gateway.json", app_url=f"http://127.0.0.1:{port}")
+        env["PYTHONPATH"] = str(tmp_path)
+        with tempfile.TemporaryFile() as output:  # a file: a full pipe would stall Sanic
+            process = subprocess.Popen(
+                # The factory is called by the same loader with or without workers;
+                # one process keeps the test quick, and a worker manager stopped just
+                # after it starts can hang on its way out.
+                [
+                    sys.executable,
+                    "-m",
+                    "sanic",
+                    "app:create_app",
+                    "--factory",
+                    *_SERVE_ARGS,
+                    str(port),
+                ],
+                cwd=tmp_path,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                answer = _first_answer(process, f"http://127.0.0.1:{port}/api/me", output)
+            finally:
+                _stop(process)
+    assert answer.status_code == 401  # served, and protected as gateway.json says
+    assert answer.json()["error"] == "missing_token"
+
+
+def _first_answer(process: subprocess.Popen[bytes], url: str, output: IO[bytes]) -> httpx.Response:
+    """Wait for the server to answer (not a timing assertion: only a bound on start-up)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output.seek(0)
+            raise AssertionError(output.read().decode(errors="replace")[-4000:])
+        try:
+            return httpx.get(url, timeout=5)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    output.seek(0)
+    raise AssertionError("sanic did not start:\n" + output.read().decode(errors="replace")[-4000:])
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)

@@ -5,7 +5,8 @@
   ``python -m sanic_edge_auth.testing --port 9000`` serves one for local development.
 - :class:`EdgeAuthTestClient`, :func:`fake_environ`, :func:`mint_bearer`: test
   *your* app: log in through its real routes, point its config at the fake, mint
-  tokens with chosen claims (``docs/testing.md``).
+  tokens with chosen claims (``docs/testing.md``); :func:`with_memory_store` runs a
+  Redis-backed config on the memory store.
 - ``sanic_edge_auth.testing.plugin``: pytest fixtures (``fake_idp``,
   ``fake_idp_environ``, ``edge_client``); enable with
   ``pytest_plugins = ["sanic_edge_auth.testing.plugin"]``.
@@ -26,6 +27,7 @@ from sanic_edge_auth.testing.idp import (
     default_paths,
     query_of,
 )
+from sanic_edge_auth.testing.stores import with_memory_store
 
 __all__ = [
     "EdgeAuthTestClient",
@@ -38,4 +40,5 @@ __all__ = [
     "local_path",
     "mint_bearer",
     "query_of",
+    "with_memory_store",
 ]

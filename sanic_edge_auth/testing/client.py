@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     import httpx
     from sanic import Sanic
 
+    from sanic_edge_auth.config import EdgeAuthConfig
+    from sanic_edge_auth.extension import EdgeAuth
+
 __all__ = [
     "DEFAULT_ENV_NAMES",
     "EdgeAuthTestClient",
@@ -77,7 +80,8 @@ def fake_environ(
     fake's value under ``NAME``: ``domain``/``issuer``/``jwks_uri`` its URLs,
     ``client_id``/``client_secret``/``audience`` its client, ``redirect_uri``
     ``app_url`` plus the config's callback path, ``cookie_secret`` a fresh random
-    key. With no ``config`` the :data:`DEFAULT_ENV_NAMES` are set. ``base`` (default:
+    key; so does every name ``session.secret`` references (one, or a rotated list).
+    With no ``config`` the :data:`DEFAULT_ENV_NAMES` are set. ``base`` (default:
     a copy of ``os.environ``) supplies every other variable the config references.
 
     Pass the result as ``EdgeAuth(app, config, environ=...)``; ``$secret`` references
@@ -103,6 +107,10 @@ def fake_environ(
             else:
                 literals[key] = value
         callback_path = _callback_path(raw.get("paths")) or _DEFAULT_CALLBACK
+        # A session secret is ours, not the IdP's: any fresh random key will do, one
+        # per name (a rotated list names several).
+        for name in _session_secret_names(raw.get("session")):
+            environ[name] = secrets.token_urlsafe(32)
     values = _fake_values(idp, app_url.rstrip("/") + callback_path)
     for key, value in literals.items():
         _check_literal(idp, key, value)
@@ -149,6 +157,17 @@ def _check_literal(idp: FakeIdentityProvider, key: str, value: Any) -> None:
             'authorizer.client_secret is written out: make it "$secret.NAME" (a secret '
             "does not belong in the config file, and the test needs the fake's secret)"
         )
+
+
+def _session_secret_names(session: Any) -> list[str]:
+    """The names ``session.secret`` references: one, or a list of them to rotate."""
+    secret = session.get("secret") if isinstance(session, Mapping) else None
+    values = secret if isinstance(secret, list) else [secret]
+    return [
+        match.group(2)
+        for value in values
+        if isinstance(value, str) and (match := _REFERENCE.match(value))
+    ]
 
 
 def _callback_path(paths: Any) -> str | None:
@@ -207,11 +226,20 @@ class Login:
     response: httpx.Response
     #: The token fields of the callback's JSON answer (empty if it answered otherwise).
     tokens: Mapping[str, Any] = field(default_factory=dict)
+    #: True when the login opened a browser session (the config has a ``session``
+    #: section): the session cookie in the client's jar is then the credential.
+    session: bool = False
 
     @property
     def bearer(self) -> str:
         """The token to send as ``Authorization: Bearer``: a JWT access token if the
         login asked for an ``audience``, else the ID token."""
+        if self.session:
+            raise AssertionError(
+                "the login opened a browser session, so no token left the edge: the "
+                "session cookie in client.cookies is the credential (send "
+                "headers=login.headers, which is empty); for a bearer token, use mint_bearer"
+            )
         access = self.tokens.get("access_token")
         if isinstance(access, str) and access.count(".") == 2:
             return access
@@ -222,7 +250,14 @@ class Login:
 
     @property
     def headers(self) -> dict[str, str]:
-        """``{"Authorization": "Bearer <bearer>"}``."""
+        """What to send with the next requests: ``{"Authorization": "Bearer <bearer>"}``,
+        or ``{}`` after a session login (the client's cookie jar carries the session).
+
+        So ``client.get(path, headers=login.headers)`` reads the same in a test of an
+        API-client app and of a browser-session app.
+        """
+        if self.session:
+            return {}
         return {"Authorization": f"Bearer {self.bearer}"}
 
 
@@ -300,11 +335,16 @@ class EdgeAuthTestClient:
         """Log in through the app's login and callback routes, as a browser would.
 
         ``user`` becomes the fake's signed-in user; ``params`` go to the login path
-        (``return_to``, ``organization``, ...). Redirects that stay inside the app after
-        the callback are followed; cookies set on the way stay in :attr:`cookies`.
+        (``return_to``, ``organization``, ...). The login fails (``AssertionError``) if
+        the app's login or callback refuses it. Redirects that stay inside the app
+        after the callback are then followed, as a browser would, and the last answer
+        is :attr:`Login.response` whatever its status: where a session login lands
+        (``/`` by default) is the app's page, and an app without one still logged in.
+        Cookies set on the way stay in :attr:`cookies`.
         """
         if user is not None:
             idp.user = user
+        config = self._config()
         started = self.get(self._path_of("login"), params=dict(params or {}))
         if started.status_code not in (302, 303, 307):
             raise AssertionError(
@@ -313,23 +353,26 @@ class EdgeAuthTestClient:
             )
         callback_url = idp.follow_login(started.headers["location"])
         response = self.get(callback_url)
+        if response.status_code >= 400:
+            raise AssertionError(
+                f"the login ended with HTTP {response.status_code}: {response.text[:300]}"
+            )
         tokens = _json_object(response)
         for _ in range(_MAX_LOCAL_REDIRECTS):
             location = response.headers.get("location")
             if not (300 <= response.status_code < 400 and location and _is_local(location)):
                 break
             response = self.get(location)
-        if response.status_code >= 400:
-            raise AssertionError(
-                f"the login ended with HTTP {response.status_code}: {response.text[:300]}"
-            )
-        return Login(response=response, tokens=tokens)
+        return Login(response=response, tokens=tokens, session=config.session is not None)
 
-    def _path_of(self, kind: str) -> str:
-        edge = getattr(self.app.ctx, "edge_auth", None)
+    def _config(self) -> EdgeAuthConfig:
+        edge: EdgeAuth | None = getattr(self.app.ctx, "edge_auth", None)
         if edge is None or edge.config is None:
             raise AssertionError("the app has no EdgeAuth registered")
-        for rule in edge.config.paths:
+        return edge.config
+
+    def _path_of(self, kind: str) -> str:
+        for rule in self._config().paths:
             if rule.integration is not None and rule.integration.kind == kind:
                 return str(rule.path)
         raise AssertionError(f"the gateway config has no {kind} path")
