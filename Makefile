@@ -22,6 +22,10 @@ PYPROJECTS := pyproject.toml adapters/auth0/pyproject.toml adapters/oidc/pyproje
 # needs (the docs-site test draws the benchmark chart).
 EDITABLES := -e . -e adapters/auth0 -e adapters/oidc
 GROUPS := --group dev --group bench
+# The suite runs on every core (pytest-xdist); tests marked with one xdist_group (the
+# browser tests, the multi-worker gateways) stay together on one worker, one at a time.
+# `make test PYTEST_ARGS=-n0` runs it in one process.
+PYTEST_ARGS ?= -n auto --dist loadgroup
 
 export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
@@ -46,7 +50,7 @@ demo: $(DEMO_STAMP)
 	$(PY) examples/gateway.py
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # A fresh environment at the lowest versions the ranges allow (direct dependencies of
 # the library, its adapters and the dev group), then the whole suite on it.
@@ -54,7 +58,7 @@ test-lowest: $(UV)
 	rm -rf .venv-lowest
 	$(UV) venv --quiet .venv-lowest
 	$(UV) pip install --quiet --python .venv-lowest --resolution lowest-direct $(EDITABLES) $(GROUPS)
-	.venv-lowest/bin/python -m pytest
+	.venv-lowest/bin/python -m pytest $(PYTEST_ARGS)
 
 # A fresh environment with the newest release of everything, the lock ignored: what a
 # user who installs today gets, and what the next `make lock` will bring.
@@ -62,7 +66,7 @@ test-latest: $(UV)
 	rm -rf .venv-latest
 	$(UV) venv --quiet .venv-latest
 	$(UV) pip install --quiet --python .venv-latest --refresh $(EDITABLES) $(GROUPS)
-	.venv-latest/bin/python -m pytest
+	.venv-latest/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

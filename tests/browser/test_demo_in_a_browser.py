@@ -14,12 +14,19 @@ if TYPE_CHECKING:
 
 
 def _wait_for_text(browser: WebDriver, element_id: str, text: str) -> str:
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     def found(driver: WebDriver) -> str | bool:
-        content = driver.find_element(By.ID, element_id).text
+        try:
+            content = driver.find_element(By.ID, element_id).text
+        except WebDriverException as exc:
+            # Chromium may report an element found on the page being replaced as a
+            # node that "does not belong to the document" rather than as stale.
+            if "does not belong to the document" not in (exc.msg or ""):
+                raise
+            return False
         return content if text in content else False
 
     # A form post (the logout) replaces the page while we read it: look again.

@@ -28,6 +28,11 @@ from tests.store.conftest import RedisServer
 # it builds its app at import time).
 READY = "multiworker: serving in"
 
+# Under xdist (`make test`), one worker runs these one after another: each starts a
+# gateway of two Sanic processes and some count on bursts landing on both of them,
+# which two gateways at once on a 2-core machine would make slower and less certain.
+pytestmark = pytest.mark.xdist_group("multiworker")
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "a-session-secret-that-is-long-enough-0123"
 
