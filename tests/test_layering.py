@@ -28,6 +28,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "errors",
             "secret",
             "log",
+            "loopback",
             "metrics",
             "frozen",
             "tokens",

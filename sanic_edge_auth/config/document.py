@@ -5,16 +5,16 @@ and origin readers every section uses.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 from urllib.parse import SplitResult, urlsplit
 
 from sanic_edge_auth.errors import ConfigProblem, ConfigValidationError
+from sanic_edge_auth.loopback import is_loopback_address
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.settings_reader import SettingsReader
 
@@ -28,7 +28,6 @@ __all__ = [
 
 _REFERENCE = re.compile(r"^\$(env|secret)\.(.*)$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_LOOPBACK_NAMES: Final = frozenset({"localhost"})
 
 
 # --- secret sources -------------------------------------------------------------------
@@ -157,7 +156,7 @@ class ConfigDocumentReader(SettingsReader):
         if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
             self.problem(key, f"must be an absolute https URL, got {text!r}")
             return None
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback_address(parts.hostname):
             self.problem(key, "must use https (plain http is allowed only for loopback hosts)")
             return None
         if parts.fragment:
@@ -185,7 +184,7 @@ class ConfigDocumentReader(SettingsReader):
                 key, f"must be a host name like 'tenant.auth0.com' or an origin, got {text!r}"
             )
             return None
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback_address(parts.hostname):
             self.problem(key, "must use https (plain http is allowed only for loopback hosts)")
             return None
         return f"{parts.scheme}://{parts.netloc.lower()}"
@@ -219,12 +218,3 @@ def _split_url(text: str) -> SplitResult | None:
     except ValueError:
         return None
     return parts
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -46,7 +46,6 @@ retries a failed first fetch at most once per ``retry_interval``.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -56,6 +55,7 @@ from urllib.parse import urlsplit
 
 from sanic_edge_auth.errors import ConfigError, UpstreamBadResponse, UpstreamError
 from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.loopback import is_loopback_address
 from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.oidc.singleflight import SingleFlight
 
@@ -283,12 +283,7 @@ def is_endpoint_url(value: Any) -> bool:
     if parts.scheme != "http":
         return False
     # Plain http only on loopback, as for every URL in the configuration.
-    if parts.hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(parts.hostname).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_address(parts.hostname)
 
 
 def _strings(document: Mapping[str, Any], name: str) -> tuple[str, ...] | None:

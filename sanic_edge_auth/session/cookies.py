@@ -126,7 +126,10 @@ class SessionCookiePolicy:
 
 
 def is_loopback_host(host: str) -> bool:
-    """True for ``localhost``, ``*.localhost`` (RFC 6761 section 6.3) and loopback IPs."""
+    """True for ``localhost``, ``*.localhost`` (RFC 6761 section 6.3) and loopback IPs:
+    the hosts a browser treats as secure without https. Wider than the rule for the
+    server's own calls (:func:`sanic_edge_auth.loopback.is_loopback_address`), since
+    the browser, not this server's resolver, decides where ``*.localhost`` goes."""
     host = host.lower().rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
         return True
