@@ -4,7 +4,9 @@ Without AUTH0_* variables it starts the bundled fake identity provider and point
 the gateway at it, so it runs with no Auth0 account. With AUTH0_DOMAIN,
 AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET (and optionally AUTH0_REDIRECT_URI,
 EDGE_AUTH_COOKIE_SECRET and EDGE_AUTH_SESSION_SECRET) set, the same config talks to
-your Auth0 tenant. ``PORT`` picks the port (default 8000).
+your Auth0 tenant. ``PORT`` picks the port (default 8000). With those variables
+set (and the secrets), Sanic's own command serves the same app:
+``sanic examples.gateway:create_app --factory``.
 
 Then open http://127.0.0.1:8000/ in a browser: sign in, and the page greets you from
 the session, calls the protected API from the page, shows your profile, refreshes
@@ -108,8 +110,14 @@ document.getElementById("refresh").onclick = async () => {{
 
 
 def create_app(
-    environ: MutableMapping[str, str] | None = None, name: str = "example_gateway"
+    *, environ: MutableMapping[str, str] | None = None, name: str = "example_gateway"
 ) -> Sanic[Any, Any]:
+    """The demo app, configured from ``environ`` (default: the process environment).
+
+    Keyword-only, so ``sanic examples.gateway:create_app --factory`` serves it: Sanic
+    first calls a factory with its command-line arguments, and again without any when
+    that raises TypeError, as it does here before any app exists (docs/testing.md).
+    """
     env = os.environ if environ is None else environ
     app: Sanic[Any, Any] = Sanic(name)
     edge = EdgeAuth(app, config=HERE / "gateway.json", environ=env)

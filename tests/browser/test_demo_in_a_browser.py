@@ -43,7 +43,7 @@ def test_login_page_api_call_logout_and_refusal(browser: WebDriver, live_server:
     idp = prepare_environment(environ, port)
     assert idp is not None
     try:
-        app = create_app(environ, name="demo_in_a_browser")
+        app = create_app(environ=environ, name="demo_in_a_browser")
         app.config.TOUCHUP = False  # it would rewrite the shared class for later tests
         base = live_server(app, port)
         browser.get(base + "/")
