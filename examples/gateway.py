@@ -101,8 +101,22 @@ document.getElementById("call-api").onclick = async () => {{
   // Same-origin: the browser sends the HttpOnly session cookie; no token in the page.
   await show(await fetch("/api/orders", {{credentials: "same-origin"}}));
 }};
+// The refresh answers when the new access token expires (Unix seconds), never the
+// token: say it as a person reads it, a local time and how many minutes from now.
+const expiry = (seconds) => {{
+  if (typeof seconds !== "number") return "the provider gave no expiry";
+  const at = new Date(seconds * 1000);
+  const minutes = Math.max(0, Math.round((at.getTime() - Date.now()) / 60000));
+  return "the access token is good until " + at.toLocaleTimeString()
+    + " (in " + minutes + (minutes === 1 ? " minute)" : " minutes)");
+}};
 document.getElementById("refresh").onclick = async () => {{
-  await show(await fetch("/api/auth0/refresh", {{method: "POST", credentials: "same-origin"}}));
+  const response = await fetch(
+    "/api/auth0/refresh", {{method: "POST", credentials: "same-origin"}});
+  if (!response.ok) return show(response);
+  const body = await response.json();
+  document.getElementById("result").textContent =
+    response.status + " Tokens refreshed: " + expiry(body.access_token_expires_at) + ".";
 }};
 </script>
 </body></html>
