@@ -4,7 +4,9 @@ Without AUTH0_* variables it starts the bundled fake identity provider and point
 the gateway at it, so it runs with no Auth0 account. With AUTH0_DOMAIN,
 AUTH0_CLIENT_ID, AUTH0_CLIENT_SECRET (and optionally AUTH0_REDIRECT_URI,
 EDGE_AUTH_COOKIE_SECRET and EDGE_AUTH_SESSION_SECRET) set, the same config talks to
-your Auth0 tenant. ``PORT`` picks the port (default 8000).
+your Auth0 tenant. ``PORT`` picks the port (default 8000). With those variables
+set (and the secrets), Sanic's own command serves the same app:
+``sanic examples.gateway:create_app --factory``.
 
 Then open http://127.0.0.1:8000/ in a browser: sign in, and the page greets you from
 the session, calls the protected API from the page, shows your profile, refreshes
@@ -99,8 +101,22 @@ document.getElementById("call-api").onclick = async () => {{
   // Same-origin: the browser sends the HttpOnly session cookie; no token in the page.
   await show(await fetch("/api/orders", {{credentials: "same-origin"}}));
 }};
+// The refresh answers when the new access token expires (Unix seconds), never the
+// token: say it as a person reads it, a local time and how many minutes from now.
+const expiry = (seconds) => {{
+  if (typeof seconds !== "number") return "the provider gave no expiry";
+  const at = new Date(seconds * 1000);
+  const minutes = Math.max(0, Math.round((at.getTime() - Date.now()) / 60000));
+  return "the access token is good until " + at.toLocaleTimeString()
+    + " (in " + minutes + (minutes === 1 ? " minute)" : " minutes)");
+}};
 document.getElementById("refresh").onclick = async () => {{
-  await show(await fetch("/api/auth0/refresh", {{method: "POST", credentials: "same-origin"}}));
+  const response = await fetch(
+    "/api/auth0/refresh", {{method: "POST", credentials: "same-origin"}});
+  if (!response.ok) return show(response);
+  const body = await response.json();
+  document.getElementById("result").textContent =
+    response.status + " Tokens refreshed: " + expiry(body.access_token_expires_at) + ".";
 }};
 </script>
 </body></html>
@@ -108,8 +124,14 @@ document.getElementById("refresh").onclick = async () => {{
 
 
 def create_app(
-    environ: MutableMapping[str, str] | None = None, name: str = "example_gateway"
+    *, environ: MutableMapping[str, str] | None = None, name: str = "example_gateway"
 ) -> Sanic[Any, Any]:
+    """The demo app, configured from ``environ`` (default: the process environment).
+
+    Keyword-only, so ``sanic examples.gateway:create_app --factory`` serves it: Sanic
+    first calls a factory with its command-line arguments, and again without any when
+    that raises TypeError, as it does here before any app exists (docs/testing.md).
+    """
     env = os.environ if environ is None else environ
     app: Sanic[Any, Any] = Sanic(name)
     edge = EdgeAuth(app, config=HERE / "gateway.json", environ=env)

@@ -12,6 +12,12 @@ sends it. Without it (an older browser, or a client that is no browser), the req
 is a navigation only if its ``Accept`` header prefers ``text/html`` to
 ``application/json``, as a browser's navigation does (``text/html,...,*/*;q=0.8``);
 ``*/*`` alone, which ``fetch()`` and curl send, prefers neither and gets JSON.
+
+A page's ``fetch()`` is no navigation, but it is still a browser's request: every
+current browser sends Fetch Metadata (``Sec-Fetch-Mode``, ``Sec-Fetch-Site``) on
+every request, and API clients (curl, httpx) send none. :func:`is_browser` says so,
+where the wording of an error depends on who reads it (a person who can sign in, or
+a program that sends headers); it decides nothing about access.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from collections.abc import Mapping
 from sanic.exceptions import InvalidHeader
 from sanic.headers import parse_accept
 
-__all__ = ["is_navigation"]
+__all__ = ["is_browser", "is_navigation"]
 
 
 def is_navigation(headers: Mapping[str, str]) -> bool:
@@ -37,3 +43,9 @@ def is_navigation(headers: Mapping[str, str]) -> bool:
     # Wildcards do not count: "*/*" must not turn every API client into a browser.
     preferred = accepted.match("text/html", "application/json", accept_wildcards=False)
     return preferred == "text/html"
+
+
+def is_browser(headers: Mapping[str, str]) -> bool:
+    """Whether a browser sent the request: a navigation, or a script's call that
+    carries Fetch Metadata. For wording only: the headers are the client's to set."""
+    return "sec-fetch-mode" in headers or "sec-fetch-site" in headers or is_navigation(headers)

@@ -1,28 +1,29 @@
 """The configs and calls the docs show work as written, and show no unsafe pattern.
 
 The quickstart's ``gateway.json`` loads as is and with the session section its step 7
-adds; its refresh call, run against the fake IdP, refreshes. Every config block in the
-docs, the README and examples/ refreshes by POST (the only method allowed once a
-session is added), and no page puts a token in a URL.
+adds; its ``app.py`` (step 4) runs as written beside it, against the fake IdP: the
+profile and refresh calls of step 6 answer as the page says, and step 7's login lands
+on the app's own home page. Every config block in the docs, the README and examples/
+refreshes by POST (the only method allowed once a session is added), and no page puts
+a token in a URL.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import runpy
 import shlex
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sanic import Request
-from sanic import json as json_response
-from sanic.response import HTTPResponse
+import pytest
+from sanic import Sanic
 
-from sanic_edge_auth import EdgeAuth, load_config
+from sanic_edge_auth import load_config
 from sanic_edge_auth.registry import AdapterResolver
 from sanic_edge_auth.testing import EdgeAuthTestClient, FakeIdentityProvider, fake_environ
-from tests.helpers import new_app
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "docs" / "quickstart.md"
@@ -101,15 +102,39 @@ def test_the_quickstart_config_loads_as_written_and_with_its_session() -> None:
     assert loaded.session is not None
 
 
-def documented_refresh_call() -> tuple[str, dict[str, str], str]:
-    """The quickstart's ``curl`` that refreshes: its method, headers and URL."""
+def quickstart_app(
+    idp: FakeIdentityProvider,
+    config: dict[str, Any],
+    folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Sanic[Any, Any]:
+    """Step 4's ``app.py`` run as written, from a folder holding ``config`` as
+    ``gateway.json``, in the environment the fake provider prints (step 2)."""
+    (source,) = [
+        body
+        for body in blocks(QUICKSTART.read_text("utf-8"), "python")
+        if 'EdgeAuth(app, config="gateway.json")' in body
+    ]
+    (folder / "gateway.json").write_text(json.dumps(config), encoding="utf-8")
+    (folder / "app.py").write_text(source, encoding="utf-8")
+    for name, value in fake_environ(idp, config, base={}).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(folder)
+    app: Sanic[Any, Any] = runpy.run_path(str(folder / "app.py"))["app"]
+    app.config.TOUCHUP = False  # it would rewrite the shared class for later tests
+    app.config.AUTO_EXTEND = False  # sanic-ext is installed for other tests only
+    return app
+
+
+def documented_call(path: str) -> tuple[str, dict[str, str], str]:
+    """The quickstart's one ``curl`` to ``path``: its method, headers and URL."""
     calls = [
         shlex.split(line, comments=True)
         for body in blocks(QUICKSTART.read_text("utf-8"), "sh")
         for line in body.splitlines()
-        if line.startswith("curl ") and "/refresh" in line
+        if line.startswith("curl ") and path in line
     ]
-    assert len(calls) == 1, f"the quickstart should show one refresh call, found {calls}"
+    assert len(calls) == 1, f"the quickstart should show one call to {path}, found {calls}"
     method, headers, url = "GET", {}, ""
     words = iter(calls[0][1:])
     for word in words:
@@ -123,28 +148,61 @@ def documented_refresh_call() -> tuple[str, dict[str, str], str]:
     return method, headers, url
 
 
-def test_the_quickstarts_refresh_call_refreshes(
-    fake_idp: FakeIdentityProvider, edge_client: Callable[..., EdgeAuthTestClient]
-) -> None:
-    method, headers, url = documented_refresh_call()
-    config = quickstart_config()
-    app = new_app()
-    EdgeAuth(app, config=config, environ=fake_environ(fake_idp, config, base={}))
-
-    @app.get("/api/orders")  # step 4's handler for the config's protected path
-    async def orders(request: Request) -> HTTPResponse:
-        return json_response({"for": request.ctx.auth.subject})
-
-    client = edge_client(app)
-    tokens = client.login(fake_idp).tokens
-    # The doc's shell variables, named after the callback's answer (step 6).
-    values = {"REFRESH_TOKEN": tokens["refresh_token"]}
+def run_documented_call(client: EdgeAuthTestClient, path: str, tokens: dict[str, str]) -> Any:
+    """Send the quickstart's call to ``path``, its shell variables (named after the
+    callback's answer, step 6: ``$ID_TOKEN`` for ``id_token``) set from ``tokens``."""
+    method, headers, url = documented_call(path)
+    values = {name.upper(): value for name, value in tokens.items()}
 
     def expand(text: str) -> str:
         return re.sub(r"\$(\w+)", lambda m: values[m.group(1)], text)
 
-    response = client.request(
-        method, expand(url), headers={k: expand(v) for k, v in headers.items()}
-    )
+    return client.request(method, expand(url), headers={k: expand(v) for k, v in headers.items()})
+
+
+def test_the_quickstarts_refresh_call_refreshes(
+    fake_idp: FakeIdentityProvider,
+    edge_client: Callable[..., EdgeAuthTestClient],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = edge_client(quickstart_app(fake_idp, quickstart_config(), tmp_path, monkeypatch))
+    tokens = dict(client.login(fake_idp).tokens)
+    response = run_documented_call(client, "/api/auth0/refresh", tokens)
     assert response.status_code == 200, response.text
     assert response.json()["refresh_token"] != tokens["refresh_token"]  # rotated
+
+
+def test_the_quickstarts_profile_call_answers_the_users_profile(
+    fake_idp: FakeIdentityProvider,
+    edge_client: Callable[..., EdgeAuthTestClient],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = quickstart_config()
+    (profile_rule,) = [rule for rule in config["paths"] if rule["path"] == "/api/auth0/profile"]
+    assert profile_rule.get("auth") is True  # what the call below has to satisfy
+    client = edge_client(quickstart_app(fake_idp, config, tmp_path, monkeypatch))
+    tokens = dict(client.login(fake_idp).tokens)
+    response = run_documented_call(client, "/api/auth0/profile", tokens)
+    assert response.status_code == 200, response.text
+    assert response.json()["sub"] == "auth0|user-1"
+    assert response.json()["name"] == "Ada Lovelace"
+
+
+def test_step_7s_login_lands_on_the_apps_home_page(
+    fake_idp: FakeIdentityProvider,
+    edge_client: Callable[..., EdgeAuthTestClient],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = {**quickstart_config(), **quickstart_session()}
+    client = edge_client(quickstart_app(fake_idp, config, tmp_path, monkeypatch))
+    signed_out = client.get("/")
+    assert signed_out.status_code == 200, signed_out.text
+    assert "/api/auth0/login" in signed_out.text  # where to sign in
+    login = client.login(fake_idp)
+    assert login.session
+    # The login redirects to return_to ("/"): the app must answer there, not 404.
+    assert login.response.status_code == 200, login.response.text
+    assert "auth0|user-1" in login.response.text

@@ -6,15 +6,19 @@ import itertools
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sanic_testing.reusable import ReusableClient
 
-from examples.gateway import create_app, port_from, prepare_environment
+from examples.gateway import HERE, create_app, port_from, prepare_environment
+from sanic_edge_auth.testing import FakeIdentityProvider, fake_environ
 from tests.helpers import free_port, login
+from tests.test_docs_testing_example import _SERVE_ARGS, _first_answer, _stop
 
 ROOT = Path(__file__).resolve().parents[1]
 _names = itertools.count()
@@ -23,7 +27,7 @@ _names = itertools.count()
 def example_app(environ: dict[str, str]) -> Any:
     """The example app under a unique name, without Sanic's touchup (which rewrites
     methods on the shared class and breaks the next app a test process builds)."""
-    app = create_app(environ, name=f"example_gateway_{next(_names)}")
+    app = create_app(environ=environ, name=f"example_gateway_{next(_names)}")
     app.config.TOUCHUP = False
     return app
 
@@ -117,3 +121,39 @@ def test_a_busy_port_gives_a_friendly_error() -> None:
     assert f"port {port} is already in use" in result.stderr
     assert f"PORT={port + 1} make demo" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sanic_serves_the_example_factory() -> None:
+    # `sanic examples.gateway:create_app --factory` first calls the factory with its
+    # argparse Namespace, and without arguments only if that raises TypeError: the
+    # factory's parameters must be keyword-only, as docs/testing.md's are.
+    port = free_port()
+    with FakeIdentityProvider() as idp:
+        env = fake_environ(idp, HERE / "gateway.json", app_url=f"http://127.0.0.1:{port}")
+        env["PYTHONPATH"] = str(ROOT)
+        with tempfile.TemporaryFile() as output:  # a file: a full pipe would stall Sanic
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "sanic",
+                    "examples.gateway:create_app",
+                    "--factory",
+                    *_SERVE_ARGS,
+                    str(port),
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                page = _first_answer(process, f"http://127.0.0.1:{port}/", output)
+                orders = httpx.get(f"http://127.0.0.1:{port}/api/orders", timeout=5)
+            finally:
+                _stop(process)
+    assert page.status_code == 200
+    assert "You are not signed in." in page.text
+    assert orders.status_code == 401  # served with gateway.json's protection
+    assert orders.json()["error"] == "missing_token"

@@ -11,11 +11,14 @@ from sanic_edge_auth.errors import InvalidToken, MissingToken
 from sanic_edge_auth.flows.context import FlowContext, Handler
 from sanic_edge_auth.hooks import HookContext
 from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.navigation import is_browser
 from sanic_edge_auth.resource import bearer_token, forwardable_token
 
 __all__ = ["userinfo_flow"]
 
 _log = get_logger()
+_API_CLIENT_REASON = "an access token is required (X-Access-Token or Bearer)"
+_BROWSER_REASON = "you are not signed in: sign in first"
 
 
 def userinfo_flow(ctx: FlowContext, rule: PathRule) -> Handler:
@@ -36,7 +39,7 @@ def userinfo_flow(ctx: FlowContext, rule: PathRule) -> Handler:
         if not access_token:
             session = await ctx.session_of(request)
             if session is None:
-                raise MissingToken("an access token is required (X-Access-Token or Bearer)")
+                raise MissingToken(_missing_token_reason(ctx, request))
             tied, bearer_subject = True, session.subject
             access_token = await session.access_token()
         access_token = forwardable_token(access_token.strip(), "the access token is not valid")
@@ -63,3 +66,13 @@ def userinfo_flow(ctx: FlowContext, rule: PathRule) -> Handler:
         return response
 
     return edge_auth_userinfo
+
+
+def _missing_token_reason(ctx: FlowContext, request: Request) -> str:
+    """Why a caller without a token or a session is refused, in its own terms: a
+    browser on an app with sessions can sign in, and cannot set headers; an API
+    client (or any caller, without sessions) is told which headers carry the token.
+    The error kind is ``missing_token`` either way."""
+    if ctx.runtime.sessions is not None and is_browser(request.headers):
+        return _BROWSER_REASON
+    return _API_CLIENT_REASON

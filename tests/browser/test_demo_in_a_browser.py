@@ -3,6 +3,7 @@ login -> landing page -> protected call from the page -> logout -> call refused.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from examples.gateway import create_app, prepare_environment
@@ -43,7 +44,7 @@ def test_login_page_api_call_logout_and_refusal(browser: WebDriver, live_server:
     idp = prepare_environment(environ, port)
     assert idp is not None
     try:
-        app = create_app(environ, name="demo_in_a_browser")
+        app = create_app(environ=environ, name="demo_in_a_browser")
         app.config.TOUCHUP = False  # it would rewrite the shared class for later tests
         base = live_server(app, port)
         browser.get(base + "/")
@@ -65,7 +66,13 @@ def test_login_page_api_call_logout_and_refusal(browser: WebDriver, live_server:
         assert '"via":"session"' in result
 
         browser.find_element(By.ID, "refresh").click()
-        assert _wait_for_text(browser, "result", "refreshed").startswith("200 ")
+        refreshed = _wait_for_text(browser, "result", "refreshed")
+        assert refreshed.startswith("200 ")
+        # When the new access token expires, as a person reads it: a local time and
+        # a count of minutes, not the JSON's Unix timestamp.
+        assert re.search(r"until \d{1,2}:\d{2}.* \(in \d+ minutes\)", refreshed), refreshed
+        assert not re.search(r"\d{9,}", refreshed), refreshed
+        assert "access_token_expires_at" not in refreshed
 
         browser.find_element(By.ID, "logout").click()  # app -> IdP logout -> "/"
         _wait_for_text(browser, "status", "You are not signed in.")
@@ -75,5 +82,16 @@ def test_login_page_api_call_logout_and_refusal(browser: WebDriver, live_server:
         refused = _wait_for_text(browser, "result", "401")
         assert refused.startswith("401 ")
         assert "missing_token" in refused
+        # The profile asked for by the page of a signed-out browser: told to sign in,
+        # not which headers an API client would send.
+        profile = browser.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch('/api/auth0/profile', {credentials: 'same-origin'})"
+            ".then(async (r) => done(r.status + ' ' + await r.text()));"
+        )
+        assert profile.startswith("401 "), profile
+        assert '"error":"missing_token"' in profile
+        assert "sign in" in profile
+        assert "X-Access-Token" not in profile
     finally:
         idp.stop()
