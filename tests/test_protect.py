@@ -89,6 +89,20 @@ def test_with_an_audience_an_id_token_is_not_accepted_as_bearer(api: Any) -> Non
     _, response = client.get("/api/orders", headers=bearer(idp.mint_token(use="id")))
     assert response.status == 401
     assert response.json["error"] == "token_audience_mismatch"
+    # The commonest way to get here: the ID token sent where the access token belongs.
+    assert response.json["error_description"] == (
+        "the token is not meant for this audience: this is the ID token (its aud is "
+        "the client_id); send the access token, issued for authorizer.audience "
+        f"{API!r}"
+    )
+
+
+def test_a_token_for_another_api_gets_no_id_token_hint(api: Any) -> None:
+    client, idp = api
+    token = idp.mint_token({"aud": "https://other.example.com"})
+    _, response = client.get("/api/orders", headers=bearer(token))
+    assert response.status == 401
+    assert response.json["error_description"] == "the token is not meant for this audience"
 
 
 def test_bad_token_is_401_invalid_token_with_description(api: Any) -> None:
