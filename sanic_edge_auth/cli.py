@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import importlib
 import logging
 import os
 import secrets
@@ -41,6 +42,7 @@ from urllib.parse import quote
 
 import httpx
 import structlog
+from sanic import Sanic
 
 from sanic_edge_auth.config import (
     AuthorizerConfig,
@@ -51,6 +53,7 @@ from sanic_edge_auth.config import (
     load_config,
     read_config_source,
 )
+from sanic_edge_auth.config.advice import config_warnings
 from sanic_edge_auth.errors import (
     ConfigValidationError,
     IdentityProviderRejectedClient,
@@ -60,6 +63,7 @@ from sanic_edge_auth.errors import (
 from sanic_edge_auth.oidc.discovery import is_endpoint_url
 from sanic_edge_auth.oidc.http import IdPClient, classify_oauth_error
 from sanic_edge_auth.registry import AdapterResolver
+from sanic_edge_auth.resource.listing import decorated_routes
 from sanic_edge_auth.store.settings import redacted_endpoint
 
 __all__ = ["Finding", "main"]
@@ -143,6 +147,13 @@ def _check(args: argparse.Namespace, out: _Output, redactor: _Redactor) -> int:
         redactor.add(secret.reveal() if secret is not None else None)
 
     _summary(args.config, config, resolver, out)
+    if args.app is not None:
+        routes = _decorated_routes_of(args.app, out)
+        if routes is None:
+            return 1
+        out.line(f"protected by @edge.protected() ({len(routes)}):")
+        for route in routes:
+            out.line(f"  {route}")
     if not args.online:
         return 0
     timeout = args.timeout or min(authorizer.timeout, 10.0)
@@ -222,6 +233,8 @@ def _summary(path: str, config: EdgeAuthConfig, resolver: AdapterResolver, out: 
         if rule.integration and rule.integration.hooks:
             parts.append(f"hooks: {', '.join(rule.integration.hooks)}")
         out.line("  ".join(parts))
+    for warning in config_warnings(config):
+        out.line(f"warning: {warning.key}: {warning.message}")
     scoped = [rule.key for rule in config.paths if rule.scopes]
     if scoped and not authorizer.audience:
         out.line(
@@ -230,6 +243,30 @@ def _summary(path: str, config: EdgeAuthConfig, resolver: AdapterResolver, out: 
             "is then the ID token, which carries no API scopes (set authorizer.audience, "
             "and at Auth0 enable RBAC with permissions in the access token)"
         )
+
+
+def _decorated_routes_of(target: str, out: _Output) -> list[str] | None:
+    """The routes ``@edge.protected()`` guards in the app ``module:name`` (imported as
+    the server would, from the current directory); ``None``, said why, if it cannot."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        out.error(f"--app {target}: expected module:name, e.g. myapp.server:app")
+        return None
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # the app's own import: report it, whatever it is
+        out.error(f"--app {target}: importing {module_name} failed ({type(exc).__name__})")
+        return None
+    app = getattr(module, attribute, None)
+    if app is None:
+        out.error(f"--app {target}: the module has no attribute {attribute!r}")
+        return None
+    if not isinstance(app, Sanic):
+        out.error(f"--app {target}: {attribute} is not a Sanic app")
+        return None
+    return decorated_routes(app)
 
 
 @contextlib.contextmanager
@@ -455,6 +492,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--secrets-dir",
         help="read $secret.NAME from DIR/NAME (default: $EDGE_AUTH_SECRETS_DIR, else the env)",
+    )
+    check.add_argument(
+        "--app",
+        metavar="MODULE:NAME",
+        help="also import the Sanic app (as the server would) and list the routes "
+        "@edge.protected() guards",
     )
     check.add_argument("--timeout", type=float, help="seconds per IdP call (default: 10)")
     idp = commands.add_parser(

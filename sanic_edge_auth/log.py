@@ -22,6 +22,7 @@ class Event:
 
     CONFIGURED: Final = "edge_auth.configured"
     STARTUP_FAILED: Final = "edge_auth.startup_failed"
+    CONFIG_WARNING: Final = "edge_auth.config.warning"
     AUTH_GRANTED: Final = "edge_auth.auth.granted"
     AUTH_DENIED: Final = "edge_auth.auth.denied"
     REQUEST_FAILED: Final = "edge_auth.request.failed"
