@@ -8,6 +8,8 @@ served (exit 0). ``--online`` also asks the identity provider:
 - discovery (``<issuer>/.well-known/openid-configuration``, OIDC Discovery 4) and
   its ``issuer`` (it must equal ours, OIDC Discovery 4.3);
 - the JWKS: reachable, JSON, with a key for one of our algorithms (RFC 7517 5);
+- a Redis store: a PING with the connection settings and the message of the app's
+  own startup check (so ``check`` never says OK for a store the app cannot reach);
 - the client credentials, without a login: a token request with a made-up
   authorization code. RFC 6749 5.2 has the server authenticate the client first,
   so ``invalid_client`` means our id/secret are wrong, while ``invalid_grant``
@@ -64,7 +66,8 @@ from sanic_edge_auth.oidc.discovery import is_endpoint_url
 from sanic_edge_auth.oidc.http import IdPClient, classify_oauth_error
 from sanic_edge_auth.registry import AdapterResolver
 from sanic_edge_auth.resource.listing import decorated_routes
-from sanic_edge_auth.store.settings import redacted_endpoint
+from sanic_edge_auth.store.factory import build_store
+from sanic_edge_auth.store.settings import StoreSettings, masked_url, redacted_endpoint
 
 __all__ = ["Finding", "main"]
 
@@ -158,7 +161,9 @@ def _check(args: argparse.Namespace, out: _Output, redactor: _Redactor) -> int:
         return 0
     timeout = args.timeout or min(authorizer.timeout, 10.0)
     with _quiet_library_logs():
-        findings, passed = asyncio.run(online_checks(authorizer, call_timeout=timeout))
+        findings, passed = asyncio.run(
+            online_checks(authorizer, call_timeout=timeout, store=config.store)
+        )
     out.line()
     out.line(f"online checks against {authorizer.issuer}:")
     for note in passed:
@@ -217,7 +222,7 @@ def _summary(path: str, config: EdgeAuthConfig, resolver: AdapterResolver, out: 
         )
     store = config.store
     if store.type == "redis":
-        where = redacted_endpoint(store.url.reveal()) if store.url is not None else "sentinel"
+        where = masked_url(store.url.reveal()) if store.url is not None else "sentinel"
         out.line(f"store          redis at {where}, prefix {store.prefix!r}")
     else:
         out.line("store          memory (per process: one worker only, or use redis)")
@@ -285,9 +290,10 @@ def _quiet_library_logs() -> Iterator[None]:
 
 
 async def online_checks(
-    authorizer: AuthorizerConfig, *, call_timeout: float
+    authorizer: AuthorizerConfig, *, call_timeout: float, store: StoreSettings | None = None
 ) -> tuple[list[Finding], list[str]]:
-    """Ask the identity provider; return (what is wrong, what passed).
+    """Ask the identity provider (and a Redis ``store``); return (what is wrong, what
+    passed).
 
     ``call_timeout`` bounds each call (the IdP client's deadline), not the whole check.
     """
@@ -300,7 +306,29 @@ async def online_checks(
         discovery = await _discovery(http, authorizer, findings, passed)
         await _jwks(http, authorizer, discovery, findings, passed)
         await _credentials(http, authorizer, discovery, findings, passed)
+    if store is not None and store.type == "redis":
+        await _store(store, findings, passed)
     return findings, passed
+
+
+async def _store(settings: StoreSettings, findings: list[Finding], passed: list[str]) -> None:
+    """PING the store exactly as a worker's startup does (the same connection settings,
+    the same :class:`ConfigValidationError` and message), so ``check --online`` cannot
+    say OK for a config the app would then refuse to start with."""
+    try:
+        store = build_store(settings)
+    except ConfigValidationError as error:  # the redis package is not installed
+        findings.extend(Finding("config", p.key, p.message) for p in error.problems)
+        return
+    try:
+        await store.startup()
+    except ConfigValidationError as error:
+        findings.extend(Finding("config", p.key, p.message) for p in error.problems)
+        return
+    finally:
+        await store.aclose()
+    where = redacted_endpoint(settings.url.reveal()) if settings.url is not None else "sentinel"
+    passed.append(f"store: Redis at {where} answered")
 
 
 def _issuer_key(authorizer: AuthorizerConfig) -> str:
