@@ -8,6 +8,8 @@ served (exit 0). ``--online`` also asks the identity provider:
 - discovery (``<issuer>/.well-known/openid-configuration``, OIDC Discovery 4) and
   its ``issuer`` (it must equal ours, OIDC Discovery 4.3);
 - the JWKS: reachable, JSON, with a key for one of our algorithms (RFC 7517 5);
+- a Redis store: a PING with the connection settings and the message of the app's
+  own startup check (so ``check`` never says OK for a store the app cannot reach);
 - the client credentials, without a login: a token request with a made-up
   authorization code. RFC 6749 5.2 has the server authenticate the client first,
   so ``invalid_client`` means our id/secret are wrong, while ``invalid_grant``
@@ -30,6 +32,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import importlib
 import logging
 import os
 import secrets
@@ -41,6 +44,7 @@ from urllib.parse import quote
 
 import httpx
 import structlog
+from sanic import Sanic
 
 from sanic_edge_auth.config import (
     AuthorizerConfig,
@@ -51,6 +55,7 @@ from sanic_edge_auth.config import (
     load_config,
     read_config_source,
 )
+from sanic_edge_auth.config.advice import config_warnings
 from sanic_edge_auth.errors import (
     ConfigValidationError,
     IdentityProviderRejectedClient,
@@ -60,7 +65,9 @@ from sanic_edge_auth.errors import (
 from sanic_edge_auth.oidc.discovery import is_endpoint_url
 from sanic_edge_auth.oidc.http import IdPClient, classify_oauth_error
 from sanic_edge_auth.registry import AdapterResolver
-from sanic_edge_auth.store.settings import redacted_endpoint
+from sanic_edge_auth.resource.listing import decorated_routes
+from sanic_edge_auth.store.factory import build_store
+from sanic_edge_auth.store.settings import StoreSettings, masked_url, redacted_endpoint
 
 __all__ = ["Finding", "main"]
 
@@ -143,11 +150,20 @@ def _check(args: argparse.Namespace, out: _Output, redactor: _Redactor) -> int:
         redactor.add(secret.reveal() if secret is not None else None)
 
     _summary(args.config, config, resolver, out)
+    if args.app is not None:
+        routes = _decorated_routes_of(args.app, out)
+        if routes is None:
+            return 1
+        out.line(f"protected by @edge.protected() ({len(routes)}):")
+        for route in routes:
+            out.line(f"  {route}")
     if not args.online:
         return 0
     timeout = args.timeout or min(authorizer.timeout, 10.0)
     with _quiet_library_logs():
-        findings, passed = asyncio.run(online_checks(authorizer, call_timeout=timeout))
+        findings, passed = asyncio.run(
+            online_checks(authorizer, call_timeout=timeout, store=config.store)
+        )
     out.line()
     out.line(f"online checks against {authorizer.issuer}:")
     for note in passed:
@@ -206,7 +222,7 @@ def _summary(path: str, config: EdgeAuthConfig, resolver: AdapterResolver, out: 
         )
     store = config.store
     if store.type == "redis":
-        where = redacted_endpoint(store.url.reveal()) if store.url is not None else "sentinel"
+        where = masked_url(store.url.reveal()) if store.url is not None else "sentinel"
         out.line(f"store          redis at {where}, prefix {store.prefix!r}")
     else:
         out.line("store          memory (per process: one worker only, or use redis)")
@@ -222,6 +238,8 @@ def _summary(path: str, config: EdgeAuthConfig, resolver: AdapterResolver, out: 
         if rule.integration and rule.integration.hooks:
             parts.append(f"hooks: {', '.join(rule.integration.hooks)}")
         out.line("  ".join(parts))
+    for warning in config_warnings(config):
+        out.line(f"warning: {warning.key}: {warning.message}")
     scoped = [rule.key for rule in config.paths if rule.scopes]
     if scoped and not authorizer.audience:
         out.line(
@@ -230,6 +248,30 @@ def _summary(path: str, config: EdgeAuthConfig, resolver: AdapterResolver, out: 
             "is then the ID token, which carries no API scopes (set authorizer.audience, "
             "and at Auth0 enable RBAC with permissions in the access token)"
         )
+
+
+def _decorated_routes_of(target: str, out: _Output) -> list[str] | None:
+    """The routes ``@edge.protected()`` guards in the app ``module:name`` (imported as
+    the server would, from the current directory); ``None``, said why, if it cannot."""
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        out.error(f"--app {target}: expected module:name, e.g. myapp.server:app")
+        return None
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # the app's own import: report it, whatever it is
+        out.error(f"--app {target}: importing {module_name} failed ({type(exc).__name__})")
+        return None
+    app = getattr(module, attribute, None)
+    if app is None:
+        out.error(f"--app {target}: the module has no attribute {attribute!r}")
+        return None
+    if not isinstance(app, Sanic):
+        out.error(f"--app {target}: {attribute} is not a Sanic app")
+        return None
+    return decorated_routes(app)
 
 
 @contextlib.contextmanager
@@ -248,9 +290,10 @@ def _quiet_library_logs() -> Iterator[None]:
 
 
 async def online_checks(
-    authorizer: AuthorizerConfig, *, call_timeout: float
+    authorizer: AuthorizerConfig, *, call_timeout: float, store: StoreSettings | None = None
 ) -> tuple[list[Finding], list[str]]:
-    """Ask the identity provider; return (what is wrong, what passed).
+    """Ask the identity provider (and a Redis ``store``); return (what is wrong, what
+    passed).
 
     ``call_timeout`` bounds each call (the IdP client's deadline), not the whole check.
     """
@@ -263,7 +306,29 @@ async def online_checks(
         discovery = await _discovery(http, authorizer, findings, passed)
         await _jwks(http, authorizer, discovery, findings, passed)
         await _credentials(http, authorizer, discovery, findings, passed)
+    if store is not None and store.type == "redis":
+        await _store(store, findings, passed)
     return findings, passed
+
+
+async def _store(settings: StoreSettings, findings: list[Finding], passed: list[str]) -> None:
+    """PING the store exactly as a worker's startup does (the same connection settings,
+    the same :class:`ConfigValidationError` and message), so ``check --online`` cannot
+    say OK for a config the app would then refuse to start with."""
+    try:
+        store = build_store(settings)
+    except ConfigValidationError as error:  # the redis package is not installed
+        findings.extend(Finding("config", p.key, p.message) for p in error.problems)
+        return
+    try:
+        await store.startup()
+    except ConfigValidationError as error:
+        findings.extend(Finding("config", p.key, p.message) for p in error.problems)
+        return
+    finally:
+        await store.aclose()
+    where = redacted_endpoint(settings.url.reveal()) if settings.url is not None else "sentinel"
+    passed.append(f"store: Redis at {where} answered")
 
 
 def _issuer_key(authorizer: AuthorizerConfig) -> str:
@@ -455,6 +520,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--secrets-dir",
         help="read $secret.NAME from DIR/NAME (default: $EDGE_AUTH_SECRETS_DIR, else the env)",
+    )
+    check.add_argument(
+        "--app",
+        metavar="MODULE:NAME",
+        help="also import the Sanic app (as the server would) and list the routes "
+        "@edge.protected() guards",
     )
     check.add_argument("--timeout", type=float, help="seconds per IdP call (default: 10)")
     idp = commands.add_parser(

@@ -499,7 +499,12 @@ NARROW_KINDS: Mapping[type[EdgeAuthError], tuple[str, ...]] = {
         "issuer_mismatch",
         "issuer_missing",
     ),
-    BadRequest: ("refresh_token_missing", "refresh_token_malformed", "return_to_rejected"),
+    BadRequest: (
+        "refresh_token_missing",
+        "refresh_token_malformed",
+        "refresh_token_not_issued",
+        "return_to_rejected",
+    ),
     SessionInvalid: ("session_expired", "session_revoked", "session_refresh_refused"),
     ConfigError: ("session_too_large",),
 }

@@ -35,6 +35,7 @@ from sanic_edge_auth.config import (
     SecretSource,
     load_config,
 )
+from sanic_edge_auth.config.advice import config_warnings
 from sanic_edge_auth.error_pages import PageLinks
 from sanic_edge_auth.errors import (
     ConfigProblem,
@@ -55,6 +56,7 @@ from sanic_edge_auth.resource import (
     bind_route_policies,
     route_middleware,
 )
+from sanic_edge_auth.resource.listing import decorated_routes
 from sanic_edge_auth.responses import ErrorRenderer, ErrorResponder, error_handler
 from sanic_edge_auth.routes import EdgeRoutes
 from sanic_edge_auth.secret import Secret
@@ -362,11 +364,15 @@ class EdgeAuth:
             )
         self._guard = Guard(self._adapter, self._sessions, self._metrics)
         await self._adapter.startup()
+        for warning in config_warnings(config):
+            _log.warning(Event.CONFIG_WARNING, key=warning.key, warning=warning.message)
         _log.info(
             Event.CONFIGURED,
             adapter=config.authorizer.type,
             paths=len(config.paths),
             protected=len(self._protected),
+            # Protected in code, not in the config: named, so the log shows them too.
+            decorated=decorated_routes(app),
         )
 
     def _document(self, app: Sanic[Any, Any], config: EdgeAuthConfig) -> None:

@@ -22,6 +22,7 @@ class Event:
 
     CONFIGURED: Final = "edge_auth.configured"
     STARTUP_FAILED: Final = "edge_auth.startup_failed"
+    CONFIG_WARNING: Final = "edge_auth.config.warning"
     AUTH_GRANTED: Final = "edge_auth.auth.granted"
     AUTH_DENIED: Final = "edge_auth.auth.denied"
     REQUEST_FAILED: Final = "edge_auth.request.failed"
@@ -31,6 +32,7 @@ class Event:
     JWKS_KEYS_REMOVED: Final = "edge_auth.jwks.keys_removed"
     JWKS_KEY_SKIPPED: Final = "edge_auth.jwks.key_skipped"
     LOGIN_STARTED: Final = "edge_auth.login.started"
+    LOGIN_HOST_MISMATCH: Final = "edge_auth.login.host_mismatch"
     LOGIN_COMPLETED: Final = "edge_auth.login.completed"
     TOKENS_REFRESHED: Final = "edge_auth.tokens.refreshed"
     USERINFO_FETCHED: Final = "edge_auth.userinfo.fetched"

@@ -35,17 +35,19 @@ differs in ``Secure`` or ``Path`` is a different cookie to the browser.
 from __future__ import annotations
 
 from typing import Final
+from urllib.parse import urlsplit
 
 from sanic import Request
 from sanic.cookies.response import Cookie
 from sanic.response import HTTPResponse
 
 from sanic_edge_auth.cache_control import forbid_storing
+from sanic_edge_auth.errors import InvalidCallback
 from sanic_edge_auth.oidc.pkce import LoginSecrets
 from sanic_edge_auth.oidc.transaction import COOKIE_PREFIX, TransactionCodec
 from sanic_edge_auth.return_to import return_to_fallbacks
 
-__all__ = ["LOGIN_COOKIES_BUDGET", "LoginCookies"]
+__all__ = ["LOGIN_COOKIES_BUDGET", "LoginCookies", "no_login_cookie"]
 
 LOGIN_COOKIES_BUDGET: Final = 1024
 """Bytes of ``Cookie`` header (``name=value; `` each) all login cookies may take.
@@ -101,6 +103,10 @@ class LoginCookies:
         self._write(response, name, sealed, int(self._codec.ttl))
         return kept
 
+    def any_present(self, request: Request) -> bool:
+        """Whether the request carries any login cookie of ours, for any login."""
+        return any(name.startswith(self._family) for name in request.cookies)
+
     def delete(self, response: HTTPResponse, state: str) -> None:
         self._write(response, self._codec.cookie_name(state), "", 0)
 
@@ -154,3 +160,17 @@ def _exact(request: Request, full_name: str) -> str | None:
     # dict.get, not request.cookies.get: that one falls back to other names.
     values: list[str] | None = dict.get(request.cookies, full_name)
     return values[0] if values is not None and len(values) == 1 else None
+
+
+def no_login_cookie(redirect_uri: str) -> InvalidCallback:
+    """The answer to a callback that brought no login cookie at all (not even another
+    tab's). The usual cause is a login started on another host than ``redirect_uri``'s
+    (``localhost`` against ``127.0.0.1``): cookies belong to the host that set them,
+    so the browser keeps them from the callback's host. ``redirect_uri`` is public (it
+    is in every authorization URL), so naming its host tells nothing secret."""
+    host = urlsplit(redirect_uri).hostname or redirect_uri
+    return InvalidCallback(
+        "no login cookie came with this callback: the login may have started on another "
+        f"host than redirect_uri's ({host}); open the app on {host} and sign in again",
+        error_kind="login_state_invalid",
+    )

@@ -308,3 +308,45 @@ def test_the_idp_subcommand_explains_a_config_it_cannot_serve(
     code = main(["idp", "--port", str(free_port()), "--config", str(config)], out=out)
     assert code == 2
     assert "FakeIdentityProvider(audience=" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("environment")
+def test_check_warns_that_a_refresh_path_gets_no_refresh_token_without_offline_access(
+    tmp_path: Path,
+) -> None:
+    code, out, err = run_check(str(write_config(tmp_path, scope="openid profile email")))
+    assert code == 0, err  # a warning, not a problem: the app would start
+    assert (
+        "warning: authorizer.scope: no offline_access in authorizer.scope: the identity "
+        "provider issues no refresh token, so the refresh path paths[3] "
+        "(POST /api/auth0/refresh) will have nothing to refresh; add offline_access to "
+        "authorizer.scope"
+    ) in out
+    code, out, _ = run_check(str(write_config(tmp_path, scope="openid offline_access")))
+    assert code == 0
+    assert "warning:" not in out
+
+
+@pytest.mark.usefixtures("environment")
+def test_check_with_app_lists_the_routes_the_decorator_protects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "cli_listed_app.py").write_text(
+        "from sanic import Sanic, json\n"
+        "from sanic_edge_auth import EdgeAuth\n"
+        "app = Sanic('cli_listed_app')\n"
+        f"edge = EdgeAuth(app, config={str(config)!r})\n"
+        "@app.get('/reports')\n"
+        "@edge.protected(scopes=['read:reports'])\n"
+        "async def reports(request):\n"
+        "    return json({})\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, out, err = run_check(str(config), "--app", "cli_listed_app:app")
+    assert code == 0, err
+    assert "protected by @edge.protected() (1):" in out
+    assert "  GET /reports scopes: read:reports" in out
+    code, _, err = run_check(str(config), "--app", "cli_listed_app:nothing")
+    assert code == 1
+    assert "--app cli_listed_app:nothing: the module has no attribute 'nothing'" in err

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from sanic import Request, json
 from sanic_testing.reusable import ReusableClient
+from structlog.testing import capture_logs
 
 from sanic_edge_auth import ConfigValidationError, EdgeAuth
-from sanic_edge_auth.testing import FakeIdentityProvider
+from sanic_edge_auth.testing import FakeIdentityProvider, default_paths
 
 Serve = Callable[[Any], ReusableClient]
 MakeApp = Callable[..., Any]
@@ -89,6 +90,20 @@ def test_with_an_audience_an_id_token_is_not_accepted_as_bearer(api: Any) -> Non
     _, response = client.get("/api/orders", headers=bearer(idp.mint_token(use="id")))
     assert response.status == 401
     assert response.json["error"] == "token_audience_mismatch"
+    # The commonest way to get here: the ID token sent where the access token belongs.
+    assert response.json["error_description"] == (
+        "the token is not meant for this audience: this is the ID token (its aud is "
+        "the client_id); send the access token, issued for authorizer.audience "
+        f"{API!r}"
+    )
+
+
+def test_a_token_for_another_api_gets_no_id_token_hint(api: Any) -> None:
+    client, idp = api
+    token = idp.mint_token({"aud": "https://other.example.com"})
+    _, response = client.get("/api/orders", headers=bearer(token))
+    assert response.status == 401
+    assert response.json["error_description"] == "the token is not meant for this audience"
 
 
 def test_bad_token_is_401_invalid_token_with_description(api: Any) -> None:
@@ -217,3 +232,54 @@ def test_the_decorator_refuses_a_sync_handler(
 
     with pytest.raises(TypeError, match="decorates async handlers"):
         edge.protected()(sync_handler)
+
+
+def test_the_startup_event_lists_the_routes_the_decorator_protects(
+    idp_with_audience: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    app, edge = make_app(idp_with_audience.gateway_config(paths=protected_paths(), audience=API))
+    add_handlers(app, edge)
+
+    @app.route("/audit", methods=["GET", "POST"])
+    @edge.protected()
+    async def audit(request: Request) -> Any:
+        return json({})
+
+    with capture_logs() as logs:
+        serve(app)
+    configured = [e for e in logs if e["event"] == "edge_auth.configured"]
+    assert configured[0]["protected"] == 3  # the config's paths
+    assert configured[0]["decorated"] == [
+        "GET /audit",
+        "POST /audit",
+        "GET /reports scopes: read:reports",
+    ]
+
+
+def test_startup_warns_when_a_refresh_path_can_get_no_refresh_token(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    config = fake_idp.gateway_config(paths=default_paths())
+    config["authorizer"]["scope"] = "openid profile email"
+    app, _ = make_app(config)
+    with capture_logs() as logs:
+        serve(app)
+    warnings = [e for e in logs if e["event"] == "edge_auth.config.warning"]
+    assert len(warnings) == 1
+    assert warnings[0]["log_level"] == "warning"
+    assert warnings[0]["key"] == "authorizer.scope"
+    assert warnings[0]["warning"] == (
+        "no offline_access in authorizer.scope: the identity provider issues no refresh "
+        "token, so the refresh path paths[3] (POST /api/auth0/refresh) will have nothing "
+        "to refresh; add offline_access to authorizer.scope"
+    )
+
+
+def test_no_warning_when_the_scope_asks_for_a_refresh_token(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    app, _ = make_app(fake_idp.gateway_config(paths=default_paths()))
+    with capture_logs() as logs:
+        serve(app)
+    assert [e for e in logs if e["event"] == "edge_auth.configured"]
+    assert not [e for e in logs if e["event"] == "edge_auth.config.warning"]

@@ -58,11 +58,14 @@ def build(
     paths: list[dict[str, Any]] | None = None,
     redirect_uri: str | None = None,
     store: dict[str, Any] | None = None,
+    scope: str | None = None,
     **session: Any,
 ) -> tuple[ReusableClient, EdgeAuth]:
     config = idp.gateway_config(paths=session_paths() if paths is None else paths)
     if redirect_uri is not None:
         config["authorizer"]["redirect_uri"] = redirect_uri
+    if scope is not None:
+        config["authorizer"]["scope"] = scope
     if store is not None:
         config["store"] = store
     config["session"] = {"secret": SECRET, "store": mode, **session}
@@ -315,6 +318,48 @@ def test_fifty_concurrent_requests_with_an_expiring_token_cause_one_refresh(
     _, again = client.post("/api/auth0/refresh")
     assert again.status == 200, again.text
     assert fake_idp.requests["token"] - before == 2
+
+
+def test_refreshing_a_session_without_a_refresh_token_is_a_400_that_keeps_it(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str
+) -> None:
+    client, _ = build(fake_idp, make_app, serve, mode=mode, scope="openid profile email")
+    assert sign_in(client, fake_idp).status == 302
+    before = fake_idp.requests["token"]
+    _, refused = client.post("/api/auth0/refresh")
+    assert refused.status == 400
+    assert refused.json["error"] == "refresh_token_not_issued"
+    assert "offline_access" in refused.json["error_description"]
+    assert not any("max-age=0" in c.lower() for c in set_cookie_headers(refused))
+    assert fake_idp.requests["token"] == before  # nothing to send to the IdP
+    _, orders = client.get("/api/orders")
+    assert orders.status == 200, orders.text  # the session is still good
+
+
+def test_without_a_refresh_token_a_session_lasts_until_its_access_token_expires(
+    fake_idp: FakeIdentityProvider,
+    make_app: MakeApp,
+    serve: Serve,
+    mode: str,
+    moved_clock: list[float],
+) -> None:
+    fake_idp.access_token_lifetime = 30  # inside refresh_before: a refresh would be due
+    client, _ = build(
+        fake_idp, make_app, serve, mode=mode, scope="openid profile email", refresh_before=60
+    )
+    assert sign_in(client, fake_idp).status == 302
+    _, orders = client.get("/api/orders")  # the handler asks for the access token
+    assert orders.status == 200, orders.text
+    assert orders.json["has_token"] is True
+    moved_clock[0] = 31.0  # now it has expired, and nothing can renew it
+    _, ended = client.get("/api/orders")
+    assert ended.status == 401
+    assert ended.json["error"] == "session_expired"
+    assert ended.json["error_description"] == (
+        "the access token expired and the session holds no refresh token: the identity "
+        "provider issues one only when authorizer.scope includes offline_access"
+    )
+    assert any("max-age=0" in c.lower() for c in set_cookie_headers(ended))
 
 
 def test_a_refresh_the_idp_refuses_ends_the_session(

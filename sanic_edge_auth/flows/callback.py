@@ -16,6 +16,7 @@ from sanic_edge_auth.errors import EdgeAuthError, InvalidCallback, LoginDenied, 
 from sanic_edge_auth.flows.context import FlowContext, Handler, digest, no_store
 from sanic_edge_auth.hooks import HookContext
 from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.login_cookies import no_login_cookie
 from sanic_edge_auth.session.handle import Session
 from sanic_edge_auth.store.base import LOGIN_STATE_PREFIX
 
@@ -60,7 +61,11 @@ def callback_flow(ctx: FlowContext, rule: PathRule) -> Handler:
             )
         codec = ctx.require_codec()
         assert ctx.login_cookies is not None
-        transaction = codec.open(state, ctx.login_cookies.read(request, state))
+        assert ctx.config.redirect_uri is not None  # config requires it with a callback
+        sealed = ctx.login_cookies.read(request, state)
+        if sealed is None and not ctx.login_cookies.any_present(request):
+            raise no_login_cookie(ctx.config.redirect_uri)
+        transaction = codec.open(state, sealed)
         adapter = ctx.runtime.adapter
         issuer = args.get("iss")
         if issuer is None:

@@ -4,6 +4,7 @@ authorization URL (PKCE S256, state, nonce), with a few safe parameters passed o
 from __future__ import annotations
 
 from typing import Final
+from urllib.parse import urlsplit
 
 from sanic import Request
 from sanic.response import HTTPResponse, redirect
@@ -31,7 +32,19 @@ _MAX_PARAM_LENGTH: Final = 512
 
 
 def login_flow(ctx: FlowContext, rule: PathRule) -> Handler:
+    callback_host = _hostname(urlsplit(ctx.config.redirect_uri or "").netloc)
+
     async def edge_auth_login(request: Request) -> HTTPResponse:
+        request_host = _hostname(request.host)
+        if callback_host and request_host and request_host != callback_host:
+            # The login cookie set here stays on this host, and the IdP sends the
+            # browser back to the other one: that callback will find no login cookie.
+            _log.warning(
+                Event.LOGIN_HOST_MISMATCH,
+                path=rule.path,
+                request_host=request_host,
+                redirect_uri_host=callback_host,
+            )
         ctx.require_codec()
         cookies = ctx.login_cookies
         assert cookies is not None  # exists whenever the codec does
@@ -71,3 +84,11 @@ def login_flow(ctx: FlowContext, rule: PathRule) -> Handler:
         return response
 
     return edge_auth_login
+
+
+def _hostname(netloc: str) -> str | None:
+    """The host of ``host[:port]`` (the part cookies are scoped by), lower-cased."""
+    try:
+        return urlsplit("//" + netloc).hostname
+    except ValueError:
+        return None

@@ -90,6 +90,9 @@ class TokenPolicy:
     required_claims: Mapping[str, str] | None = None  # e.g. {"org_id": "org_123"}
     #: Added to "not a signed JWT" errors: says which token the bearer must be.
     malformed_hint: str = ""
+    #: For access tokens: the ``client_id``, the audience of the app's ID tokens. A
+    #: token for it is the ID token sent as the bearer, and the refusal says so.
+    id_token_audience: str | None = None
 
 
 def _invalid(kind: str, description: str) -> InvalidToken:
@@ -330,7 +333,7 @@ class TokenVerifier:
         aud = claims.get("aud")
         audiences = [aud] if isinstance(aud, str) else aud
         if not isinstance(audiences, list) or policy.audience not in audiences:
-            raise _invalid("token_audience_mismatch", "the token is not meant for this audience")
+            raise _invalid("token_audience_mismatch", _audience_mismatch(policy, audiences))
 
         # Integer times (the usual case) are checked inline: this runs for every new token.
         exp = claims.get("exp")
@@ -432,6 +435,22 @@ def _scopes(claims: Mapping[str, Any]) -> frozenset[str]:
     return frozenset([*from_scope, *(p for p in permissions if type(p) is str)])
 
 
+def _audience_mismatch(policy: TokenPolicy, audiences: object) -> str:
+    """Why a token's ``aud`` was refused; when it is the app's own ``client_id`` (an ID
+    token where an access token belongs, the commonest mistake), what to send instead."""
+    description = "the token is not meant for this audience"
+    if (
+        policy.id_token_audience is not None
+        and isinstance(audiences, list)
+        and policy.id_token_audience in audiences
+    ):
+        description += (
+            ": this is the ID token (its aud is the client_id); send the access token, "
+            f"issued for authorizer.audience {policy.audience!r}"
+        )
+    return description
+
+
 def logout_verifier_for(config: AuthorizerConfig, keys: KeyStore) -> TokenVerifier:
     """A verifier for back-channel logout tokens: signed by the provider's keys, for
     ``client_id``, never cached (each ``jti`` is used once)."""
@@ -485,7 +504,13 @@ def verifiers_for(
     id_verifier = TokenVerifier(
         keys, id_policy, cache_size=config.token_cache_size, metrics=metrics
     )
-    access_policy = replace(id_policy, audience=config.audience, use="access", client_id=None)
+    access_policy = replace(
+        id_policy,
+        audience=config.audience,
+        use="access",
+        client_id=None,
+        id_token_audience=config.client_id,
+    )
     return id_verifier, TokenVerifier(
         keys, access_policy, cache_size=config.token_cache_size, metrics=metrics
     )

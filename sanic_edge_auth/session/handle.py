@@ -111,10 +111,17 @@ class Session:
 
     async def access_token(self) -> str:
         """A current access token, refreshed first if it expires within
-        ``session.refresh_before`` seconds."""
+        ``session.refresh_before`` seconds. Without a refresh token (no
+        ``offline_access`` at login) it serves until it has expired, then the session
+        ends."""
         state = self._state
         expires = state.access_expires_at
-        if expires is None or expires - self._manager.refresh_before > self._manager.now():
+        if expires is None:
+            return state.access_token
+        now = self._manager.now()
+        if expires - self._manager.refresh_before > now or (
+            state.refresh_token is None and expires > now
+        ):
             return state.access_token
         await self.refresh()
         return self._state.access_token

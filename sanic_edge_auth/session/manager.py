@@ -33,6 +33,7 @@ from sanic.response import HTTPResponse
 
 from sanic_edge_auth.adapter import IdentityAdapter, TokenSet, VerifiedToken
 from sanic_edge_auth.errors import (
+    BadRequest,
     ConfigError,
     CrossSiteRequest,
     InvalidGrant,
@@ -405,10 +406,7 @@ class SessionManager:
         """New tokens for ``state``: one IdP call per refresh token, cluster-wide."""
         refresh_token = state.refresh_token
         if refresh_token is None:
-            raise SessionInvalid(
-                "the access token expired and the session holds no refresh token",
-                error_kind="session_expired",
-            )
+            raise self._not_refreshable(state)
         adapter = self._adapter()
         try:
             tokens = await self._refreshes.refresh(adapter, refresh_token)
@@ -442,6 +440,25 @@ class SessionManager:
             claims=freeze_claims(dict(claims)),
             scopes=scopes,
             last_seen=now,
+        )
+
+    def _not_refreshable(self, state: SessionState) -> BadRequest | SessionInvalid:
+        """Why a session without a refresh token cannot be refreshed. The IdP issues
+        one only for ``offline_access`` (OpenID Connect Core 11), so the usual cause is
+        a ``scope`` without it. While the access token is valid the session is fine and
+        stays (a 400); once it has expired, nothing can renew it and the session ends."""
+        expires = state.access_expires_at
+        if expires is None or expires > self._clock():
+            return BadRequest(
+                "the session holds no refresh token, so it cannot be refreshed (it stays "
+                "valid until its access token expires): the identity provider issues one "
+                "only when authorizer.scope includes offline_access",
+                error_kind="refresh_token_not_issued",
+            )
+        return SessionInvalid(
+            "the access token expired and the session holds no refresh token: the identity "
+            "provider issues one only when authorizer.scope includes offline_access",
+            error_kind="session_expired",
         )
 
     # -- ending

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from sanic_edge_auth.errors import ConfigProblem
 from sanic_edge_auth.secret import Secret
@@ -27,6 +27,7 @@ __all__ = [
     "SentinelSettings",
     "StoreSettings",
     "TLSSettings",
+    "masked_url",
     "redacted_endpoint",
     "validate_store_settings",
 ]
@@ -108,6 +109,32 @@ def redacted_endpoint(url: str) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"{parts.scheme}://{host}:{port or 6379}{parts.path}"
+
+
+_MASK: Final = "**********"
+_SECRET_QUERY_KEYS: Final = frozenset({"password"})
+
+
+def masked_url(url: str) -> str:
+    """A Redis URL as written, with only its credentials masked: the password in the
+    user-info part and a ``password`` query parameter (redis-py reads one there). The
+    user name, host, port, database and other options stay, so the operator can see
+    exactly which server and database the app will use."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+    except ValueError:
+        return "<unparsable url>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}{':' + _MASK if colon else ''}@{hostport}"
+    query = "&".join(
+        f"{name}={_MASK}" if name.lower() in _SECRET_QUERY_KEYS and sep else f"{name}{sep}{value}"
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 _COMMON_KEYS: Final = frozenset({"type", "prefix", "coordination"})

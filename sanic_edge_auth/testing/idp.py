@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import itertools
 import json
 import secrets
@@ -390,6 +391,12 @@ class FakeIdentityProvider:
         state = query.get("state", "")
         if query.get("client_id") != self.client_id or not redirect_uri:
             return _json(400, {"error": "invalid_request", "error_description": "unknown client"})
+        if (
+            self.registered_redirect_uri is not None
+            and redirect_uri != self.registered_redirect_uri
+        ):
+            # As Auth0 does: a page, never a redirect to a URL nobody registered.
+            return _callback_mismatch(redirect_uri)
         if self.login_error:
             params = {
                 "error": self.login_error,
@@ -728,6 +735,19 @@ def _endpoint_paths(mode: ProviderMode, issuer_path: str) -> dict[str, str]:
         "discovery": "/.well-known/openid-configuration",
         "logout": "/v2/logout",
     }
+
+
+def _callback_mismatch(redirect_uri: str) -> tuple[int, dict[str, str], bytes]:
+    """The page an unregistered ``redirect_uri`` gets (shaped after Auth0's)."""
+    page = (
+        "<!doctype html><html><head><title>Callback URL mismatch</title></head><body>"
+        "<h1>Callback URL mismatch</h1>"
+        f"<p>The provided redirect_uri is not in the list of allowed callback URLs: "
+        f"<code>{html.escape(redirect_uri)}</code></p>"
+        "<p>Add it to the application's allowed callback URLs, or start the login on "
+        "the host of the registered one.</p></body></html>"
+    )
+    return 400, {"Content-Type": "text/html; charset=utf-8"}, page.encode("utf-8")
 
 
 def _json(status: int, body: Mapping[str, Any]) -> tuple[int, dict[str, str], bytes]:
