@@ -152,7 +152,7 @@ class ClusterSingleFlight(Generic[T]):
         recorded = await self._store.get(result_key)
         outcome = self._outcome(result_key, recorded, joined=False)
         if outcome is not None:
-            return outcome.value()
+            return outcome[0]
         # A failure of a call that ended before we came is not ours to repeat: ignore
         # exactly that record (each seal is unique) while waiting for a new outcome.
         stale = recorded
@@ -169,7 +169,7 @@ class ClusterSingleFlight(Generic[T]):
                 # Waiting on a call in flight: its failure, whatever kind, is ours too.
                 outcome = self._outcome(result_key, recorded, joined=True)
                 if outcome is not None:
-                    return outcome.value()
+                    return outcome[0]
             waited = time.monotonic() - started
             if waited >= settings.wait_timeout:
                 raise StoreTimeout(
@@ -196,7 +196,7 @@ class ClusterSingleFlight(Generic[T]):
             if recorded is not None:
                 outcome = self._outcome(result_key, recorded, joined=recorded != stale)
                 if outcome is not None:
-                    return outcome.value()
+                    return outcome[0]
             keeper = asyncio.create_task(self._keep(lease_key, token))
             try:
                 value = await call()
@@ -253,11 +253,10 @@ class ClusterSingleFlight(Generic[T]):
         with contextlib.suppress(StoreError):
             await self._store.set(result_key, sealed.encode("ascii"), ttl)
 
-    def _outcome(
-        self, result_key: str, recorded: bytes | None, *, joined: bool
-    ) -> _Outcome[T] | None:
-        """What a record says, or ``None`` when there is none to use: absent, or a
-        passing failure seen by a caller that was not waiting on that call."""
+    def _outcome(self, result_key: str, recorded: bytes | None, *, joined: bool) -> tuple[T] | None:
+        """The recorded result (in a 1-tuple), or ``None`` when there is none to use
+        (absent, or a passing failure seen by a caller that was not waiting on that
+        call); a recorded failure to use is raised."""
         if recorded is None:
             return None
         try:
@@ -268,7 +267,7 @@ class ClusterSingleFlight(Generic[T]):
                 ok = body["ok"]
                 if not isinstance(ok, dict):
                     raise TypeError("not an object")
-                return _Outcome(value=self._decode(ok))
+                return (self._decode(ok),)
             failure = body["failed"]
             if not isinstance(failure, dict):
                 raise TypeError("not an object")
@@ -280,22 +279,7 @@ class ClusterSingleFlight(Generic[T]):
             ) from None
         if not joined and body.get("definitive") is not True:
             return None
-        return _Outcome(error=_failure_from_record(failure))
-
-
-class _Outcome(Generic[T]):
-    """A recorded result, or a recorded failure to raise."""
-
-    __slots__ = ("_error", "_value")
-
-    def __init__(self, *, value: T | None = None, error: Exception | None = None) -> None:
-        self._value = value
-        self._error = error
-
-    def value(self) -> T:
-        if self._error is not None:
-            raise self._error
-        return self._value  # type: ignore[return-value]
+        raise _failure_from_record(failure)
 
 
 # -- failures across processes
