@@ -15,7 +15,7 @@ from sanic_testing.reusable import ReusableClient
 
 from sanic_edge_auth.errors import error_kinds
 from sanic_edge_auth.testing import FakeIdentityProvider, query_of
-from tests.helpers import login
+from tests.helpers import local, login
 
 Serve = Callable[[Any], ReusableClient]
 MakeApp = Callable[..., Any]
@@ -57,7 +57,7 @@ def test_invitation_organization_max_age_and_acr_values_reach_authorize(
         "acr_values=urn:" + "x" * 200,  # one value too long
         "organization=acme%20corp",
         "organization=%3Cscript%3E",
-        "organization=" + "a" * 65,
+        "organization=" + "a" * 51,
         "organization=org_abc&invitation=a%2Fb",
         "organization=org_abc&invitation=" + "a" * 257,
         "invitation=Hx7kQ2pZ9",  # an invitation belongs to an organization
@@ -146,3 +146,18 @@ def test_the_fake_idp_puts_auth_time_and_organization_in_the_id_token(
     assert claims["org_name"] == "acme-corp"
     assert claims["org_id"].startswith("org_")
     assert claims["iat"] - claims["auth_time"] >= 120  # signed in 2 minutes before
+
+
+def test_two_logins_with_an_organization_and_max_age_fit_the_login_cookie_budget(
+    client: ReusableClient, fake_idp: FakeIdentityProvider
+) -> None:
+    """What the options add to the sealed login stays small: two tabs can still log
+    in at once with an Auth0 organization id (``org_`` and 16 characters) and max_age."""
+    options = "?organization=org_4bT9xQe2LmPz7KcA&max_age=86400&return_to=/orders"
+    _, first = client.get("/api/auth0/login" + options)
+    _, second = client.get("/api/auth0/login" + options)
+    assert first.status == second.status == 302
+    for started in (first, second):
+        done = client.get(local(fake_idp.follow_login(started.headers["location"])))[1]
+        assert done.status == 200, done.text
+        assert done.json["return_to"] == "/orders"

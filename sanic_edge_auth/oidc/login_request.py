@@ -5,7 +5,8 @@ Login options come from the login URL's query, so anyone can choose them (anothe
 site can start a login): each is validated and bounded before it goes to /authorize.
 
 - ``organization`` (Auth0 Organizations): an id (``org_`` and letters or digits) or a
-  name (letters, digits, ``-`` and ``_``), at most 64 characters.
+  name (letters, digits, ``-`` and ``_``), at most 50 characters (Auth0's limit
+  for a name; an id is 20).
 - ``invitation`` (Auth0 organization invitations): a ticket id (letters, digits,
   ``-`` and ``_``), at most 256 characters, and only with an ``organization``.
 - ``max_age`` (OpenID Connect Core 3.1.2.1): seconds, digits only, at most a year.
@@ -27,7 +28,9 @@ The callback then holds the ID token to what the authorization request asked for
 ``acr_values`` is passed on but not enforced: OpenID Connect Core 3.1.2.1 makes it a
 voluntary request, so an IdP may rightly answer with another ``acr`` (a stronger one,
 say), and no rule here could tell "appropriate" from not (3.1.3.7 (12) leaves that to
-the client). It therefore takes no room in the login cookie; an app that needs a
+the client). It therefore takes no room in the login cookie (an organization id and
+a ``max_age`` add some 70 bytes to its ~410: two logins at once still fit
+:data:`~sanic_edge_auth.login_cookies.LOGIN_COOKIES_BUDGET`); an app that needs a
 level checks the ``acr`` (or ``amr``) claim in a post-process hook.
 """
 
@@ -55,7 +58,7 @@ __all__ = [
 LOGIN_OPTIONS: Final = ("organization", "invitation", "max_age", "acr_values")
 #: ``max_age`` at most a year: a longer one asks for nothing.
 MAX_AGE_LIMIT: Final = 365 * 24 * 3600
-_ORGANIZATION: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ORGANIZATION: Final = re.compile(r"[A-Za-z0-9_-]{1,50}")
 _INVITATION: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _MAX_AGE: Final = re.compile(r"[0-9]{1,8}")
 _ACR_VALUE: Final = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")  # visible, no " or \
