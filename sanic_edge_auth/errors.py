@@ -492,6 +492,7 @@ NARROW_KINDS: Mapping[type[EdgeAuthError], tuple[str, ...]] = {
         "token_rejected_by_idp",
         "token_subject_mismatch",
         "token_type_rejected",
+        "token_auth_time_invalid",
     ),
     InvalidCallback: (
         "callback_malformed",
@@ -504,6 +505,7 @@ NARROW_KINDS: Mapping[type[EdgeAuthError], tuple[str, ...]] = {
         "refresh_token_malformed",
         "refresh_token_not_issued",
         "return_to_rejected",
+        "login_param_invalid",
     ),
     SessionInvalid: ("session_expired", "session_revoked", "session_refresh_refused"),
     ConfigError: ("session_too_large",),

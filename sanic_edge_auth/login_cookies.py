@@ -43,6 +43,7 @@ from sanic.response import HTTPResponse
 
 from sanic_edge_auth.cache_control import forbid_storing
 from sanic_edge_auth.errors import InvalidCallback
+from sanic_edge_auth.oidc.login_request import RequestedLogin
 from sanic_edge_auth.oidc.pkce import LoginSecrets
 from sanic_edge_auth.oidc.transaction import COOKIE_PREFIX, TransactionCodec
 from sanic_edge_auth.return_to import return_to_fallbacks
@@ -81,7 +82,12 @@ class LoginCookies:
         return _exact(request, self._full_name(self._codec.cookie_name(state)))
 
     def add(
-        self, request: Request, response: HTTPResponse, login: LoginSecrets, return_to: str
+        self,
+        request: Request,
+        response: HTTPResponse,
+        login: LoginSecrets,
+        return_to: str,
+        requested: RequestedLogin = RequestedLogin(),  # noqa: B008 (frozen, shared safely)
     ) -> str:
         """Seal a new login into its cookie on ``response``, within the budget (see
         the module docstring); return the ``return_to`` it keeps."""
@@ -93,6 +99,7 @@ class LoginCookies:
                 nonce=login.nonce,
                 code_verifier=login.code_verifier,
                 return_to=kept,
+                requested=requested,
             )
             size = _header_bytes(full_name, sealed)
             if size <= LOGIN_COOKIES_BUDGET:

@@ -5,6 +5,7 @@ every outcome."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Final
 
 from sanic import Request
@@ -17,6 +18,7 @@ from sanic_edge_auth.flows.context import FlowContext, Handler, digest, no_store
 from sanic_edge_auth.hooks import HookContext
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.login_cookies import no_login_cookie
+from sanic_edge_auth.oidc.login_request import check_requested_login
 from sanic_edge_auth.session.handle import Session
 from sanic_edge_auth.store.base import LOGIN_STATE_PREFIX
 
@@ -107,6 +109,10 @@ def callback_flow(ctx: FlowContext, rule: PathRule) -> Handler:
                 "the identity provider returned no ID token", endpoint="token"
             )
         id_token = await adapter.verify_id_token(tokens.id_token.reveal(), nonce=transaction.nonce)
+        # What this login asked for (an organization, max_age) must have been granted.
+        check_requested_login(
+            id_token.claims, transaction.requested, now=time.time(), leeway=ctx.config.leeway
+        )
         sessions = ctx.runtime.sessions
         if sessions is not None:
             return await _start_session(

@@ -1,5 +1,7 @@
 """The login flow: a new login's secrets sealed in a cookie, then the IdP's
-authorization URL (PKCE S256, state, nonce), with a few safe parameters passed on."""
+authorization URL (PKCE S256, state, nonce), with a few safe parameters passed on.
+The login options the ID token must honour (organization, max_age) are validated in
+:mod:`sanic_edge_auth.oidc.login_request` and sealed with the login."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from sanic_edge_auth.config import PathRule
 from sanic_edge_auth.errors import BadRequest
 from sanic_edge_auth.flows.context import FlowContext, Handler, no_store
 from sanic_edge_auth.log import Event, get_logger
+from sanic_edge_auth.oidc.login_request import LOGIN_OPTIONS, check_login_option, requested_login
 from sanic_edge_auth.oidc.pkce import new_login_secrets
 from sanic_edge_auth.return_to import safe_return_to
 
@@ -25,8 +28,8 @@ SAFE_AUTHORIZE_PARAMS: Final = (
     "screen_hint",
     "login_hint",
     "connection",
-    "organization",
     "ui_locales",
+    *LOGIN_OPTIONS,
 )
 _MAX_PARAM_LENGTH: Final = 512
 
@@ -61,6 +64,9 @@ def login_flow(ctx: FlowContext, rule: PathRule) -> Handler:
                 if len(value) > _MAX_PARAM_LENGTH:
                     raise BadRequest(f"the {name} parameter is too long")
                 extra[name] = value
+        for name in LOGIN_OPTIONS:
+            if name in extra:
+                check_login_option(name, extra[name], extra)
         login = new_login_secrets()
         assert ctx.config.redirect_uri is not None  # config requires it with a login path
         adapter = ctx.runtime.adapter
@@ -74,7 +80,7 @@ def login_flow(ctx: FlowContext, rule: PathRule) -> Handler:
             extra=extra,
         )
         response = redirect(url, headers=no_store())
-        kept = cookies.add(request, response, login, return_to)
+        kept = cookies.add(request, response, login, return_to, requested_login(url))
         _log.info(
             Event.LOGIN_STARTED,
             path=rule.path,

@@ -25,6 +25,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 from sanic_edge_auth.errors import InvalidCallback
+from sanic_edge_auth.oidc.login_request import RequestedLogin
 from sanic_edge_auth.secret import Secret
 
 __all__ = ["LoginTransaction", "TransactionCodec"]
@@ -40,6 +41,13 @@ class LoginTransaction:
     code_verifier: str
     return_to: str
     created_at: float
+    #: What the ID token must grant (see :mod:`.login_request`); absent when not asked.
+    organization: str | None = None
+    max_age: int | None = None
+
+    @property
+    def requested(self) -> RequestedLogin:
+        return RequestedLogin(organization=self.organization, max_age=self.max_age)
 
 
 def _expired_login() -> InvalidCallback:
@@ -77,9 +85,27 @@ class TransactionCodec:
         digest = hashlib.sha256(state.encode("utf-8")).hexdigest()[:16]
         return COOKIE_PREFIX + digest
 
-    def seal(self, *, state: str, nonce: str, code_verifier: str, return_to: str) -> str:
-        transaction = LoginTransaction(state, nonce, code_verifier, return_to, self._clock())
-        payload = json.dumps(asdict(transaction), separators=(",", ":")).encode("utf-8")
+    def seal(
+        self,
+        *,
+        state: str,
+        nonce: str,
+        code_verifier: str,
+        return_to: str,
+        requested: RequestedLogin = RequestedLogin(),  # noqa: B008 (frozen, shared safely)
+    ) -> str:
+        transaction = LoginTransaction(
+            state,
+            nonce,
+            code_verifier,
+            return_to,
+            self._clock(),
+            requested.organization,
+            requested.max_age,
+        )
+        # What was not asked for is left out: the login cookie has a byte budget.
+        fields = {name: value for name, value in asdict(transaction).items() if value is not None}
+        payload = json.dumps(fields, separators=(",", ":")).encode("utf-8")
         return jwe.encrypt_compact({"alg": "dir", "enc": "A256GCM"}, payload, self._key)
 
     def _unseal(self, sealed: str) -> LoginTransaction | None:

@@ -113,6 +113,7 @@ class _Grant:
     audience: str | None
     user: FakeUser
     organization: str | None
+    auth_time: int | None  # when the scripted login authenticated the user
     sid: str = ""  # the IdP's session, named by back-channel logout tokens
 
 
@@ -155,6 +156,11 @@ class FakeIdentityProvider:
         self.user = FakeUser()
         self.login_error: str | None = None  # e.g. "access_denied" for the next logins
         self.token_claims: dict[str, Any] = {}  # extra claims put into every issued token
+        #: How long before each scripted login the user authenticated: the ID token's
+        #: ``auth_time`` is that login's time minus this (``None`` leaves it out). The
+        #: fake never signs the user in again for ``max_age``, so an aged login tests
+        #: the client's own check (OpenID Connect Core 3.1.3.7).
+        self.login_age: float | None = 0.0
         #: A refresh answer carries a new ID token (OpenID Connect 12.2 makes it optional).
         self.id_token_on_refresh = True
         # expires_in of issued access tokens; a short one makes sessions refresh.
@@ -408,8 +414,15 @@ class FakeIdentityProvider:
             return _json(
                 400, {"error": "invalid_request", "error_description": "PKCE S256 required"}
             )
+        if query.get("invitation") and not query.get("organization"):
+            # As Auth0 does: an invitation is to an organization.
+            return _json(
+                400,
+                {"error": "invalid_request", "error_description": "invitation needs organization"},
+            )
         code = secrets.token_urlsafe(24)
         sid = secrets.token_hex(8)
+        auth_time = None if self.login_age is None else int(time.time() - self.login_age)
         with self._lock:
             self.issued_sids.append(sid)
             self._grants[code] = _Grant(
@@ -421,6 +434,7 @@ class FakeIdentityProvider:
                 audience=query.get("audience"),
                 user=self.user,
                 organization=query.get("organization"),
+                auth_time=auth_time,
                 sid=sid,
             )
         params = {"code": code, "state": state}
@@ -561,7 +575,10 @@ class FakeIdentityProvider:
         if grant.nonce:
             id_claims["nonce"] = grant.nonce
         if grant.organization:
-            id_claims["org_id"] = grant.organization
+            id_claims.update(_organization_claims(grant.organization))
+        if grant.auth_time is not None:
+            # A refresh keeps the login's auth_time: nobody authenticated again.
+            id_claims["auth_time"] = grant.auth_time
         if grant.sid:
             id_claims["sid"] = grant.sid
         body: dict[str, Any] = {
@@ -735,6 +752,15 @@ def _endpoint_paths(mode: ProviderMode, issuer_path: str) -> dict[str, str]:
         "discovery": "/.well-known/openid-configuration",
         "logout": "/v2/logout",
     }
+
+
+def _organization_claims(organization: str) -> dict[str, str]:
+    """What Auth0 puts in the ID token for ``organization``: an id (``org_...``) comes
+    back as ``org_id``; a name as ``org_name`` (lower-cased) beside its id."""
+    if organization.startswith("org_"):
+        return {"org_id": organization}
+    name = organization.lower()
+    return {"org_id": "org_" + hashlib.sha256(name.encode()).hexdigest()[:16], "org_name": name}
 
 
 def _callback_mismatch(redirect_uri: str) -> tuple[int, dict[str, str], bytes]:

@@ -42,6 +42,7 @@ from sanic_edge_auth.oidc.client_auth import (
 )
 from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.oidc.jwks import JWKSCache, key_store_for
+from sanic_edge_auth.oidc.login_request import organization_claims
 from sanic_edge_auth.oidc.userinfo import fetch_userinfo
 from sanic_edge_auth.oidc.verify import logout_verifier_for, verifiers_for
 from sanic_edge_auth.secret import Secret
@@ -161,10 +162,8 @@ class Auth0Adapter:
 
     def _organization_claims(self) -> Mapping[str, str] | None:
         org = self._organization
-        if org is None:
-            return None
         # Auth0: org ids start with "org_"; names are compared lower-cased as org_name.
-        return {"org_id": org} if org.startswith("org_") else {"org_name": org.lower()}
+        return None if org is None else organization_claims(org)
 
     @property
     def issuer(self) -> str:
