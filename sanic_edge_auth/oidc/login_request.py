@@ -43,7 +43,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 from sanic_edge_auth.errors import BadRequest, InvalidToken
-from sanic_edge_auth.oidc.verify import _is_time
+from sanic_edge_auth.oidc.verify import is_numeric_date
 
 __all__ = [
     "LOGIN_OPTIONS",
@@ -140,7 +140,7 @@ def check_requested_login(
                 )
     if requested.max_age is not None:
         auth_time = claims.get("auth_time")
-        if not _is_time(auth_time):  # a NumericDate, as verify checks exp and iat
+        if not is_numeric_date(auth_time):  # a NumericDate, as verify checks exp and iat
             raise InvalidToken(
                 "the login asked for max_age, and the ID token has no valid auth_time",
                 error_kind="token_auth_time_invalid",

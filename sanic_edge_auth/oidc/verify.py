@@ -60,6 +60,7 @@ from sanic_edge_auth.tokens import TokenUse, VerifiedToken
 __all__ = [
     "BACKCHANNEL_LOGOUT_EVENT",
     "TokenPolicy",
+    "is_numeric_date",
     "TokenVerifier",
     "logout_verifier_for",
     "verifiers_for",
@@ -337,19 +338,19 @@ class TokenVerifier:
 
         # Integer times (the usual case) are checked inline: this runs for every new token.
         exp = claims.get("exp")
-        if not (type(exp) is int and 0 <= exp <= _MAX_TIME) and not _is_time(exp):
+        if not (type(exp) is int and 0 <= exp <= _MAX_TIME) and not is_numeric_date(exp):
             raise _invalid("token_claim_invalid", "the token has no valid exp claim")
         if exp + leeway <= now:
             raise _invalid("token_expired", "the token has expired")
         nbf = claims.get("nbf")
         if nbf is not None:
-            if not (type(nbf) is int and 0 <= nbf <= _MAX_TIME) and not _is_time(nbf):
+            if not (type(nbf) is int and 0 <= nbf <= _MAX_TIME) and not is_numeric_date(nbf):
                 raise _invalid("token_claim_invalid", "the nbf claim is not a valid time")
             if nbf - leeway > now:
                 raise _invalid("token_not_yet_valid", "the token is not valid yet")
         iat = claims.get("iat")
         if iat is not None:
-            if not (type(iat) is int and 0 <= iat <= _MAX_TIME) and not _is_time(iat):
+            if not (type(iat) is int and 0 <= iat <= _MAX_TIME) and not is_numeric_date(iat):
                 raise _invalid("token_claim_invalid", "the iat claim is not a valid time")
             if iat - leeway > now:
                 raise _invalid("token_claim_invalid", "the token was issued in the future")
@@ -414,7 +415,7 @@ def _is_token_typ(typ: object) -> bool:
     return isinstance(typ, str) and typ.lower().removeprefix("application/") in _TOKEN_TYPES
 
 
-def _is_time(value: object) -> TypeGuard[int | float]:
+def is_numeric_date(value: object) -> TypeGuard[int | float]:
     """A NumericDate (RFC 7519 2): a finite number of seconds, not before 1970 and
     not after year 9999."""
     kind = type(value)
