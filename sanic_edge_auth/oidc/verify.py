@@ -60,8 +60,8 @@ from sanic_edge_auth.tokens import TokenUse, VerifiedToken
 __all__ = [
     "BACKCHANNEL_LOGOUT_EVENT",
     "TokenPolicy",
-    "is_numeric_date",
     "TokenVerifier",
+    "is_numeric_date",
     "logout_verifier_for",
     "verifiers_for",
 ]
