@@ -350,3 +350,34 @@ def test_check_with_app_lists_the_routes_the_decorator_protects(
     code, _, err = run_check(str(config), "--app", "cli_listed_app:nothing")
     assert code == 1
     assert "--app cli_listed_app:nothing: the module has no attribute 'nothing'" in err
+
+
+def test_the_served_fake_idp_accepts_only_the_apps_own_callback_url(
+    tmp_path: Path,
+) -> None:
+    # `sanic-edge-auth idp --app-url ...` registers the callback URL the app will
+    # send, as a tenant does: a login started on another host is refused with a page.
+    from sanic_edge_auth.testing.__main__ import announce, build_parser
+
+    args = build_parser().parse_args(["--app-url", "http://127.0.0.1:8000"])
+    with FakeIdentityProvider() as idp:
+        announce(idp, args, io.StringIO())
+        authorize = idp.endpoint_url("authorize")
+        query = {
+            "client_id": idp.client_id,
+            "state": "s",
+            "response_type": "code",
+            "code_challenge": "c" * 43,
+            "code_challenge_method": "S256",
+        }
+        own = httpx.get(
+            authorize,
+            params={**query, "redirect_uri": "http://127.0.0.1:8000/api/auth0/callback"},
+        )
+        other = httpx.get(
+            authorize,
+            params={**query, "redirect_uri": "http://localhost:8000/api/auth0/callback"},
+        )
+    assert own.status_code == 302
+    assert other.status_code == 400
+    assert "Callback URL mismatch" in other.text

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from sanic_edge_auth.config import read_config_source
 from sanic_edge_auth.errors import ConfigValidationError
-from sanic_edge_auth.testing.client import fake_environ, mint_bearer
+from sanic_edge_auth.testing.client import fake_environ, fake_redirect_uri, mint_bearer
 from sanic_edge_auth.testing.idp import FakeIdentityProvider
 
 __all__ = ["build_parser", "main", "start_fake_idp"]
@@ -58,6 +58,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 def announce(idp: FakeIdentityProvider, args: argparse.Namespace, out: TextIO) -> None:
     """Print what to export, and a bearer token to try."""
     environ = fake_environ(idp, args.config, app_url=args.app_url, base={})
+    # As a real tenant does: only the app's own callback URL is accepted, so a login
+    # started on another host than redirect_uri's shows "Callback URL mismatch".
+    idp.registered_redirect_uri = fake_redirect_uri(args.config, app_url=args.app_url)
     print(f"# fake identity provider on {idp.url} (Ctrl-C stops it)", file=out)
     print("# export these where you start your app:", file=out)
     for name, value in environ.items():

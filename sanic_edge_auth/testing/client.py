@@ -44,6 +44,7 @@ __all__ = [
     "EdgeAuthTestClient",
     "Login",
     "fake_environ",
+    "fake_redirect_uri",
     "local_path",
     "mint_bearer",
 ]
@@ -123,6 +124,20 @@ def fake_environ(
         if key in values:
             environ[name] = values[key]
     return environ
+
+
+def fake_redirect_uri(config: ConfigSource | None, *, app_url: str) -> str:
+    """The callback URL an app on ``app_url`` with ``config`` sends to the IdP: the
+    config's literal ``redirect_uri``, or ``app_url`` plus its callback path (what
+    :func:`fake_environ` exports). The URL to register with the fake IdP."""
+    if config is None:
+        return app_url.rstrip("/") + _DEFAULT_CALLBACK
+    raw = read_config_source(config)
+    authorizer = raw.get("authorizer")
+    literal = authorizer.get("redirect_uri") if isinstance(authorizer, Mapping) else None
+    if isinstance(literal, str) and not _REFERENCE.match(literal):
+        return literal
+    return app_url.rstrip("/") + (_callback_path(raw.get("paths")) or _DEFAULT_CALLBACK)
 
 
 def _fake_values(idp: FakeIdentityProvider, redirect_uri: str) -> dict[str, str]:
