@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from sanic import Sanic
 from sanic_testing.reusable import ReusableClient
 
@@ -50,3 +60,63 @@ def login(client: ReusableClient, idp: FakeIdentityProvider, query: str = "") ->
 def rendered(entries: list[dict[str, Any]]) -> str:
     """Captured log events as one text, the way a renderer would print them."""
     return "\n".join(json.dumps(entry, default=repr) for entry in entries)
+
+
+@contextmanager
+def served_factory(
+    target: str, *, port: int, cwd: Path, env: dict[str, str]
+) -> Iterator[Callable[[str], httpx.Response]]:
+    """``sanic <target> --factory`` in one process on 127.0.0.1:``port``, as a user
+    serves an app factory; yields a ``get(path)`` that waits for the first answer
+    (a bound on start-up, not a timing assertion). Stopped with SIGINT, then killed."""
+    with tempfile.TemporaryFile() as output:  # a file: a full pipe would stall Sanic
+        process = subprocess.Popen(
+            # The factory is called by the same loader with or without workers; one
+            # process keeps the test quick, and a worker manager stopped just after it
+            # starts can hang on its way out.
+            [
+                sys.executable,
+                "-m",
+                "sanic",
+                target,
+                "--factory",
+                "--no-motd",
+                "--single-process",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=cwd,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        def log() -> str:
+            output.seek(0)
+            return output.read().decode(errors="replace")[-4000:]
+
+        def get(path: str) -> httpx.Response:
+            url = f"http://127.0.0.1:{port}{path}"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise AssertionError(log())
+                try:
+                    return httpx.get(url, timeout=5)
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            raise AssertionError("sanic did not start:\n" + log())
+
+        try:
+            yield get
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(5)

@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import IO
-
-import httpx
 
 from sanic_edge_auth.testing import FakeIdentityProvider, fake_environ
-from tests.helpers import free_port
+from tests.helpers import free_port, served_factory
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "testing.md"
 _FILE_BLOCK = re.compile(r"<!-- file: (?P<name>[\w./]+) -->\n```\w*\n(?P<body>.*?)\n```", re.S)
@@ -40,9 +34,6 @@ def write_example(folder: str, into: Path) -> Path:
     for name, body in example_files(folder).items():
         (into / name).write_text(body, encoding="utf-8")
     return into
-
-
-_SERVE_ARGS = ("--no-motd", "--single-process", "--host", "127.0.0.1", "--port")
 
 
 def run_pytest(where: Path) -> subprocess.CompletedProcess[str]:
@@ -96,54 +87,7 @@ def test_the_documented_factory_is_served_by_sanic_factory(tmp_path: Path) -> No
     with FakeIdentityProvider(audience="https://orders.example.com") as idp:
         env = fake_environ(idp, tmp_path / "gateway.json", app_url=f"http://127.0.0.1:{port}")
         env["PYTHONPATH"] = str(tmp_path)
-        with tempfile.TemporaryFile() as output:  # a file: a full pipe would stall Sanic
-            process = subprocess.Popen(
-                # The factory is called by the same loader with or without workers;
-                # one process keeps the test quick, and a worker manager stopped just
-                # after it starts can hang on its way out.
-                [
-                    sys.executable,
-                    "-m",
-                    "sanic",
-                    "app:create_app",
-                    "--factory",
-                    *_SERVE_ARGS,
-                    str(port),
-                ],
-                cwd=tmp_path,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            try:
-                answer = _first_answer(process, f"http://127.0.0.1:{port}/api/me", output)
-            finally:
-                _stop(process)
+        with served_factory("app:create_app", port=port, cwd=tmp_path, env=env) as get:
+            answer = get("/api/me")
     assert answer.status_code == 401  # served, and protected as gateway.json says
     assert answer.json()["error"] == "missing_token"
-
-
-def _first_answer(process: subprocess.Popen[bytes], url: str, output: IO[bytes]) -> httpx.Response:
-    """Wait for the server to answer (not a timing assertion: only a bound on start-up)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output.seek(0)
-            raise AssertionError(output.read().decode(errors="replace")[-4000:])
-        try:
-            return httpx.get(url, timeout=5)
-        except httpx.TransportError:
-            time.sleep(0.2)
-    output.seek(0)
-    raise AssertionError("sanic did not start:\n" + output.read().decode(errors="replace")[-4000:])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)

@@ -6,7 +6,6 @@ import itertools
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,7 @@ from sanic_testing.reusable import ReusableClient
 
 from examples.gateway import HERE, create_app, port_from, prepare_environment
 from sanic_edge_auth.testing import FakeIdentityProvider, fake_environ
-from tests.helpers import free_port, login
-from tests.test_docs_testing_example import _SERVE_ARGS, _first_answer, _stop
+from tests.helpers import free_port, login, served_factory
 
 ROOT = Path(__file__).resolve().parents[1]
 _names = itertools.count()
@@ -131,28 +129,9 @@ def test_sanic_serves_the_example_factory() -> None:
     with FakeIdentityProvider() as idp:
         env = fake_environ(idp, HERE / "gateway.json", app_url=f"http://127.0.0.1:{port}")
         env["PYTHONPATH"] = str(ROOT)
-        with tempfile.TemporaryFile() as output:  # a file: a full pipe would stall Sanic
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "sanic",
-                    "examples.gateway:create_app",
-                    "--factory",
-                    *_SERVE_ARGS,
-                    str(port),
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            try:
-                page = _first_answer(process, f"http://127.0.0.1:{port}/", output)
-                orders = httpx.get(f"http://127.0.0.1:{port}/api/orders", timeout=5)
-            finally:
-                _stop(process)
+        with served_factory("examples.gateway:create_app", port=port, cwd=ROOT, env=env) as get:
+            page = get("/")
+            orders = httpx.get(f"http://127.0.0.1:{port}/api/orders", timeout=5)
     assert page.status_code == 200
     assert "You are not signed in." in page.text
     assert orders.status_code == 401  # served with gateway.json's protection
