@@ -612,9 +612,10 @@ def test_a_known_session_cookie_is_not_decrypted_again_and_costs_one_store_round
     assert calls == ["get_many"] * 5
 
 
-def test_secure_origins_get_a_host_prefixed_secure_cookie(
+def sign_in_on_https(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
-) -> None:
+) -> tuple[ReusableClient, Any]:
+    """A session app whose public origin is https, signed in; the callback's answer."""
     config = fake_idp.gateway_config(
         paths=session_paths(), redirect_uri="https://app.example.com/api/auth0/callback"
     )
@@ -631,6 +632,13 @@ def test_secure_origins_get_a_host_prefixed_secure_cookie(
     callback_url = local(fake_idp.follow_login(started.headers["location"]))
     _, callback = client.get(callback_url, headers={"Cookie": tx_cookie})
     assert callback.status == 302, callback.text
+    return client, callback
+
+
+def test_secure_origins_get_a_host_prefixed_secure_cookie(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    _, callback = sign_in_on_https(fake_idp, make_app, serve)
     cookie = next(c for c in set_cookie_headers(callback) if COOKIE in c)
     assert cookie.startswith("__Host-" + COOKIE)
     assert "Secure" in cookie
@@ -1049,19 +1057,7 @@ def test_the_session_cookie_is_read_under_its_exact_prefixed_name_only(
 ) -> None:
     """Unlike Sanic's request.cookies.get, the session lookup never falls back from
     __Host-name to __Secure-name or the bare name, which others could set."""
-    config = fake_idp.gateway_config(
-        paths=session_paths(), redirect_uri="https://app.example.com/api/auth0/callback"
-    )
-    config["session"] = {"secret": SECRET}
-    app, edge = make_app(config)
-    edge.hook("remember")(lambda ctx: None)
-    add_orders(app)
-    client = serve(app)
-    _, started = client.get("/api/auth0/login")
-    tx_cookie = set_cookie_headers(started)[0].split(";")[0]
-    callback_url = local(fake_idp.follow_login(started.headers["location"]))
-    _, callback = client.get(callback_url, headers={"Cookie": tx_cookie})
-    assert callback.status == 302, callback.text
+    client, callback = sign_in_on_https(fake_idp, make_app, serve)
     session = next(c for c in set_cookie_headers(callback) if COOKIE in c).split(";")[0]
     value = session.split("=", 1)[1]
     assert session.startswith(f"__Host-{COOKIE}=")
