@@ -26,6 +26,21 @@ from sanic_edge_auth.testing import FakeIdentityProvider
 _app_names = itertools.count()
 
 
+def referenced_authorizer(**overrides: Any) -> dict[str, Any]:
+    """An Auth0 ``authorizer`` written wholly in ``$env``/``$secret`` references, as a
+    real gateway.json is: what ``fake_environ`` fills in."""
+    return {
+        "type": "auth0",
+        "domain": "$env.IDP_HOST",
+        "client_id": "$env.IDP_CLIENT",
+        "client_secret": "$secret.IDP_SECRET",
+        "redirect_uri": "$env.CALLBACK_URL",
+        "cookie_secret": "$secret.COOKIE_KEY",
+        "scope": "openid profile email offline_access",
+        **overrides,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -22,23 +22,14 @@ from sanic_edge_auth.testing import (
     local_path,
     mint_bearer,
 )
-from tests.helpers import new_app
+from tests.helpers import new_app, referenced_authorizer
 
 AUDIENCE = "https://orders.example.com"
 
 
 def gateway(**authorizer: Any) -> dict[str, Any]:
     return {
-        "authorizer": {
-            "type": "auth0",
-            "domain": "$env.IDP_HOST",
-            "client_id": "$env.IDP_CLIENT",
-            "client_secret": "$secret.IDP_SECRET",
-            "redirect_uri": "$env.CALLBACK_URL",
-            "cookie_secret": "$secret.COOKIE_KEY",
-            "scope": "openid profile email offline_access",
-            **authorizer,
-        },
+        "authorizer": referenced_authorizer(**authorizer),
         "paths": [
             *default_paths(),
             {"method": "GET", "path": "/api/orders", "auth": True, "scopes": ["read:orders"]},

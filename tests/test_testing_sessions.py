@@ -28,20 +28,12 @@ from sanic_edge_auth.testing import (
     fake_environ,
     with_memory_store,
 )
-from tests.helpers import new_app
+from tests.helpers import new_app, referenced_authorizer
 
 
 def session_gateway(session: Mapping[str, Any], **sections: Any) -> dict[str, Any]:
     return {
-        "authorizer": {
-            "type": "auth0",
-            "domain": "$env.IDP_HOST",
-            "client_id": "$env.IDP_CLIENT",
-            "client_secret": "$secret.IDP_SECRET",
-            "redirect_uri": "$env.CALLBACK_URL",
-            "cookie_secret": "$secret.COOKIE_KEY",
-            "scope": "openid profile email offline_access",
-        },
+        "authorizer": referenced_authorizer(),
         "paths": [*default_paths(), {"method": "GET", "path": "/api/me", "auth": True}],
         "session": dict(session),
         **sections,
