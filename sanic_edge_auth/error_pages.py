@@ -45,7 +45,7 @@ from sanic_edge_auth.errors import (
 )
 from sanic_edge_auth.return_to import login_url, safe_return_to
 
-__all__ = ["PageLinks", "error_page"]
+__all__ = ["PageLinks", "error_page", "logout_pending_page"]
 
 
 class Action(Enum):
@@ -113,6 +113,11 @@ _SESSION_ENDED: Final = {
     ),
     "session_revoked": _Wording(
         "You have been signed out", "Your session was ended. Sign in again.", Action.SIGN_IN
+    ),
+    "session_not_found": _Wording(
+        "Your session was not found",
+        "We could not find your session, so sign in again.",
+        Action.SIGN_IN,
     ),
     "session_refresh_refused": _Wording(
         "Your session has ended",
@@ -252,7 +257,7 @@ a:focus {{ outline: 3px solid #f9ab00; outline-offset: 2px; }}
 <h1>{title}</h1>
 <p>{sentence}</p>
 <p><a href="{href}">{label}</a></p>
-<p class="code">Error {status}: {kind}</p>
+<p class="code">{code}</p>
 </main>
 </body>
 </html>
@@ -289,8 +294,7 @@ def error_page(
         sentence=html.escape(wording.sentence),
         href=html.escape(href, quote=True),
         label=html.escape(label),
-        status=error.status,
-        kind=html.escape(kind),
+        code=f"Error {error.status}: {html.escape(kind)}",
     )
     headers = {
         **error.response_headers(),
@@ -302,3 +306,33 @@ def error_page(
     return HTTPResponse(
         body, status=error.status, headers=headers, content_type="text/html; charset=utf-8"
     )
+
+
+_LOGOUT_PENDING: Final = _Wording(
+    "You are signed out on this device",
+    "Your session could not be ended on our servers just now because of a brief "
+    "problem on our side. It will be ended automatically in a moment.",
+    Action.HOME,
+)
+
+
+def logout_pending_page(continue_to: str) -> HTTPResponse:
+    """The page of a logout whose server-side end is pending (a store outage; see
+    :mod:`sanic_edge_auth.session.pending`): the cookie is gone, the person is told
+    the rest will follow, and the link goes on with the logout (the IdP's logout URL,
+    which the adapter built from the config)."""
+    wording = _LOGOUT_PENDING
+    body = _TEMPLATE.format(
+        title=html.escape(wording.title),
+        sentence=html.escape(wording.sentence),
+        href=html.escape(continue_to, quote=True),
+        label="Continue",
+        code="logout_pending",
+    )
+    headers = {
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": _CONTENT_SECURITY_POLICY,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+    return HTTPResponse(body, status=202, headers=headers, content_type="text/html; charset=utf-8")

@@ -507,7 +507,12 @@ NARROW_KINDS: Mapping[type[EdgeAuthError], tuple[str, ...]] = {
         "return_to_rejected",
         "login_param_invalid",
     ),
-    SessionInvalid: ("session_expired", "session_revoked", "session_refresh_refused"),
+    SessionInvalid: (
+        "session_expired",
+        "session_revoked",
+        "session_not_found",
+        "session_refresh_refused",
+    ),
     ConfigError: ("session_too_large",),
 }
 

@@ -20,14 +20,14 @@ import secrets
 import sys
 from collections.abc import Callable, Collection, Mapping
 from functools import wraps
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 import httpx
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
 from sanic_edge_auth.adapter import AdapterFactory, IdentityAdapter
-from sanic_edge_auth.cache_control import vary_on_cookie
+from sanic_edge_auth.cache_control import forbid_storing, vary_on_cookie
 from sanic_edge_auth.config import (
     DirectorySecrets,
     EdgeAuthConfig,
@@ -42,6 +42,7 @@ from sanic_edge_auth.errors import (
     ConfigValidationError,
     EdgeAuthError,
     SessionInvalid,
+    StoreError,
 )
 from sanic_edge_auth.hooks import Hook, HookRegistry
 from sanic_edge_auth.log import Event, get_logger
@@ -63,7 +64,12 @@ from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.session.cookies import policy_for_origin
 from sanic_edge_auth.session.csrf import origin_of
 from sanic_edge_auth.session.handle import Session
-from sanic_edge_auth.session.manager import CLEAR_SESSION_ATTR, SESSION_READ_ATTR, SessionManager
+from sanic_edge_auth.session.manager import (
+    CLEAR_SESSION_ATTR,
+    SESSION_READ_ATTR,
+    UNVERIFIED_SESSION_ATTR,
+    SessionManager,
+)
 from sanic_edge_auth.store.base import Store
 from sanic_edge_auth.store.factory import open_store
 
@@ -402,6 +408,8 @@ class EdgeAuth:
             return
         if getattr(request.ctx, SESSION_READ_ATTR, False):
             vary_on_cookie(response.headers)
+        if getattr(request.ctx, UNVERIFIED_SESSION_ATTR, False):
+            forbid_storing(response.headers)
         session = getattr(request.ctx, "session", None)
         if getattr(request.ctx, CLEAR_SESSION_ATTR, False) or (
             session is not None and session.ended
@@ -413,6 +421,8 @@ class EdgeAuth:
 
     async def _after_stop(self, app: Sanic[Any, Any]) -> None:
         self._guard = None
+        if self._sessions is not None:
+            await self._sessions.aclose()  # before the store it writes to closes
         self._sessions = None
         self._refreshes = None
         if self._store is not None:
@@ -453,20 +463,42 @@ class EdgeAuth:
         """Browser sessions, when the config has a ``session`` section (while running)."""
         return self._sessions
 
-    async def session(self, request: Request) -> Session | None:
+    async def session(
+        self, request: Request, *, if_store_down: Literal["raise", "signed_out"] = "raise"
+    ) -> Session | None:
         """The request's browser session, if it has a valid one (for routes that are
         not protected but want to know who is there). ``None`` otherwise.
 
         An unsafe request (POST, PUT, ...) carrying a session but sent by another
         origin raises :class:`~sanic_edge_auth.errors.CrossSiteRequest` (403
         ``csrf_rejected``), as on a protected route: such a request is a forgery, and
-        must not run as the user."""
+        must not run as the user.
+
+        A session can only be trusted once the store says it was not revoked. When
+        the store cannot answer, this raises its
+        :class:`~sanic_edge_auth.errors.StoreError` (a 503), unless
+        ``if_store_down="signed_out"``: then a public page carries on as if nobody
+        were signed in (``None``, logged as ``edge_auth.session.unverified``), the
+        cookie is kept for when the store is back, and the answer is not stored by
+        any cache (it depends on the outage, not only on the cookie)."""
         if self._sessions is None:
             return None
         try:
             return await self._sessions.find(request)
         except SessionInvalid:
             return None  # its cookie is deleted by the response
+        except StoreError as exc:
+            if if_store_down != "signed_out":
+                raise
+            setattr(request.ctx, UNVERIFIED_SESSION_ATTR, True)
+            _log.warning(
+                Event.SESSION_UNVERIFIED,
+                path=request.path,
+                error_source=exc.source,
+                error_kind=exc.error_kind,
+                outcome="signed_out",
+            )
+            return None
 
     @property
     def guard(self) -> Guard:

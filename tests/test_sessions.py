@@ -59,6 +59,7 @@ def build(
     redirect_uri: str | None = None,
     store: dict[str, Any] | None = None,
     scope: str | None = None,
+    routes: Callable[[Any, EdgeAuth], None] | None = None,
     **session: Any,
 ) -> tuple[ReusableClient, EdgeAuth]:
     config = idp.gateway_config(paths=session_paths() if paths is None else paths)
@@ -91,6 +92,8 @@ def build(
         )
 
     app.add_route(orders, "/api/orders", methods=["GET", "POST"])
+    if routes is not None:
+        routes(app, edge)
     return serve(app), edge
 
 

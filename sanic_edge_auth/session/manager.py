@@ -25,7 +25,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
 from sanic import Request
@@ -58,6 +58,7 @@ from sanic_edge_auth.session.cookies import (
 )
 from sanic_edge_auth.session.csrf import SAFE_METHODS, check_same_origin
 from sanic_edge_auth.session.handle import Session
+from sanic_edge_auth.session.pending import PendingRevocations
 from sanic_edge_auth.session.settings import SessionSettings
 from sanic_edge_auth.session.state import SessionState
 
@@ -65,13 +66,23 @@ if TYPE_CHECKING:
     from sanic_edge_auth.refresh import RefreshCoordinator
     from sanic_edge_auth.store.base import Store
 
-__all__ = ["CLEAR_SESSION_ATTR", "SESSION_READ_ATTR", "SessionManager"]
+__all__ = [
+    "CLEAR_SESSION_ATTR",
+    "SESSION_READ_ATTR",
+    "UNVERIFIED_SESSION_ATTR",
+    "LoggedOut",
+    "SessionManager",
+]
 
 #: Set on ``request.ctx`` when the request's session cookie must be deleted.
 CLEAR_SESSION_ATTR: Final = "edge_auth_clear_session"
 #: Set on ``request.ctx`` once the request's session was looked up: its answer then
 #: depends on the ``Cookie`` header (``Vary: Cookie``), whatever was found.
 SESSION_READ_ATTR: Final = "edge_auth_session_read"
+#: Set on ``request.ctx`` when the app carried on as signed out because the store
+#: could not say whether the request's session was revoked: its answer must not be
+#: stored by any cache.
+UNVERIFIED_SESSION_ATTR: Final = "edge_auth_session_unverified"
 
 _log = get_logger()
 _CACHE_SIZE: Final = 10_000
@@ -125,6 +136,7 @@ class SessionManager:
         self._touch_interval = min(_MAX_TOUCH_INTERVAL, settings.inactivity_timeout / 10)
         self.refresh_before = settings.refresh_before
         self._refreshes = refreshes
+        self._pending = PendingRevocations(store, clock=clock)
 
     def now(self) -> float:
         return self._clock()
@@ -254,8 +266,11 @@ class SessionManager:
                 state.last_seen + self._inactivity_timeout
             ):
                 raise SessionInvalid("the session has expired", error_kind="session_expired")
-            # Revoked by a logout (the session's own mark, first), or by a back-channel
-            # logout of its IdP session (``sid``) or user (``sub``) after it began.
+            # Revoked by a logout (the session's own mark, first, or one this process
+            # could not write yet), or by a back-channel logout of its IdP session
+            # (``sid``) or user (``sub``) after it began.
+            if self._pending.ends(state.id):
+                raise SessionInvalid("the session has ended", error_kind="session_revoked")
             for index, mark in enumerate(marks):
                 if mark is not None and (index == 0 or _marked_at(mark) >= state.created_at):
                     raise SessionInvalid("the session has ended", error_kind="session_revoked")
@@ -317,7 +332,7 @@ class SessionManager:
             session_id = reference.session_id
             record, *marks = await self._store.get_many(reference.keys)
         if record is None:
-            raise SessionInvalid("the session has ended", error_kind="session_revoked")
+            raise await self._missing_record(session_id, marks)
         known = self._cache.get(record)
         if known is None or known.state.id != session_id:
             opened = self._open_record(record)
@@ -337,6 +352,22 @@ class SessionManager:
                 keys = (record_key, *known.revocation_keys)
                 self._references.put(Reference(chunks, keys, session_id))
         return known, current, marks
+
+    async def _missing_record(self, session_id: str, marks: list[bytes | None]) -> SessionInvalid:
+        """Why a server session has no record: a logout (its revocation mark says so),
+        or a store that lost it (a restart without persistence, a flush, an eviction),
+        which is not the person's doing and must not read like a logout."""
+        if self._pending.ends(session_id):
+            return SessionInvalid("the session has ended", error_kind="session_revoked")
+        own = marks[0] if marks else await self._store.get(_revoked_key("session", session_id))
+        if own is not None:
+            return SessionInvalid("the session has ended", error_kind="session_revoked")
+        _log.info(Event.SESSION_REFUSED, reason="not_in_store")
+        return SessionInvalid(
+            "the session is not known to the store (it may have been lost when the store "
+            "restarted): sign in again",
+            error_kind="session_not_found",
+        )
 
     def _joined(self, chunks: tuple[str, ...]) -> str:
         """The sealed value of a cookie not in the cache, if split as we split it."""
@@ -480,6 +511,103 @@ class SessionManager:
                 await self._store.delete(_record_key(state.id))
         _log.info(Event.SESSION_ENDED, subject=state.subject, how="logout")
 
+    async def end(self, state: SessionState) -> bool:
+        """End one session for a logout: ``True`` once the store has recorded it,
+        ``False`` when the store failed and the end is pending (refused in this
+        process at once, written when the store is back; see
+        :mod:`~sanic_edge_auth.session.pending`).
+
+        Raises ``StoreError`` only when not even that is possible (this process
+        already keeps as many pending ends as it may): then nothing ended.
+        """
+        try:
+            await self.revoke(state)
+        except StoreError as exc:
+            self._defer(state.id, self.absolute_end(state), exc, subject=state.subject)
+            return False
+        return True
+
+    def _defer(
+        self, session_id: str, ends_at: float, error: StoreError, subject: str | None = None
+    ) -> None:
+        """Keep the end of a session the store did not record, or re-raise ``error``."""
+        cleanup = None if self._cookie_mode else _record_key(session_id)
+        key = _revoked_key("session", session_id)
+        if not self._pending.add(session_id, key, ends_at, cleanup):
+            raise error
+        _log.warning(
+            Event.SESSION_END_DEFERRED,
+            subject=subject,
+            error_source=error.source,
+            error_kind=error.error_kind,
+            pending=len(self._pending),
+        )
+
+    async def log_out(self, request: Request) -> LoggedOut:
+        """End the request's session for a logout, whatever the store's state.
+
+        The session is looked up as usual; when the store cannot even be read, the
+        cookie alone names what to end (its session id, and when it would have
+        expired), so the end is kept pending all the same (see :meth:`end`). A cookie
+        that is not a valid session is no session: there is nothing to end. Raises
+        ``StoreError`` only when the end can be neither recorded nor kept pending.
+        """
+        try:
+            session = await self.find(request)
+        except SessionInvalid:
+            return LoggedOut(had_session=False, recorded=True, id_token=None)
+        except StoreError:
+            pending = self._unread_session(request)
+            if pending is None:
+                raise  # the cookie names no session it could end: say what failed
+            session_id, ends_at, id_token = pending
+            return await self._end_unread(session_id, ends_at, id_token)
+        if session is None:
+            return LoggedOut(had_session=False, recorded=True, id_token=None)
+        recorded = await self.end(session.state)
+        return LoggedOut(had_session=True, recorded=recorded, id_token=session.id_token)
+
+    def _unread_session(self, request: Request) -> tuple[str, float, str | None] | None:
+        """The session id, absolute end and ID token a cookie holds, read without the
+        store (``None`` if the cookie holds no valid session)."""
+        header = request.headers.get("cookie")
+        chunks = session_chunks_in_header(self._policy, header) if header else None
+        if chunks is None:
+            return None
+        try:
+            opened = self._open(self._joined(chunks), self._cookie_name)
+        except (SessionInvalid, SessionCookieInvalid):
+            return None
+        if self._cookie_mode:
+            try:
+                state = SessionState.from_json(opened.data)
+            except ValueError:
+                return None
+            return state.id, self.absolute_end(state), state.id_token
+        session_id = opened.data.get("id")
+        if not isinstance(session_id, str):
+            return None
+        return session_id, float(opened.expires_at), None
+
+    async def _end_unread(self, session_id: str, ends_at: float, id_token: str | None) -> LoggedOut:
+        """End a session whose state the store could not give: recorded if the store
+        takes the write after all, pending otherwise."""
+        remaining = ends_at - self._clock()
+        try:
+            if remaining > 0:
+                await self._store.set(_revoked_key("session", session_id), b"1", remaining)
+        except StoreError as exc:
+            self._defer(session_id, ends_at, exc)
+            return LoggedOut(had_session=True, recorded=False, id_token=id_token)
+        if not self._cookie_mode:
+            with contextlib.suppress(StoreError):
+                await self._store.delete(_record_key(session_id))
+        return LoggedOut(had_session=True, recorded=True, id_token=id_token)
+
+    async def aclose(self) -> None:
+        """Stop retrying pending ends (the ones left are logged as lost)."""
+        await self._pending.aclose()
+
     async def revoke_matching(self, *, sid: str | None, sub: str | None) -> None:
         """End every session of an IdP session (``sid``) or of a user (``sub``) that
         began before now (back-channel logout)."""
@@ -490,6 +618,17 @@ class SessionManager:
         if sub is not None:
             await self._store.set(_revoked_key("sub", sub), now, ttl)
         _log.info(Event.SESSION_ENDED, how="backchannel", by_sid=sid is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedOut:
+    """What a logout did: whether there was a session, whether its end is recorded in
+    the store (``False``: pending, see :mod:`~sanic_edge_auth.session.pending`), and
+    its ID token, the IdP logout's ``id_token_hint``."""
+
+    had_session: bool
+    recorded: bool
+    id_token: str | None = field(repr=False)
 
 
 def _state_of(opened: OpenedSession) -> SessionState:
