@@ -100,15 +100,24 @@ def test_a_public_page_carries_on_signed_out_while_redis_is_down(
     assert client.get("/api/orders")[1].status == 200
 
 
+@pytest.mark.parametrize("mode", ["cookie", "server"])
 def test_a_logout_while_redis_is_down_signs_out_and_the_end_follows(
     fake_idp: FakeIdentityProvider,
     make_app: MakeApp,
     serve: Serve,
     own_redis_server: RedisServer,
+    mode: str,
 ) -> None:
+    """Redis unreachable: the session cannot even be read, so the cookie alone names
+    what to end (in server mode, only the session id and when it would expire)."""
     own_redis_server.start()
     client, _ = build(
-        fake_idp, make_app, serve, store=redis_store(own_redis_server), routes=with_public_page
+        fake_idp,
+        make_app,
+        serve,
+        mode=mode,
+        store=redis_store(own_redis_server),
+        routes=with_public_page,
     )
     assert sign_in(client, fake_idp).status == 302
     copied = session_cookies(client)
