@@ -47,7 +47,7 @@ from sanic_edge_auth.hooks import Hook, HookRegistry
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.oidc.http import IdPClient
-from sanic_edge_auth.openapi import DECORATOR_SCOPES_ATTR, document_security
+from sanic_edge_auth.openapi import document_security
 from sanic_edge_auth.refresh import RefreshCoordinator
 from sanic_edge_auth.registry import AdapterResolver
 from sanic_edge_auth.resource import (
@@ -56,6 +56,7 @@ from sanic_edge_auth.resource import (
     bind_route_policies,
     route_middleware,
 )
+from sanic_edge_auth.resource.policies import DECORATOR_SCOPES_ATTR
 from sanic_edge_auth.resource.listing import decorated_routes
 from sanic_edge_auth.responses import ErrorRenderer, ErrorResponder, error_handler
 from sanic_edge_auth.routes import EdgeRoutes
