@@ -56,9 +56,9 @@ from sanic_edge_auth.resource import (
     bind_route_policies,
     route_middleware,
 )
-from sanic_edge_auth.resource.policies import DECORATOR_SCOPES_ATTR
 from sanic_edge_auth.resource.listing import decorated_routes, required_scopes
 from sanic_edge_auth.resource.metadata_endpoint import MetadataEndpoint
+from sanic_edge_auth.resource.policies import DECORATOR_SCOPES_ATTR
 from sanic_edge_auth.responses import ErrorRenderer, ErrorResponder, error_handler
 from sanic_edge_auth.routes import EdgeRoutes
 from sanic_edge_auth.secret import Secret

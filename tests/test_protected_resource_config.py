@@ -109,9 +109,9 @@ def test_every_problem_is_reported_at_once_by_its_dotted_key() -> None:
         "protected_resource.max_age",
         "protected_resource.resource_nmae",
     }
-    assert "plain http is allowed only for loopback hosts" in problems[
-        "protected_resource.resource"
-    ]
+    assert (
+        "plain http is allowed only for loopback hosts" in problems["protected_resource.resource"]
+    )
     assert "did you mean 'resource_name'?" in problems["protected_resource.resource_nmae"]
     assert "#fragment" in problems["protected_resource.resource_tos_uri"]
 

@@ -96,14 +96,18 @@ def test_the_document_is_served_at_both_well_known_urls(served: Served) -> None:
     root = served.get(WELL_KNOWN)
     inserted = served.get(WELL_KNOWN + "/v1")
     assert root.status == inserted.status == 200, root.text
-    assert root.json == inserted.json == {
-        "resource": RESOURCE,
-        "authorization_servers": [served.idp.issuer],
-        # Config paths and @edge.protected() alike, each scope once.
-        "scopes_supported": ["read:orders", "read:reports", "write:orders"],
-        "bearer_methods_supported": ["header"],
-        "resource_name": "Orders API",
-    }
+    assert (
+        root.json
+        == inserted.json
+        == {
+            "resource": RESOURCE,
+            "authorization_servers": [served.idp.issuer],
+            # Config paths and @edge.protected() alike, each scope once.
+            "scopes_supported": ["read:orders", "read:reports", "write:orders"],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "Orders API",
+        }
+    )
 
 
 def test_the_document_is_public_cacheable_json_without_a_secret(served: Served) -> None:
