@@ -275,3 +275,45 @@ def test_with_discovery_the_issuer_is_served_once_the_provider_is_known(
 def test_the_document_is_json_a_client_can_parse_as_is(served: Served) -> None:
     body = served.get(WELL_KNOWN).body
     assert json.loads(body)["resource"] == RESOURCE
+
+
+def test_a_scope_added_to_a_route_changes_openapi_and_the_metadata_together(
+    make_app: Any, serve: Any, idp_with_audience: FakeIdentityProvider
+) -> None:
+    sanic_ext = pytest.importorskip("sanic_ext")
+
+    def documents(config_scopes: list[str], decorator_scopes: list[str]) -> tuple[set[str], Any]:
+        paths = [{"method": "GET", "path": "/api/orders", "auth": True, "scopes": config_scopes}]
+        config = idp_with_audience.gateway_config(paths=paths, audience=API)
+        config["protected_resource"] = {"resource": RESOURCE}
+        app, edge = make_app(config)
+        sanic_ext.Extend(app)
+
+        @app.get("/api/orders")
+        async def orders(request: Request) -> HTTPResponse:
+            return json_response({})
+
+        @app.get("/api/reports")
+        @edge.protected(scopes=decorator_scopes)
+        async def reports(request: Request) -> HTTPResponse:
+            return json_response({})
+
+        client = serve(app)
+        _, spec = client.get("/docs/openapi.json")
+        _, metadata = client.get(WELL_KNOWN)
+        documented = {
+            scope
+            for operation in spec.json["paths"].values()
+            for method in operation.values()
+            for requirement in method.get("security", [])
+            for scope in requirement.get("edge_auth_oidc", [])
+        }
+        return documented, metadata.json["scopes_supported"]
+
+    before = documents(["read:orders"], ["read:reports"])
+    after = documents(["read:orders", "admin:orders"], ["read:reports", "export:reports"])
+    assert before == ({"read:orders", "read:reports"}, ["read:orders", "read:reports"])
+    assert after == (
+        {"admin:orders", "read:orders", "read:reports", "export:reports"},
+        ["admin:orders", "export:reports", "read:orders", "read:reports"],
+    )
