@@ -25,9 +25,18 @@ from sanic_edge_auth.adapter import IdentityAdapter
 from sanic_edge_auth.config.model import PROTECTED_RESOURCE_WELL_KNOWN, ProtectedResourceSettings
 from sanic_edge_auth.resource.metadata import DPoPInfo, metadata_document
 
-__all__ = ["MetadataEndpoint"]
+__all__ = ["MetadataEndpoint", "served_paths"]
 
 _ROUTE_NAME: Final = "edge_auth_protected_resource"
+
+
+def served_paths(settings: ProtectedResourceSettings) -> tuple[str, ...]:
+    """The paths the document is served at: the bare well-known path, and the
+    path-inserted one when the resource has a path."""
+    inserted = settings.metadata_path
+    if inserted == PROTECTED_RESOURCE_WELL_KNOWN:
+        return (inserted,)
+    return (PROTECTED_RESOURCE_WELL_KNOWN, inserted)
 
 
 class MetadataEndpoint:
@@ -53,16 +62,8 @@ class MetadataEndpoint:
         self._dpop = dpop
         self._body: bytes | None = None
 
-    @property
-    def paths(self) -> tuple[str, ...]:
-        """The paths served: the bare well-known path, and the path-inserted one."""
-        inserted = self._settings.metadata_path
-        if inserted == PROTECTED_RESOURCE_WELL_KNOWN:
-            return (inserted,)
-        return (PROTECTED_RESOURCE_WELL_KNOWN, inserted)
-
     def register(self, app: Sanic[Any, Any]) -> None:
-        for index, path in enumerate(self.paths):
+        for index, path in enumerate(served_paths(self._settings)):
             app.add_route(
                 self.serve,
                 path,
