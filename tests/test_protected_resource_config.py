@@ -3,6 +3,9 @@ named by its dotted key, and the well-known URL derived from the resource identi
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -143,3 +146,14 @@ def test_a_resource_that_is_not_a_plain_https_url_is_refused(resource: Any, said
 def test_the_section_must_be_an_object(section: Any) -> None:
     problems = problems_of(section)
     assert "must be an object" in problems["protected_resource"]
+
+
+def test_the_section_the_protection_page_shows_loads_as_written() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "protection.md").read_text("utf-8")
+    (fragment,) = [
+        m["body"]
+        for m in re.finditer(r"```json\n(?P<body>.*?)```", page, re.DOTALL)
+        if m["body"].lstrip().startswith('"protected_resource"')
+    ]
+    section = json.loads("{" + fragment + "}")["protected_resource"]
+    assert load(section).protected_resource.resource == "https://api.example.com/"
