@@ -51,6 +51,7 @@ def protected_operations(
                 scopes = policy.get(method)
             target = handler
             if view_class is not None:
+                # sanic-ext documents a class-based view per method function.
                 target = getattr(view_class, method.lower(), handler)
                 target_scopes = getattr(target, DECORATOR_SCOPES_ATTR, None)
                 if target_scopes is not None:
