@@ -18,6 +18,7 @@ from sanic_edge_auth.config import (
     Integration,
     JWKSCacheSettings,
     PathRule,
+    ProtectedResourceSettings,
     SecretSource,
     load_config,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "MissingToken",
     "PathRule",
     "PayloadTooLarge",
+    "ProtectedResourceSettings",
     "Secret",
     "SecretSource",
     "SessionInvalid",

@@ -3,7 +3,9 @@
 ``sanic-edge-auth check gateway.json`` loads the config exactly as ``EdgeAuth``
 does (same resolver of installed adapters, same ``$env``/``$secret`` resolution)
 and prints either every problem with its dotted key (exit 1) or what will be
-served (exit 0). ``--online`` also asks the identity provider:
+served (exit 0), including the protected-resource metadata document (RFC 9728) when
+the config has a ``protected_resource`` section. ``--online`` also asks the identity
+provider:
 
 - discovery (``<issuer>/.well-known/openid-configuration``, OIDC Discovery 4) and
   its ``issuer`` (it must equal ours, OIDC Discovery 4.3);
@@ -33,6 +35,7 @@ import asyncio
 import base64
 import contextlib
 import importlib
+import json
 import logging
 import os
 import secrets
@@ -51,6 +54,7 @@ from sanic_edge_auth.config import (
     DirectorySecrets,
     EdgeAuthConfig,
     EnvironmentSecrets,
+    ProtectedResourceSettings,
     SecretSource,
     load_config,
     read_config_source,
@@ -65,7 +69,9 @@ from sanic_edge_auth.errors import (
 from sanic_edge_auth.oidc.discovery import is_endpoint_url
 from sanic_edge_auth.oidc.http import IdPClient, classify_oauth_error
 from sanic_edge_auth.registry import AdapterResolver
-from sanic_edge_auth.resource.listing import decorated_routes
+from sanic_edge_auth.resource.listing import decorated_routes, required_scopes
+from sanic_edge_auth.resource.metadata import metadata_document
+from sanic_edge_auth.resource.metadata_endpoint import served_paths
 from sanic_edge_auth.store.factory import build_store
 from sanic_edge_auth.store.settings import StoreSettings, masked_url, redacted_endpoint
 
@@ -150,13 +156,17 @@ def _check(args: argparse.Namespace, out: _Output, redactor: _Redactor) -> int:
         redactor.add(secret.reveal() if secret is not None else None)
 
     _summary(args.config, config, resolver, out)
+    app = None
     if args.app is not None:
-        routes = _decorated_routes_of(args.app, out)
-        if routes is None:
+        app = _app_of(args.app, out)
+        if app is None:
             return 1
+        routes = decorated_routes(app)
         out.line(f"protected by @edge.protected() ({len(routes)}):")
         for route in routes:
             out.line(f"  {route}")
+    if config.protected_resource is not None:
+        _metadata(config, config.protected_resource, app, out)
     if not args.online:
         return 0
     timeout = args.timeout or min(authorizer.timeout, 10.0)
@@ -250,9 +260,33 @@ def _summary(path: str, config: EdgeAuthConfig, resolver: AdapterResolver, out: 
         )
 
 
-def _decorated_routes_of(target: str, out: _Output) -> list[str] | None:
-    """The routes ``@edge.protected()`` guards in the app ``module:name`` (imported as
-    the server would, from the current directory); ``None``, said why, if it cannot."""
+def _metadata(
+    config: EdgeAuthConfig,
+    settings: ProtectedResourceSettings,
+    app: Sanic[Any, Any] | None,
+    out: _Output,
+) -> None:
+    """The RFC 9728 document the app will serve, from the same builder and the same
+    scopes: the config's paths, and with ``--app`` its ``@edge.protected()`` routes.
+    The issuer is the configured one (``--online`` checks the provider agrees)."""
+    configured = [scope for rule in config.paths if rule.auth for scope in rule.scopes]
+    scopes = required_scopes(app, configured) if app is not None else configured
+    document = metadata_document(settings, issuer=config.authorizer.issuer, scopes=scopes)
+    out.line(
+        f"protected resource metadata (RFC 9728), served at {' and '.join(served_paths(settings))}:"
+    )
+    out.line(f"  url            {settings.metadata_url} (resource_metadata in challenges)")
+    if app is None:
+        out.line(
+            "  scopes from the config's paths; --app adds the scopes of @edge.protected() routes"
+        )
+    for line in json.dumps(document, indent=2).splitlines():
+        out.line(f"  {line}")
+
+
+def _app_of(target: str, out: _Output) -> Sanic[Any, Any] | None:
+    """The Sanic app ``module:name`` (imported as the server would, from the current
+    directory); ``None``, said why, if it cannot be imported."""
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         out.error(f"--app {target}: expected module:name, e.g. myapp.server:app")
@@ -271,7 +305,7 @@ def _decorated_routes_of(target: str, out: _Output) -> list[str] | None:
     if not isinstance(app, Sanic):
         out.error(f"--app {target}: {attribute} is not a Sanic app")
         return None
-    return decorated_routes(app)
+    return app
 
 
 @contextlib.contextmanager

@@ -48,7 +48,7 @@ from sanic_edge_auth.hooks import Hook, HookRegistry
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.oidc.http import IdPClient
-from sanic_edge_auth.openapi import DECORATOR_SCOPES_ATTR, document_security
+from sanic_edge_auth.openapi import document_security
 from sanic_edge_auth.refresh import RefreshCoordinator
 from sanic_edge_auth.registry import AdapterResolver
 from sanic_edge_auth.resource import (
@@ -57,7 +57,9 @@ from sanic_edge_auth.resource import (
     bind_route_policies,
     route_middleware,
 )
-from sanic_edge_auth.resource.listing import decorated_routes
+from sanic_edge_auth.resource.listing import decorated_routes, required_scopes
+from sanic_edge_auth.resource.metadata_endpoint import MetadataEndpoint
+from sanic_edge_auth.resource.policies import DECORATOR_SCOPES_ATTR
 from sanic_edge_auth.responses import ErrorRenderer, ErrorResponder, error_handler
 from sanic_edge_auth.routes import EdgeRoutes
 from sanic_edge_auth.secret import Secret
@@ -173,7 +175,12 @@ class EdgeAuth:
         app.ctx.edge_auth = self
 
         config = self.config
-        responder = ErrorResponder(PageLinks.for_config(config), lambda: self._on_error)
+        metadata = config.protected_resource
+        responder = ErrorResponder(
+            PageLinks.for_config(config),
+            lambda: self._on_error,
+            resource_metadata=metadata.metadata_url if metadata is not None else None,
+        )
         self._error_handler = error_handler(self._metrics, responder)
         routes = EdgeRoutes(config, self._hooks, self, responder)
         for rule in config.paths:
@@ -186,6 +193,10 @@ class EdgeAuth:
         }
         if self._protected:
             app.on_request(route_middleware(lambda: self.guard))
+        if metadata is not None:
+            MetadataEndpoint(
+                metadata, adapter=lambda: self.adapter, scopes=lambda: required_scopes(app)
+            ).register(app)
         if config.session is not None:
             # Last of all response middleware (Sanic runs response middleware of higher
             # priority later), so one that sets Vary outright (sanic-ext's CORS) cannot

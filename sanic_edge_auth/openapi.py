@@ -15,18 +15,18 @@ Without sanic-ext nothing here runs, and nothing imports it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from sanic import Sanic
+
+from sanic_edge_auth.resource.listing import protected_operations
 
 __all__ = ["OIDC_SCHEME", "document_security"]
 
 OIDC_SCHEME: Final = "edge_auth_oidc"
 BEARER_SCHEME: Final = "edge_auth_bearer"
 SESSION_SCHEME: Final = "edge_auth_session"
-#: Set on ``@edge.protected()`` wrappers: the scopes the decorator enforces.
-DECORATOR_SCOPES_ATTR: Final = "__edge_auth_scopes__"
 
 
 def document_security(
@@ -71,40 +71,14 @@ def document_security(
             description="the browser session cookie set by the login",
         )
     store = OperationStore()  # type: ignore[no-untyped-call]  # sanic-ext is untyped here
-    for handler, scopes in _protected_operations(app, route_policy):
+    seen: set[int] = set()
+    for handler, _method, scopes in protected_operations(app, route_policy):
+        if id(handler) in seen:
+            continue  # sanic-ext documents a handler once, whatever routes serve it
+        seen.add(id(handler))
         operation = store[handler]
         operation.secured({OIDC_SCHEME: list(scopes)})
         operation.secured({BEARER_SCHEME: []})
         if session_cookie is not None:
             operation.secured({SESSION_SCHEME: []})
     return True
-
-
-def _protected_operations(
-    app: Sanic[Any, Any],
-    route_policy: Callable[[Any], Mapping[str, tuple[str, ...]] | None],
-) -> Iterator[tuple[Any, tuple[str, ...]]]:
-    """(the handler sanic-ext documents, its scopes) for every protected operation."""
-    seen: set[int] = set()
-    for route in app.router.routes:
-        handler = route.handler
-        policy = route_policy(route)
-        decorator_scopes = getattr(handler, DECORATOR_SCOPES_ATTR, None)
-        view_class = getattr(handler, "view_class", None)
-        for method in sorted(route.methods):
-            scopes: tuple[str, ...] | None = None
-            if policy is not None:
-                scopes = policy.get(method)
-            target = handler
-            if view_class is not None:
-                # sanic-ext documents a class-based view per method function.
-                target = getattr(view_class, method.lower(), handler)
-                target_scopes = getattr(target, DECORATOR_SCOPES_ATTR, None)
-                if target_scopes is not None:
-                    scopes = tuple(sorted({*(scopes or ()), *target_scopes}))
-            if decorator_scopes is not None:
-                scopes = tuple(sorted({*(scopes or ()), *decorator_scopes}))
-            if scopes is None or id(target) in seen:
-                continue
-            seen.add(id(target))
-            yield target, scopes

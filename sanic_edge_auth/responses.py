@@ -25,6 +25,7 @@ from sanic_edge_auth.errors import ConfigError, EdgeAuthError, SessionInvalid, S
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.navigation import is_navigation
+from sanic_edge_auth.resource.challenge import point_to_metadata
 
 __all__ = [
     "ErrorRenderer",
@@ -93,15 +94,23 @@ class ErrorResponder:
 
     ``renderer`` is read on every error (the app may register it after the edge
     was set up); ``links`` are where a default page may send the person.
+    ``resource_metadata``, the URL of the protected-resource metadata when the app
+    publishes it, goes into every challenge of a 401 or 403, whoever rendered it
+    (see :mod:`~sanic_edge_auth.resource.challenge`).
     """
 
-    __slots__ = ("_links", "_renderer")
+    __slots__ = ("_links", "_renderer", "_resource_metadata")
 
     def __init__(
-        self, links: PageLinks, renderer: Callable[[], ErrorRenderer | None] = lambda: None
+        self,
+        links: PageLinks,
+        renderer: Callable[[], ErrorRenderer | None] = lambda: None,
+        *,
+        resource_metadata: str | None = None,
     ) -> None:
         self._links = links
         self._renderer = renderer
+        self._resource_metadata = resource_metadata
 
     async def answer(
         self,
@@ -114,6 +123,14 @@ class ErrorResponder:
         """Log ``error`` and answer it (see :func:`~sanic_edge_auth.error_pages.error_page`
         for ``return_to`` and ``in_login``)."""
         log_error(error, request)
+        response = await self._response(request, error, return_to, in_login)
+        if self._resource_metadata is not None and response.status in (401, 403):
+            point_to_metadata(response.headers, self._resource_metadata)
+        return response
+
+    async def _response(
+        self, request: Request, error: EdgeAuthError, return_to: str | None, in_login: bool
+    ) -> HTTPResponse:
         renderer = self._renderer()
         if renderer is not None:
             custom = await _rendered(renderer, request, error)

@@ -381,3 +381,55 @@ def test_the_served_fake_idp_accepts_only_the_apps_own_callback_url(
     assert own.status_code == 302
     assert other.status_code == 400
     assert "Callback URL mismatch" in other.text
+
+
+@pytest.mark.usefixtures("environment")
+def test_check_shows_the_protected_resource_document_it_would_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_idp: FakeIdentityProvider
+) -> None:
+    config = write_config(tmp_path)
+    raw = json.loads(config.read_text())
+    raw["protected_resource"] = {
+        "resource": "https://api.example.com/v1",
+        "resource_name": "Orders",
+    }
+    config.write_text(json.dumps(raw))
+
+    def shown(out: str) -> Any:
+        rest = out.partition("protected resource metadata")[2]
+        return rest, json.loads(rest[rest.index("{") : rest.rindex("}") + 1])
+
+    code, out, err = run_check(str(config))
+    assert code == 0, err
+    text, document = shown(out)
+    assert "url            https://api.example.com/.well-known/oauth-protected-resource/v1" in text
+    assert "/.well-known/oauth-protected-resource and /.well-known/oauth-protected-resource/v1" in (
+        text
+    )
+    assert document == {
+        "resource": "https://api.example.com/v1",
+        "authorization_servers": [fake_idp.issuer],
+        "scopes_supported": ["read:orders"],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Orders",
+    }
+    assert "--app adds the scopes of @edge.protected() routes" in text
+    assert SECRET not in out
+    assert COOKIE not in out
+
+    (tmp_path / "cli_metadata_app.py").write_text(
+        "from sanic import Sanic, json\n"
+        "from sanic_edge_auth import EdgeAuth\n"
+        "app = Sanic('cli_metadata_app')\n"
+        f"edge = EdgeAuth(app, config={str(config)!r})\n"
+        "@app.get('/reports')\n"
+        "@edge.protected(scopes=['read:reports'])\n"
+        "async def reports(request):\n"
+        "    return json({})\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, out, err = run_check(str(config), "--app", "cli_metadata_app:app")
+    assert code == 0, err
+    text, document = shown(out)
+    assert document["scopes_supported"] == ["read:orders", "read:reports"]
+    assert "--app adds" not in text

@@ -3,7 +3,8 @@
 One module per part: :mod:`~sanic_edge_auth.config.model` (the frozen result, read by
 everything below the loader), :mod:`~sanic_edge_auth.config.document` (the JSON and
 its ``$env``/``$secret`` references), one schema module per section
-(:mod:`~sanic_edge_auth.config.authorizer`, :mod:`~sanic_edge_auth.config.paths`; the
+(:mod:`~sanic_edge_auth.config.authorizer`, :mod:`~sanic_edge_auth.config.paths`,
+:mod:`~sanic_edge_auth.config.protected_resource`; the
 ``session`` and ``store`` sections are checked beside their own code), and
 :mod:`~sanic_edge_auth.config.loader`, which walks the document and holds the checks
 that tie sections together.
@@ -27,6 +28,7 @@ from sanic_edge_auth.config.model import (
     IntegrationKind,
     JWKSCacheSettings,
     PathRule,
+    ProtectedResourceSettings,
     proxy_prefix,
 )
 
@@ -44,6 +46,7 @@ __all__ = [
     "IntegrationKind",
     "JWKSCacheSettings",
     "PathRule",
+    "ProtectedResourceSettings",
     "SecretSource",
     "load_config",
     "proxy_prefix",

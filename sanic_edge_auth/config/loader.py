@@ -24,6 +24,7 @@ from sanic_edge_auth.config.authorizer import AdapterResolver, AdapterSettings, 
 from sanic_edge_auth.config.document import EnvironmentSecrets, SecretSource, read_config_source
 from sanic_edge_auth.config.model import EdgeAuthConfig, PathRule
 from sanic_edge_auth.config.paths import PathsSchema
+from sanic_edge_auth.config.protected_resource import ProtectedResourceSchema
 from sanic_edge_auth.errors import ConfigProblem, ConfigValidationError
 from sanic_edge_auth.session.settings import SessionSettings, validate_session_settings
 from sanic_edge_auth.store.settings import validate_store_settings
@@ -69,7 +70,7 @@ def load_config(
     return loader.load(read_config_source(source))
 
 
-class _Loader(AuthorizerSchema, PathsSchema):
+class _Loader(AuthorizerSchema, PathsSchema, ProtectedResourceSchema):
     """Collects problems while it walks the document; raises once at the end.
 
     Each section's checks come from its schema (:class:`AuthorizerSchema`,
@@ -93,7 +94,9 @@ class _Loader(AuthorizerSchema, PathsSchema):
     # -- sections
 
     def load(self, raw: Mapping[str, Any]) -> EdgeAuthConfig:
-        self.unknown_keys("", raw, frozenset({"authorizer", "paths", "session", "store"}))
+        self.unknown_keys(
+            "", raw, frozenset({"authorizer", "paths", "session", "store", "protected_resource"})
+        )
         raw_authorizer = raw.get("authorizer")
         if not isinstance(raw_authorizer, dict):
             self.problem("authorizer", "is required and must be an object")
@@ -125,6 +128,7 @@ class _Loader(AuthorizerSchema, PathsSchema):
             self.resolve("store", raw["store"]) if "store" in raw else None
         )
         self.problems.extend(store_problems)
+        protected_resource = self.protected_resource(raw)
         if (
             store is not None
             and store.type == "redis"
@@ -141,7 +145,11 @@ class _Loader(AuthorizerSchema, PathsSchema):
         if self.problems or authorizer is None or store is None:
             raise ConfigValidationError(self._without_secrets(self.problems))
         return EdgeAuthConfig(
-            authorizer=authorizer, paths=tuple(paths), session=session, store=store
+            authorizer=authorizer,
+            paths=tuple(paths),
+            session=session,
+            store=store,
+            protected_resource=protected_resource,
         )
 
     def session(self, raw: Mapping[str, Any], paths: Sequence[PathRule]) -> SessionSettings | None:

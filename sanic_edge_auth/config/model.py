@@ -19,6 +19,7 @@ from sanic_edge_auth.store.settings import StoreSettings
 __all__ = [
     "INTEGRATION_KINDS",
     "MIN_COOKIE_SECRET_LENGTH",
+    "PROTECTED_RESOURCE_WELL_KNOWN",
     "SUPPORTED_ALGORITHMS",
     "AuthorizerConfig",
     "EdgeAuthConfig",
@@ -26,6 +27,7 @@ __all__ = [
     "IntegrationKind",
     "JWKSCacheSettings",
     "PathRule",
+    "ProtectedResourceSettings",
     "proxy_prefix",
 ]
 
@@ -46,6 +48,8 @@ SUPPORTED_ALGORITHMS: Final = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 )
 MIN_COOKIE_SECRET_LENGTH: Final = 32
+#: RFC 9728 section 3: where a protected resource publishes its metadata.
+PROTECTED_RESOURCE_WELL_KNOWN: Final = "/.well-known/oauth-protected-resource"
 
 
 # --- the frozen result ----------------------------------------------------------------
@@ -146,6 +150,43 @@ def proxy_prefix(redirect_path: str, paths: Sequence[PathRule]) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class ProtectedResourceSettings:
+    """The ``protected_resource`` section: this API as an OAuth protected resource
+    (RFC 9728), checked by the loader.
+
+    ``resource`` is the resource identifier exactly as written (clients compare it
+    character for character, RFC 9728 section 3.3): an https URL (plain http on
+    loopback), no fragment, no query, no user info. The other fields are the
+    document's human-facing members, and ``max_age`` how long a client or cache may
+    keep the document (seconds).
+    """
+
+    resource: str
+    resource_name: str | None = None
+    resource_documentation: str | None = None
+    resource_policy_uri: str | None = None
+    resource_tos_uri: str | None = None
+    max_age: int = 3600
+
+    @property
+    def metadata_path(self) -> str:
+        """The path of the metadata document for ``resource`` (RFC 9728 section 3.1):
+        the well-known suffix inserted between the host and the resource's path, the
+        slash that ends a bare host dropped. ``https://api.example.com/`` gives
+        ``/.well-known/oauth-protected-resource``; ``https://api.example.com/v1``
+        gives ``/.well-known/oauth-protected-resource/v1``."""
+        path = urlsplit(self.resource).path
+        return PROTECTED_RESOURCE_WELL_KNOWN + ("" if path in ("", "/") else path)
+
+    @property
+    def metadata_url(self) -> str:
+        """The absolute URL of the document, on the resource identifier's origin
+        (never the request's ``Host``): what ``resource_metadata`` in a challenge says."""
+        parts = urlsplit(self.resource)
+        return f"{parts.scheme}://{parts.netloc}{self.metadata_path}"
+
+
+@dataclass(frozen=True, slots=True)
 class EdgeAuthConfig:
     authorizer: AuthorizerConfig
     paths: tuple[PathRule, ...]
@@ -153,6 +194,8 @@ class EdgeAuthConfig:
     session: SessionSettings | None = None
     #: Where shared state lives (process memory by default).
     store: StoreSettings = field(default_factory=StoreSettings)
+    #: RFC 9728 protected-resource metadata; ``None`` serves none.
+    protected_resource: ProtectedResourceSettings | None = None
 
     @property
     def public_prefix(self) -> str:

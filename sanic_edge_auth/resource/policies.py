@@ -15,9 +15,18 @@ from sanic_edge_auth.resource.guard import Guard
 if TYPE_CHECKING:
     from sanic import Sanic
 
-__all__ = ["ROUTE_CTX_ATTR", "RoutePolicy", "bind_route_policies", "route_middleware"]
+__all__ = [
+    "DECORATOR_SCOPES_ATTR",
+    "ROUTE_CTX_ATTR",
+    "RoutePolicy",
+    "bind_route_policies",
+    "route_middleware",
+]
 
 ROUTE_CTX_ATTR: Final = "edge_auth_policy"
+#: Set on ``@edge.protected()`` wrappers: the scopes the decorator enforces (read by
+#: the OpenAPI document, the protected-resource metadata and the startup listing).
+DECORATOR_SCOPES_ATTR: Final = "__edge_auth_scopes__"
 
 RoutePolicy = Mapping[str, tuple[str, ...]]
 """Scopes a route requires, per HTTP method it serves."""
