@@ -56,9 +56,7 @@ _COMMON: Final = frozenset({"grant", "audience", "resource", "scope", "refresh_b
 _OWN_CLIENT: Final = frozenset({"client_id", "client_secret", "client_auth_method"})
 _KEYS: Final[Mapping[str, frozenset[str]]] = {
     "client_credentials": _COMMON | _OWN_CLIENT | {"audience_check"},
-    "token_exchange": _COMMON
-    | _OWN_CLIENT
-    | {"audience_check", "subject_token_type", "actor"},
+    "token_exchange": _COMMON | _OWN_CLIENT | {"audience_check", "subject_token_type", "actor"},
     "refresh": _COMMON | {"audience_check"},
 }
 
@@ -113,9 +111,7 @@ def validate_downstream_settings(
     if raw is None:
         return (), []
     if not isinstance(raw, Mapping):
-        return (), [
-            ConfigProblem(key, 'must be an object such as {"billing": {"grant": ...}}')
-        ]
+        return (), [ConfigProblem(key, 'must be an object such as {"billing": {"grant": ...}}')]
     read = SettingsReader()
     targets: list[DownstreamTarget] = []
     for name, body in raw.items():
