@@ -21,6 +21,10 @@ from sanic_edge_auth.config import (
     SecretSource,
     load_config,
 )
+from sanic_edge_auth.downstream.auth import DownstreamAuth
+from sanic_edge_auth.downstream.request import RequestTokens
+from sanic_edge_auth.downstream.service import DownstreamTokens
+from sanic_edge_auth.downstream.settings import DownstreamTarget
 from sanic_edge_auth.errors import (
     AccessRejected,
     BadRequest,
@@ -29,6 +33,7 @@ from sanic_edge_auth.errors import (
     ConfigProblem,
     ConfigValidationError,
     CrossSiteRequest,
+    DownstreamGrantRefused,
     EdgeAuthError,
     HookError,
     IdentityProviderRejectedClient,
@@ -66,6 +71,10 @@ __all__ = [
     "ConfigValidationError",
     "CrossSiteRequest",
     "DirectorySecrets",
+    "DownstreamAuth",
+    "DownstreamGrantRefused",
+    "DownstreamTarget",
+    "DownstreamTokens",
     "EdgeAuth",
     "EdgeAuthConfig",
     "EdgeAuthError",
@@ -87,6 +96,7 @@ __all__ = [
     "MissingToken",
     "PathRule",
     "PayloadTooLarge",
+    "RequestTokens",
     "Secret",
     "SecretSource",
     "SessionInvalid",

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
+from sanic_edge_auth.downstream.settings import DownstreamTarget
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.session.settings import SessionSettings
 from sanic_edge_auth.store.settings import StoreSettings
@@ -153,6 +154,8 @@ class EdgeAuthConfig:
     session: SessionSettings | None = None
     #: Where shared state lives (process memory by default).
     store: StoreSettings = field(default_factory=StoreSettings)
+    #: The APIs behind the edge that handlers get tokens for (``request.ctx.tokens``).
+    downstream: tuple[DownstreamTarget, ...] = ()
 
     @property
     def public_prefix(self) -> str:

@@ -275,10 +275,12 @@ class DownstreamTokens:
                 error.error_kind = "downstream_audience_mismatch"
                 raise error
         now = self._clock()
-        expires_at = now + tokens.expires_in if tokens.expires_in is not None else now
+        # The sooner of expires_in and the JWT's exp; neither: not kept at all.
+        ends = [now + tokens.expires_in] if tokens.expires_in is not None else []
         exp = claims.get("exp") if claims is not None else None
-        if type(exp) in (int, float):
-            expires_at = min(expires_at, float(exp)) if tokens.expires_in is not None else exp
+        if isinstance(exp, int | float) and not isinstance(exp, bool):
+            ends.append(float(exp))
+        expires_at = min(ends, default=now)
         return CachedToken(Secret(value), float(expires_at))
 
     def _record_key(self, target: DownstreamTarget, subject: Subject) -> str:
