@@ -107,7 +107,8 @@ class DownstreamTarget:
 def validate_downstream_settings(
     raw: Any, key: str = "downstream"
 ) -> tuple[tuple[DownstreamTarget, ...], list[ConfigProblem]]:
-    """Check the section (``$env``/``$secret`` references already resolved)."""
+    """Check the section (``$env``/``$secret`` references already resolved): the
+    targets that are valid, and every problem (the config is unusable if any)."""
     if raw is None:
         return (), []
     if not isinstance(raw, Mapping):
@@ -128,9 +129,9 @@ def validate_downstream_settings(
                 f"{target.key}.actor",
                 f"must name a client_credentials target of this section, got {target.actor!r}",
             )
-    if read.problems:
-        return (), read.problems
-    return tuple(targets), []
+    # The targets that check out come back with the problems, so the loader's own
+    # checks of them (a session for refresh, the adapter's rules) still run.
+    return tuple(targets), read.problems
 
 
 def _target(read: SettingsReader, key: str, name: str, body: Any) -> DownstreamTarget | None:

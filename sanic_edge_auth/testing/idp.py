@@ -710,7 +710,7 @@ class FakeIdentityProvider:
     ) -> dict[str, Any]:
         lifetime = self.downstream_token_lifetime
         token = self.mint_token(
-            {"aud": audience, "scope": scope or "", **claims},
+            {"aud": audience, "scope": scope or "", "jti": secrets.token_hex(8), **claims},
             expires_in=lifetime,
         )
         body: dict[str, Any] = {
