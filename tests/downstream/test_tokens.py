@@ -158,6 +158,7 @@ def test_refresh_targets_redeem_the_session_refresh_token_without_forking_it(
     app, edge = build_app(downstream_config(fake_idp, downstream, session=True))
     client = serve(app)
     assert login(client, fake_idp).status == 302
+    before = dict(client._session.cookies.items())  # a tab still holding the first token
     for name, audience in (("reports", REPORTS), ("orders2", ORDERS), ("reports", REPORTS)):
         _, response = client.get(f"/token/{name}?n=10")
         assert response.status == 200, response.text
@@ -165,9 +166,14 @@ def test_refresh_targets_redeem_the_session_refresh_token_without_forking_it(
         assert response.json["claims"]["aud"] == audience
         assert response.json["claims"]["sub"] == fake_idp.user.sub
     assert fake_idp.downstream_calls == {("refresh", REPORTS): 1, ("refresh", ORDERS): 1}
-    # The session's own refresh still works: it follows the rotations made meanwhile.
+    # The session's own refresh works, from the newest cookie and from the stale one:
+    # it follows the rotations the redemptions made (the stale token is never resent).
     _, refreshed = client.post("/api/auth0/refresh")
     assert refreshed.status == 200, refreshed.text
+    client._session.cookies.clear()
+    client._session.cookies.update(before)
+    _, from_stale = client.post("/api/auth0/refresh")
+    assert from_stale.status == 200, from_stale.text
     assert fake_idp.refused_refreshes == 0
 
 
