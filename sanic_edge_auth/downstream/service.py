@@ -49,6 +49,7 @@ from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.oidc.client_auth import ClientAuth
 from sanic_edge_auth.oidc.grants import DownstreamRequest
+from sanic_edge_auth.oidc.singleflight import SingleFlight
 from sanic_edge_auth.secret import Secret, keyed_digest
 from sanic_edge_auth.session.codec import SessionCodec
 from sanic_edge_auth.store.coordination import ClusterSingleFlight
@@ -115,6 +116,7 @@ class DownstreamTokens:
             namespace="downstream",
             clock=clock,
         )
+        self._joined: SingleFlight[CachedToken] = SingleFlight()
         # A target's own client, built once (the authorizer's is the adapter's).
         self._clients = {
             target.name: ClientAuth(
@@ -164,11 +166,21 @@ class DownstreamTokens:
         is served, renewed once however many callers refused it.
         """
         key = self._record_key(target, subject)
-        now = self._clock()
         cached = self._cache.local(key)
-        if cached is None or not _usable(cached, now, target, stale):
-            cached = await self._cache.read(key)
-        if cached is not None and _usable(cached, now, target, stale):
+        if cached is not None and _usable(cached, self._clock(), target, stale):
+            self._metrics.downstream_cache_hit(target.name, target.grant)
+            return cached
+        # Callers in this worker share one look into the store (and one flight): 500 at
+        # once must not take 500 store connections.
+        joined = key if stale is None else f"{key}:{keyed_digest(self._key, 'stale', stale)}"
+        return await self._joined.run(joined, lambda: self._shared(target, subject, key, stale))
+
+    async def _shared(
+        self, target: DownstreamTarget, subject: Subject, key: str, stale: str | None
+    ) -> CachedToken:
+        """The store's token, or one requested once cluster-wide."""
+        cached = await self._cache.read(key)
+        if cached is not None and _usable(cached, self._clock(), target, stale):
             self._metrics.downstream_cache_hit(target.name, target.grant)
             return cached
         replaced = stale if stale is not None else (cached.value.reveal() if cached else None)
