@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from sanic_edge_auth.store.base import Store
     from sanic_edge_auth.store.settings import CoordinationSettings
 
-__all__ = ["DownstreamTokens", "Subject"]
+__all__ = ["DownstreamTokens", "Subject", "accepted_token", "own_client"]
 
 _log = get_logger()
 _ENDPOINTS: Final = {
@@ -119,13 +119,7 @@ class DownstreamTokens:
         self._joined: SingleFlight[CachedToken] = SingleFlight()
         # A target's own client, built once (the authorizer's is the adapter's).
         self._clients = {
-            target.name: ClientAuth(
-                client_id=target.client_id,
-                method=target.client_auth_method,
-                secret=target.client_secret,
-            )
-            for target in targets
-            if target.client_id is not None and target.client_secret is not None
+            target.name: client for target in targets if (client := own_client(target)) is not None
         }
 
     @property
@@ -208,7 +202,7 @@ class DownstreamTokens:
     async def _request(self, target: DownstreamTarget, subject: Subject) -> CachedToken:
         try:
             tokens = await self._grant(target, subject)
-            token = self._accepted(target, tokens)
+            token = accepted_token(target, tokens, self._clock())
         except EdgeAuthError as error:
             self._metrics.downstream_request(target.name, target.grant, error.error_kind)
             _log.warning(
@@ -271,30 +265,6 @@ class DownstreamTokens:
                 endpoint=endpoint,
             ) from error
 
-    def _accepted(self, target: DownstreamTarget, tokens: TokenSet) -> CachedToken:
-        """The token, once its audience and lifetime check out."""
-        value = tokens.access_token.reveal()
-        claims = _unverified_claims(value)
-        if target.audience_check:
-            aud = claims.get("aud") if claims is not None else None
-            audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-            if target.wanted_audience not in audiences:
-                error = UpstreamBadResponse(
-                    f"the identity provider returned a token for {target.name!r} without "
-                    "its audience (is the audience allowed for this client?)",
-                    endpoint=_ENDPOINTS[target.grant],
-                )
-                error.error_kind = "downstream_audience_mismatch"
-                raise error
-        now = self._clock()
-        # The sooner of expires_in and the JWT's exp; neither: not kept at all.
-        ends = [now + tokens.expires_in] if tokens.expires_in is not None else []
-        exp = claims.get("exp") if claims is not None else None
-        if isinstance(exp, int | float) and not isinstance(exp, bool):
-            ends.append(float(exp))
-        expires_at = min(ends, default=now)
-        return CachedToken(Secret(value), float(expires_at))
-
     def _record_key(self, target: DownstreamTarget, subject: Subject) -> str:
         """One record per (target, grant, audience, scope) and, for a user's token, per
         user token (exchange) or session (refresh); a keyed hash of all of it."""
@@ -307,6 +277,42 @@ class DownstreamTokens:
             (target.name, target.grant, target.wanted_audience, target.scope or "", whom)
         )
         return f"downstream:token:{keyed_digest(self._key, 'downstream-token', material)}"
+
+
+def own_client(target: DownstreamTarget) -> ClientAuth | None:
+    """The target's own client, if it has one (else the app's, the adapter's)."""
+    if target.client_id is None or target.client_secret is None:
+        return None
+    return ClientAuth(
+        client_id=target.client_id, method=target.client_auth_method, secret=target.client_secret
+    )
+
+
+def accepted_token(target: DownstreamTarget, tokens: TokenSet, now: float) -> CachedToken:
+    """The token the IdP answered, once its audience and lifetime check out.
+
+    Raises ``UpstreamBadResponse`` (``downstream_audience_mismatch``) when its ``aud``
+    lacks the target's audience, or it is opaque, while ``audience_check`` is on.
+    """
+    value = tokens.access_token.reveal()
+    claims = _unverified_claims(value)
+    if target.audience_check:
+        aud = claims.get("aud") if claims is not None else None
+        audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        if target.wanted_audience not in audiences:
+            error = UpstreamBadResponse(
+                f"the identity provider returned a token for {target.name!r} without "
+                "its audience (is the audience allowed for this client?)",
+                endpoint=_ENDPOINTS[target.grant],
+            )
+            error.error_kind = "downstream_audience_mismatch"
+            raise error
+    # The sooner of expires_in and the JWT's exp; neither: not kept at all.
+    ends = [now + tokens.expires_in] if tokens.expires_in is not None else []
+    exp = claims.get("exp") if claims is not None else None
+    if isinstance(exp, int | float) and not isinstance(exp, bool):
+        ends.append(float(exp))
+    return CachedToken(Secret(value), min(ends, default=now))
 
 
 def _usable(token: CachedToken, now: float, target: DownstreamTarget, stale: str | None) -> bool:
