@@ -323,3 +323,46 @@ def test_every_downstream_problem_is_reported_at_startup_by_its_key(
     with pytest.raises(ConfigValidationError) as raised:
         build_app(downstream_config(fake_idp, downstream, session=session))
     assert {problem.key for problem in raised.value.problems} == problems
+
+
+def test_the_docs_pages_config_loads_as_written() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    from sanic_edge_auth import load_config
+    from sanic_edge_auth.registry import AdapterResolver
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "downstream.md"
+    body = re.search(r"```json\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL)
+    assert body is not None
+    environ = {
+        "AUTH0_DOMAIN": "tenant.example.com",
+        "AUTH0_CLIENT_ID": "client",
+        "AUTH0_CALLBACK_URL": "https://app.example.com/api/auth0/callback",
+    }
+    secrets = {
+        "AUTH0_CLIENT_SECRET": "a-client-secret-0123456789",
+        "EDGE_AUTH_SESSION_SECRET": "a-session-secret-that-is-long-enough-0123",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "EDGE_AUTH_COOKIE_SECRET": "a-cookie-secret-that-is-long-enough-0123",
+    }
+
+    class Secrets:
+        def get(self, name: str) -> str | None:
+            return secrets.get(name)
+
+        def describe(self) -> str:
+            return "the test"
+
+    config = load_config(
+        json.loads(body.group(1)),
+        resolve_adapter=AdapterResolver(),
+        secrets=Secrets(),
+        environ=environ,
+    )
+    assert [target.grant for target in config.downstream] == [
+        "client_credentials",
+        "token_exchange",
+        "refresh",
+    ]
