@@ -366,3 +366,22 @@ def test_the_docs_pages_config_loads_as_written() -> None:
         "token_exchange",
         "refresh",
     ]
+
+
+def test_the_oidc_adapter_speaks_the_rfcs_resource_and_access_token_type(serve: Serve) -> None:
+    api = "https://api.example.com"
+    with FakeIdentityProvider(mode="generic", issuer_path="/realms/shop", audience=api) as idp:
+        downstream = {
+            "ledger": {"grant": "token_exchange", "resource": "https://ledger.example.com/"}
+        }
+        app, _ = build_app(downstream_config(idp, downstream))
+        user = idp.mint_token({"sub": "user-7"})
+        _, response = serve(app).get("/token/ledger", headers={"Authorization": f"Bearer {user}"})
+        assert response.status == 200, response.text
+        assert response.json["claims"]["aud"] == "https://ledger.example.com/"
+        assert idp.last_exchange["resource"] == "https://ledger.example.com/"
+        assert "audience" not in idp.last_exchange
+        assert (
+            idp.last_exchange["subject_token_type"]
+            == "urn:ietf:params:oauth:token-type:access_token"
+        )
