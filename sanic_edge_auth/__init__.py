@@ -22,6 +22,10 @@ from sanic_edge_auth.config import (
     SecretSource,
     load_config,
 )
+from sanic_edge_auth.downstream.auth import DownstreamAuth
+from sanic_edge_auth.downstream.request import RequestTokens
+from sanic_edge_auth.downstream.service import DownstreamTokens
+from sanic_edge_auth.downstream.settings import DownstreamTarget
 from sanic_edge_auth.errors import (
     AccessRejected,
     BadRequest,
@@ -30,6 +34,7 @@ from sanic_edge_auth.errors import (
     ConfigProblem,
     ConfigValidationError,
     CrossSiteRequest,
+    DownstreamGrantRefused,
     EdgeAuthError,
     HookError,
     IdentityProviderRejectedClient,
@@ -67,6 +72,10 @@ __all__ = [
     "ConfigValidationError",
     "CrossSiteRequest",
     "DirectorySecrets",
+    "DownstreamAuth",
+    "DownstreamGrantRefused",
+    "DownstreamTarget",
+    "DownstreamTokens",
     "EdgeAuth",
     "EdgeAuthConfig",
     "EdgeAuthError",
@@ -89,6 +98,7 @@ __all__ = [
     "PathRule",
     "PayloadTooLarge",
     "ProtectedResourceSettings",
+    "RequestTokens",
     "Secret",
     "SecretSource",
     "SessionInvalid",

@@ -19,13 +19,18 @@ from sanic_edge_auth.tokens import AuthMethod, TokenSet, TokenUse, VerifiedToken
 
 if TYPE_CHECKING:
     from sanic_edge_auth.config.model import AuthorizerConfig
+    from sanic_edge_auth.downstream.settings import DownstreamTarget
     from sanic_edge_auth.errors import ConfigProblem
+    from sanic_edge_auth.oidc.client_auth import ClientAuth
+    from sanic_edge_auth.oidc.grants import DownstreamRequest
     from sanic_edge_auth.oidc.http import IdPClient
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "AdapterFactory",
     "AuthMethod",
+    "DownstreamAdapter",
+    "DownstreamFactory",
     "IdentityAdapter",
     "TokenSet",
     "TokenUse",
@@ -137,4 +142,29 @@ class AdapterFactory(Protocol):
     @classmethod
     def from_config(cls, config: AuthorizerConfig, http: IdPClient) -> IdentityAdapter:
         """Build an adapter for one running app (called once per server start)."""
+        ...
+
+
+@runtime_checkable
+class DownstreamAdapter(Protocol):
+    """What an adapter offers, beside :class:`IdentityAdapter`, for the ``downstream``
+    section: tokens for the APIs behind the edge. Optional: an adapter without it
+    cannot serve a config with a ``downstream`` section (the edge says so at start)."""
+
+    async def downstream_token(
+        self, request: DownstreamRequest, client: ClientAuth | None
+    ) -> TokenSet:
+        """Send one downstream grant to the token endpoint in the provider's dialect,
+        authenticated as ``client`` (a target's own client) or as the app."""
+        ...
+
+
+class DownstreamFactory(Protocol):
+    """Optional on an :class:`AdapterFactory`: the provider's own rules for the
+    ``downstream`` targets (Auth0's Custom Token Exchange wants a
+    ``subject_token_type`` of your own), checked with the rest of the config."""
+
+    @classmethod
+    def downstream_problems(cls, targets: tuple[DownstreamTarget, ...]) -> list[ConfigProblem]:
+        """Every problem with ``targets``, each named by its dotted key."""
         ...

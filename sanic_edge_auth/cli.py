@@ -40,6 +40,7 @@ import logging
 import os
 import secrets
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TextIO
@@ -49,6 +50,7 @@ import httpx
 import structlog
 from sanic import Sanic
 
+from sanic_edge_auth.adapter import AdapterFactory, DownstreamAdapter
 from sanic_edge_auth.config import (
     AuthorizerConfig,
     DirectorySecrets,
@@ -60,13 +62,17 @@ from sanic_edge_auth.config import (
     read_config_source,
 )
 from sanic_edge_auth.config.advice import config_warnings
+from sanic_edge_auth.downstream.service import accepted_token, own_client
+from sanic_edge_auth.downstream.settings import DownstreamTarget
 from sanic_edge_auth.errors import (
     ConfigValidationError,
+    EdgeAuthError,
     IdentityProviderRejectedClient,
     InvalidGrant,
     UpstreamError,
 )
 from sanic_edge_auth.oidc.discovery import is_endpoint_url
+from sanic_edge_auth.oidc.grants import DownstreamRequest
 from sanic_edge_auth.oidc.http import IdPClient, classify_oauth_error
 from sanic_edge_auth.registry import AdapterResolver
 from sanic_edge_auth.resource.listing import decorated_routes, required_scopes
@@ -172,7 +178,13 @@ def _check(args: argparse.Namespace, out: _Output, redactor: _Redactor) -> int:
     timeout = args.timeout or min(authorizer.timeout, 10.0)
     with _quiet_library_logs():
         findings, passed = asyncio.run(
-            online_checks(authorizer, call_timeout=timeout, store=config.store)
+            online_checks(
+                authorizer,
+                call_timeout=timeout,
+                store=config.store,
+                downstream=config.downstream,
+                adapter_class=resolver.resolved,
+            )
         )
     out.line()
     out.line(f"online checks against {authorizer.issuer}:")
@@ -324,10 +336,16 @@ def _quiet_library_logs() -> Iterator[None]:
 
 
 async def online_checks(
-    authorizer: AuthorizerConfig, *, call_timeout: float, store: StoreSettings | None = None
+    authorizer: AuthorizerConfig,
+    *,
+    call_timeout: float,
+    store: StoreSettings | None = None,
+    downstream: tuple[DownstreamTarget, ...] = (),
+    adapter_class: type[AdapterFactory] | None = None,
 ) -> tuple[list[Finding], list[str]]:
     """Ask the identity provider (and a Redis ``store``); return (what is wrong, what
-    passed).
+    passed). With ``downstream`` targets and the ``adapter_class``, also fetch one
+    client-credentials token per such target, as the app would.
 
     ``call_timeout`` bounds each call (the IdP client's deadline), not the whole check.
     """
@@ -340,6 +358,8 @@ async def online_checks(
         discovery = await _discovery(http, authorizer, findings, passed)
         await _jwks(http, authorizer, discovery, findings, passed)
         await _credentials(http, authorizer, discovery, findings, passed)
+        if adapter_class is not None:
+            await _downstream_tokens(http, authorizer, downstream, adapter_class, findings, passed)
     if store is not None and store.type == "redis":
         await _store(store, findings, passed)
     return findings, passed
@@ -527,6 +547,51 @@ async def _credentials(
                 f"unexpected answer to a token request (HTTP {response.status})",
             )
         )
+
+
+async def _downstream_tokens(
+    http: IdPClient,
+    authorizer: AuthorizerConfig,
+    targets: tuple[DownstreamTarget, ...],
+    adapter_class: type[AdapterFactory],
+    findings: list[Finding],
+    passed: list[str],
+) -> None:
+    """One client-credentials token per such target, through the adapter the app uses,
+    its audience checked as the app checks it. User tokens (exchange, refresh) need a
+    user: those targets are only listed."""
+    if not targets:
+        return
+    adapter = adapter_class.from_config(authorizer, http)
+    try:
+        for target in targets:
+            if target.grant != "client_credentials":
+                passed.append(f"downstream {target.name}: {target.grant}, needs a user: not tried")
+                continue
+            if not isinstance(adapter, DownstreamAdapter):
+                findings.append(Finding("config", "downstream", "the adapter cannot get tokens"))
+                return
+            try:
+                tokens = await adapter.downstream_token(
+                    DownstreamRequest(target), own_client(target)
+                )
+                token = accepted_token(target, tokens, time.time())
+            except EdgeAuthError as error:
+                findings.append(
+                    Finding(
+                        "config" if error.source == "config" else "upstream",
+                        target.key,
+                        error.description,
+                    )
+                )
+                continue
+            lifetime = round(token.expires_at - time.time())
+            passed.append(
+                f"downstream {target.name}: a client-credentials token for "
+                f"{target.wanted_audience} (valid {lifetime} s)"
+            )
+    finally:
+        await adapter.aclose()
 
 
 # --- entry point ----------------------------------------------------------------------

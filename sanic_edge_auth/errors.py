@@ -26,6 +26,8 @@ source of their own, ``hook``.
     │   ├── CrossSiteRequest            403 an unsafe cookie-authenticated request from
     │   │                                   another site (CSRF)
     │   ├── InvalidLogoutToken          400 a back-channel logout token was refused
+    │   ├── DownstreamGrantRefused      403 the IdP refused a token for a downstream API
+    │   │                                   on the user's behalf (invalid_grant)
     │   └── AccessRejected              403 an application hook vetoed the request
     ├── UpstreamError                   source=upstream; endpoint, status, elapsed_ms
     │   ├── UpstreamTimeout             504
@@ -59,6 +61,7 @@ __all__ = [
     "ConfigProblem",
     "ConfigValidationError",
     "CrossSiteRequest",
+    "DownstreamGrantRefused",
     "EdgeAuthError",
     "ErrorSource",
     "HookError",
@@ -323,6 +326,21 @@ class InvalidLogoutToken(ClientError):
     default_kind = "logout_token_invalid"
 
 
+class DownstreamGrantRefused(ClientError):
+    """The IdP refused to exchange the user's token (or the session's refresh token)
+    for a downstream API's (``invalid_grant``): this user may not call that API."""
+
+    status = 403
+    default_kind = "downstream_grant_refused"
+
+    def __init__(self, description: str, *, endpoint: str) -> None:
+        super().__init__(description)
+        self.endpoint = endpoint
+
+    def log_context(self) -> dict[str, object]:
+        return {"endpoint": self.endpoint}
+
+
 class AccessRejected(ClientError):
     """Raised by an application hook to veto a login or refresh."""
 
@@ -513,7 +531,9 @@ NARROW_KINDS: Mapping[type[EdgeAuthError], tuple[str, ...]] = {
         "session_not_found",
         "session_refresh_refused",
     ),
-    ConfigError: ("session_too_large",),
+    ConfigError: ("session_too_large", "downstream_target_unknown"),
+    UpstreamBadResponse: ("downstream_audience_mismatch",),
+    MissingToken: ("downstream_subject_missing",),
 }
 
 

@@ -18,7 +18,7 @@ import inspect
 import os
 import secrets
 import sys
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from functools import wraps
 from typing import Any, Literal, TypeVar, cast
 
@@ -26,7 +26,7 @@ import httpx
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
-from sanic_edge_auth.adapter import AdapterFactory, IdentityAdapter
+from sanic_edge_auth.adapter import AdapterFactory, IdentityAdapter, VerifiedToken
 from sanic_edge_auth.cache_control import forbid_storing, vary_on_cookie
 from sanic_edge_auth.config import (
     DirectorySecrets,
@@ -36,6 +36,8 @@ from sanic_edge_auth.config import (
     load_config,
 )
 from sanic_edge_auth.config.advice import config_warnings
+from sanic_edge_auth.downstream.request import RequestTokens
+from sanic_edge_auth.downstream.service import DownstreamTokens
 from sanic_edge_auth.error_pages import PageLinks
 from sanic_edge_auth.errors import (
     ConfigProblem,
@@ -136,6 +138,7 @@ class EdgeAuth:
         self._store: Store | None = None
         self._sessions: SessionManager | None = None
         self._refreshes: RefreshCoordinator | None = None
+        self._downstream: DownstreamTokens | None = None
         self._http: httpx.AsyncClient | None = None
         self._app: Sanic[Any, Any] | None = None
         self._adapter_class: type[AdapterFactory] | None = None
@@ -197,6 +200,8 @@ class EdgeAuth:
             MetadataEndpoint(
                 metadata, adapter=lambda: self.adapter, scopes=lambda: required_scopes(app)
             ).register(app)
+        if config.downstream:
+            app.on_request(self._attach_tokens)
         if config.session is not None:
             # Last of all response middleware (Sanic runs response middleware of higher
             # priority later), so one that sets Vary outright (sanic-ext's CORS) cannot
@@ -358,12 +363,28 @@ class EdgeAuth:
         # One store (and, for Redis, one connection pool) per worker. A wrong Redis URL
         # or password is a config error naming store.url, raised here.
         self._store = await open_store(config.store)
+        redeems = config.session is not None and any(
+            target.grant == "refresh" for target in config.downstream
+        )
         self._refreshes = RefreshCoordinator(
             self._store,
             _sealing_secrets(config),
             settings=config.store.coordination,
             metrics=self._metrics,
+            # Refresh tokens redeemed for other audiences: chain the rotations for as
+            # long as a session lives (see sanic_edge_auth.refresh).
+            chain_ttl=config.session.absolute_timeout if config.session and redeems else None,
         )
+        if config.downstream:
+            self._downstream = DownstreamTokens(
+                config.downstream,
+                store=self._store,
+                secrets=_sealing_secrets(config),
+                adapter_getter=lambda: self.adapter,
+                refreshes=self._refreshes,
+                settings=config.store.coordination,
+                metrics=self._metrics,
+            )
         if config.session is not None:
             assert config.authorizer.redirect_uri is not None  # the loader requires it
             login = next(
@@ -430,7 +451,25 @@ class EdgeAuth:
         if session is not None and session.changed:
             await sessions.save(request, response, session.state)
 
+    async def _attach_tokens(self, request: Request) -> None:
+        """``request.ctx.tokens``: nothing is looked up until a handler asks."""
+        if self._downstream is not None:
+            request.ctx.tokens = RequestTokens(
+                self._downstream,
+                request,
+                authenticate=self._authenticate_any,
+                session_of=self._find_session,
+                refreshes=self._refreshes,
+            )
+
+    def _authenticate_any(self, request: Request) -> Awaitable[VerifiedToken]:
+        return self.guard.authenticate(request, ())
+
+    async def _find_session(self, request: Request) -> Session | None:
+        return None if self._sessions is None else await self._sessions.find(request)
+
     async def _after_stop(self, app: Sanic[Any, Any]) -> None:
+        self._downstream = None
         self._guard = None
         if self._sessions is not None:
             await self._sessions.aclose()  # before the store it writes to closes
@@ -468,6 +507,17 @@ class EdgeAuth:
         if self._refreshes is None:
             raise RuntimeError("refresh coordination exists only while the server runs")
         return self._refreshes
+
+    @property
+    def tokens(self) -> DownstreamTokens:
+        """Tokens for the ``downstream`` targets (while running): ``await
+        edge.tokens.get("name")`` gets a client-credentials target's token outside a
+        request (a background task); in a handler use ``request.ctx.tokens``."""
+        if self._downstream is None:
+            raise RuntimeError(
+                "downstream tokens exist only while the server runs, with a downstream section"
+            )
+        return self._downstream
 
     @property
     def sessions(self) -> SessionManager | None:

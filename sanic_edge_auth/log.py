@@ -51,6 +51,7 @@ class Event:
     STORE_FAILED: Final = "edge_auth.store.failed"
     STORE_RECOVERED: Final = "edge_auth.store.recovered"
     STORE_LEASE_LOST: Final = "edge_auth.store.lease_lost"
+    DOWNSTREAM_TOKEN: Final = "edge_auth.downstream.token"
 
 
 def get_logger(**initial: Any) -> Any:

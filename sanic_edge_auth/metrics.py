@@ -60,6 +60,18 @@ INSTRUMENTS: Final[dict[str, tuple[str, str, tuple[str, ...], str]]] = {
         (),
         "Refresh requests that joined a refresh already in flight instead of calling the IdP.",
     ),
+    "edge_auth.downstream.token_requests": (
+        "counter",
+        "{request}",
+        ("target", "grant", "outcome"),
+        "Token requests for downstream APIs, by target, grant and outcome (ok, or the error_kind).",
+    ),
+    "edge_auth.downstream.cache_hits": (
+        "counter",
+        "{hit}",
+        ("target", "grant"),
+        "Downstream tokens served from the cache, by target and grant.",
+    ),
     "edge_auth.store.errors": (
         "counter",
         "{error}",
@@ -103,6 +115,13 @@ class Metrics:
     def store_error(self, operation: str) -> None:
         """A store operation (``get``, ``set``, ``delete``, ``lease``, ...) failed."""
 
+    def downstream_request(self, target: str, grant: str, outcome: str) -> None:
+        """A token request for a downstream target ended (``ok``, or the error_kind).
+        ``target`` is a name from the config, so the label set stays bounded."""
+
+    def downstream_cache_hit(self, target: str, grant: str) -> None:
+        """A downstream token was served from the cache."""
+
 
 #: The shared do-nothing instance: it has no state, so one serves every app.
 NOOP_METRICS: Final = Metrics()
@@ -114,6 +133,8 @@ class _OpenTelemetryMetrics(Metrics):
     __slots__ = (
         "_coalesced",
         "_decisions",
+        "_downstream_hits",
+        "_downstream_requests",
         "_idp",
         "_jwks",
         "_store",
@@ -136,6 +157,8 @@ class _OpenTelemetryMetrics(Metrics):
         self._token_cache = make("edge_auth.token_cache.lookups")
         self._coalesced = make("edge_auth.refresh.coalesced")
         self._store = make("edge_auth.store.errors")
+        self._downstream_requests = make("edge_auth.downstream.token_requests")
+        self._downstream_hits = make("edge_auth.downstream.cache_hits")
         # The two token-cache label sets are built once: that call is the hottest.
         self._token_hit = {"result": "hit"}
         self._token_miss = {"result": "miss"}
@@ -157,6 +180,12 @@ class _OpenTelemetryMetrics(Metrics):
 
     def store_error(self, operation: str) -> None:
         self._store.add(1, {"operation": operation})
+
+    def downstream_request(self, target: str, grant: str, outcome: str) -> None:
+        self._downstream_requests.add(1, {"target": target, "grant": grant, "outcome": outcome})
+
+    def downstream_cache_hit(self, target: str, grant: str) -> None:
+        self._downstream_hits.add(1, {"target": target, "grant": grant})
 
 
 def create_metrics(meter_provider: Any = None) -> Metrics:

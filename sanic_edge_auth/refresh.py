@@ -12,19 +12,28 @@ short window (sealed with the session codec, bound to its store key: it holds to
 for callers that lost the race or arrive late with the old token. An ``invalid_grant``
 is remembered the same way (the token is dead); an IdP outage reaches only the callers
 that waited on the failed call. The in-process part alone covers the memory store.
+
+With a ``refresh`` target in the ``downstream`` section, one refresh token is also
+redeemed for other audiences (:meth:`RefreshCoordinator.redeem`), and a browser may
+still send the token such a redemption rotated away. So every rotation is then
+chained: a sealed record names the successor of each used refresh token (under a keyed
+hash of it) for ``chain_ttl`` seconds, and every redemption, the session's own refresh
+included, first follows the chain to the family's newest token and holds that
+token's lease (the one the session refresh takes): the family is never forked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 from sanic_edge_auth.adapter import IdentityAdapter, TokenSet
-from sanic_edge_auth.errors import InvalidGrant
+from sanic_edge_auth.errors import InvalidGrant, StoreError, StoreUnavailable
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
-from sanic_edge_auth.secret import Secret
-from sanic_edge_auth.session.codec import SessionCodec
+from sanic_edge_auth.secret import Secret, keyed_digest
+from sanic_edge_auth.session.codec import SessionCodec, SessionCookieInvalid
 from sanic_edge_auth.store.coordination import ClusterSingleFlight
 
 if TYPE_CHECKING:
@@ -32,6 +41,9 @@ if TYPE_CHECKING:
     from sanic_edge_auth.store.settings import CoordinationSettings
 
 __all__ = ["RefreshCoordinator"]
+
+# A family rotated more often than this within chain_ttl is not one we made.
+_MAX_CHAIN: Final = 64
 
 
 class RefreshCoordinator:
@@ -45,11 +57,18 @@ class RefreshCoordinator:
         settings: CoordinationSettings | None = None,
         clock: Callable[[], float] = time.time,
         metrics: Metrics = NOOP_METRICS,
+        chain_ttl: float | None = None,
     ) -> None:
         self._metrics = metrics
+        self._store = store
+        self._clock = clock
+        self._key = secrets[0]
+        self._codec = SessionCodec(secrets, clock=clock)
+        #: How long a used refresh token's successor is kept; None: not kept.
+        self._chain_ttl = chain_ttl
         self._flight: ClusterSingleFlight[TokenSet] = ClusterSingleFlight(
             store,
-            sealer=SessionCodec(secrets, clock=clock),
+            sealer=self._codec,
             encode=_encode,
             decode=_decode,
             definitive=(InvalidGrant,),
@@ -65,7 +84,14 @@ class RefreshCoordinator:
         async def call() -> TokenSet:
             nonlocal called
             called = True
-            return await adapter.refresh(refresh_token)
+            newest = await self.newest(refresh_token)
+            if newest != refresh_token:
+                # Redeemed for another audience meanwhile: refresh its successor (under
+                # that token's own lease), never the used token.
+                return await self.refresh(adapter, newest)
+            tokens = await adapter.refresh(refresh_token)
+            await self._chain(refresh_token, tokens)
+            return tokens
 
         try:
             return await self._flight.run(refresh_token, call)
@@ -73,6 +99,69 @@ class RefreshCoordinator:
             if not called:
                 # This caller joined a refresh already made (here or by another worker).
                 self._metrics.refresh_coalesced()
+
+    async def redeem(
+        self, refresh_token: str, call: Callable[[str], Awaitable[TokenSet]]
+    ) -> TokenSet:
+        """``call(token)`` with the newest token of ``refresh_token``'s family, holding
+        that token's refresh lease, the successor chained before the lease goes: one
+        redemption at a time per family, whatever the audience, across the cluster.
+        Its answer is not shared (it is for one audience); see :meth:`refresh`."""
+        current = refresh_token
+        while True:
+            current = await self.newest(current)
+            async with self._flight.hold(current):
+                if await self.newest(current) != current:
+                    continue  # redeemed while we waited for the lease: follow it
+                tokens = await call(current)
+                await self._chain(current, tokens)
+                return tokens
+
+    async def newest(self, refresh_token: str) -> str:
+        """The family's newest refresh token, following the chain from ``refresh_token``
+        (itself when it was never redeemed, or chains are off)."""
+        if self._chain_ttl is None:
+            return refresh_token
+        current = refresh_token
+        for _ in range(_MAX_CHAIN):
+            key = self._chain_key(current)
+            recorded = await self._store.get(key)
+            if recorded is None:
+                return current
+            try:
+                successor = self._codec.open(recorded.decode("ascii"), name=key).data["next"]
+                if not isinstance(successor, str) or not successor:
+                    raise TypeError("not a token")
+            except SessionCookieInvalid as exc:
+                if exc.reason == "expired":  # the store kept it a moment past its seal
+                    return current
+                raise StoreUnavailable(
+                    "a refresh token chain record is unreadable", operation="refresh.chain"
+                ) from None
+            except (ValueError, KeyError, TypeError):
+                raise StoreUnavailable(
+                    "a refresh token chain record is unreadable", operation="refresh.chain"
+                ) from None
+            current = successor
+        raise StoreUnavailable("a refresh token chain is too long", operation="refresh.chain")
+
+    async def _chain(self, used: str, tokens: TokenSet) -> None:
+        if self._chain_ttl is None or tokens.refresh_token is None:
+            return
+        successor = tokens.refresh_token.reveal()
+        if successor == used:
+            return  # not rotated
+        key = self._chain_key(used)
+        sealed = self._codec.seal(
+            {"next": successor}, name=key, expires_at=self._clock() + self._chain_ttl
+        )
+        # Logged by the store. The caller keeps the new token; a stale copy of the
+        # used one then meets the IdP's reuse detection, as without chains.
+        with contextlib.suppress(StoreError):
+            await self._store.set(key, sealed.encode("ascii"), self._chain_ttl)
+
+    def _chain_key(self, refresh_token: str) -> str:
+        return f"refresh:next:{keyed_digest(self._key, 'refresh-chain', refresh_token)}"
 
 
 def _encode(tokens: TokenSet) -> dict[str, Any]:

@@ -433,3 +433,35 @@ def test_check_shows_the_protected_resource_document_it_would_serve(
     text, document = shown(out)
     assert document["scopes_supported"] == ["read:orders", "read:reports"]
     assert "--app adds" not in text
+
+
+@pytest.mark.usefixtures("environment")
+def test_online_fetches_one_client_credentials_token_per_target(
+    tmp_path: Path, fake_idp: FakeIdentityProvider
+) -> None:
+    path = write_config(tmp_path)
+    config = json.loads(path.read_text())
+    config["downstream"] = {
+        "billing": {"grant": "client_credentials", "audience": "https://billing.example.com"},
+        "ledger": {"grant": "client_credentials", "audience": "https://ledger.example.com"},
+        "orders": {
+            "grant": "token_exchange",
+            "audience": "https://orders.example.com",
+            "subject_token_type": "urn:acme:edge-access-token",
+        },
+    }
+    path.write_text(json.dumps(config))
+    code, out, err = run_check(str(path), "--online")
+    assert code == 0, err
+    assert "downstream billing: a client-credentials token for https://billing.example.com" in out
+    assert "downstream ledger: a client-credentials token for https://ledger.example.com" in out
+    assert "downstream orders: token_exchange, needs a user: not tried" in out
+    assert fake_idp.downstream_calls == {
+        ("client_credentials", "https://billing.example.com"): 1,
+        ("client_credentials", "https://ledger.example.com"): 1,
+    }
+    # An audience the provider answers with another one is a finding, named by its key.
+    fake_idp.token_claims = {"aud": "https://elsewhere.example.com"}
+    code, _, err = run_check(str(path), "--online")
+    assert code == 1
+    assert "downstream.billing: the identity provider returned a token" in err

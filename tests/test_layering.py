@@ -39,7 +39,10 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "navigation",
         ),
     ),
-    ("settings types", ("config.model", "session.settings", "store.settings")),
+    (
+        "settings types",
+        ("config.model", "session.settings", "store.settings", "downstream.settings"),
+    ),
     ("protocol machinery", ("oidc", "store")),
     ("adapter protocol and config loading", ("adapter", "registry", "config")),
     (
@@ -55,6 +58,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "responses",
             "error_pages",
             "openapi",
+            "downstream",
         ),
     ),
     ("the extension, the CLI and testing", ("extension", "cli", "testing", "")),

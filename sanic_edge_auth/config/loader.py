@@ -22,12 +22,13 @@ from typing import Any, Final
 
 from sanic_edge_auth.config.authorizer import AdapterResolver, AdapterSettings, AuthorizerSchema
 from sanic_edge_auth.config.document import EnvironmentSecrets, SecretSource, read_config_source
-from sanic_edge_auth.config.model import EdgeAuthConfig, PathRule
+from sanic_edge_auth.config.model import AuthorizerConfig, EdgeAuthConfig, PathRule
 from sanic_edge_auth.config.paths import PathsSchema
 from sanic_edge_auth.config.protected_resource import ProtectedResourceSchema
+from sanic_edge_auth.downstream.settings import DownstreamTarget, validate_downstream_settings
 from sanic_edge_auth.errors import ConfigProblem, ConfigValidationError
 from sanic_edge_auth.session.settings import SessionSettings, validate_session_settings
-from sanic_edge_auth.store.settings import validate_store_settings
+from sanic_edge_auth.store.settings import StoreSettings, validate_store_settings
 
 __all__ = ["load_config"]
 
@@ -95,7 +96,11 @@ class _Loader(AuthorizerSchema, PathsSchema, ProtectedResourceSchema):
 
     def load(self, raw: Mapping[str, Any]) -> EdgeAuthConfig:
         self.unknown_keys(
-            "", raw, frozenset({"authorizer", "paths", "session", "store", "protected_resource"})
+            "",
+            raw,
+            frozenset(
+                {"authorizer", "paths", "session", "store", "protected_resource", "downstream"}
+            ),
         )
         raw_authorizer = raw.get("authorizer")
         if not isinstance(raw_authorizer, dict):
@@ -142,6 +147,7 @@ class _Loader(AuthorizerSchema, PathsSchema, ProtectedResourceSchema):
                 "window (so other workers get it): set authorizer.cookie_secret or a "
                 "session.secret to encrypt it",
             )
+        downstream = self.downstream(raw, adapter, session is not None, authorizer, store)
         if self.problems or authorizer is None or store is None:
             raise ConfigValidationError(self._without_secrets(self.problems))
         return EdgeAuthConfig(
@@ -150,7 +156,50 @@ class _Loader(AuthorizerSchema, PathsSchema, ProtectedResourceSchema):
             session=session,
             store=store,
             protected_resource=protected_resource,
+            downstream=downstream,
         )
+
+    def downstream(
+        self,
+        raw: Mapping[str, Any],
+        adapter: type[AdapterSettings] | None,
+        has_session: bool,
+        authorizer: AuthorizerConfig | None,
+        store: StoreSettings | None,
+    ) -> tuple[DownstreamTarget, ...]:
+        """The ``downstream`` section, and what it needs of the others."""
+        if "downstream" not in raw:
+            return ()
+        targets, problems = validate_downstream_settings(
+            self.resolve("downstream", raw["downstream"])
+        )
+        self.problems.extend(problems)
+        for target in targets:
+            if target.grant == "refresh" and not has_session:
+                self.problem(
+                    f"{target.key}.grant",
+                    "refresh redeems a browser session's refresh token: add a session section",
+                )
+        if not targets or adapter is None:
+            return targets
+        if not hasattr(adapter, "downstream_token"):
+            name = getattr(adapter, "name", "configured")
+            self.problem("downstream", f"the {name} adapter cannot get downstream tokens")
+        own_rules = getattr(adapter, "downstream_problems", None)
+        if callable(own_rules):
+            self.problems.extend(own_rules(targets))
+        if (
+            store is not None
+            and store.type == "redis"
+            and not has_session
+            and (authorizer is None or authorizer.cookie_secret is None)
+        ):
+            self.problem(
+                "store.type",
+                "with Redis, downstream tokens are kept in the store, sealed: set "
+                "authorizer.cookie_secret or a session.secret to seal them",
+            )
+        return targets
 
     def session(self, raw: Mapping[str, Any], paths: Sequence[PathRule]) -> SessionSettings | None:
         kinds = {rule.integration.kind: rule for rule in paths if rule.integration}

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
+from sanic_edge_auth.downstream.settings import DownstreamTarget
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.session.settings import SessionSettings
 from sanic_edge_auth.store.settings import StoreSettings
@@ -196,6 +197,8 @@ class EdgeAuthConfig:
     store: StoreSettings = field(default_factory=StoreSettings)
     #: RFC 9728 protected-resource metadata; ``None`` serves none.
     protected_resource: ProtectedResourceSettings | None = None
+    #: The APIs behind the edge that handlers get tokens for (``request.ctx.tokens``).
+    downstream: tuple[DownstreamTarget, ...] = ()
 
     @property
     def public_prefix(self) -> str:

@@ -136,6 +136,12 @@ class Session:
         self._identity = None  # claims and scopes may have changed
         self._changed = True
 
+    def adopt_refresh_token(self, refresh_token: str) -> None:
+        """Hold ``refresh_token`` from now on: the family's newest, after this session's
+        refresh token was redeemed for another API's token (and rotated) elsewhere."""
+        if refresh_token != self._state.refresh_token:
+            self._replace(refresh_token=refresh_token)
+
     def touch(self, now: float) -> None:
         self._replace(last_seen=now)
 

@@ -48,7 +48,7 @@ import hashlib
 import inspect
 import re
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any, Final, Generic, Protocol, TypeVar
 
 import sanic_edge_auth.errors as errors
@@ -137,6 +137,41 @@ class ClusterSingleFlight(Generic[T]):
         """
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
         return await self._local.run(digest, lambda: self._run_shared(digest, call))
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        """Hold ``key``'s lease (the very one :meth:`run` takes for ``key``) around a
+        block of work that is not a shared call: while it is held, no call of
+        :meth:`run` for ``key`` starts anywhere in the cluster, and no other holder
+        enters. Renewed while held; released on the way out.
+
+        Raises ``StoreTimeout`` after ``wait_timeout`` without the lease, and
+        ``StoreError`` when the store fails.
+        """
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        lease_key = self._lease_key(digest)
+        settings = self._settings
+        started = time.monotonic()
+        delay = _FIRST_POLL
+        while (token := await self._store.acquire(lease_key, settings.lease_ttl)) is None:
+            waited = time.monotonic() - started
+            if waited >= settings.wait_timeout:
+                raise StoreTimeout(
+                    "another worker held the lease past store.coordination.wait_timeout",
+                    operation="coordinate.hold",
+                    elapsed_ms=waited * 1000,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, _MAX_POLL)
+        keeper = asyncio.create_task(self._keep(lease_key, token))
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            with contextlib.suppress(StoreError):  # else it expires after lease_ttl
+                await self._store.release(lease_key, token)
 
     # -- the cluster protocol
 

@@ -14,6 +14,12 @@ a tenant. Two modes:
   trailing slash (``<url><issuer_path>``), a full discovery document with an
   ``end_session_endpoint``, and JWT access tokens.
 
+The token endpoint also serves the grants for APIs behind the edge (see
+:meth:`FakeIdentityProvider._downstream_grant`): client credentials, token exchange
+(RFC 8693) and a refresh for another audience (Auth0's multi-resource refresh tokens,
+with rotation and reuse detection as for every refresh), each counted per grant and
+audience in ``downstream_calls``.
+
 Both accept ``client_secret_basic``, ``client_secret_post`` and, once
 ``client_public_key`` is set, ``private_key_jwt`` (RFC 7523) client authentication.
 
@@ -71,6 +77,7 @@ _KEY_POOL: dict[str, list[Any]] = {}
 _KEY_POOL_LOCK = threading.Lock()
 _DEFAULT_TOKEN_LIFETIME: Final = 3600
 _HUGE_CHUNK: Final = 64 * 1024
+_TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 
 def _pooled_key(alg: str, index: int) -> Any:
@@ -177,6 +184,7 @@ class FakeIdentityProvider:
         self.last_logout: dict[str, str] = {}
         #: Replace fields of the discovery document; ``None`` removes the field.
         self.discovery_overrides: dict[str, Any] = {}
+        self._init_downstream()
         self._seen_jti: set[str] = set()
         self._lock = threading.Lock()
         self._failures: dict[str, _Failure] = {}
@@ -460,8 +468,7 @@ class FakeIdentityProvider:
             client_id, client_secret = unquote(raw_id), unquote(raw_secret)
             self.last_token_auth = "client_secret_basic"
         if not authenticated and (
-            client_id != self.client_id
-            or client_secret != self.client_secret
+            not self._known_client(client_id, client_secret)
             or self.last_token_auth == "private_key_jwt"
         ):
             return _json(
@@ -469,6 +476,12 @@ class FakeIdentityProvider:
                 {"error": "invalid_client", "error_description": "Client authentication failed"},
             )
         grant_type = form.get("grant_type")
+        if grant_type in ("client_credentials", _TOKEN_EXCHANGE) or (
+            grant_type == "refresh_token" and ("audience" in form or "resource" in form)
+        ):
+            return self._downstream_grant(form, client_id or self.client_id)
+        if client_id != self.client_id and not authenticated:
+            return _json(403, {"error": "unauthorized_client"})  # a machine client logs no one in
         if grant_type == "authorization_code":
             return self._code_grant(form)
         if grant_type == "refresh_token":
@@ -544,6 +557,7 @@ class FakeIdentityProvider:
             if token in self._used_refresh_tokens:
                 # Reuse of a rotated token: revoke the whole family (Auth0's reuse detection).
                 self._revoked_families.add(self._used_refresh_tokens[token])
+                self.refused_refreshes += 1
                 return _json(
                     403,
                     {
@@ -553,6 +567,7 @@ class FakeIdentityProvider:
                 )
             entry = self._refresh_tokens.pop(token, None)
             if entry is None or entry[0] in self._revoked_families:
+                self.refused_refreshes += 1
                 return _json(
                     403,
                     {
@@ -603,6 +618,129 @@ class FakeIdentityProvider:
                 self._refresh_tokens[refresh] = (family, grant)
                 body["refresh_token"] = refresh
         return body
+
+    # -- downstream grants (tokens for the APIs behind the edge)
+
+    def _init_downstream(self) -> None:
+        #: Machine clients besides the app's (client_id -> secret), for targets with
+        #: their own client credentials.
+        self.extra_clients: dict[str, str] = {}
+        #: Calls of each downstream grant, by (grant, audience): ``client_credentials``,
+        #: ``token_exchange``, ``refresh``.
+        self.downstream_calls: Counter[tuple[str, str]] = Counter()
+        #: Refresh-token grants refused (unknown, used, revoked): a forked family shows.
+        self.refused_refreshes = 0
+        #: Audiences a refresh token may be redeemed for (Auth0's refresh token
+        #: policies); another one silently gets the default audience, as with Auth0.
+        #: ``None`` allows every audience.
+        self.refresh_audiences: set[str] | None = None
+        #: Subjects whose token exchange is refused with ``invalid_grant``.
+        self.exchange_refused: set[str] = set()
+        #: expires_in of downstream access tokens.
+        self.downstream_token_lifetime = _DEFAULT_TOKEN_LIFETIME
+        #: The last token exchange's form (tokens included: it is a test double).
+        self.last_exchange: dict[str, str] = {}
+
+    def _known_client(self, client_id: str | None, secret: str | None) -> bool:
+        if client_id == self.client_id:
+            return secret == self.client_secret
+        return client_id is not None and self.extra_clients.get(client_id) == secret
+
+    def _downstream_grant(
+        self, form: Mapping[str, str], client_id: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Client credentials (RFC 6749 4.4), token exchange (RFC 8693) and a refresh
+        for another audience: each answers an access token for the ``audience`` (or
+        ``resource``) asked for, a JWT signed like every other."""
+        grant_type = form.get("grant_type", "")
+        audience = form.get("audience") or form.get("resource") or ""
+        claims: dict[str, Any] = {"azp": client_id}
+        if grant_type == "client_credentials":
+            if not audience:
+                return _json(403, {"error": "access_denied", "error_description": "no audience"})
+            self._count_downstream("client_credentials", audience)
+            claims.update({"sub": f"{client_id}@clients", "gty": "client-credentials"})
+            return _json(200, self._downstream_body(audience, form.get("scope"), claims))
+        if grant_type == _TOKEN_EXCHANGE:
+            self._count_downstream("token_exchange", audience)
+            with self._lock:
+                self.last_exchange = dict(form)
+            subject = self._subject_of(form.get("subject_token", ""))
+            if subject is None or subject in self.exchange_refused:
+                return _json(
+                    400, {"error": "invalid_grant", "error_description": "subject token refused"}
+                )
+            claims["sub"] = subject
+            actor = form.get("actor_token")
+            if actor:
+                actor_subject = self._subject_of(actor)
+                if actor_subject is None:
+                    return _json(400, {"error": "invalid_request", "error_description": "actor"})
+                claims["act"] = {"sub": actor_subject}
+            return _json(200, self._downstream_body(audience, form.get("scope"), claims))
+        return self._audience_refresh(form, audience, claims)
+
+    def _audience_refresh(
+        self, form: Mapping[str, str], audience: str, claims: dict[str, Any]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """A refresh for ``audience``: the usual rotation (and reuse detection) of
+        :meth:`_refresh_grant`, with an access token for that audience, or for the
+        default one when the policies do not allow it (Auth0 says nothing then)."""
+        self._count_downstream("refresh", audience)
+        status, headers, raw = self._refresh_grant(form)
+        if status != 200:
+            return status, headers, raw
+        body = json.loads(raw)
+        allowed = self.refresh_audiences is None or audience in self.refresh_audiences
+        granted = audience if allowed else (self.audience or self.client_id)
+        with self._lock:
+            user = self._access_tokens.get(body["access_token"], self.user)
+        claims["sub"] = user.sub
+        fresh = self._downstream_body(granted, form.get("scope"), claims)
+        body.update(access_token=fresh["access_token"], expires_in=fresh["expires_in"])
+        body.pop("id_token", None)
+        return _json(200, body)
+
+    def _count_downstream(self, grant: str, audience: str) -> None:
+        with self._lock:
+            self.downstream_calls[grant, audience] += 1
+
+    def _downstream_body(
+        self, audience: str, scope: str | None, claims: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        lifetime = self.downstream_token_lifetime
+        token = self.mint_token(
+            {"aud": audience, "scope": scope or "", "jti": secrets.token_hex(8), **claims},
+            expires_in=lifetime,
+        )
+        body: dict[str, Any] = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+        }
+        if scope:
+            body["scope"] = scope
+        return body
+
+    def _subject_of(self, token: str) -> str | None:
+        """Whose token this is: one we issued (opaque or JWT), or a live JWT of ours."""
+        with self._lock:
+            user = self._access_tokens.get(token)
+        if user is not None:
+            return user.sub
+        claims = self._verified_claims(token)
+        exp, sub = claims.get("exp"), claims.get("sub")
+        if isinstance(exp, int) and exp > time.time() and isinstance(sub, str):
+            return sub
+        return None
+
+    def _verified_claims(self, token: str) -> Mapping[str, Any]:
+        for _, key in self._signing_keys:
+            try:
+                return jwt.decode(token, key, algorithms=[self.algorithm]).claims
+            except Exception:  # noqa: S112 - not signed by this key: try the next one
+                continue
+        return {}
 
     def _userinfo(self, authorization: str | None) -> tuple[int, dict[str, str], bytes]:
         token = (

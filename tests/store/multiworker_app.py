@@ -6,6 +6,8 @@ answer says which worker process served it (``X-Worker-Pid``).
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import os
 from typing import Any
@@ -42,6 +44,17 @@ async def orders(request: Request) -> Any:
 
 
 app.add_route(orders, "/api/orders")
+
+
+async def downstream(request: Request, name: str) -> Any:
+    """``n`` concurrent gets of one downstream target's token; their digests."""
+    count = int(request.args.get("n", "1"))
+    tokens = await asyncio.gather(*(request.ctx.tokens.get(name) for _ in range(count)))
+    return answer({"tokens": sorted({hashlib.sha256(t.encode()).hexdigest() for t in tokens})})
+
+
+if edge.config is not None and edge.config.downstream:
+    app.add_route(downstream, "/downstream/<name>")
 
 if __name__ == "__main__":
     app.run(

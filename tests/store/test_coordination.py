@@ -515,3 +515,33 @@ async def test_an_adapters_subclass_crosses_as_the_library_error_it_refines(
     assert type(waited) is UpstreamBadResponse
     assert waited.status == 502
     assert waited.endpoint == "discovery"
+
+
+async def test_holders_of_a_key_take_turns_and_a_run_waits_for_them(
+    make_store: MakeStore,
+) -> None:
+    workers = [worker(await make_store()) for _ in range(3)]
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    async def hold(index: int) -> None:
+        async with workers[index % 3].hold(REFRESH_TOKEN):
+            if inside:
+                overlaps.append(index)
+            inside.append(index)
+            await asyncio.sleep(0.01)
+            inside.remove(index)
+
+    idp = FakeIdP()
+
+    async def run_once_free() -> Tokens:
+        async def call() -> Tokens:
+            if inside:
+                overlaps.append(-1)  # the shared call ran inside someone's hold
+            return await idp.refresh()
+
+        return await workers[0].run(REFRESH_TOKEN, call)
+
+    await asyncio.gather(*(hold(i) for i in range(6)), run_once_free())
+    assert overlaps == []
+    assert idp.calls == 1

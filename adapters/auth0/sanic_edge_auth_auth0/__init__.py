@@ -17,6 +17,13 @@ Adapter keys under ``authorizer`` (beside the core ones):
   Auth0 asks.
 - ``logout``: ``"auth0"`` (``/v2/logout``, default) or ``"oidc"`` (RP-initiated logout).
 - ``federated_logout``: also end the session at the upstream social/enterprise IdP.
+
+Tokens for the APIs behind the edge (the ``downstream`` section) use Auth0's
+parameters: ``audience`` on every grant (client credentials, Custom Token Exchange,
+and a refresh for another API with multi-resource refresh tokens), ``resource`` only
+if the target names one. Custom Token Exchange needs a ``subject_token_type`` of your
+own (a profile URI such as ``urn:acme:edge-access-token``): Auth0 reserves
+``urn:ietf``, ``urn:auth0``, ``urn:okta`` and its own and Okta's web addresses.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any, ClassVar, Final
 from urllib.parse import quote, urlencode
 
 from sanic_edge_auth.config.model import AuthorizerConfig
+from sanic_edge_auth.downstream.settings import DownstreamTarget
 from sanic_edge_auth.errors import (
     ConfigProblem,
     ConfigValidationError,
@@ -40,6 +48,7 @@ from sanic_edge_auth.oidc.client_auth import (
     refresh_token_grant,
     token_request,
 )
+from sanic_edge_auth.oidc.grants import DownstreamRequest, downstream_form
 from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.oidc.jwks import JWKSCache, key_store_for
 from sanic_edge_auth.oidc.login_request import organization_claims
@@ -52,6 +61,22 @@ __all__ = ["Auth0Adapter"]
 
 _AUTH_METHODS: Final = ("client_secret_post", "client_secret_basic", "private_key_jwt")
 _LOGOUT_MODES: Final = ("auth0", "oidc")
+# Auth0 Custom Token Exchange: namespaces a profile's subject_token_type may not use.
+_RESERVED_TOKEN_TYPES: Final = (
+    "urn:ietf:",
+    "urn:auth0:",
+    "urn:okta:",
+    "http://auth0.com",
+    "https://auth0.com",
+    "http://okta.com",
+    "https://okta.com",
+)
+#: The endpoint name of each downstream grant, in logs and metrics.
+DOWNSTREAM_ENDPOINTS: Final = {
+    "client_credentials": "client_credentials",
+    "token_exchange": "token_exchange",
+    "refresh": "refresh_audience",
+}
 _DEFAULTS: Final[Mapping[str, Any]] = {
     "organization": None,
     "token_endpoint_auth_method": "client_secret_post",
@@ -106,6 +131,33 @@ class Auth0Adapter:
                 )
             )
         return settings, problems
+
+    @classmethod
+    def downstream_problems(cls, targets: tuple[DownstreamTarget, ...]) -> list[ConfigProblem]:
+        """Custom Token Exchange picks its Action by ``subject_token_type``: one of your
+        own is required, outside the namespaces Auth0 reserves."""
+        problems = []
+        for target in targets:
+            if target.grant != "token_exchange":
+                continue
+            kind = target.subject_token_type
+            if kind is None:
+                problems.append(
+                    ConfigProblem(
+                        f"{target.key}.subject_token_type",
+                        "is required with Auth0: the type URI of your Custom Token Exchange "
+                        "profile (urn:acme:edge-access-token, say)",
+                    )
+                )
+            elif kind.lower().startswith(_RESERVED_TOKEN_TYPES):
+                problems.append(
+                    ConfigProblem(
+                        f"{target.key}.subject_token_type",
+                        f"{kind!r} is in a namespace Auth0 reserves (urn:ietf, urn:auth0, "
+                        "urn:okta, auth0.com, okta.com): use a URI of your own",
+                    )
+                )
+        return problems
 
     @classmethod
     def from_config(cls, config: AuthorizerConfig, http: IdPClient) -> Auth0Adapter:
@@ -219,11 +271,22 @@ class Auth0Adapter:
     async def refresh(self, refresh_token: str) -> TokenSet:
         return await self._token_request("refresh", refresh_token_grant(refresh_token))
 
-    async def _token_request(self, endpoint: str, form: dict[str, str]) -> TokenSet:
-        if self._client_auth is None:
+    async def downstream_token(
+        self, request: DownstreamRequest, client: ClientAuth | None
+    ) -> TokenSet:
+        """A downstream grant at ``/oauth/token`` with Auth0's ``audience`` (the
+        RFC form builders already name it so)."""
+        endpoint = DOWNSTREAM_ENDPOINTS[request.target.grant]
+        return await self._token_request(endpoint, downstream_form(request), client)
+
+    async def _token_request(
+        self, endpoint: str, form: dict[str, str], client: ClientAuth | None = None
+    ) -> TokenSet:
+        auth = client or self._client_auth
+        if auth is None:
             raise UpstreamBadResponse("no client secret is configured", endpoint=endpoint)
         return await token_request(
-            self._http, endpoint=endpoint, url=self._token_url, form=form, auth=self._client_auth
+            self._http, endpoint=endpoint, url=self._token_url, form=form, auth=auth
         )
 
     async def verify_id_token(self, token: str, *, nonce: str | None) -> VerifiedToken:

@@ -41,6 +41,7 @@ from sanic_edge_auth.oidc.discovery import (
     ProviderMetadata,
     fetch_metadata,
 )
+from sanic_edge_auth.oidc.grants import DownstreamRequest, downstream_form
 from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.oidc.jwks import JWKSCache, JWKSDocument, KeyStore, StaticKeys, fetch_jwks
 from sanic_edge_auth.oidc.userinfo import fetch_userinfo
@@ -53,6 +54,12 @@ __all__ = ["OIDCAdapter"]
 
 _log = get_logger()
 _DEFAULT_ALGORITHMS = ("RS256",)
+#: The endpoint name of each downstream grant, in logs and metrics.
+_DOWNSTREAM_ENDPOINTS = {
+    "client_credentials": "client_credentials",
+    "token_exchange": "token_exchange",
+    "refresh": "refresh_audience",
+}
 
 
 class _Verifier(Protocol):
@@ -340,19 +347,28 @@ class OIDCAdapter:
     async def refresh(self, refresh_token: str) -> TokenSet:
         return await self._token_request("refresh", refresh_token_grant(refresh_token))
 
-    async def _token_request(self, endpoint: str, form: dict[str, str]) -> TokenSet:
+    async def downstream_token(
+        self, request: DownstreamRequest, client: ClientAuth | None
+    ) -> TokenSet:
+        """A downstream grant in the RFCs' words: ``audience`` and/or ``resource``
+        (RFC 8693 2.1, RFC 8707 2), the access token type for a token exchange."""
+        endpoint = _DOWNSTREAM_ENDPOINTS[request.target.grant]
+        return await self._token_request(endpoint, downstream_form(request), client)
+
+    async def _token_request(
+        self, endpoint: str, form: dict[str, str], client: ClientAuth | None = None
+    ) -> TokenSet:
         provider = await self._ready_provider()
         url = provider.metadata.token_endpoint
-        if url is None or provider.auth is None:
+        auth = client or provider.auth
+        if url is None or auth is None:
             raise DiscoveryMismatch(
                 "token requests need a token endpoint and client credentials "
                 "(authorizer.client_secret or authorizer.private_key)",
                 key="authorizer.client_secret",
                 discovery_field="token_endpoint",
             )
-        return await token_request(
-            self._http, endpoint=endpoint, url=url, form=form, auth=provider.auth
-        )
+        return await token_request(self._http, endpoint=endpoint, url=url, form=form, auth=auth)
 
     # -- tokens
 
