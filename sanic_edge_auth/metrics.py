@@ -60,6 +60,12 @@ INSTRUMENTS: Final[dict[str, tuple[str, str, tuple[str, ...], str]]] = {
         (),
         "Refresh requests that joined a refresh already in flight instead of calling the IdP.",
     ),
+    "edge_auth.introspection.lookups": (
+        "counter",
+        "{lookup}",
+        ("result",),
+        "Introspected bearer tokens, by where the answer came from (local, shared, called).",
+    ),
     "edge_auth.store.errors": (
         "counter",
         "{error}",
@@ -103,6 +109,11 @@ class Metrics:
     def store_error(self, operation: str) -> None:
         """A store operation (``get``, ``set``, ``delete``, ``lease``, ...) failed."""
 
+    def introspection(self, result: str) -> None:
+        """An introspected token's answer came from this process's cache (``"local"``),
+        from the store or another caller's call (``"shared"``), or from a call this
+        process made to the provider (``"called"``)."""
+
 
 #: The shared do-nothing instance: it has no state, so one serves every app.
 NOOP_METRICS: Final = Metrics()
@@ -115,6 +126,7 @@ class _OpenTelemetryMetrics(Metrics):
         "_coalesced",
         "_decisions",
         "_idp",
+        "_introspection",
         "_jwks",
         "_store",
         "_token_cache",
@@ -136,6 +148,7 @@ class _OpenTelemetryMetrics(Metrics):
         self._token_cache = make("edge_auth.token_cache.lookups")
         self._coalesced = make("edge_auth.refresh.coalesced")
         self._store = make("edge_auth.store.errors")
+        self._introspection = make("edge_auth.introspection.lookups")
         # The two token-cache label sets are built once: that call is the hottest.
         self._token_hit = {"result": "hit"}
         self._token_miss = {"result": "miss"}
@@ -157,6 +170,9 @@ class _OpenTelemetryMetrics(Metrics):
 
     def store_error(self, operation: str) -> None:
         self._store.add(1, {"operation": operation})
+
+    def introspection(self, result: str) -> None:
+        self._introspection.add(1, {"result": result})
 
 
 def create_metrics(meter_provider: Any = None) -> Metrics:

@@ -142,6 +142,7 @@ class _Loader(AuthorizerSchema, PathsSchema, ProtectedResourceSchema):
                 "window (so other workers get it): set authorizer.cookie_secret or a "
                 "session.secret to encrypt it",
             )
+        self.introspection_sealing(authorizer, store, session=session is not None)
         if self.problems or authorizer is None or store is None:
             raise ConfigValidationError(self._without_secrets(self.problems))
         return EdgeAuthConfig(
