@@ -72,9 +72,7 @@ class Guard:
         self._peek: Callable[[str], VerifiedToken | None] | None = (
             peek if callable(peek) and metrics is NOOP_METRICS else None
         )
-        self._verify_bearer: Callable[[str], Awaitable[VerifiedToken]] = (
-            adapter.verify_access_token
-        )
+        self._verify_bearer: Callable[[str], Awaitable[VerifiedToken]] = adapter.verify_access_token
         if introspector is not None:  # authorizer.introspection: it picks what it checks
             self._verify_bearer = introspector.bearer(adapter.verify_access_token)
             self._peek = introspector.peek(self._peek) if metrics is NOOP_METRICS else None

@@ -88,7 +88,9 @@ def introspection_client_auth(authorizer: AuthorizerConfig) -> ClientAuth | None
     if settings.client_id is not None:
         signer = (
             PrivateKeyJWT.from_secret(
-                settings.private_key, kid=settings.private_key_kid, algorithm=settings.private_key_alg
+                settings.private_key,
+                kid=settings.private_key_kid,
+                algorithm=settings.private_key_alg,
             )
             if settings.private_key is not None
             else None
@@ -304,7 +306,9 @@ class Introspector:
         if aud is not None and self._audience is not None:
             audiences = [aud] if isinstance(aud, str) else aud
             if self._audience not in audiences:
-                return _Refusal("token_audience_mismatch", "the token is not meant for this audience")
+                return _Refusal(
+                    "token_audience_mismatch", "the token is not meant for this audience"
+                )
         now = self._clock()
         exp = claims.get("exp")
         if exp is not None and exp + self._leeway <= now:

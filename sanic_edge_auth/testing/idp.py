@@ -35,6 +35,7 @@ dropped connections, 5xx, 429, HTML bodies, OAuth errors, for any endpoint name:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import html
 import itertools
@@ -477,10 +478,8 @@ class FakeIdentityProvider:
 
     def _own_jwt_claims(self, token: str) -> dict[str, Any] | None:
         for _, key in reversed(self._signing_keys):
-            try:
+            with contextlib.suppress(Exception):  # not signed by this key: try the next
                 return dict(jwt.decode(token, key, algorithms=[self.algorithm]).claims)
-            except Exception:  # not signed by this key
-                continue
         return None
 
     # -- endpoint logic (called from the handler thread)
