@@ -80,6 +80,7 @@ def every_time(generic_idp: FakeIdentityProvider) -> Iterator[ReusableClient]:
     """Discovery adapter, endpoint discovered, own credentials, max_ttl 0, JWTs too."""
     config = generic_idp.gateway_config(
         paths=PATHS,
+        audience="account",  # Keycloak's default audience of access tokens
         introspection={
             "max_ttl": 0,
             "jwt": True,
