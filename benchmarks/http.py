@@ -5,8 +5,9 @@ the protected route with a warm verified-token cache, the peer (a hand-written
 PyJWT + dict-cache middleware, warm), the protected route with the cache off (every
 request pays a full verify, as a fresh token would), an opaque token introspected
 (``authorizer.introspection``) with its answer kept (a warm cache: this process's
-copy, no store round trip), and the unprotected route itself. The server logs through structlog as production apps configure it (JSON at
-INFO, ``make_filtering_bound_logger``). Each round measures the three cases back to back (in a
+copy, no store round trip), and the unprotected route itself. The server logs
+through structlog as production apps configure it (JSON at INFO,
+``make_filtering_bound_logger``). Each round measures the cases back to back (in a
 rotating order) and computes the ratios within the round; the table reports the
 median over the rounds and their range, because a shared two-core machine is noisy.
 """

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sanic_edge_auth_oidc import OIDCAdapter
 
 from sanic_edge_auth.cli import main
 from sanic_edge_auth.config import load_config
@@ -18,7 +19,6 @@ from sanic_edge_auth.errors import ConfigValidationError
 from sanic_edge_auth.oidc.http import IdPClient
 from sanic_edge_auth.registry import AdapterResolver
 from sanic_edge_auth.testing import FakeIdentityProvider
-from sanic_edge_auth_oidc import OIDCAdapter
 
 PATHS = [{"method": "GET", "path": "/api/orders", "auth": True}]
 
