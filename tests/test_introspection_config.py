@@ -73,6 +73,16 @@ def test_every_problem_is_named_at_once(idp: FakeIdentityProvider) -> None:
     assert "did you mean 'max_ttl'" in found[prefix + "max_tll"]
 
 
+def test_auth_method_goes_with_credentials_of_its_own(idp: FakeIdentityProvider) -> None:
+    endpoint = idp.url + "/oauth/introspect"
+    found = problems(
+        idp.gateway_config(
+            paths=PATHS, introspection={"endpoint": endpoint, "auth_method": "private_key_jwt"}
+        )
+    )
+    assert list(found) == ["authorizer.introspection.auth_method"]
+
+
 def test_max_ttl_0_is_allowed_and_the_default_is_small(idp: FakeIdentityProvider) -> None:
     endpoint = idp.url + "/oauth/introspect"
     for given, expected in ((0, 0.0), (None, 30.0)):

@@ -89,6 +89,12 @@ class IntrospectionSchema(ConfigDocumentReader):
                 "the app's client has neither authorizer.client_secret nor a private key "
                 "(set introspection.client_id with client_secret or private_key)",
             )
+        if auth_method is not None and client_id is None:
+            self.problem(
+                f"{_KEY}.auth_method",
+                "goes with introspection.client_id: the app's own client authenticates "
+                "as the adapter does (authorizer.token_endpoint_auth_method)",
+            )
         if auth_method == "private_key_jwt" and own and private_key is None:
             self.missing(f"{_KEY}.private_key", "is required with auth_method private_key_jwt")
         if auth_method in ("client_secret_basic", "client_secret_post") and (

@@ -106,7 +106,7 @@ def introspection_client_auth(authorizer: AuthorizerConfig) -> ClientAuth | None
         return _client_auth(authorizer.client_id, "private_key_jwt", None, signer)
     if authorizer.client_secret is None:
         return None
-    method = settings.auth_method or configured or "client_secret_basic"
+    method = configured if isinstance(configured, str) else "client_secret_basic"
     return _client_auth(authorizer.client_id, method, authorizer.client_secret, None)
 
 
