@@ -73,7 +73,7 @@ def run_verify(algorithms: Sequence[str]) -> list[verify.Row]:
 
 
 def run_http() -> dict[str, float]:
-    cases = 3
+    cases = 5
     total = cases + http.ROUNDS * cases  # one warm-up per case, then the rounds
     print(
         f"protected route: {total} wrk runs (~{_duration(cases + total * http.SECONDS)}), "
@@ -83,9 +83,17 @@ def run_http() -> dict[str, float]:
     progress = Progress("http", total)
     measure: Callable[..., float] = http.wrk
 
-    # http.main warms the cases up in the order of its table, so the first three URLs
-    # seen name the cases.
-    names = iter(("unprotected", "protected, warm cache", "protected, full verify per request"))
+    # http.main warms the cases up in the order of its table, so the first URLs seen
+    # name the cases.
+    names = iter(
+        (
+            "unprotected",
+            "protected, warm cache",
+            "peer: PyJWT + dict cache middleware, warm",
+            "protected, full verify per request",
+            "opaque token, introspected, warm cache",
+        )
+    )
     case_of: dict[str, str] = {}
 
     def wrk_with_progress(url: str, token: str | None, seconds: int = http.SECONDS) -> float:

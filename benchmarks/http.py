@@ -1,11 +1,13 @@
 """Requests per second through a real Sanic server, measured by ``wrk`` over loopback.
 
-Four cases, each as a ratio to the unprotected route measured in the same run:
+Five cases, each as a ratio to the unprotected route measured in the same run:
 the protected route with a warm verified-token cache, the peer (a hand-written
 PyJWT + dict-cache middleware, warm), the protected route with the cache off (every
-request pays a full verify, as a fresh token would), and the unprotected route
-itself. The server logs through structlog as production apps configure it (JSON at
-INFO, ``make_filtering_bound_logger``). Each round measures the three cases back to back (in a
+request pays a full verify, as a fresh token would), an opaque token introspected
+(``authorizer.introspection``) with its answer kept (a warm cache: this process's
+copy, no store round trip), and the unprotected route itself. The server logs
+through structlog as production apps configure it (JSON at INFO,
+``make_filtering_bound_logger``). Each round measures the cases back to back (in a
 rotating order) and computes the ratios within the round; the table reports the
 median over the rounds and their range, because a shared two-core machine is noisy.
 """
@@ -43,7 +45,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(idp: FakeIdentityProvider, cache_size: int) -> Iterator[str]:
+def server(
+    idp: FakeIdentityProvider, cache_size: int, *, introspect: bool = False
+) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [
@@ -61,6 +65,7 @@ def server(idp: FakeIdentityProvider, cache_size: int) -> Iterator[str]:
             AUDIENCE,
             "--cache-size",
             str(cache_size),
+            *(["--introspect", "--client-secret", idp.client_secret] if introspect else []),
         ],
         stdout=subprocess.DEVNULL,
     )
@@ -102,13 +107,23 @@ def main() -> dict[str, float]:
         sys.exit("wrk is not installed: apt-get install wrk")
     with FakeIdentityProvider(audience=AUDIENCE) as idp:
         token = idp.mint_token({"aud": [AUDIENCE]})
-        with server(idp, 10_000) as cached, server(idp, 0) as uncached:
+        opaque = idp.mint_opaque_token({"sub": "bench-user", "aud": AUDIENCE})
+        with (
+            server(idp, 10_000) as cached,
+            server(idp, 0) as uncached,
+            server(idp, 10_000, introspect=True) as introspecting,
+        ):
             cases = {
                 # The same Authorization header on every case: only verification differs.
                 "unprotected": (cached + "/open", token),
                 "protected, warm cache": (cached + "/protected", token),
                 "peer: PyJWT + dict cache middleware, warm": (cached + "/peer", token),
                 "protected, full verify per request": (uncached + "/protected", token),
+                # An opaque token: introspected once (the warm-up), then the kept answer.
+                "opaque token, introspected, warm cache": (
+                    introspecting + "/protected",
+                    opaque,
+                ),
             }
             for url, bearer in cases.values():
                 wrk(url, bearer, seconds=1)  # warm up

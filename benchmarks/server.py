@@ -1,5 +1,8 @@
 """A Sanic app for the HTTP benchmark: an open route, our protected route, and a peer.
 
+With ``--introspect``, opaque bearer tokens are introspected at the fake IdP
+(``authorizer.introspection``) and, once answered, served from the warm cache.
+
 The peer is the middleware most Sanic apps write for themselves: PyJWT's
 ``jwt.decode`` with the signing key fetched once, and a plain dict of verified
 tokens, in a blueprint middleware so it runs on its own route only.
@@ -39,6 +42,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--session", action="store_true", help="turn cookie sessions on")
     parser.add_argument("--redis-url", help="use the Redis store at this URL")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--introspect", action="store_true", help="introspect opaque tokens (RFC 7662)"
+    )
     return parser.parse_args(argv)
 
 
@@ -77,6 +83,12 @@ def build(args: argparse.Namespace) -> Sanic[Any, Any]:
             {"method": "GET", "path": "/login/callback", "integration": {"type": "auth0_callback"}},
         ]
         config["session"] = {"secret": _BENCH_SECRET, "store": "cookie"}
+    if args.introspect:
+        # Answers kept far longer than a run: the row measures a warm cache.
+        config["authorizer"].update(
+            client_secret=args.client_secret,
+            introspection={"endpoint": f"{args.idp}/oauth/introspect", "max_ttl": 3600},
+        )
     if args.redis_url:
         config["store"] = {"type": "redis", "url": args.redis_url, "prefix": f"bench{args.port}:"}
     edge = EdgeAuth(app, config=config)

@@ -74,7 +74,10 @@ from sanic_edge_auth.errors import (
 from sanic_edge_auth.oidc.discovery import is_endpoint_url
 from sanic_edge_auth.oidc.grants import DownstreamRequest
 from sanic_edge_auth.oidc.http import IdPClient, classify_oauth_error
+from sanic_edge_auth.oidc.introspection import ENDPOINT_NAME as INTROSPECTION_ENDPOINT
+from sanic_edge_auth.oidc.introspection import introspect
 from sanic_edge_auth.registry import AdapterResolver
+from sanic_edge_auth.resource.introspection import introspection_client_auth
 from sanic_edge_auth.resource.listing import decorated_routes, required_scopes
 from sanic_edge_auth.resource.metadata import metadata_document
 from sanic_edge_auth.resource.metadata_endpoint import served_paths
@@ -360,6 +363,8 @@ async def online_checks(
         await _credentials(http, authorizer, discovery, findings, passed)
         if adapter_class is not None:
             await _downstream_tokens(http, authorizer, downstream, adapter_class, findings, passed)
+        if authorizer.introspection is not None:
+            await online_introspection(http, authorizer, discovery, findings, passed)
     if store is not None and store.type == "redis":
         await _store(store, findings, passed)
     return findings, passed
@@ -592,6 +597,65 @@ async def _downstream_tokens(
             )
     finally:
         await adapter.aclose()
+
+
+async def online_introspection(
+    http: IdPClient,
+    authorizer: AuthorizerConfig,
+    discovery: Mapping[str, Any],
+    findings: list[Finding],
+    passed: list[str],
+) -> None:
+    """Introspect a made-up token with the configured credentials: a provider that
+    authenticates us answers ``active: false``; ``invalid_client`` names the
+    credentials to fix (RFC 7662 2.1 requires the endpoint to authenticate callers)."""
+    settings = authorizer.introspection
+    assert settings is not None
+    key = "authorizer.introspection.endpoint"
+    announced = discovery.get("introspection_endpoint")
+    url = settings.endpoint or (announced if isinstance(announced, str) else None)
+    if url is None:
+        findings.append(
+            Finding("config", key, "the provider's discovery document names none: set it")
+        )
+        return
+    if settings.endpoint is None and not is_endpoint_url(url):
+        findings.append(_unusable_endpoint(INTROSPECTION_ENDPOINT, "introspection_endpoint", url))
+        return
+    auth = introspection_client_auth(authorizer)
+    own = settings.client_id is not None
+    credentials = "authorizer.introspection.client_secret" if own else "authorizer.client_secret"
+    if auth is None:
+        findings.append(Finding("config", credentials, "no credentials to authenticate with"))
+        return
+    token = "sanic-edge-auth-check-" + secrets.token_urlsafe(24)
+    try:
+        answer = await introspect(
+            http, url=url, token=token, auth=auth, assertion_audience=authorizer.issuer
+        )
+    except IdentityProviderRejectedClient as error:
+        findings.append(
+            Finding(
+                "config",
+                credentials,
+                f"the provider rejected these credentials at the introspection endpoint "
+                f"({error.idp_error}): check the client id, its secret or key, and that the "
+                "client may introspect tokens",
+            )
+        )
+        return
+    except EdgeAuthError as error:
+        findings.append(Finding("upstream", INTROSPECTION_ENDPOINT, error.description))
+        return
+    if answer.get("active") is not False:
+        findings.append(
+            Finding(
+                "upstream", INTROSPECTION_ENDPOINT, "the provider says a made-up token is active"
+            )
+        )
+        return
+    whose = f"client {settings.client_id}" if own else "the app's client"
+    passed.append(f"introspection: {url} answered {whose} (a made-up token is inactive)")
 
 
 # --- entry point ----------------------------------------------------------------------

@@ -59,6 +59,7 @@ from sanic_edge_auth.resource import (
     bind_route_policies,
     route_middleware,
 )
+from sanic_edge_auth.resource.introspection import Introspector
 from sanic_edge_auth.resource.listing import decorated_routes, required_scopes
 from sanic_edge_auth.resource.metadata_endpoint import MetadataEndpoint
 from sanic_edge_auth.resource.policies import DECORATOR_SCOPES_ATTR
@@ -356,10 +357,8 @@ class EdgeAuth:
             follow_redirects=False,
             headers={"User-Agent": "sanic-edge-auth"},
         )
-        self._adapter = adapter_class.from_config(
-            config.authorizer,
-            IdPClient(self._http, timeout=config.authorizer.timeout, metrics=self._metrics),
-        )
+        idp_client = IdPClient(self._http, timeout=config.authorizer.timeout, metrics=self._metrics)
+        self._adapter = adapter_class.from_config(config.authorizer, idp_client)
         # One store (and, for Redis, one connection pool) per worker. A wrong Redis URL
         # or password is a config error naming store.url, raised here.
         self._store = await open_store(config.store)
@@ -400,7 +399,12 @@ class EdgeAuth:
                 login_path=login,
                 public_prefix=config.public_prefix,
             )
-        self._guard = Guard(self._adapter, self._sessions, self._metrics)
+        self._guard = Guard(
+            self._adapter,
+            self._sessions,
+            self._metrics,
+            introspector=self._introspector(config, idp_client, self._store),
+        )
         await self._adapter.startup()
         for warning in config_warnings(config):
             _log.warning(Event.CONFIG_WARNING, key=warning.key, warning=warning.message)
@@ -411,6 +415,23 @@ class EdgeAuth:
             protected=len(self._protected),
             # Protected in code, not in the config: named, so the log shows them too.
             decorated=decorated_routes(app),
+        )
+
+    def _introspector(
+        self, config: EdgeAuthConfig, http: IdPClient, store: Store
+    ) -> Introspector | None:
+        """Bearer introspection when ``authorizer.introspection`` is set (else ``None``);
+        the endpoint comes from the adapter's discovery when not configured."""
+        if config.authorizer.introspection is None:
+            return None
+        return Introspector(
+            config.authorizer,
+            http=http,
+            store=store,
+            secrets=_sealing_secrets(config),
+            discover=getattr(self._adapter, "introspection_endpoint", None),
+            coordination=config.store.coordination,
+            metrics=self._metrics,
         )
 
     def _document(self, app: Sanic[Any, Any], config: EdgeAuthConfig) -> None:

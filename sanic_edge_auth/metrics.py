@@ -72,6 +72,12 @@ INSTRUMENTS: Final[dict[str, tuple[str, str, tuple[str, ...], str]]] = {
         ("target", "grant"),
         "Downstream tokens served from the cache, by target and grant.",
     ),
+    "edge_auth.introspection.lookups": (
+        "counter",
+        "{lookup}",
+        ("result",),
+        "Introspected bearer tokens, by where the answer came from (local, shared, called).",
+    ),
     "edge_auth.store.errors": (
         "counter",
         "{error}",
@@ -122,6 +128,11 @@ class Metrics:
     def downstream_cache_hit(self, target: str, grant: str) -> None:
         """A downstream token was served from the cache."""
 
+    def introspection(self, result: str) -> None:
+        """An introspected token's answer came from this process's cache (``"local"``),
+        from the store or another caller's call (``"shared"``), or from a call this
+        process made to the provider (``"called"``)."""
+
 
 #: The shared do-nothing instance: it has no state, so one serves every app.
 NOOP_METRICS: Final = Metrics()
@@ -136,6 +147,7 @@ class _OpenTelemetryMetrics(Metrics):
         "_downstream_hits",
         "_downstream_requests",
         "_idp",
+        "_introspection",
         "_jwks",
         "_store",
         "_token_cache",
@@ -159,6 +171,7 @@ class _OpenTelemetryMetrics(Metrics):
         self._store = make("edge_auth.store.errors")
         self._downstream_requests = make("edge_auth.downstream.token_requests")
         self._downstream_hits = make("edge_auth.downstream.cache_hits")
+        self._introspection = make("edge_auth.introspection.lookups")
         # The two token-cache label sets are built once: that call is the hottest.
         self._token_hit = {"result": "hit"}
         self._token_miss = {"result": "miss"}
@@ -186,6 +199,9 @@ class _OpenTelemetryMetrics(Metrics):
 
     def downstream_cache_hit(self, target: str, grant: str) -> None:
         self._downstream_hits.add(1, {"target": target, "grant": grant})
+
+    def introspection(self, result: str) -> None:
+        self._introspection.add(1, {"result": result})
 
 
 def create_metrics(meter_provider: Any = None) -> Metrics:

@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Final, Protocol
 from urllib.parse import urlsplit
 
-from sanic_edge_auth.config.document import ConfigDocumentReader
+from sanic_edge_auth.config.introspection import IntrospectionSchema
 from sanic_edge_auth.config.model import (
     MIN_COOKIE_SECRET_LENGTH,
     SUPPORTED_ALGORITHMS,
@@ -61,12 +61,13 @@ _CORE_AUTHORIZER_KEYS: Final = frozenset(
         "login_ttl",
         "return_to_allowlist",
         "jwks_cache",
+        "introspection",
     }
 )
 _JWKS_CACHE_KEYS: Final = frozenset(JWKSCacheSettings.__dataclass_fields__)
 
 
-class AuthorizerSchema(ConfigDocumentReader):
+class AuthorizerSchema(IntrospectionSchema):
     """Checks the ``authorizer`` section (the loader mixes it in)."""
 
     def authorizer(
@@ -173,6 +174,13 @@ class AuthorizerSchema(ConfigDocumentReader):
             f"{prefix}.return_to_allowlist", values.get("return_to_allowlist")
         )
         jwks_cache = self.jwks_cache(f"{prefix}.jwks_cache", values.get("jwks_cache"))
+        introspection = self.introspection(
+            values.get("introspection"),
+            # An unknown adapter is reported once, under authorizer.type.
+            discovers_endpoint=adapter is None
+            or getattr(adapter, "discovers_introspection_endpoint", False),
+            app_can_authenticate=client_secret is not None or bool(extras.get("private_key")),
+        )
 
         if adapter_type is None or domain is None or client_id is None:
             return None
@@ -195,6 +203,7 @@ class AuthorizerSchema(ConfigDocumentReader):
             login_ttl=login_ttl,
             return_to_allowlist=allowlist,
             jwks_cache=jwks_cache,
+            introspection=introspection,
             extras=MappingProxyType(dict(extras)),
         )
 

@@ -147,6 +147,7 @@ class _Loader(AuthorizerSchema, PathsSchema, ProtectedResourceSchema):
                 "window (so other workers get it): set authorizer.cookie_secret or a "
                 "session.secret to encrypt it",
             )
+        self.introspection_sealing(authorizer, store, session=session is not None)
         downstream = self.downstream(raw, adapter, session is not None, authorizer, store)
         if self.problems or authorizer is None or store is None:
             raise ConfigValidationError(self._without_secrets(self.problems))

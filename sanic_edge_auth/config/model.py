@@ -18,6 +18,7 @@ from sanic_edge_auth.session.settings import SessionSettings
 from sanic_edge_auth.store.settings import StoreSettings
 
 __all__ = [
+    "DEFAULT_INTROSPECTION_MAX_TTL",
     "INTEGRATION_KINDS",
     "MIN_COOKIE_SECRET_LENGTH",
     "PROTECTED_RESOURCE_WELL_KNOWN",
@@ -26,6 +27,7 @@ __all__ = [
     "EdgeAuthConfig",
     "Integration",
     "IntegrationKind",
+    "IntrospectionSettings",
     "JWKSCacheSettings",
     "PathRule",
     "ProtectedResourceSettings",
@@ -49,6 +51,10 @@ SUPPORTED_ALGORITHMS: Final = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 )
 MIN_COOKIE_SECRET_LENGTH: Final = 32
+#: Seconds an introspection answer may be used (``authorizer.introspection.max_ttl``).
+#: Small on purpose: a token revoked at the provider keeps working at most this long,
+#: while a busy token costs the provider one call per this many seconds, cluster-wide.
+DEFAULT_INTROSPECTION_MAX_TTL: Final = 30.0
 #: RFC 9728 section 3: where a protected resource publishes its metadata.
 PROTECTED_RESOURCE_WELL_KNOWN: Final = "/.well-known/oauth-protected-resource"
 
@@ -65,6 +71,30 @@ class JWKSCacheSettings:
     max_ttl: float = 86_400.0
     refresh_cooldown: float = 30.0
     max_stale: float = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class IntrospectionSettings:
+    """``authorizer.introspection``: bearer tokens checked at the provider's RFC 7662
+    introspection endpoint, answers shared through the store.
+
+    ``max_ttl`` bounds how stale a used answer may be (0: every request asks);
+    ``endpoint`` overrides the discovered ``introspection_endpoint``; ``jwt`` also
+    introspects JWTs after they verified locally (revocation then shows within
+    ``max_ttl``). ``client_id`` with ``client_secret`` or ``private_key`` (its
+    ``private_key_kid``/``private_key_alg``) are the resource server's own
+    credentials; without them the app's client authenticates.
+    """
+
+    max_ttl: float = DEFAULT_INTROSPECTION_MAX_TTL
+    endpoint: str | None = None
+    jwt: bool = False
+    client_id: str | None = None
+    client_secret: Secret | None = None
+    auth_method: str | None = None
+    private_key: Secret | None = None
+    private_key_kid: str | None = None
+    private_key_alg: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +125,8 @@ class AuthorizerConfig:
     login_ttl: float = 600.0
     return_to_allowlist: tuple[str, ...] = ()
     jwks_cache: JWKSCacheSettings = field(default_factory=JWKSCacheSettings)
+    #: RFC 7662 introspection of bearer tokens; ``None``: tokens are verified locally only.
+    introspection: IntrospectionSettings | None = None
     extras: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:

@@ -106,6 +106,9 @@ class ProviderMetadata:
     token_endpoint_auth_methods_supported: tuple[str, ...] = ("client_secret_basic",)
     #: RFC 9207 3: every authorization response carries ``iss`` (false when not said).
     authorization_response_iss_parameter_supported: bool = False
+    #: RFC 8414 2 / RFC 7662: where tokens are introspected; ``None`` when the document
+    #: names none (or a value no client may call: an optional member breaks nothing).
+    introspection_endpoint: str | None = None
 
     @property
     def issuer_is_template(self) -> bool:
@@ -239,8 +242,14 @@ def parse_metadata(document: Mapping[str, Any], rules: DiscoveryRules) -> Provid
         code_challenge_methods_supported=pkce,
         token_endpoint_auth_methods_supported=auth_methods or ("client_secret_basic",),
         authorization_response_iss_parameter_supported=iss_supported,
+        introspection_endpoint=_optional_endpoint(document, "introspection_endpoint"),
         **endpoints,
     )
+
+
+def _optional_endpoint(document: Mapping[str, Any], name: str) -> str | None:
+    value = document.get(name)
+    return value if isinstance(value, str) and is_endpoint_url(value) else None
 
 
 def _issuer_matches(issuer: str, rules: DiscoveryRules) -> bool:

@@ -7,7 +7,7 @@ the result on ``request.ctx.auth`` (a :class:`~sanic_edge_auth.adapter.VerifiedT
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -20,6 +20,7 @@ from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.resource.credentials import bearer_token
 
 if TYPE_CHECKING:
+    from sanic_edge_auth.resource.introspection import Introspector
     from sanic_edge_auth.session.manager import SessionManager
 
 __all__ = ["Guard"]
@@ -52,13 +53,14 @@ class Guard:
     send one on their own, so a bearer request cannot be a cross-site forgery.
     """
 
-    __slots__ = ("_adapter", "_count_granted", "_granted", "_peek", "_sessions")
+    __slots__ = ("_adapter", "_count_granted", "_granted", "_peek", "_sessions", "_verify_bearer")
 
     def __init__(
         self,
         adapter: IdentityAdapter,
         sessions: SessionManager | None = None,
         metrics: Metrics = NOOP_METRICS,
+        introspector: Introspector | None = None,
     ) -> None:
         self._adapter = adapter
         self._sessions = sessions
@@ -70,6 +72,10 @@ class Guard:
         self._peek: Callable[[str], VerifiedToken | None] | None = (
             peek if callable(peek) and metrics is NOOP_METRICS else None
         )
+        self._verify_bearer: Callable[[str], Awaitable[VerifiedToken]] = adapter.verify_access_token
+        if introspector is not None:  # authorizer.introspection: it picks what it checks
+            self._verify_bearer = introspector.bearer(adapter.verify_access_token)
+            self._peek = introspector.peek(self._peek) if metrics is NOOP_METRICS else None
         # None unless metrics are on (denials are counted where errors are answered).
         self._count_granted = metrics.auth_decision if metrics is not NOOP_METRICS else None
 
@@ -81,7 +87,7 @@ class Guard:
             peek = self._peek
             verified = peek(token) if peek is not None else None
             if verified is None:
-                verified = await self._adapter.verify_access_token(token)
+                verified = await self._verify_bearer(token)
             via = "the token"
         elif (sessions := self._sessions) is not None:
             session = await sessions.find(request)  # with the CSRF check of unsafe requests

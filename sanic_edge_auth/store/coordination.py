@@ -104,6 +104,11 @@ class ClusterSingleFlight(Generic[T]):
     seconds) must be the sealer's, for the seal's expiry. ``decode`` may
     raise ``ValueError``/``KeyError``/``TypeError`` on a shape it does not know: that
     is reported as an unreadable record (a store error).
+
+    ``result_ttl`` (optional) gives each result its own lifetime in the store, in
+    seconds, instead of ``settings.result_ttl``: an introspection answer lives no
+    longer than its token. Zero or less records nothing: the result reaches only the
+    callers that waited on the call.
     """
 
     def __init__(
@@ -117,8 +122,10 @@ class ClusterSingleFlight(Generic[T]):
         settings: CoordinationSettings | None = None,
         namespace: str = "flight",
         clock: Callable[[], float] = time.time,
+        result_ttl: Callable[[T], float] | None = None,
     ) -> None:
         self._store = store
+        self._result_ttl = result_ttl
         self._clock = clock
         self._sealer = sealer
         self._encode = encode
@@ -248,7 +255,9 @@ class ClusterSingleFlight(Generic[T]):
                 keeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await keeper
-            await self._record(result_key, record, self._settings.result_ttl)
+            ttl = self._settings.result_ttl if self._result_ttl is None else self._result_ttl(value)
+            if ttl > 0:
+                await self._record(result_key, record, ttl)
             return value
         finally:
             # If this fails the lease expires on its own after lease_ttl.

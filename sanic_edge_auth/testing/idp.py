@@ -20,12 +20,19 @@ The token endpoint also serves the grants for APIs behind the edge (see
 with rotation and reuse detection as for every refresh), each counted per grant and
 audience in ``downstream_calls``.
 
+Both serve RFC 7662 introspection (``/oauth/introspect``; Keycloak's
+``.../token/introspect`` in generic mode, named by discovery) for the tokens they
+issue, for opaque ones minted by :meth:`FakeIdentityProvider.mint_opaque_token`
+(or every access token once ``opaque_access_tokens`` is set), and say inactive for
+one :meth:`FakeIdentityProvider.revoke` revoked.
+
 Both accept ``client_secret_basic``, ``client_secret_post`` and, once
 ``client_public_key`` is set, ``private_key_jwt`` (RFC 7523) client authentication.
 
 Switches make it misbehave on purpose: :meth:`FakeIdentityProvider.fail` (timeouts,
 dropped connections, 5xx, 429, HTML bodies, OAuth errors, for any endpoint name:
-``authorize``, ``token``, ``userinfo``, ``jwks``, ``discovery``, ``logout``),
+``authorize``, ``token``, ``userinfo``, ``jwks``, ``discovery``, ``logout``,
+``introspect``),
 ``latency``, :meth:`FakeIdentityProvider.rotate_keys`, and ``discovery_overrides``
 (replace a field of the discovery document, or remove it with ``None``: a wrong
 ``issuer``, a missing ``jwks_uri``...).
@@ -34,6 +41,7 @@ dropped connections, 5xx, 429, HTML bodies, OAuth errors, for any endpoint name:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import html
 import itertools
@@ -185,6 +193,17 @@ class FakeIdentityProvider:
         #: Replace fields of the discovery document; ``None`` removes the field.
         self.discovery_overrides: dict[str, Any] = {}
         self._init_downstream()
+        #: Issue opaque access tokens (random strings, known only to /introspect), as
+        #: django-oauth-toolkit and Ory Hydra do, even when an audience is asked for.
+        self.opaque_access_tokens = False
+        #: Clients of their own (client_id -> secret) that may call /introspect only:
+        #: resource servers.
+        self.resource_servers: dict[str, str] = {}
+        #: When set, /introspect answers this body (200) instead: a broken provider.
+        self.introspection_body: dict[str, Any] | None = None
+        self.last_introspection: dict[str, str] = {}
+        self._token_info: dict[str, dict[str, Any]] = {}  # opaque token -> its claims
+        self._revoked_tokens: set[str] = set()
         self._seen_jti: set[str] = set()
         self._lock = threading.Lock()
         self._failures: dict[str, _Failure] = {}
@@ -398,6 +417,79 @@ class FakeIdentityProvider:
         response = httpx.post(url, data={"logout_token": token}, timeout=5)
         return response.status_code
 
+    # -- introspection (RFC 7662)
+
+    def mint_opaque_token(
+        self, claims: Mapping[str, Any] | None = None, *, lifetime: int | None = None
+    ) -> str:
+        """An opaque access token that /introspect describes with ``claims`` (besides
+        ``iss``, ``client_id``, ``iat``, ``exp`` and ``token_type``, which ``claims``
+        may override; ``None`` leaves a member out)."""
+        now = int(time.time())
+        info: dict[str, Any] = {
+            "iss": self.issuer,
+            "client_id": self.client_id,
+            "token_type": "Bearer",
+            "iat": now,
+            "exp": now + (lifetime if lifetime is not None else self.access_token_lifetime),
+            **(claims or {}),
+        }
+        token = "op_" + secrets.token_urlsafe(24)
+        with self._lock:
+            self._token_info[token] = {k: v for k, v in info.items() if v is not None}
+        return token
+
+    def revoke(self, token: str) -> None:
+        """Revoke an access token (opaque or JWT): /introspect says inactive from now on."""
+        with self._lock:
+            self._revoked_tokens.add(token)
+
+    def _introspect(
+        self, form: Mapping[str, str], authorization: str | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """RFC 7662 2: authenticate the caller (the app's client, or a resource
+        server's), then describe the token, or say it is not active."""
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        method = "client_secret_post"
+        authenticated = False
+        if form.get("client_assertion_type") == _JWT_BEARER:
+            method = "private_key_jwt"
+            authenticated = self._check_client_assertion(form)
+        elif authorization and authorization.lower().startswith("basic "):
+            decoded = base64.b64decode(authorization[6:]).decode()
+            raw_id, _, raw_secret = decoded.partition(":")
+            client_id, client_secret = unquote(raw_id), unquote(raw_secret)
+            method = "client_secret_basic"
+        known = {self.client_id: self.client_secret, **self.resource_servers}
+        if method != "private_key_jwt" and client_id in known:
+            authenticated = client_secret == known[client_id]
+        self.last_introspection = {
+            "auth": method,
+            "client_id": str(client_id),
+            "token_type_hint": form.get("token_type_hint", ""),
+        }
+        if not authenticated:
+            return _json(
+                401,
+                {"error": "invalid_client", "error_description": "Client authentication failed"},
+            )
+        if self.introspection_body is not None:
+            return _json(200, self.introspection_body)
+        token = form.get("token", "")
+        with self._lock:
+            info = None if token in self._revoked_tokens else self._token_info.get(token)
+        if info is None and token.count(".") == 2 and token not in self._revoked_tokens:
+            info = self._own_jwt_claims(token)
+        if info is None or info.get("exp", 0) <= time.time():
+            return _json(200, {"active": False})
+        return _json(200, {"active": True, **info})
+
+    def _own_jwt_claims(self, token: str) -> dict[str, Any] | None:
+        for _, key in reversed(self._signing_keys):
+            with contextlib.suppress(Exception):  # not signed by this key: try the next
+                return dict(jwt.decode(token, key, algorithms=[self.algorithm]).claims)
+        return None
+
     # -- endpoint logic (called from the handler thread)
 
     def _authorize(self, query: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
@@ -610,6 +702,11 @@ class FakeIdentityProvider:
             )
         else:
             access = secrets.token_urlsafe(24)  # Auth0 issues opaque tokens without an audience
+        if self.opaque_access_tokens:
+            aud = [grant.audience] if grant.audience else []
+            access = self.mint_opaque_token(
+                {"sub": grant.user.sub, "aud": aud, "scope": grant.scope}
+            )
         body["access_token"] = access
         with self._lock:
             self._access_tokens[access] = grant.user
@@ -796,6 +893,7 @@ class FakeIdentityProvider:
                 ],
                 "grant_types_supported": ["authorization_code", "refresh_token"],
                 "authorization_response_iss_parameter_supported": self.send_iss_in_callback,
+                "introspection_endpoint": self.endpoint_url("introspect"),
             }
         return {
             "issuer": self.issuer,
@@ -881,6 +979,7 @@ def _endpoint_paths(mode: ProviderMode, issuer_path: str) -> dict[str, str]:
             "jwks": f"{base}/certs",
             "logout": f"{base}/logout",
             "discovery": f"{issuer_path}/.well-known/openid-configuration",
+            "introspect": f"{base}/token/introspect",  # Keycloak's
         }
     return {
         "authorize": "/authorize",
@@ -889,6 +988,8 @@ def _endpoint_paths(mode: ProviderMode, issuer_path: str) -> dict[str, str]:
         "jwks": "/.well-known/jwks.json",
         "discovery": "/.well-known/openid-configuration",
         "logout": "/v2/logout",
+        # Auth0 has none for its own tokens; configured as authorizer.introspection.endpoint.
+        "introspect": "/oauth/introspect",
     }
 
 
@@ -920,7 +1021,7 @@ def _json(status: int, body: Mapping[str, Any]) -> tuple[int, dict[str, str], by
 
 def _handler_for(idp: FakeIdentityProvider) -> type[BaseHTTPRequestHandler]:
     routes: dict[tuple[str, str], str] = {
-        ("POST" if endpoint == "token" else "GET", path): endpoint
+        ("POST" if endpoint in ("token", "introspect") else "GET", path): endpoint
         for endpoint, path in _endpoint_paths(idp.mode, idp.issuer_path).items()
     }
     if idp.mode == "auth0":
@@ -970,6 +1071,8 @@ def _handler_for(idp: FakeIdentityProvider) -> type[BaseHTTPRequestHandler]:
                 result = status, headers, body
             elif endpoint == "discovery":
                 result = _json(200, idp._discovery())
+            elif endpoint == "introspect":
+                result = idp._introspect(form, authorization)
             else:
                 result = idp._logout(query)
             self._send(*result)

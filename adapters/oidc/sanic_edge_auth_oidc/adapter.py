@@ -79,11 +79,26 @@ class _Provider:
     logout_verifier: _Verifier
 
 
+def _check_introspection(config: AuthorizerConfig, metadata: ProviderMetadata) -> None:
+    """Introspection without a configured endpoint needs one from the document: known
+    only once it is loaded, so reported then (at startup, like any contradiction)."""
+    settings = config.introspection
+    if settings is not None and settings.endpoint is None and not metadata.introspection_endpoint:
+        raise DiscoveryMismatch(
+            "the provider's discovery document names no introspection_endpoint; set "
+            "authorizer.introspection.endpoint",
+            key="authorizer.introspection.endpoint",
+            discovery_field="introspection_endpoint",
+        )
+
+
 class OIDCAdapter:
     """Speaks OpenID Connect to the provider at ``authorizer.issuer``."""
 
     name: ClassVar[str] = "oidc"
     settings_keys: ClassVar[frozenset[str]] = frozenset(settings_module.DEFAULTS)
+    #: ``authorizer.introspection`` may leave out ``endpoint``: discovery names it.
+    discovers_introspection_endpoint: ClassVar[bool] = True
 
     # -- AdapterFactory
 
@@ -244,6 +259,7 @@ class OIDCAdapter:
                 effective, keys, metrics=self._http.metrics
             )
             logout_verifier = logout_verifier_for(effective, keys)
+        _check_introspection(config, metadata)
         return _Provider(
             metadata=metadata,
             algorithms=algorithms,
@@ -305,6 +321,11 @@ class OIDCAdapter:
                 key="authorizer.client_secret",
                 discovery_field="token_endpoint_auth_methods_supported",
             ) from None
+
+    async def introspection_endpoint(self) -> str | None:
+        """The provider's ``introspection_endpoint`` from discovery (RFC 8414 2), for
+        ``authorizer.introspection`` without an ``endpoint`` of its own."""
+        return (await self._ready_provider()).metadata.introspection_endpoint
 
     async def _fetch_jwks(self) -> JWKSDocument:
         metadata = await self._discovery.get()
