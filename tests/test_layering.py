@@ -39,7 +39,7 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
             "navigation",
         ),
     ),
-    ("settings types", ("config.model", "session.settings", "store.settings")),
+    ("settings types", ("config.model", "config.dpop", "session.settings", "store.settings")),
     ("protocol machinery", ("oidc", "store")),
     ("adapter protocol and config loading", ("adapter", "registry", "config")),
     (

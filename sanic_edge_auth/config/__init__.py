@@ -10,6 +10,7 @@ that tie sections together.
 """
 
 from sanic_edge_auth.config.authorizer import AdapterResolver, AdapterSettings
+from sanic_edge_auth.config.dpop import DPoPSettings
 from sanic_edge_auth.config.document import (
     DirectorySecrets,
     EnvironmentSecrets,
@@ -37,6 +38,7 @@ __all__ = [
     "AdapterResolver",
     "AdapterSettings",
     "AuthorizerConfig",
+    "DPoPSettings",
     "DirectorySecrets",
     "EdgeAuthConfig",
     "EnvironmentSecrets",

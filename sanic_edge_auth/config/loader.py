@@ -22,11 +22,12 @@ from typing import Any, Final
 
 from sanic_edge_auth.config.authorizer import AdapterResolver, AdapterSettings, AuthorizerSchema
 from sanic_edge_auth.config.document import EnvironmentSecrets, SecretSource, read_config_source
-from sanic_edge_auth.config.model import EdgeAuthConfig, PathRule
+from sanic_edge_auth.config.dpop import DPoPSettings, validate_dpop_settings
+from sanic_edge_auth.config.model import AuthorizerConfig, EdgeAuthConfig, PathRule
 from sanic_edge_auth.config.paths import PathsSchema
 from sanic_edge_auth.errors import ConfigProblem, ConfigValidationError
 from sanic_edge_auth.session.settings import SessionSettings, validate_session_settings
-from sanic_edge_auth.store.settings import validate_store_settings
+from sanic_edge_auth.store.settings import StoreSettings, validate_store_settings
 
 __all__ = ["load_config"]
 
@@ -93,7 +94,7 @@ class _Loader(AuthorizerSchema, PathsSchema):
     # -- sections
 
     def load(self, raw: Mapping[str, Any]) -> EdgeAuthConfig:
-        self.unknown_keys("", raw, frozenset({"authorizer", "paths", "session", "store"}))
+        self.unknown_keys("", raw, frozenset({"authorizer", "paths", "session", "store", "dpop"}))
         raw_authorizer = raw.get("authorizer")
         if not isinstance(raw_authorizer, dict):
             self.problem("authorizer", "is required and must be an object")
@@ -138,11 +139,67 @@ class _Loader(AuthorizerSchema, PathsSchema):
                 "window (so other workers get it): set authorizer.cookie_secret or a "
                 "session.secret to encrypt it",
             )
+        dpop = self.dpop(raw, paths, authorizer, session, store)
         if self.problems or authorizer is None or store is None:
             raise ConfigValidationError(self._without_secrets(self.problems))
         return EdgeAuthConfig(
-            authorizer=authorizer, paths=tuple(paths), session=session, store=store
+            authorizer=authorizer, paths=tuple(paths), session=session, store=store, dpop=dpop
         )
+
+    def dpop(
+        self,
+        raw: Mapping[str, Any],
+        paths: Sequence[PathRule],
+        authorizer: AuthorizerConfig | None,
+        session: SessionSettings | None,
+        store: StoreSettings | None,
+    ) -> DPoPSettings | None:
+        if "dpop" not in raw:
+            for rule in paths:
+                if rule.dpop_required:
+                    self.problem(
+                        f"{rule.key}.dpop",
+                        'needs a top-level "dpop" section (such as {"mode": "allowed"})',
+                    )
+            return None
+        settings, problems = validate_dpop_settings(self.resolve("dpop", raw["dpop"]))
+        self.problems.extend(problems)
+        if settings is None:
+            return None
+        has_secret = (
+            settings.secret is not None
+            or session is not None
+            or (authorizer is not None and authorizer.cookie_secret is not None)
+        )
+        shared = [
+            why
+            for why, needed in (
+                ("nonce is true (every worker must accept the others' nonces)", settings.nonce),
+                (
+                    "the store is Redis (every worker must name a used proof alike)",
+                    store is not None and store.type == "redis",
+                ),
+            )
+            if needed
+        ]
+        if shared and not has_secret:
+            self.missing(
+                "dpop.secret",
+                f"is required because {' and '.join(shared)}: set it (32 or more random "
+                "characters, normally a $secret.NAME reference), or a session.secret or "
+                "authorizer.cookie_secret to derive it from",
+            )
+        if (
+            settings.public_url is None
+            and authorizer is not None
+            and authorizer.redirect_uri is None
+        ):
+            self.missing(
+                "dpop.public_url",
+                "is required without authorizer.redirect_uri: the URL clients reach the "
+                "app's root at, which every proof's htu names (like 'https://api.example.com')",
+            )
+        return settings
 
     def session(self, raw: Mapping[str, Any], paths: Sequence[PathRule]) -> SessionSettings | None:
         kinds = {rule.integration.kind: rule for rule in paths if rule.integration}

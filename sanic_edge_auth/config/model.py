@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
+from sanic_edge_auth.config.dpop import DPoPSettings
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.session.settings import SessionSettings
 from sanic_edge_auth.store.settings import StoreSettings
@@ -116,6 +117,8 @@ class PathRule:
     auth: bool = False
     scopes: tuple[str, ...] = ()
     integration: Integration | None = None
+    #: ``"dpop": "required"``: this route takes DPoP-bound tokens only.
+    dpop_required: bool = False
 
     @property
     def key(self) -> str:
@@ -153,6 +156,8 @@ class EdgeAuthConfig:
     session: SessionSettings | None = None
     #: Where shared state lives (process memory by default).
     store: StoreSettings = field(default_factory=StoreSettings)
+    #: DPoP at protected routes (RFC 9449); ``None``: bearer tokens only.
+    dpop: DPoPSettings | None = None
 
     @property
     def public_prefix(self) -> str:
