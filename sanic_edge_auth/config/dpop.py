@@ -48,9 +48,12 @@ DPOP_ALGORITHMS: Final = (
     "RS256",
     "RS384",
     "RS512",
+    "Ed25519",
     "EdDSA",
 )
-DEFAULT_ALGORITHMS: Final = ("ES256", "PS256", "RS256", "EdDSA")
+# Ed25519 is RFC 9864's fully specified name; EdDSA the older one (RFC 8037) that
+# clients still send, deprecated by RFC 9864 but meaning Ed25519 here either way.
+DEFAULT_ALGORITHMS: Final = ("ES256", "PS256", "RS256", "Ed25519", "EdDSA")
 MIN_SECRET_LENGTH: Final = 32
 
 _KEYS: Final = frozenset(

@@ -83,7 +83,16 @@ def public_url_of(config: EdgeAuthConfig, settings: DPoPSettings) -> str:
 class DPoPChecker:
     """Checks the DPoP side of protected requests for one app (built per worker)."""
 
-    __slots__ = ("_clock", "_nonces", "_proofs", "_replay_key", "_store", "_valid_for", "algs")
+    __slots__ = (
+        "_clock",
+        "_nonces",
+        "_proofs",
+        "_replay_key",
+        "_store",
+        "_valid_for",
+        "algs",
+        "required",
+    )
 
     def __init__(
         self,
@@ -96,6 +105,8 @@ class DPoPChecker:
     ) -> None:
         #: The ``algs`` of the DPoP challenge.
         self.algs = " ".join(settings.algorithms)
+        #: ``mode: required``: every protected route takes DPoP-bound tokens only.
+        self.required = settings.required
         target = RequestTarget(public_url)
         self._proofs = ProofVerifier(
             algorithms=settings.algorithms,

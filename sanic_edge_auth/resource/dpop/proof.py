@@ -13,7 +13,7 @@ request, so the header is decoded and its key imported, by joserfc, once, then k
 by the header's exact text in a small bounded map. A request then pays for a
 dictionary lookup, the ``cryptography`` verify, and the claims: about the bare
 verify (``benchmarks/verify.py``). The signature checks are the ones tokens use
-(:mod:`sanic_edge_auth.oidc.jws`), plus Ed25519 for ``EdDSA``.
+(:mod:`sanic_edge_auth.oidc.jws`), plus Ed25519 (``Ed25519``, or ``EdDSA``).
 
 Thumbprints (RFC 7638) are computed here from the key's required members, which are
 also what the header cache is checked against; tests compare them with joserfc's.
@@ -60,7 +60,13 @@ def _ed25519(key: Any, signature: bytes, message: bytes) -> None:
     cast(ed25519.Ed25519PublicKey, key).verify(signature, message)
 
 
-_VERIFIERS: Final[Mapping[str, Verifier]] = {**SIGNATURE_VERIFIERS, "EdDSA": _ed25519}
+# RFC 9864: "Ed25519" is the fully specified name; "EdDSA" (RFC 8037) is accepted for
+# Ed25519 keys only (Ed448 is not offered).
+_VERIFIERS: Final[Mapping[str, Verifier]] = {
+    **SIGNATURE_VERIFIERS,
+    "Ed25519": _ed25519,
+    "EdDSA": _ed25519,
+}
 
 
 def _b64url(raw: bytes) -> str:
@@ -239,7 +245,7 @@ def _public_key(alg: str, jwk: dict[str, Any]) -> Any:
         if not isinstance(key, ec.EllipticCurvePublicKey):  # pragma: no cover - joserfc's type
             raise TypeError
         return key
-    if alg == "EdDSA":
+    if alg in ("Ed25519", "EdDSA"):
         if kty != "OKP" or jwk["crv"] != "Ed25519":
             raise _invalid("dpop_proof_malformed", "the DPoP proof's jwk does not fit its alg")
         return OKPKey.import_key(public).public_key

@@ -8,8 +8,9 @@ header is never trusted for it: a proof made for another host must not pass here
 
 What is compared (RFC 9449 4.3 defers to RFC 3986 6.2.2 and 6.2.3): the scheme and
 host case-insensitively, a default port (``:443`` for https, ``:80`` for http) the same
-as none, an empty path as ``/``, and percent-encodings case-insensitively; the
-query and fragment of ``htu`` are ignored. The path is otherwise compared exactly
+as none, an empty path as ``/``, percent-encodings case-insensitively, and an escaped
+unreserved character (``%7E``) the same as the character itself; the query and
+fragment of ``htu`` are ignored. The path is otherwise compared exactly
 (no dot-segment removal: Sanic routes the path it received, and so do we). The
 common case, a client that wrote the URL just as we expect it, is one string
 comparison; the normalising parse runs only when that fails.
@@ -25,10 +26,20 @@ __all__ = ["RequestTarget"]
 
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 _PERCENT: Final = re.compile(r"%[0-9a-fA-F]{2}")
+# RFC 3986 2.3: characters an escape need not (and, normalised, does not) stand for.
+_UNRESERVED: Final = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = chr(int(match.group(0)[1:], 16))
+    return char if char in _UNRESERVED else match.group(0).upper()
 
 
 def _upper_escapes(path: str) -> str:
-    return _PERCENT.sub(lambda match: match.group(0).upper(), path)
+    """RFC 3986 6.2.2.1 and 6.2.2.2: escapes in upper case, unreserved ones decoded."""
+    return _PERCENT.sub(_escape, path) if "%" in path else path
 
 
 def _normal(url: str) -> tuple[str, str, int | None, str] | None:
