@@ -56,6 +56,8 @@ ErrorSource = Literal["config", "client", "upstream", "store", "hook"]
 __all__ = [
     "AccessRejected",
     "BadRequest",
+    "ChallengeError",
+    "ChallengeScheme",
     "ClientError",
     "ConfigError",
     "ConfigProblem",
@@ -63,8 +65,6 @@ __all__ = [
     "CrossSiteRequest",
     "DPoPNonceRequired",
     "EdgeAuthError",
-    "ChallengeError",
-    "ChallengeScheme",
     "ErrorSource",
     "HookError",
     "IdentityProviderRejectedClient",

@@ -184,7 +184,7 @@ class EdgeAuth:
         if self._protected:
             app.on_request(route_middleware(lambda: self.guard))
         if config.dpop is not None and config.dpop.nonce:
-            app.on_response(hand_out_nonce)
+            app.register_middleware(hand_out_nonce, "response")
         if config.session is not None:
             # Last of all response middleware (Sanic runs response middleware of higher
             # priority later), so one that sets Vary outright (sanic-ext's CORS) cannot

@@ -72,7 +72,11 @@ def _paths(*, strict: bool = True) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def allowed(idp: FakeIdentityProvider) -> Iterator[tuple[ReusableClient, EdgeAuth]]:
     config = idp.gateway_config(paths=_paths())
-    config["dpop"] = {"mode": "allowed", "public_url": PUBLIC, "algorithms": ["ES256", "Ed25519", "EdDSA"]}
+    config["dpop"] = {
+        "mode": "allowed",
+        "public_url": PUBLIC,
+        "algorithms": ["ES256", "Ed25519", "EdDSA"],
+    }
     client, edge = _serve(config)
     yield client, edge
     client.stop()
@@ -235,7 +239,10 @@ def test_a_route_taking_both_schemes_sends_one_challenge_field_per_scheme(
     client, _ = allowed
     response = _get(client, "/api/orders", {})
     assert response.status == 401
-    assert _challenges(response) == ['DPoP realm="api", algs="ES256 Ed25519 EdDSA"', 'Bearer realm="api"']
+    assert _challenges(response) == [
+        'DPoP realm="api", algs="ES256 Ed25519 EdDSA"',
+        'Bearer realm="api"',
+    ]
     # A bad proof: the error on the DPoP challenge, the Bearer one bare.
     headers = key.headers("GET", PUBLIC + "/api/elsewhere", bound)
     dpop, bearer = _challenges(_get(client, "/api/orders", headers))
@@ -273,7 +280,11 @@ def _proof_cases(key: DPoPKey, token: str) -> dict[str, tuple[dict[str, str], st
 
     private = {**key.key.as_dict(private=True)}
     return {
-        "no proof": ({"Authorization": f"DPoP {token}"}, "dpop_proof_missing", "invalid_dpop_proof"),
+        "no proof": (
+            {"Authorization": f"DPoP {token}"},
+            "dpop_proof_missing",
+            "invalid_dpop_proof",
+        ),
         "wrong typ": (
             with_proof(key.proof("GET", url, access_token=token, header={"typ": "JWT"})),
             "dpop_proof_malformed",
@@ -346,7 +357,8 @@ def test_every_broken_proof_is_a_401_naming_what_is_wrong(
     # Two proofs in one request (RFC 9449 4.3: not more than one DPoP header).
     proof = key.proof("GET", PUBLIC + "/api/orders", access_token=bound)
     _, response = client.get(
-        "/api/orders", headers=[("Authorization", f"DPoP {bound}"), ("DPoP", proof), ("DPoP", proof)]
+        "/api/orders",
+        headers=[("Authorization", f"DPoP {bound}"), ("DPoP", proof), ("DPoP", proof)],
     )
     assert response.status == 401
     assert response.json["error"] == "dpop_proof_malformed"
@@ -416,7 +428,9 @@ def test_nonces_are_demanded_handed_out_and_accepted(
     forged = _get(strict, "/api/orders", key.headers("GET", url, bound, nonce="A" * 32))
     assert forged.json["error"] == "dpop_nonce_required"
     # The unprefixed URL is not the one the client used.
-    wrong = _get(strict, "/api/orders", key.headers("GET", PUBLIC + "/api/orders", bound, nonce=nonce))
+    wrong = _get(
+        strict, "/api/orders", key.headers("GET", PUBLIC + "/api/orders", bound, nonce=nonce)
+    )
     assert wrong.json["error"] == "dpop_htu_mismatch"
 
 

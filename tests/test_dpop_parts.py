@@ -102,7 +102,9 @@ def test_cross_section_needs_are_named() -> None:
     problems = _problems(_with({"nonce": True}))
     assert set(problems) == {"dpop.secret", "dpop.public_url"}
     assert "nonce is true" in problems["dpop.secret"]
-    redis = _with({"public_url": "https://api.example.com"}, store={"type": "redis", "url": "redis://x"})
+    redis = _with(
+        {"public_url": "https://api.example.com"}, store={"type": "redis", "url": "redis://x"}
+    )
     assert "the store is Redis" in _problems(redis)["dpop.secret"]
     # A session secret or cookie secret stands in for dpop.secret.
     config = _with({"nonce": True, "public_url": "https://api.example.com"})

@@ -16,13 +16,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sanic import Request
-from sanic import json as answer
-from sanic_testing.reusable import ReusableClient
-
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from sanic import Request
+from sanic import json as answer
+from sanic_testing.reusable import ReusableClient
 
 from sanic_edge_auth.resource.dpop import access_token_hash
 from sanic_edge_auth.testing import DPoPKey, FakeIdentityProvider

@@ -10,13 +10,13 @@ that tie sections together.
 """
 
 from sanic_edge_auth.config.authorizer import AdapterResolver, AdapterSettings
-from sanic_edge_auth.config.dpop import DPoPSettings
 from sanic_edge_auth.config.document import (
     DirectorySecrets,
     EnvironmentSecrets,
     SecretSource,
     read_config_source,
 )
+from sanic_edge_auth.config.dpop import DPoPSettings
 from sanic_edge_auth.config.loader import load_config
 from sanic_edge_auth.config.model import (
     INTEGRATION_KINDS,

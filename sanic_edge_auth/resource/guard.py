@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sanic import Request
@@ -18,6 +18,7 @@ from sanic import Request
 from sanic_edge_auth.adapter import IdentityAdapter, VerifiedToken
 from sanic_edge_auth.errors import (
     ChallengeError,
+    ChallengeScheme,
     InsufficientScope,
     InvalidToken,
     MissingToken,
@@ -106,10 +107,10 @@ class Guard:
             except ChallengeError as error:
                 # RFC 9449 7.1: a challenge per scheme the route takes; the error goes
                 # on the scheme the request used.
-                schemes: tuple[Literal["Bearer", "DPoP"], ...] = (
-                    ("DPoP",) if required else ("DPoP", "Bearer")
+                schemes: tuple[ChallengeScheme, ...] = ("DPoP",) if required else ("DPoP", "Bearer")
+                presented: ChallengeScheme = (
+                    "DPoP" if is_dpop(request.headers.get("authorization")) else "Bearer"
                 )
-                presented = "DPoP" if is_dpop(request.headers.get("authorization")) else "Bearer"
                 error.challenged(schemes, presented, dpop.algs)
                 raise
         request.ctx.auth = verified

@@ -52,7 +52,9 @@ def test_nonces_and_replay_hold_across_workers_and_a_dead_store_is_a_503(
         url = gateway.base + "/api/orders"
 
         def call(nonce: str | None) -> httpx.Response:
-            return gateway.request("GET", "/api/orders", headers=key.headers("GET", url, token, nonce=nonce))
+            return gateway.request(
+                "GET", "/api/orders", headers=key.headers("GET", url, token, nonce=nonce)
+            )
 
         first = call(None)
         assert first.status_code == 401

@@ -46,9 +46,7 @@ class NonceIssuer:
         return int(self._clock() // self._lifetime)
 
     def _mac(self, window: int) -> bytes:
-        return hmac.new(self._key, window.to_bytes(8, "big"), hashlib.sha256).digest()[
-            :_MAC_LENGTH
-        ]
+        return hmac.new(self._key, window.to_bytes(8, "big"), hashlib.sha256).digest()[:_MAC_LENGTH]
 
     def current(self) -> str:
         """This window's nonce (made once per window, per worker)."""

@@ -183,9 +183,7 @@ class ProofVerifier:
             raise _invalid("dpop_proof_malformed", "the DPoP proof has no valid iat")
         now = self._clock()
         if iat < now - self._oldest or iat > now + self._newest:
-            raise _invalid(
-                "dpop_proof_stale", "the DPoP proof's iat is too old or in the future"
-            )
+            raise _invalid("dpop_proof_stale", "the DPoP proof's iat is too old or in the future")
         if claims.get("ath") != access_token_hash(token):
             raise _invalid("dpop_ath_mismatch", "the DPoP proof is for another access token")
         nonce = claims.get("nonce")

@@ -27,9 +27,7 @@ __all__ = ["RequestTarget"]
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
 _PERCENT: Final = re.compile(r"%[0-9a-fA-F]{2}")
 # RFC 3986 2.3: characters an escape need not (and, normalised, does not) stand for.
-_UNRESERVED: Final = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
-)
+_UNRESERVED: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
 def _escape(match: re.Match[str]) -> str:
