@@ -39,6 +39,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--session", action="store_true", help="turn cookie sessions on")
     parser.add_argument("--redis-url", help="use the Redis store at this URL")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--dpop", action="store_true", help="accept DPoP-bound tokens too")
     return parser.parse_args(argv)
 
 
@@ -79,6 +80,13 @@ def build(args: argparse.Namespace) -> Sanic[Any, Any]:
         config["session"] = {"secret": _BENCH_SECRET, "store": "cookie"}
     if args.redis_url:
         config["store"] = {"type": "redis", "url": args.redis_url, "prefix": f"bench{args.port}:"}
+    if args.dpop:
+        # Proofs are made in bulk before each wrk run: a wide iat window keeps them good.
+        config["dpop"] = {
+            "public_url": f"http://127.0.0.1:{args.port}",
+            "max_age": 600,
+            "secret": _BENCH_SECRET,
+        }
     edge = EdgeAuth(app, config=config)
 
     @app.get("/open")
