@@ -45,7 +45,7 @@ from joserfc.jwk import ECKey
 
 from benchmarks.http import PIN_SERVER, PIN_WRK, free_port, wait_for_port
 from benchmarks.sessions import redis
-from benchmarks.verify import Row, best_per_op, bare_verifier
+from benchmarks.verify import Row, bare_verifier, best_per_op
 from sanic_edge_auth.oidc.jws import b64url_decode
 from sanic_edge_auth.resource.dpop import ProofVerifier, RequestTarget
 from sanic_edge_auth.testing import DPoPKey, FakeIdentityProvider
@@ -129,7 +129,8 @@ def proof_rows() -> list[Row]:
         for proof in ps:
             header = json.loads(b64url_decode(proof.split(".", 1)[0]))
             public = ECKey.import_key(header["jwk"])
-            claims = json.loads(jws.deserialize_compact(proof, public, algorithms=["ES256"]).payload)
+            verified = jws.deserialize_compact(proof, public, algorithms=["ES256"])
+            claims = json.loads(verified.payload)
             if claims["htm"] != "GET" or claims["htu"] != htu:
                 raise AssertionError
 
@@ -205,7 +206,9 @@ def route_ratios() -> dict[str, list[float]]:
                 if base is None:
                     continue
 
-                def proofs_for(path: str, token: str, base: str = base) -> Callable[[int], list[str]]:
+                def proofs_for(
+                    path: str, token: str, base: str = base
+                ) -> Callable[[int], list[str]]:
                     return lambda n: [maker.make("GET", base + path, token) for _ in range(n)]
 
                 cases: dict[str, tuple[str, str, Callable[[int], list[str]]]] = {
@@ -225,9 +228,7 @@ def route_ratios() -> dict[str, list[float]]:
                     del cases["bearer route, warm cache"]
                 expected = 6_000.0
                 for url, authorization, make in cases.values():  # warm up, and size files
-                    expected = max(
-                        expected, wrk_with_proofs(url, authorization, make, 1, expected)
-                    )
+                    expected = max(expected, wrk_with_proofs(url, authorization, make, 1, expected))
                 names = list(cases)
                 for round_index in range(ROUNDS):
                     order = names[round_index % len(names) :] + names[: round_index % len(names)]
