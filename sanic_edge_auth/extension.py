@@ -78,6 +78,7 @@ _PER_PROCESS_STATE = (
     "session and back-channel revocations",
     "the login replay guard",
     "used back-channel logout jtis",
+    "used DPoP proofs",
     "refresh coordination",
 )
 ConfigSource = str | os.PathLike[str] | Mapping[str, Any]
