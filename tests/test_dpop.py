@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from sanic import Request
 from sanic import json as answer
@@ -442,3 +443,25 @@ def test_mode_required_refuses_bearer_tokens_on_every_route(
     assert response.status == 401
     assert response.json["error"] == "dpop_required"
     assert _challenges(response) == ['DPoP realm="api", algs="ES256 PS256 RS256 Ed25519 EdDSA"']
+
+
+def test_the_fake_idp_checks_the_proof_at_its_token_endpoint(
+    idp: FakeIdentityProvider, key: DPoPKey
+) -> None:
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": idp.client_id,
+        "client_secret": idp.client_secret,
+    }
+    good = key.proof("POST", idp.token_endpoint)
+    for proof in (
+        key.proof("POST", idp.token_endpoint + "/other"),
+        key.proof("GET", idp.token_endpoint),
+    ):
+        answer = httpx.post(idp.token_endpoint, data=form, headers={"DPoP": proof}, timeout=5)
+        assert answer.status_code == 400
+        assert answer.json()["error"] == "invalid_dpop_proof"
+    first = httpx.post(idp.token_endpoint, data=form, headers={"DPoP": good}, timeout=5)
+    assert first.json()["token_type"] == "DPoP"
+    again = httpx.post(idp.token_endpoint, data=form, headers={"DPoP": good}, timeout=5)
+    assert again.json()["error"] == "invalid_dpop_proof"  # its jti was used

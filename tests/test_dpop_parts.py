@@ -224,6 +224,7 @@ def test_the_memory_store_bound_for_used_proofs_is_a_store_key() -> None:
     from sanic_edge_auth.store import validate_store_settings
 
     settings, problems = validate_store_settings({"type": "memory", "max_dpop_proofs": 5000})
-    assert settings is not None and settings.max_dpop_proofs == 5000
+    assert settings is not None
+    assert settings.max_dpop_proofs == 5000
     _, problems = validate_store_settings({"type": "memory", "max_dpop_proofs": 5})
     assert [problem.key for problem in problems] == ["store.max_dpop_proofs"]
