@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -112,7 +113,9 @@ def test_cross_section_needs_are_named() -> None:
     assert _load(config).dpop is not None
 
 
-def test_a_decorated_route_requiring_dpop_without_the_section_stops_the_start() -> None:
+def test_a_decorated_route_requiring_dpop_without_the_section_stops_the_start(
+    serve: Callable[[Any], Any],
+) -> None:
     app = new_app()
     edge = EdgeAuth(app, config=_with())
 
@@ -122,7 +125,7 @@ def test_a_decorated_route_requiring_dpop_without_the_section_stops_the_start() 
         raise AssertionError("never served")
 
     with pytest.raises(ConfigValidationError) as caught:
-        app.test_client.get("/api/orders")
+        serve(app)
     assert caught.value.keys == ("@edge.protected(dpop=...)",)
     with pytest.raises(ValueError, match="required"):
         edge.protected(dpop="sometimes")  # type: ignore[arg-type]
