@@ -17,12 +17,20 @@ from sanic_edge_auth import ConfigValidationError, EdgeAuth, load_config
 from sanic_edge_auth.config import DPoPSettings, EdgeAuthConfig
 from sanic_edge_auth.errors import InvalidDPoPProof, StoreUnavailable
 from sanic_edge_auth.registry import AdapterResolver
-from sanic_edge_auth.resource.dpop import DPoPChecker, NonceIssuer, Proof, RequestTarget, thumbprint
+from sanic_edge_auth.resource.dpop import (
+    DPoPChecker,
+    NonceIssuer,
+    Proof,
+    ProofVerifier,
+    RequestTarget,
+    thumbprint,
+)
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.store import MemoryStore
 from sanic_edge_auth.testing import DPoPKey
 from sanic_edge_auth.tokens import VerifiedToken
 from tests.helpers import new_app
+from tests.signing import b64url
 
 API: dict[str, Any] = {
     "authorizer": {
@@ -231,3 +239,22 @@ def test_the_memory_store_bound_for_used_proofs_is_a_store_key() -> None:
     assert settings.max_dpop_proofs == 5000
     _, problems = validate_store_settings({"type": "memory", "max_dpop_proofs": 5})
     assert [problem.key for problem in problems] == ["store.max_dpop_proofs"]
+
+
+def test_a_proof_key_that_would_make_verifying_slow_is_refused() -> None:
+    """An RSA key with a huge public exponent (each verify as slow as signing)."""
+    key = DPoPKey.generate("PS256")
+    jwk = key.public_jwk
+    jwk["e"] = b64url((2**2047 + 1).to_bytes(256, "big"))
+    proof = key.proof("GET", "https://api.example.com/x", access_token="t", header={"jwk": jwk})
+    verifier = ProofVerifier(
+        algorithms=("PS256",),
+        max_age=60,
+        leeway=5,
+        htu_matches=RequestTarget("https://api.example.com").matches,
+        clock=time.time,
+    )
+    with pytest.raises(InvalidDPoPProof) as caught:
+        verifier.verify(proof, method="GET", path="/x", token="t")
+    assert caught.value.error_kind == "dpop_proof_malformed"
+    assert "exponent" in caught.value.description

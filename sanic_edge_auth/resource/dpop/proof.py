@@ -44,6 +44,9 @@ MAX_PROOF_LENGTH: Final = 8_192
 _MAX_JTI_LENGTH: Final = 256
 _MAX_REMEMBERED_HEADERS: Final = 1_024
 _MIN_RSA_BITS: Final = 2048
+# A proof's key is the caller's choice: an RSA public exponent of thousands of bits
+# would make each verify as slow as a private-key operation. Keys use 65537.
+_MAX_RSA_EXPONENT: Final = 2**32
 # The members RFC 7638 3.2 hashes, per key type, in lexicographic order.
 _REQUIRED_MEMBERS: Final[Mapping[str, tuple[str, ...]]] = {
     "EC": ("crv", "kty", "x", "y"),
@@ -252,4 +255,6 @@ def _public_key(alg: str, jwk: dict[str, Any]) -> Any:
     key = RSAKey.import_key(public).public_key
     if not isinstance(key, rsa.RSAPublicKey) or key.key_size < _MIN_RSA_BITS:
         raise _invalid("dpop_proof_malformed", "the DPoP proof's RSA key is too short")
+    if key.public_numbers().e > _MAX_RSA_EXPONENT:
+        raise _invalid("dpop_proof_malformed", "the DPoP proof's RSA exponent is not usable")
     return key
