@@ -32,6 +32,7 @@ __all__ = [
     "DPOP_ALGORITHMS",
     "DPoPMode",
     "DPoPSettings",
+    "dpop_needs",
     "validate_dpop_settings",
 ]
 
@@ -145,6 +146,41 @@ def validate_dpop_settings(
         ),
         [],
     )
+
+
+def dpop_needs(
+    settings: DPoPSettings, *, derivable_secret: bool, shared_store: bool, redirect_uri: bool
+) -> list[ConfigProblem]:
+    """What the section needs from the rest of the config (the loader's cross-section
+    check): a secret every worker shares when they must agree (nonces, or a Redis
+    store naming used proofs), and a public URL when no ``redirect_uri`` gives one."""
+    problems = []
+    shared = [
+        why
+        for why, needed in (
+            ("nonce is true (every worker must accept the others' nonces)", settings.nonce),
+            ("the store is Redis (every worker must name a used proof alike)", shared_store),
+        )
+        if needed
+    ]
+    if shared and settings.secret is None and not derivable_secret:
+        problems.append(
+            ConfigProblem(
+                "dpop.secret",
+                f"is required because {' and '.join(shared)}: set it (32 or more random "
+                "characters, normally a $secret.NAME reference), or a session.secret or "
+                "authorizer.cookie_secret to derive it from",
+            )
+        )
+    if settings.public_url is None and not redirect_uri:
+        problems.append(
+            ConfigProblem(
+                "dpop.public_url",
+                "is required without authorizer.redirect_uri: the URL clients reach the "
+                "app's root at, which every proof's htu names (like 'https://api.example.com')",
+            )
+        )
+    return problems
 
 
 def _algorithms(read: SettingsReader, key: str, value: Any) -> tuple[str, ...]:

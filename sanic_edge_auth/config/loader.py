@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from sanic_edge_auth.config.authorizer import AdapterResolver, AdapterSettings, AuthorizerSchema
 from sanic_edge_auth.config.document import EnvironmentSecrets, SecretSource, read_config_source
-from sanic_edge_auth.config.dpop import DPoPSettings, validate_dpop_settings
+from sanic_edge_auth.config.dpop import DPoPSettings, dpop_needs, validate_dpop_settings
 from sanic_edge_auth.config.model import AuthorizerConfig, EdgeAuthConfig, PathRule
 from sanic_edge_auth.config.paths import PathsSchema
 from sanic_edge_auth.errors import ConfigProblem, ConfigValidationError
@@ -164,41 +164,14 @@ class _Loader(AuthorizerSchema, PathsSchema):
             return None
         settings, problems = validate_dpop_settings(self.resolve("dpop", raw["dpop"]))
         self.problems.extend(problems)
-        if settings is None:
-            return None
-        has_secret = (
-            settings.secret is not None
-            or session is not None
-            or (authorizer is not None and authorizer.cookie_secret is not None)
-        )
-        shared = [
-            why
-            for why, needed in (
-                ("nonce is true (every worker must accept the others' nonces)", settings.nonce),
-                (
-                    "the store is Redis (every worker must name a used proof alike)",
-                    store is not None and store.type == "redis",
-                ),
-            )
-            if needed
-        ]
-        if shared and not has_secret:
-            self.missing(
-                "dpop.secret",
-                f"is required because {' and '.join(shared)}: set it (32 or more random "
-                "characters, normally a $secret.NAME reference), or a session.secret or "
-                "authorizer.cookie_secret to derive it from",
-            )
-        if (
-            settings.public_url is None
-            and authorizer is not None
-            and authorizer.redirect_uri is None
-        ):
-            self.missing(
-                "dpop.public_url",
-                "is required without authorizer.redirect_uri: the URL clients reach the "
-                "app's root at, which every proof's htu names (like 'https://api.example.com')",
-            )
+        if settings is not None and authorizer is not None and store is not None:
+            for problem in dpop_needs(
+                settings,
+                derivable_secret=session is not None or authorizer.cookie_secret is not None,
+                shared_store=store.type == "redis",
+                redirect_uri=authorizer.redirect_uri is not None,
+            ):
+                self.missing(problem.key, problem.message)
         return settings
 
     def session(self, raw: Mapping[str, Any], paths: Sequence[PathRule]) -> SessionSettings | None:
