@@ -208,7 +208,7 @@ def test_thousands_of_hostile_tokens_are_refused_without_a_500(
 
 # -- DPoP proofs ---------------------------------------------------------------------
 
-PROOFS = 1200
+PROOFS = 800
 _PROOF_URL = "https://api.example.com/api/orders"
 
 
