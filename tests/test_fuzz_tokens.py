@@ -1,6 +1,6 @@
-"""Thousands of hostile bearer tokens, and of hostile DPoP proofs, against a real app
-over loopback: only 401s (or 400/413/431 for oversize input), never a 500, and a
-good token (with its proof) still works after.
+"""Thousands of hostile bearer tokens, and hundreds of hostile DPoP proofs, against a
+real app over loopback: only 401s (or 400/413/431 for oversize input), never a 500,
+and a good token (with its proof) still works after.
 
 The generator is seeded, so a failure reproduces; the mix covers JSON types in every
 header member, nesting, sizes, encodings and signed tokens with odd claims.
@@ -331,7 +331,7 @@ class HostileProofs:
         return [("Authorization", value), ("DPoP", self._signed(self.header, self.claims))]
 
 
-def test_thousands_of_hostile_dpop_proofs_are_refused_without_a_500(
+def test_hundreds_of_hostile_dpop_proofs_are_refused_without_a_500(
     idp_with_audience: FakeIdentityProvider, make_app: MakeApp, serve: Serve
 ) -> None:
     idp = idp_with_audience
