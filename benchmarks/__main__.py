@@ -1,4 +1,4 @@
-"""``python -m benchmarks`` (or ``make bench``): both benchmark tables, with progress.
+"""``python -m benchmarks`` (or ``make bench``): the benchmark tables, with progress.
 
 The tables go to stdout (ready to paste into the README); progress, with the time
 each step took and an estimate of what is left, goes to stderr. The results are
@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks import chart, http, verify
+from benchmarks import chart, dpop, http, verify
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -127,7 +127,7 @@ def save(rows: Sequence[verify.Row], ratios: dict[str, float] | None) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--only", choices=("verify", "http"), help="run one table")
+    parser.add_argument("--only", choices=("verify", "http", "dpop"), help="run one table")
     parser.add_argument(
         "--algorithms", nargs="+", default=list(ALGORITHMS), help="default: %(default)s"
     )
@@ -146,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.only in (None, "http"):
         print("\n## Protected route over HTTP (wrk, single Sanic worker)\n")
         ratios = run_http()
+    if args.only in (None, "dpop"):
+        print("\n## DPoP: proof verification, and the DPoP route (wrk, single Sanic worker)\n")
+        dpop.main()
     saved = save(rows, ratios)
     print(f"\nresults saved to {saved}", file=sys.stderr)
     if args.chart:

@@ -45,6 +45,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--introspect", action="store_true", help="introspect opaque tokens (RFC 7662)"
     )
+    parser.add_argument("--dpop", action="store_true", help="accept DPoP-bound tokens too")
     return parser.parse_args(argv)
 
 
@@ -91,6 +92,13 @@ def build(args: argparse.Namespace) -> Sanic[Any, Any]:
         )
     if args.redis_url:
         config["store"] = {"type": "redis", "url": args.redis_url, "prefix": f"bench{args.port}:"}
+    if args.dpop:
+        # Proofs are made in bulk before each wrk run: a wide iat window keeps them good.
+        config["dpop"] = {
+            "public_url": f"http://127.0.0.1:{args.port}",
+            "max_age": 600,
+            "secret": _BENCH_SECRET,
+        }
     edge = EdgeAuth(app, config=config)
 
     @app.get("/open")

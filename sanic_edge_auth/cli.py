@@ -79,7 +79,7 @@ from sanic_edge_auth.oidc.introspection import introspect
 from sanic_edge_auth.registry import AdapterResolver
 from sanic_edge_auth.resource.introspection import introspection_client_auth
 from sanic_edge_auth.resource.listing import decorated_routes, required_scopes
-from sanic_edge_auth.resource.metadata import metadata_document
+from sanic_edge_auth.resource.metadata import dpop_info, metadata_document
 from sanic_edge_auth.resource.metadata_endpoint import served_paths
 from sanic_edge_auth.store.factory import build_store
 from sanic_edge_auth.store.settings import StoreSettings, masked_url, redacted_endpoint
@@ -286,7 +286,9 @@ def _metadata(
     The issuer is the configured one (``--online`` checks the provider agrees)."""
     configured = [scope for rule in config.paths if rule.auth for scope in rule.scopes]
     scopes = required_scopes(app, configured) if app is not None else configured
-    document = metadata_document(settings, issuer=config.authorizer.issuer, scopes=scopes)
+    document = metadata_document(
+        settings, issuer=config.authorizer.issuer, scopes=scopes, dpop=dpop_info(config.dpop)
+    )
     out.line(
         f"protected resource metadata (RFC 9728), served at {' and '.join(served_paths(settings))}:"
     )

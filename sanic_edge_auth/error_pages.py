@@ -303,9 +303,12 @@ def error_page(
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }
-    return HTTPResponse(
+    response = HTTPResponse(
         body, status=error.status, headers=headers, content_type="text/html; charset=utf-8"
     )
+    for challenge in error.challenges():  # one field each, as responses.add_challenges
+        response.headers.add("WWW-Authenticate", challenge)
+    return response
 
 
 _LOGOUT_PENDING: Final = _Wording(

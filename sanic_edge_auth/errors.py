@@ -16,6 +16,8 @@ source of their own, ``hook``.
     │   ├── MissingToken                401, RFC 6750 challenge without an error code
     │   ├── InvalidToken                401 invalid_token (malformed, expired, bad signature, ...)
     │   ├── InsufficientScope           403 insufficient_scope
+    │   ├── InvalidDPoPProof            401 invalid_dpop_proof (RFC 9449 challenge)
+    │   ├── DPoPNonceRequired           401 use_dpop_nonce, with a DPoP-Nonce header
     │   ├── InvalidCallback             400 (malformed callback, state mismatch, iss mismatch)
     │   ├── LoginDenied                 401 the IdP reported error=access_denied (or similar)
     │   ├── InvalidGrant                401 code or refresh token rejected by the IdP
@@ -56,11 +58,14 @@ ErrorSource = Literal["config", "client", "upstream", "store", "hook"]
 __all__ = [
     "AccessRejected",
     "BadRequest",
+    "ChallengeError",
+    "ChallengeScheme",
     "ClientError",
     "ConfigError",
     "ConfigProblem",
     "ConfigValidationError",
     "CrossSiteRequest",
+    "DPoPNonceRequired",
     "DownstreamGrantRefused",
     "EdgeAuthError",
     "ErrorSource",
@@ -68,6 +73,7 @@ __all__ = [
     "IdentityProviderRejectedClient",
     "InsufficientScope",
     "InvalidCallback",
+    "InvalidDPoPProof",
     "InvalidGrant",
     "InvalidLogoutToken",
     "InvalidToken",
@@ -107,8 +113,14 @@ class EdgeAuthError(Exception):
         return {}
 
     def response_headers(self) -> dict[str, str]:
-        """Headers the HTTP response must carry for this error."""
+        """Headers the HTTP response must carry for this error (one field each)."""
         return {}
+
+    def challenges(self) -> tuple[str, ...]:
+        """The ``WWW-Authenticate`` challenges of the response, one header field each
+        (RFC 9110 11.6.1 allows one field per challenge; several schemes are clearer
+        that way than one comma-joined line). Empty for errors that are no challenge."""
+        return ()
 
 
 # --- config ---------------------------------------------------------------------------
@@ -193,33 +205,75 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-class _BearerChallenge(ClientError):
-    """A client error answered with an RFC 6750 ``WWW-Authenticate: Bearer`` challenge."""
+ChallengeScheme = Literal["Bearer", "DPoP"]
+
+
+class _Challenge(ClientError):
+    """A client error answered with ``WWW-Authenticate`` challenges: RFC 6750 ``Bearer``
+    and, on routes that take DPoP, RFC 9449 ``DPoP`` (section 7.1).
+
+    The one place an error becomes challenges. One challenge per scheme the route
+    accepts (:attr:`schemes`, each its own header field, see :meth:`challenges`); the
+    error code and description go on the scheme the request used (:attr:`presented`),
+    the others stay bare, so a client learns both what was wrong and what else it may
+    send. Errors are raised with the Bearer defaults; the guard of a DPoP route says
+    otherwise with :meth:`challenged` (an error is built per request, so this is safe).
+    """
 
     bearer_error: ClassVar[str | None] = None
     realm: str = "api"
     required_scopes: tuple[str, ...] = ()
+    #: The schemes the route accepts, in the order their challenges are sent.
+    schemes: tuple[ChallengeScheme, ...] = ("Bearer",)
+    #: The scheme the refused credentials came with (its challenge carries the error).
+    presented: ChallengeScheme | None = "Bearer"
+    #: The DPoP challenge's ``algs``: the proof algorithms accepted, space-separated.
+    dpop_algs: str = ""
 
-    def response_headers(self) -> dict[str, str]:
+    def challenged(
+        self,
+        schemes: tuple[ChallengeScheme, ...],
+        presented: ChallengeScheme | None,
+        dpop_algs: str,
+    ) -> _Challenge:
+        """Set which challenges this error answers with; returns the error itself."""
+        self.schemes = schemes
+        self.presented = presented
+        self.dpop_algs = dpop_algs
+        return self
+
+    def challenges(self) -> tuple[str, ...]:
         # RFC 6750 section 3: realm, then error and error_description when a token was
         # presented; a request with no token gets the bare challenge (section 3.1).
-        parts = [f'realm="{_quote(self.realm)}"']
-        if self.bearer_error is not None:
-            parts.append(f'error="{self.bearer_error}"')
-            parts.append(f'error_description="{_quote(self.description)}"')
-        if self.required_scopes:
-            parts.append(f'scope="{_quote(" ".join(self.required_scopes))}"')
-        return {"WWW-Authenticate": "Bearer " + ", ".join(parts)}
+        # RFC 9449 section 7.1: the same, plus algs, for the DPoP scheme.
+        lines = []
+        for scheme in self.schemes:
+            parts = [f'realm="{_quote(self.realm)}"']
+            if scheme == self.presented and self.bearer_error is not None:
+                parts.append(f'error="{self.bearer_error}"')
+                parts.append(f'error_description="{_quote(self.description)}"')
+            if self.required_scopes and scheme == self.presented:
+                parts.append(f'scope="{_quote(" ".join(self.required_scopes))}"')
+            if scheme == "DPoP" and self.dpop_algs:
+                parts.append(f'algs="{self.dpop_algs}"')
+            lines.append(f"{scheme} " + ", ".join(parts))
+        return tuple(lines)
 
 
-class MissingToken(_BearerChallenge):
+#: Public name of the challenge base, for code that sets its challenges
+#: (:meth:`_Challenge.challenged`); the class keeps its underscore so that
+#: :func:`error_kinds` does not list its inherited ``bad_request`` twice.
+ChallengeError = _Challenge
+
+
+class MissingToken(_Challenge):
     """No bearer token was presented."""
 
     status = 401
     default_kind = "missing_token"
 
 
-class InvalidToken(_BearerChallenge):
+class InvalidToken(_Challenge):
     """The token is malformed, expired, badly signed or not meant for us.
 
     ``error_kind`` narrows the reason (``token_expired``, ``token_signature_invalid``
@@ -231,7 +285,7 @@ class InvalidToken(_BearerChallenge):
     bearer_error = "invalid_token"
 
 
-class InsufficientScope(_BearerChallenge):
+class InsufficientScope(_Challenge):
     """The token is valid but lacks a scope the route requires."""
 
     status = 403
@@ -244,6 +298,37 @@ class InsufficientScope(_BearerChallenge):
 
     def log_context(self) -> dict[str, object]:
         return {"required_scopes": list(self.required_scopes)}
+
+
+class InvalidDPoPProof(_Challenge):
+    """The DPoP proof is missing, malformed, badly signed, stale, replayed, or not
+    for this request (RFC 9449 4.3): ``DPoP error="invalid_dpop_proof"``.
+
+    ``error_kind`` narrows the reason (``dpop_proof_replayed``, ``dpop_htu_mismatch``
+    ...); the challenge code is always ``invalid_dpop_proof``.
+    """
+
+    status = 401
+    default_kind = "dpop_proof_invalid"
+    bearer_error = "invalid_dpop_proof"
+    presented = "DPoP"
+
+
+class DPoPNonceRequired(_Challenge):
+    """The proof carries no current server nonce (RFC 9449 9): ``error="use_dpop_nonce"``
+    and a fresh one in the ``DPoP-Nonce`` header, for the client to retry with."""
+
+    status = 401
+    default_kind = "dpop_nonce_required"
+    bearer_error = "use_dpop_nonce"
+    presented = "DPoP"
+
+    def __init__(self, description: str, *, nonce: str) -> None:
+        super().__init__(description)
+        self.nonce = nonce
+
+    def response_headers(self) -> dict[str, str]:
+        return {"DPoP-Nonce": self.nonce}
 
 
 class InvalidCallback(ClientError):
@@ -511,6 +596,21 @@ NARROW_KINDS: Mapping[type[EdgeAuthError], tuple[str, ...]] = {
         "token_subject_mismatch",
         "token_type_rejected",
         "token_auth_time_invalid",
+        "token_dpop_bound",
+        "token_not_dpop_bound",
+        "token_binding_mismatch",
+    ),
+    MissingToken: ("dpop_required", "dpop_not_accepted", "downstream_subject_missing"),
+    InvalidDPoPProof: (
+        "dpop_proof_missing",
+        "dpop_proof_malformed",
+        "dpop_proof_signature_invalid",
+        "dpop_algorithm_rejected",
+        "dpop_proof_stale",
+        "dpop_htm_mismatch",
+        "dpop_htu_mismatch",
+        "dpop_ath_mismatch",
+        "dpop_proof_replayed",
     ),
     InvalidCallback: (
         "callback_malformed",
@@ -533,7 +633,6 @@ NARROW_KINDS: Mapping[type[EdgeAuthError], tuple[str, ...]] = {
     ),
     ConfigError: ("session_too_large", "downstream_target_unknown"),
     UpstreamBadResponse: ("downstream_audience_mismatch",),
-    MissingToken: ("downstream_subject_missing",),
 }
 
 

@@ -59,8 +59,10 @@ from sanic_edge_auth.resource import (
     bind_route_policies,
     route_middleware,
 )
+from sanic_edge_auth.resource.dpop import DPoPChecker, hand_out_nonce
 from sanic_edge_auth.resource.introspection import Introspector
 from sanic_edge_auth.resource.listing import decorated_routes, required_scopes
+from sanic_edge_auth.resource.metadata import dpop_info
 from sanic_edge_auth.resource.metadata_endpoint import MetadataEndpoint
 from sanic_edge_auth.resource.policies import DECORATOR_SCOPES_ATTR
 from sanic_edge_auth.responses import ErrorRenderer, ErrorResponder, error_handler
@@ -88,6 +90,7 @@ _PER_PROCESS_STATE = (
     "session and back-channel revocations",
     "the login replay guard",
     "used back-channel logout jtis",
+    "used DPoP proofs",
     "refresh coordination",
 )
 ConfigSource = str | os.PathLike[str] | Mapping[str, Any]
@@ -147,6 +150,8 @@ class EdgeAuth:
         # Handlers given to @edge.protected(): a route still holding one of these was
         # registered before the decorator wrapped it (the decorators are upside down).
         self._wrapped_handlers: dict[Callable[..., Any], str] = {}
+        # Handlers wrapped with dpop="required": the config needs a dpop section.
+        self._dpop_handlers: list[str] = []
         self.config: EdgeAuthConfig | None = None
         if app is not None:
             self.init_app(app)
@@ -199,10 +204,15 @@ class EdgeAuth:
             app.on_request(route_middleware(lambda: self.guard))
         if metadata is not None:
             MetadataEndpoint(
-                metadata, adapter=lambda: self.adapter, scopes=lambda: required_scopes(app)
+                metadata,
+                adapter=lambda: self.adapter,
+                scopes=lambda: required_scopes(app),
+                dpop=lambda: dpop_info(config.dpop),
             ).register(app)
         if config.downstream:
             app.on_request(self._attach_tokens)
+        if config.dpop is not None and config.dpop.nonce:
+            app.register_middleware(hand_out_nonce, "response")
         if config.session is not None:
             # Last of all response middleware (Sanic runs response middleware of higher
             # priority later), so one that sets Vary outright (sanic-ext's CORS) cannot
@@ -240,7 +250,16 @@ class EdgeAuth:
             if name not in self._hooks
         ]
         problems.extend(self._foreign_error_handlers(app))
-        missing, unlisted = bind_route_policies(app, self._protected)
+        problems.extend(
+            ConfigProblem(
+                "@edge.protected(dpop=...)",
+                f'{name!r} requires DPoP, which needs a top-level "dpop" section in the config',
+            )
+            for name in self._dpop_handlers
+            if config.dpop is None
+        )
+        dpop_paths = {(rule.method, rule.path) for rule in config.paths if rule.dpop_required}
+        missing, unlisted = bind_route_policies(app, self._protected, dpop_paths)
         for method, path in missing:
             rule = next(r for r in config.paths if (r.method, r.path) == (method, path))
             problems.append(
@@ -404,6 +423,7 @@ class EdgeAuth:
             self._sessions,
             self._metrics,
             introspector=self._introspector(config, idp_client, self._store),
+            dpop=DPoPChecker.for_config(config, self._store),
         )
         await self._adapter.startup()
         for warning in config_warnings(config):
@@ -616,9 +636,15 @@ class EdgeAuth:
         self._on_error = renderer
         return renderer
 
-    def protected(self, scopes: Collection[str] = ()) -> Callable[[HandlerT], HandlerT]:
-        """Require a valid bearer token (and ``scopes``) for the decorated handler."""
+    def protected(
+        self, scopes: Collection[str] = (), *, dpop: Literal["required"] | None = None
+    ) -> Callable[[HandlerT], HandlerT]:
+        """Require a valid token (and ``scopes``) for the decorated handler;
+        ``dpop="required"``: a DPoP-bound token with its proof (needs a ``dpop`` section)."""
         required = tuple(scopes)
+        if dpop not in (None, "required"):
+            raise ValueError('@edge.protected(dpop=...) takes "required" or None')
+        dpop_required = dpop == "required"
 
         def decorator(handler: HandlerT) -> HandlerT:
             if not inspect.iscoroutinefunction(handler):
@@ -626,10 +652,13 @@ class EdgeAuth:
 
             @wraps(handler)
             async def protected_handler(request: Request, *args: Any, **kwargs: Any) -> Any:
-                await self.guard.authenticate(request, required)
+                await self.guard.authenticate(request, required, dpop_required=dpop_required)
                 return await handler(request, *args, **kwargs)
 
-            self._wrapped_handlers[handler] = getattr(handler, "__name__", "handler")
+            name = getattr(handler, "__name__", "handler")
+            self._wrapped_handlers[handler] = name
+            if dpop_required:
+                self._dpop_handlers.append(name)
             # For the OpenAPI document: the same scopes the wrapper enforces.
             setattr(protected_handler, DECORATOR_SCOPES_ATTR, required)
             return cast(HandlerT, protected_handler)

@@ -30,6 +30,7 @@ from sanic_edge_auth.resource.challenge import point_to_metadata
 __all__ = [
     "ErrorRenderer",
     "ErrorResponder",
+    "add_challenges",
     "error_handler",
     "error_response",
     "log_error",
@@ -81,11 +82,21 @@ def error_response(error: EdgeAuthError) -> HTTPResponse:
     description = _MISCONFIGURED if isinstance(error, ConfigError) else error.description
     kind = "misconfigured" if isinstance(error, ConfigError) else error.error_kind
     headers = {"Cache-Control": "no-store", **error.response_headers()}
-    return json(
+    response = json(
         {"error": kind, "error_description": description},
         status=error.status,
         headers=headers,
     )
+    add_challenges(response, error)
+    return response
+
+
+def add_challenges(response: HTTPResponse, error: EdgeAuthError) -> None:
+    """One ``WWW-Authenticate`` field per challenge of ``error`` (a route taking DPoP and
+    Bearer sends two): added, never joined, so a later step can read and extend each
+    with ``response.headers.getall("WWW-Authenticate")``."""
+    for challenge in error.challenges():
+        response.headers.add("WWW-Authenticate", challenge)
 
 
 class ErrorResponder:

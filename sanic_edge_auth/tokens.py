@@ -15,7 +15,7 @@ from sanic_edge_auth.secret import Secret
 __all__ = ["AuthMethod", "TokenSet", "TokenUse", "VerifiedToken"]
 
 TokenUse = Literal["access", "id", "logout"]
-AuthMethod = Literal["bearer", "session"]
+AuthMethod = Literal["bearer", "dpop", "session"]
 
 
 class VerifiedToken(NamedTuple):
@@ -34,8 +34,19 @@ class VerifiedToken(NamedTuple):
     expires_at: float
     key_id: str | None
     use: TokenUse
-    #: How the request was authenticated: a bearer token, or the browser session.
+    #: How the request was authenticated: a bearer token, a DPoP-bound token with its
+    #: proof (RFC 9449), or the browser session.
     via: AuthMethod = "bearer"
+    #: The confirmed key: the RFC 7638 thumbprint of the proof key, equal to the
+    #: token's ``cnf.jkt``. Set only when ``via == "dpop"``.
+    jkt: str | None = None
+
+    @property
+    def scheme(self) -> Literal["Bearer", "DPoP"] | None:
+        """The ``Authorization`` scheme the token came with (``None`` for a session)."""
+        if self.via == "dpop":
+            return "DPoP"
+        return "Bearer" if self.via == "bearer" else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ def test_the_benchmark_chart_is_drawn_from_the_readme_tables(tmp_path: Path) -> 
     assert {row.name for row in verify} >= {"PyJWT", "authlib.jose", "sanic-edge-auth, new token"}
     floors = [row for row in verify if "floor" in row.name]
     assert [row.ratio for row in floors] == [1.0, 1.0, 1.0]
-    # The protected-route table, then the sessions table: both are ratio tables.
+    # The protected-route table, the sessions table, then DPoP's: all ratio tables.
     assert [row.case for row in http] == [
         "unprotected",
         "protected, warm cache",
@@ -56,6 +56,9 @@ def test_the_benchmark_chart_is_drawn_from_the_readme_tables(tmp_path: Path) -> 
         "bearer token, warm cache",
         "session cookie, memory store",
         "session cookie, Redis store",
+        "bearer route, warm cache",
+        "DPoP route, memory store",
+        "DPoP route, Redis store",
     ]
     assert all(row.low is not None and row.low <= row.ratio for row in http)
     output = chart.draw(verify, http, tmp_path / "chart.png")

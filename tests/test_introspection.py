@@ -17,7 +17,7 @@ from sanic_testing.reusable import ReusableClient
 from structlog.testing import capture_logs
 
 from sanic_edge_auth import EdgeAuth
-from sanic_edge_auth.testing import FakeIdentityProvider
+from sanic_edge_auth.testing import DPoPKey, FakeIdentityProvider
 from tests.helpers import free_port, new_app
 
 API = "https://api.example.com"
@@ -123,7 +123,6 @@ def test_an_active_opaque_token_gives_its_identity_to_the_handler(
             "aud": API,
             "scope": "read:orders write:orders",
             "username": "ada",
-            "cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
         }
     )
     response = get(client, token)
@@ -134,12 +133,41 @@ def test_an_active_opaque_token_gives_its_identity_to_the_handler(
     claims = body["claims"]
     assert claims["client_id"] == idp.client_id
     assert claims["username"] == "ada"
-    assert claims["cnf"] == {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
     assert "active" not in claims
     assert body["expires_at"] == claims["exp"]
     # RFC 7662 2.1: the token and its hint, with the app's client authentication.
     assert idp.last_introspection["token_type_hint"] == "access_token"
     assert idp.last_introspection["auth"] == "client_secret_post"  # the Auth0 default
+
+
+def test_an_introspected_token_bound_to_a_dpop_key_needs_its_proof(
+    idp: FakeIdentityProvider,
+) -> None:
+    """``cnf.jkt`` in the introspection answer binds the token as a JWT's does: as a
+    Bearer token it is refused (no downgrade), with a proof of that key it serves."""
+    config = idp.gateway_config(
+        paths=PATHS,
+        audience=API,
+        introspection={"max_ttl": 30, "endpoint": idp.url + "/oauth/introspect"},
+    )
+    config["dpop"] = {"mode": "allowed", "public_url": API}
+    client, _ = _serve(config)
+    try:
+        key, other = DPoPKey.generate("ES256"), DPoPKey.generate("ES256")
+        token = idp.mint_opaque_token({"sub": "user-8", "aud": API, "cnf": {"jkt": key.thumbprint}})
+        as_bearer = get(client, token)
+        assert as_bearer.status == 401
+        assert as_bearer.json["error"] == "token_dpop_bound"
+        _, wrong_key = client.get(
+            "/api/orders", headers=other.headers("GET", API + "/api/orders", token)
+        )
+        assert wrong_key.status == 401
+        assert wrong_key.json["error"] == "token_binding_mismatch"
+        _, bound = client.get("/api/orders", headers=key.headers("GET", API + "/api/orders", token))
+        assert bound.status == 200, bound.text
+        assert bound.json["sub"] == "user-8"
+    finally:
+        client.stop()
 
 
 def test_an_inactive_token_is_401_invalid_token(cached: Any) -> None:

@@ -41,7 +41,13 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "settings types",
-        ("config.model", "session.settings", "store.settings", "downstream.settings"),
+        (
+            "config.model",
+            "config.dpop",
+            "session.settings",
+            "store.settings",
+            "downstream.settings",
+        ),
     ),
     ("protocol machinery", ("oidc", "store")),
     ("adapter protocol and config loading", ("adapter", "registry", "config")),

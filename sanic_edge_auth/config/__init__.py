@@ -17,6 +17,7 @@ from sanic_edge_auth.config.document import (
     SecretSource,
     read_config_source,
 )
+from sanic_edge_auth.config.dpop import DPoPSettings
 from sanic_edge_auth.config.loader import load_config
 from sanic_edge_auth.config.model import (
     INTEGRATION_KINDS,
@@ -40,6 +41,7 @@ __all__ = [
     "AdapterResolver",
     "AdapterSettings",
     "AuthorizerConfig",
+    "DPoPSettings",
     "DirectorySecrets",
     "EdgeAuthConfig",
     "EnvironmentSecrets",

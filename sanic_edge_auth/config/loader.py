@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from sanic_edge_auth.config.authorizer import AdapterResolver, AdapterSettings, AuthorizerSchema
 from sanic_edge_auth.config.document import EnvironmentSecrets, SecretSource, read_config_source
+from sanic_edge_auth.config.dpop import DPoPSettings, dpop_needs, validate_dpop_settings
 from sanic_edge_auth.config.model import AuthorizerConfig, EdgeAuthConfig, PathRule
 from sanic_edge_auth.config.paths import PathsSchema
 from sanic_edge_auth.config.protected_resource import ProtectedResourceSchema
@@ -99,7 +100,15 @@ class _Loader(AuthorizerSchema, PathsSchema, ProtectedResourceSchema):
             "",
             raw,
             frozenset(
-                {"authorizer", "paths", "session", "store", "protected_resource", "downstream"}
+                {
+                    "authorizer",
+                    "paths",
+                    "session",
+                    "store",
+                    "protected_resource",
+                    "downstream",
+                    "dpop",
+                }
             ),
         )
         raw_authorizer = raw.get("authorizer")
@@ -149,6 +158,7 @@ class _Loader(AuthorizerSchema, PathsSchema, ProtectedResourceSchema):
             )
         self.introspection_sealing(authorizer, store, session=session is not None)
         downstream = self.downstream(raw, adapter, session is not None, authorizer, store)
+        dpop = self.dpop(raw, paths, authorizer, session, store)
         if self.problems or authorizer is None or store is None:
             raise ConfigValidationError(self._without_secrets(self.problems))
         return EdgeAuthConfig(
@@ -158,6 +168,7 @@ class _Loader(AuthorizerSchema, PathsSchema, ProtectedResourceSchema):
             store=store,
             protected_resource=protected_resource,
             downstream=downstream,
+            dpop=dpop,
         )
 
     def downstream(
@@ -201,6 +212,34 @@ class _Loader(AuthorizerSchema, PathsSchema, ProtectedResourceSchema):
                 "authorizer.cookie_secret or a session.secret to seal them",
             )
         return targets
+
+    def dpop(
+        self,
+        raw: Mapping[str, Any],
+        paths: Sequence[PathRule],
+        authorizer: AuthorizerConfig | None,
+        session: SessionSettings | None,
+        store: StoreSettings | None,
+    ) -> DPoPSettings | None:
+        if "dpop" not in raw:
+            for rule in paths:
+                if rule.dpop_required:
+                    self.problem(
+                        f"{rule.key}.dpop",
+                        'needs a top-level "dpop" section (such as {"mode": "allowed"})',
+                    )
+            return None
+        settings, problems = validate_dpop_settings(self.resolve("dpop", raw["dpop"]))
+        self.problems.extend(problems)
+        if settings is not None and authorizer is not None and store is not None:
+            for problem in dpop_needs(
+                settings,
+                derivable_secret=session is not None or authorizer.cookie_secret is not None,
+                shared_store=store.type == "redis",
+                redirect_uri=authorizer.redirect_uri is not None,
+            ):
+                self.missing(problem.key, problem.message)
+        return settings
 
     def session(self, raw: Mapping[str, Any], paths: Sequence[PathRule]) -> SessionSettings | None:
         kinds = {rule.integration.kind: rule for rule in paths if rule.integration}

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
+from sanic_edge_auth.config.dpop import DPoPSettings
 from sanic_edge_auth.downstream.settings import DownstreamTarget
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.session.settings import SessionSettings
@@ -153,6 +154,8 @@ class PathRule:
     auth: bool = False
     scopes: tuple[str, ...] = ()
     integration: Integration | None = None
+    #: ``"dpop": "required"``: this route takes DPoP-bound tokens only.
+    dpop_required: bool = False
 
     @property
     def key(self) -> str:
@@ -231,6 +234,8 @@ class EdgeAuthConfig:
     protected_resource: ProtectedResourceSettings | None = None
     #: The APIs behind the edge that handlers get tokens for (``request.ctx.tokens``).
     downstream: tuple[DownstreamTarget, ...] = ()
+    #: DPoP at protected routes (RFC 9449); ``None``: bearer tokens only.
+    dpop: DPoPSettings | None = None
 
     @property
     def public_prefix(self) -> str:

@@ -35,7 +35,7 @@ _KINDS_ALLOWING_AUTH: Final = frozenset({"userinfo", "refresh"})
 _METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
-_PATH_KEYS: Final = frozenset({"method", "path", "auth", "scopes", "integration"})
+_PATH_KEYS: Final = frozenset({"method", "path", "auth", "scopes", "integration", "dpop"})
 _INTEGRATION_KEYS: Final = frozenset({"type", "post_process"})
 
 
@@ -66,6 +66,13 @@ class PathsSchema(ConfigDocumentReader):
             scopes = self.string_list(f"{key}.scopes", raw.get("scopes")) or ()
             if scopes and not auth:
                 self.problem(f"{key}.scopes", "has no effect unless auth is true")
+            dpop_required = "dpop" in raw
+            if dpop_required and raw["dpop"] != "required":
+                self.problem(f"{key}.dpop", "must be 'required' (or left out)")
+            elif dpop_required and (not auth or "integration" in raw):
+                self.problem(
+                    f"{key}.dpop", "applies to protected routes (auth: true, no integration)"
+                )
             integration = None
             if "integration" in raw:
                 integration = self.integration(
@@ -96,7 +103,7 @@ class PathsSchema(ConfigDocumentReader):
                 )
                 continue
             seen[(method, path)] = index
-            rules.append(PathRule(index, method, path, auth, scopes, integration))
+            rules.append(PathRule(index, method, path, auth, scopes, integration, dpop_required))
         return rules
 
     def integration(

@@ -1,5 +1,6 @@
-"""The credentials a request carries to a protected route: today the bearer token of
-RFC 6750 (the session cookie is read by :mod:`sanic_edge_auth.session`)."""
+"""The credentials a request carries to a protected route: the bearer token of RFC 6750,
+or the DPoP-bound token of RFC 9449 (its proof is checked by :mod:`.dpop`; the
+session cookie is read by :mod:`sanic_edge_auth.session`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from sanic import Request
 
 from sanic_edge_auth.errors import InvalidToken
 
-__all__ = ["bearer_token", "forwardable_token"]
+__all__ = ["bearer_token", "dpop_token", "forwardable_token", "is_dpop"]
 
 
 def bearer_token(request: Request) -> str | None:
@@ -28,6 +29,22 @@ def bearer_token(request: Request) -> str | None:
     if not value or " " in value or not value.isascii():
         raise InvalidToken(
             "the Authorization header is not a valid Bearer token", error_kind="token_malformed"
+        )
+    return value
+
+
+def is_dpop(header: str | None) -> bool:
+    """Whether an Authorization header uses the DPoP scheme (case-insensitive)."""
+    return header is not None and header[:5].lower() == "dpop "
+
+
+def dpop_token(header: str) -> str:
+    """The access token of an ``Authorization: DPoP <token>`` header (RFC 9449 7.1),
+    checked as cheaply as a bearer token is."""
+    value = header[5:].strip()
+    if not value or " " in value or not value.isascii():
+        raise InvalidToken(
+            "the Authorization header is not a valid DPoP token", error_kind="token_malformed"
         )
     return value
 

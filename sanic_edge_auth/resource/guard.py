@@ -1,23 +1,33 @@
-"""The guard of protected routes: a bearer token (or, with sessions on, the session
-cookie) verified, the route's scopes checked (RFC 6750 ``insufficient_scope``), and
-the result on ``request.ctx.auth`` (a :class:`~sanic_edge_auth.adapter.VerifiedToken`:
-``.claims``, ``.subject``, ``.scopes``). Which token is accepted is the adapter's rule.
+"""The guard of protected routes: a bearer token, a DPoP-bound token with its proof
+(with a ``dpop`` section, see :mod:`.dpop`) or, with sessions on, the session cookie,
+verified; the route's scopes checked (RFC 6750 ``insufficient_scope``), and the result
+on ``request.ctx.auth`` (a :class:`~sanic_edge_auth.adapter.VerifiedToken`:
+``.claims``, ``.subject``, ``.scopes``, ``.scheme``, ``.jkt``). Which token is
+accepted is the adapter's rule.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from sanic import Request
 
 from sanic_edge_auth.adapter import IdentityAdapter, VerifiedToken
-from sanic_edge_auth.errors import InsufficientScope, MissingToken, SessionInvalid
+from sanic_edge_auth.errors import (
+    ChallengeError,
+    ChallengeScheme,
+    InsufficientScope,
+    InvalidToken,
+    MissingToken,
+    SessionInvalid,
+)
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
-from sanic_edge_auth.resource.credentials import bearer_token
+from sanic_edge_auth.resource.credentials import bearer_token, dpop_token, is_dpop
+from sanic_edge_auth.resource.dpop import DPoPChecker
 
 if TYPE_CHECKING:
     from sanic_edge_auth.resource.introspection import Introspector
@@ -53,17 +63,27 @@ class Guard:
     send one on their own, so a bearer request cannot be a cross-site forgery.
     """
 
-    __slots__ = ("_adapter", "_count_granted", "_granted", "_peek", "_sessions", "_verify_bearer")
+    __slots__ = (
+        "_adapter",
+        "_count_granted",
+        "_dpop",
+        "_granted",
+        "_peek",
+        "_sessions",
+        "_verify_bearer",
+    )
 
     def __init__(
         self,
         adapter: IdentityAdapter,
         sessions: SessionManager | None = None,
         metrics: Metrics = NOOP_METRICS,
+        dpop: DPoPChecker | None = None,
         introspector: Introspector | None = None,
     ) -> None:
         self._adapter = adapter
         self._sessions = sessions
+        self._dpop = dpop
         self._granted = _granted_logger()
         # An adapter may offer a synchronous look into its verified-token cache: a
         # hit then costs no coroutine at all. With metrics on, every lookup goes
@@ -79,32 +99,105 @@ class Guard:
         # None unless metrics are on (denials are counted where errors are answered).
         self._count_granted = metrics.auth_decision if metrics is not NOOP_METRICS else None
 
-    async def authenticate(self, request: Request, scopes: Collection[str]) -> VerifiedToken:
-        """Verify the request's bearer token (or session), check ``scopes``, set
-        ``request.ctx.auth`` (and ``request.ctx.session`` for a session)."""
-        token = bearer_token(request)
-        if token is not None:
-            peek = self._peek
-            verified = peek(token) if peek is not None else None
-            if verified is None:
-                verified = await self._verify_bearer(token)
-            via = "the token"
-        elif (sessions := self._sessions) is not None:
-            session = await sessions.find(request)  # with the CSRF check of unsafe requests
-            if session is None:
-                redirect = sessions.login_redirect(request)
-                if redirect is not None:
-                    raise SessionInvalid("a session is required", login_redirect=redirect)
-                raise MissingToken("a Bearer token or a session is required")
-            verified = session.identity
-            via = "the session"
+    async def authenticate(
+        self, request: Request, scopes: Collection[str], *, dpop_required: bool = False
+    ) -> VerifiedToken:
+        """Verify the request's token (or session), check ``scopes``, set
+        ``request.ctx.auth`` (and ``request.ctx.session`` for a session).
+
+        ``dpop_required``: the route takes DPoP-bound tokens only (a ``dpop`` section
+        with ``mode: required`` makes every route so)."""
+        dpop = self._dpop
+        if dpop is None:
+            verified, via = await self._bearer_or_session(request, None)
+            if scopes and not verified.scopes.issuperset(scopes):
+                raise InsufficientScope(f"{via} lacks a required scope", required=scopes)
         else:
-            raise MissingToken("a Bearer token is required")
-        if scopes and not verified.scopes.issuperset(scopes):
-            raise InsufficientScope(f"{via} lacks a required scope", required=scopes)
+            required = dpop_required or dpop.required
+            try:
+                verified, via = await self._with_dpop(request, dpop, required)
+                if scopes and not verified.scopes.issuperset(scopes):
+                    raise InsufficientScope(f"{via} lacks a required scope", required=scopes)
+            except ChallengeError as error:
+                # RFC 9449 7.1: a challenge per scheme the route takes; the error goes
+                # on the scheme the request used.
+                schemes: tuple[ChallengeScheme, ...] = ("DPoP",) if required else ("DPoP", "Bearer")
+                presented: ChallengeScheme = (
+                    "DPoP" if is_dpop(request.headers.get("authorization")) else "Bearer"
+                )
+                error.challenged(schemes, presented, dpop.algs)
+                raise
         request.ctx.auth = verified
         if self._granted is not None:
             self._granted(Event.AUTH_GRANTED, subject=verified.subject, via=verified.via)
         if self._count_granted is not None:
             self._count_granted("granted")
         return verified
+
+    async def _with_dpop(
+        self, request: Request, dpop: DPoPChecker, required: bool
+    ) -> tuple[VerifiedToken, str]:
+        header: str | None = request.headers.get("authorization")
+        if is_dpop(header):
+            assert header is not None
+            token = dpop_token(header)
+            proof = dpop.proof(request, token)  # before the token: a junk proof costs no I/O
+            verified = await self._verified(token)
+            return await dpop.bind(verified, proof), "the token"
+        if required and (header or self._sessions is None):
+            # A browser session still serves (its token never leaves the server side).
+            raise MissingToken(
+                "this route takes DPoP-bound tokens only: send Authorization: DPoP with a proof",
+                error_kind="dpop_required",
+            )
+        return await self._bearer_or_session(request, dpop)
+
+    async def _verified(self, token: str) -> VerifiedToken:
+        peek = self._peek
+        verified = peek(token) if peek is not None else None
+        if verified is None:
+            verified = await self._verify_bearer(token)
+        return verified
+
+    async def _bearer_or_session(
+        self, request: Request, dpop: DPoPChecker | None
+    ) -> tuple[VerifiedToken, str]:
+        token = bearer_token(request)
+        if token is not None:
+            verified = await self._verified(token)
+            if "cnf" in verified.claims:
+                _refuse_bound_bearer(verified)
+            return verified, "the token"
+        if (sessions := self._sessions) is not None:
+            session = await sessions.find(request)  # with the CSRF check of unsafe requests
+            if session is None:
+                redirect = sessions.login_redirect(request)
+                if redirect is not None:
+                    raise SessionInvalid("a session is required", login_redirect=redirect)
+                raise MissingToken(_missing(request, dpop, "a Bearer token or a session"))
+            return session.identity, "the session"
+        raise MissingToken(
+            _missing(request, dpop, "a Bearer token"),
+            error_kind="dpop_not_accepted"
+            if dpop is None and is_dpop(request.headers.get("authorization"))
+            else None,
+        )
+
+
+def _missing(request: Request, dpop: DPoPChecker | None, wanted: str) -> str:
+    if dpop is not None:
+        return wanted.replace("a Bearer token", "a DPoP or Bearer token") + " is required"
+    if is_dpop(request.headers.get("authorization")):
+        return f"{wanted} is required; this API does not accept DPoP"
+    return f"{wanted} is required"
+
+
+def _refuse_bound_bearer(verified: VerifiedToken) -> None:
+    """RFC 9449 7.2: a DPoP-bound token (``cnf.jkt``) sent as a Bearer token is refused,
+    whatever the config says: accepting it would make the binding worthless."""
+    cnf = verified.claims.get("cnf")
+    if isinstance(cnf, Mapping) and "jkt" in cnf:
+        raise InvalidToken(
+            "the token is DPoP-bound: send it with Authorization: DPoP and a proof",
+            error_kind="token_dpop_bound",
+        )

@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from sanic_edge_auth.config.dpop import DPoPSettings
 from sanic_edge_auth.config.model import ProtectedResourceSettings
 
-__all__ = ["DPoPInfo", "metadata_document"]
+__all__ = ["DPoPInfo", "dpop_info", "metadata_document"]
 
 _HUMAN_MEMBERS: Final = (
     "resource_name",
@@ -33,6 +34,15 @@ class DPoPInfo:
     algorithms: tuple[str, ...]
     #: Whether every access token must be DPoP-bound: ``dpop_bound_access_tokens_required``.
     bound_tokens_required: bool
+
+
+def dpop_info(settings: DPoPSettings | None) -> DPoPInfo | None:
+    """What the ``dpop`` section says to clients, ``None`` without one. Bound tokens are
+    required when ``dpop.mode`` is ``required`` (a route that alone requires DPoP is
+    not the whole resource, so it does not make the document say so)."""
+    if settings is None:
+        return None
+    return DPoPInfo(algorithms=settings.algorithms, bound_tokens_required=settings.required)
 
 
 def metadata_document(

@@ -1,10 +1,10 @@
-"""Which routes are protected and with what scopes: ``"auth": true`` paths and
-``@edge.protected()`` routes marked once at startup, enforced by one request
-middleware that reads only ``route.ctx``."""
+"""Which routes are protected and with what scopes (and which demand DPoP):
+``"auth": true`` paths and ``@edge.protected()`` routes marked once at startup,
+enforced by one request middleware that reads only ``route.ctx``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DECORATOR_SCOPES_ATTR",
     "ROUTE_CTX_ATTR",
+    "ROUTE_DPOP_ATTR",
     "RoutePolicy",
     "bind_route_policies",
     "route_middleware",
@@ -27,13 +28,17 @@ ROUTE_CTX_ATTR: Final = "edge_auth_policy"
 #: Set on ``@edge.protected()`` wrappers: the scopes the decorator enforces (read by
 #: the OpenAPI document, the protected-resource metadata and the startup listing).
 DECORATOR_SCOPES_ATTR: Final = "__edge_auth_scopes__"
+#: The methods of a route whose paths entry says ``"dpop": "required"`` (a frozenset).
+ROUTE_DPOP_ATTR: Final = "edge_auth_dpop_required"
 
 RoutePolicy = Mapping[str, tuple[str, ...]]
 """Scopes a route requires, per HTTP method it serves."""
 
 
 def bind_route_policies(
-    app: Sanic[Any, Any], protected: Mapping[tuple[str, str], tuple[str, ...]]
+    app: Sanic[Any, Any],
+    protected: Mapping[tuple[str, str], tuple[str, ...]],
+    dpop_required: Collection[tuple[str, str]] = (),
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Mark each route the config protects with its per-method policy.
 
@@ -61,6 +66,11 @@ def bind_route_policies(
             policy["HEAD"] = policy["GET"]
         unlisted.extend((method, path) for method in sorted(route.methods) if method not in policy)
         setattr(route.ctx, ROUTE_CTX_ATTR, MappingProxyType(policy))
+        dpop = frozenset(method for method in policy if (method, path) in dpop_required)
+        if "HEAD" in policy and ("GET", path) in dpop_required:
+            dpop |= {"HEAD"}
+        if dpop:
+            setattr(route.ctx, ROUTE_DPOP_ATTR, dpop)
     return list(missing), unlisted
 
 
@@ -75,10 +85,14 @@ def route_middleware(guard_getter: Callable[[], Guard]) -> Callable[[Request], o
         if policy is None:
             return
         scopes = policy.get(request.method)
+        dpop: frozenset[str] | None = getattr(route.ctx, ROUTE_DPOP_ATTR, None)
         if scopes is None:
             # Startup refuses routes serving unlisted methods; should one slip through
             # anyway, it gets the strictest of the route's policies, never none.
             scopes = tuple(sorted({scope for needed in policy.values() for scope in needed}))
-        await guard_getter().authenticate(request, scopes)
+            dpop = frozenset({request.method}) if dpop else None
+        await guard_getter().authenticate(
+            request, scopes, dpop_required=dpop is not None and request.method in dpop
+        )
 
     return enforce_route_policy

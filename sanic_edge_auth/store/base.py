@@ -21,10 +21,12 @@ Failures are reported as :class:`~sanic_edge_auth.errors.StoreUnavailable` or
 the backend's own exceptions. Keys are namespaced by the store (``store.prefix``);
 callers pass short, non-secret keys (hash anything secret first).
 
-One family of keys is special: login states (:data:`LOGIN_STATE_PREFIX`). Anyone can
-make one, without an account at the identity provider (start a login, send its
-callback an invented code), so a backend that bounds its entries bounds them apart:
-a flood of them may refuse new logins, never a revocation or anything else.
+Two families of keys are special: login states (:data:`LOGIN_STATE_PREFIX`) and used
+DPoP proofs (:data:`DPOP_PROOF_PREFIX`). Anyone can make a login state, without an
+account at the identity provider (start a login, send its callback an invented
+code), and any holder of a DPoP-bound token can make used proofs, so a backend that
+bounds its entries bounds each family apart: a flood of them may refuse new logins
+or DPoP requests, never a revocation or anything else.
 """
 
 from __future__ import annotations
@@ -34,11 +36,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, runtime_checkable
 
-__all__ = ["LOGIN_STATE_PREFIX", "LeaseToken", "Store", "check_ttl"]
+__all__ = ["DPOP_PROOF_PREFIX", "LOGIN_STATE_PREFIX", "LeaseToken", "Store", "check_ttl"]
 
 #: The keys of used login states (the callback's replay guard), written before the
 #: code exchange, so for anyone who asks: backends keep them in a bound of their own.
 LOGIN_STATE_PREFIX: Final = "login_state:"
+#: The keys of used DPoP proofs (RFC 9449 11.1 replay guard). Anyone holding a
+#: DPoP-bound token can make them as fast as they can sign, so they too are bounded
+#: apart: a flood may refuse DPoP requests (503), never evict anything, its own
+#: entries included (an evicted entry would let that proof be replayed).
+DPOP_PROOF_PREFIX: Final = "dpop_jti:"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ def build_store(settings: StoreSettings, *, key: str = "store") -> Store:
             prefix=settings.prefix,
             max_entries=settings.max_entries,
             max_login_states=settings.max_login_states,
+            max_dpop_proofs=settings.max_dpop_proofs,
         )
     if importlib.util.find_spec("redis") is None:
         raise ConfigValidationError(

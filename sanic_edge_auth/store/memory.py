@@ -13,7 +13,13 @@ keys with ``StoreUnavailable`` rather than evicting: silently dropping a replay-
 entry would let a used login state or ``jti`` be accepted twice, so it fails closed,
 like Redis with ``maxmemory-policy noeviction``.
 
-There are two caps, each with its own entries. Login states
+There are three caps, each with its own entries. Used DPoP proofs
+(:data:`~sanic_edge_auth.store.base.DPOP_PROOF_PREFIX`) count against
+``store.max_dpop_proofs`` alone, for the same reason as login states below: a client
+with a DPoP-bound token can make them as fast as it signs (junk proofs cost nothing:
+a proof is recorded only once it and its token's binding were checked), and a full
+bound refuses further DPoP requests with a 503 until entries expire (at most
+``dpop.max_age + 2 * dpop.leeway`` seconds), rather than dropping a guard entry. Login states
 (:data:`~sanic_edge_auth.store.base.LOGIN_STATE_PREFIX`), one per completed login,
 count against ``store.max_login_states`` alone: a run of logins fills that and
 refuses new logins (503), while revocations, sessions, ``jti`` guards and refresh
@@ -31,7 +37,12 @@ import time
 from collections.abc import Callable, Sequence
 
 from sanic_edge_auth.errors import StoreUnavailable
-from sanic_edge_auth.store.base import LOGIN_STATE_PREFIX, LeaseToken, check_ttl
+from sanic_edge_auth.store.base import (
+    DPOP_PROOF_PREFIX,
+    LOGIN_STATE_PREFIX,
+    LeaseToken,
+    check_ttl,
+)
 from sanic_edge_auth.store.health import StoreHealth
 from sanic_edge_auth.store.settings import DEFAULT_PREFIX
 
@@ -119,6 +130,7 @@ class MemoryStore:
         prefix: str = DEFAULT_PREFIX,
         max_entries: int = 100_000,
         max_login_states: int = 100_000,
+        max_dpop_proofs: int = 250_000,
         clock: Clock = time.monotonic,
     ) -> None:
         self._prefix = prefix
@@ -136,9 +148,17 @@ class MemoryStore:
             self.kind,
         )
 
+        self._dpop_proofs = _Bound(
+            max_dpop_proofs,
+            "too many DPoP requests to remember their proofs: try again shortly (raise "
+            "store.max_dpop_proofs or use Redis)",
+            clock,
+            self.kind,
+        )
+
     def __len__(self) -> int:
         """Live and not-yet-purged entries (for tests and metrics)."""
-        return len(self._general) + len(self._logins)
+        return len(self._general) + len(self._logins) + len(self._dpop_proofs)
 
     # -- the protocol
 
@@ -198,9 +218,12 @@ class MemoryStore:
     async def aclose(self) -> None:
         self._general.clear()
         self._logins.clear()
+        self._dpop_proofs.clear()
 
     # -- internals
 
     def _bound(self, key: str) -> _Bound:
-        """Where ``key`` is counted: login states apart from everything else."""
-        return self._logins if key.startswith(LOGIN_STATE_PREFIX) else self._general
+        """Where ``key`` is counted: login states and DPoP proofs apart from the rest."""
+        if key.startswith(LOGIN_STATE_PREFIX):
+            return self._logins
+        return self._dpop_proofs if key.startswith(DPOP_PROOF_PREFIX) else self._general

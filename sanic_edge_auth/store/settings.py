@@ -81,6 +81,8 @@ class StoreSettings:
     # memory: login states (anyone can make one) are capped apart from everything else
     max_entries: int = 100_000
     max_login_states: int = 100_000
+    #: Used DPoP proofs (memory store): a bound of their own, see store/memory.py.
+    max_dpop_proofs: int = 250_000
     # redis
     url: Secret | None = None
     username: str | None = None
@@ -138,7 +140,7 @@ def masked_url(url: str) -> str:
 
 
 _COMMON_KEYS: Final = frozenset({"type", "prefix", "coordination"})
-_MEMORY_KEYS: Final = _COMMON_KEYS | {"max_entries", "max_login_states"}
+_MEMORY_KEYS: Final = _COMMON_KEYS | {"max_entries", "max_login_states", "max_dpop_proofs"}
 _REDIS_KEYS: Final = _COMMON_KEYS | {
     "url",
     "username",
@@ -195,6 +197,13 @@ def validate_store_settings(
             low=100,
             high=100_000_000,
         )
+        max_dpop_proofs = read.integer(
+            f"{key}.max_dpop_proofs",
+            raw.get("max_dpop_proofs"),
+            250_000,
+            low=100,
+            high=100_000_000,
+        )
         if read.problems:
             return None, read.problems
         return (
@@ -203,6 +212,7 @@ def validate_store_settings(
                 prefix=prefix,
                 max_entries=max_entries,
                 max_login_states=max_login_states,
+                max_dpop_proofs=max_dpop_proofs,
                 coordination=coordination,
             ),
             [],

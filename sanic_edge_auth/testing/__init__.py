@@ -10,6 +10,8 @@
 - ``sanic_edge_auth.testing.plugin``: pytest fixtures (``fake_idp``,
   ``fake_idp_environ``, ``edge_client``); enable with
   ``pytest_plugins = ["sanic_edge_auth.testing.plugin"]``.
+- :class:`DPoPKey`: a DPoP client's key, its thumbprint, and the proofs it signs
+  (RFC 9449), for tests of routes that take DPoP-bound tokens (``docs/dpop.md``).
 - :mod:`sanic_edge_auth.testing.conformance`: the suite every adapter must pass.
 """
 
@@ -20,6 +22,7 @@ from sanic_edge_auth.testing.client import (
     local_path,
     mint_bearer,
 )
+from sanic_edge_auth.testing.dpop import DPoPKey
 from sanic_edge_auth.testing.idp import (
     FailureMode,
     FakeIdentityProvider,
@@ -30,6 +33,7 @@ from sanic_edge_auth.testing.idp import (
 from sanic_edge_auth.testing.stores import with_memory_store
 
 __all__ = [
+    "DPoPKey",
     "EdgeAuthTestClient",
     "FailureMode",
     "FakeIdentityProvider",

@@ -28,6 +28,10 @@ one :meth:`FakeIdentityProvider.revoke` revoked.
 
 Both accept ``client_secret_basic``, ``client_secret_post`` and, once
 ``client_public_key`` is set, ``private_key_jwt`` (RFC 7523) client authentication.
+The token endpoint also serves ``client_credentials`` (machine-to-machine), and reads a
+``DPoP`` proof as a real one does (RFC 9449 5): a valid proof makes the access token a
+DPoP-bound one (``cnf.jkt``, ``token_type: DPoP``), a bad one is ``invalid_dpop_proof``.
+:meth:`FakeIdentityProvider.client_credentials` asks for one over HTTP.
 
 Switches make it misbehave on purpose: :meth:`FakeIdentityProvider.fail` (timeouts,
 dropped connections, 5xx, 429, HTML bodies, OAuth errors, for any endpoint name:
@@ -49,6 +53,7 @@ import json
 import secrets
 import threading
 import time
+import warnings
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -57,8 +62,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final, Literal
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
-from joserfc import jwt
-from joserfc.jwk import ECKey, RSAKey
+from joserfc import jws, jwt
+from joserfc.jwk import ECKey, JWKRegistry, RSAKey
 
 __all__ = [
     "FailureMode",
@@ -80,6 +85,8 @@ ProviderMode = Literal["auth0", "generic"]
 #: RFC 7523 2.2.
 _JWT_BEARER: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _ASSERTION_MAX_LIFETIME: Final = 300
+_DPOP_PROOF_WINDOW: Final = 300
+_DPOP_ALGORITHMS: Final = ("ES256", "ES384", "ES512", "PS256", "RS256", "Ed25519", "EdDSA")
 
 _KEY_POOL: dict[str, list[Any]] = {}
 _KEY_POOL_LOCK = threading.Lock()
@@ -543,7 +550,7 @@ class FakeIdentityProvider:
         return 302, {"Location": f"{redirect_uri}?{urlencode(params)}"}, b""
 
     def _token(
-        self, form: Mapping[str, str], authorization: str | None
+        self, form: Mapping[str, str], authorization: str | None, proofs: list[str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
         self.last_token_request = {
             k: v for k, v in form.items() if k not in ("client_secret", "client_assertion")
@@ -567,7 +574,20 @@ class FakeIdentityProvider:
                 401,
                 {"error": "invalid_client", "error_description": "Client authentication failed"},
             )
+        jkt = None
+        if proofs:
+            jkt = self._check_dpop_proof(proofs)
+            if jkt is None:
+                return _json(
+                    400,
+                    {"error": "invalid_dpop_proof", "error_description": "DPoP proof is invalid"},
+                )
         grant_type = form.get("grant_type")
+        if grant_type == "client_credentials" and (
+            jkt is not None or not (form.get("audience") or form.get("resource"))
+        ):
+            # A bound machine token (DPoP tests), or one for the default audience.
+            return self._client_credentials_grant(form, jkt)
         if grant_type in ("client_credentials", _TOKEN_EXCHANGE) or (
             grant_type == "refresh_token" and ("audience" in form or "resource" in form)
         ):
@@ -575,10 +595,98 @@ class FakeIdentityProvider:
         if client_id != self.client_id and not authenticated:
             return _json(403, {"error": "unauthorized_client"})  # a machine client logs no one in
         if grant_type == "authorization_code":
-            return self._code_grant(form)
+            return self._code_grant(form, jkt)
         if grant_type == "refresh_token":
-            return self._refresh_grant(form)
+            return self._refresh_grant(form, jkt)
         return _json(400, {"error": "unsupported_grant_type"})
+
+    def _check_dpop_proof(self, proofs: list[str]) -> str | None:
+        """RFC 9449 4.3 at the token endpoint; the key's thumbprint, or ``None``.
+
+        Checked with joserfc, independently of the library's own proof checks, so a
+        test that passes both is not marking its own homework."""
+        if len(proofs) != 1:
+            return None
+        try:
+            compact = proofs[0]
+            segment = compact.split(".")[0]
+            header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+            jwk = header["jwk"]
+            if header.get("typ") != "dpop+jwt" or header.get("alg") not in _DPOP_ALGORITHMS:
+                return None
+            if any(name in jwk for name in ("d", "p", "q", "k")):
+                return None
+            key = JWKRegistry.import_key(jwk)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # RFC 9864 deprecates "EdDSA"
+                registry = jws.JWSRegistry(algorithms=[header["alg"]])
+                registry.max_header_length = 4096  # an RSA jwk is more than joserfc's 512
+                verified = jws.deserialize_compact(compact, key, registry=registry)
+            claims = json.loads(verified.payload)
+        except Exception:  # any decoding or signature failure is an invalid proof
+            return None
+        now = time.time()
+        ok = (
+            claims.get("htm") == "POST"
+            and claims.get("htu") == self.token_endpoint
+            and isinstance(claims.get("iat"), int)
+            and abs(now - claims["iat"]) <= _DPOP_PROOF_WINDOW
+            and isinstance(claims.get("jti"), str)
+            and "ath" not in claims
+        )
+        with self._lock:
+            if not ok or claims["jti"] in self._seen_jti:
+                return None
+            self._seen_jti.add(claims["jti"])
+        return str(key.thumbprint())
+
+    def _client_credentials_grant(
+        self, form: Mapping[str, str], jkt: str | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """A machine-to-machine access token (Auth0: for ``audience``, sub ``<id>@clients``)."""
+        audience = form.get("audience") or self.audience or self.client_id
+        claims: dict[str, Any] = {
+            "sub": f"{self.client_id}@clients",
+            "aud": audience,
+            "gty": "client-credentials",
+            "scope": form.get("scope", ""),
+        }
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
+        access = self.mint_token(claims, use="access", expires_in=self.access_token_lifetime)
+        return _json(
+            200,
+            {
+                "access_token": access,
+                "token_type": "DPoP" if jkt is not None else "Bearer",
+                "expires_in": self.access_token_lifetime,
+                "scope": claims["scope"],
+            },
+        )
+
+    def client_credentials(
+        self, *, dpop_key: Any = None, scope: str = "", audience: str | None = None
+    ) -> dict[str, Any]:
+        """Ask this provider's token endpoint, over HTTP, for a client-credentials
+        access token; with ``dpop_key`` (a :class:`~sanic_edge_auth.testing.DPoPKey`)
+        it sends a proof, and the token comes back bound to that key. Returns the
+        token endpoint's JSON answer."""
+        import httpx
+
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "scope": scope,
+        }
+        if audience is not None:
+            form["audience"] = audience
+        headers = {}
+        if dpop_key is not None:
+            headers["DPoP"] = dpop_key.proof("POST", self.token_endpoint)
+        response = httpx.post(self.token_endpoint, data=form, headers=headers, timeout=5)
+        body: dict[str, Any] = response.json()
+        return body
 
     def _check_client_assertion(self, form: Mapping[str, str]) -> bool:
         """RFC 7523 3: signature, iss = sub = client_id, our aud, live exp, fresh jti."""
@@ -614,7 +722,9 @@ class FakeIdentityProvider:
                 self._seen_jti.add(str(jti))
         return bool(ok)
 
-    def _code_grant(self, form: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def _code_grant(
+        self, form: Mapping[str, str], jkt: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         with self._lock:
             grant = self._grants.pop(form.get("code", ""), None)
         if grant is None:
@@ -641,9 +751,11 @@ class FakeIdentityProvider:
                 403,
                 {"error": "invalid_grant", "error_description": "Failed to verify code verifier"},
             )
-        return _json(200, self._issue(grant, family=secrets.token_hex(8)))
+        return _json(200, self._issue(grant, family=secrets.token_hex(8), jkt=jkt))
 
-    def _refresh_grant(self, form: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+    def _refresh_grant(
+        self, form: Mapping[str, str], jkt: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         token = form.get("refresh_token", "")
         with self._lock:
             if token in self._used_refresh_tokens:
@@ -670,12 +782,12 @@ class FakeIdentityProvider:
             family, grant = entry
             self._used_refresh_tokens[token] = family
         grant = _Grant(**{**grant.__dict__, "nonce": None})
-        body = self._issue(grant, family=family)
+        body = self._issue(grant, family=family, jkt=jkt)
         if not self.id_token_on_refresh:
             del body["id_token"]
         return _json(200, body)
 
-    def _issue(self, grant: _Grant, *, family: str) -> dict[str, Any]:
+    def _issue(self, grant: _Grant, *, family: str, jkt: str | None = None) -> dict[str, Any]:
         # The grant's user, not whoever signs in next: a refresh answers for the user
         # the refresh token was issued to.
         id_claims: dict[str, Any] = {"sub": grant.user.sub}
@@ -690,15 +802,18 @@ class FakeIdentityProvider:
             id_claims["sid"] = grant.sid
         body: dict[str, Any] = {
             "id_token": self.mint_token({**grant.user.profile(), **id_claims}, use="id"),
-            "token_type": "Bearer",
+            "token_type": "Bearer" if jkt is None else "DPoP",
             "expires_in": self.access_token_lifetime,
             "scope": grant.scope,
         }
+        bound = {} if jkt is None else {"cnf": {"jkt": jkt}}
         if self.mode == "generic":
-            access = self.mint_token(id_claims, use="access")  # Keycloak: always a JWT
+            # Keycloak: always a JWT
+            access = self.mint_token({**id_claims, **bound}, use="access")
         elif grant.audience:
             access = self.mint_token(
-                {"aud": [grant.audience, self.issuer + "userinfo"], **id_claims}, use="access"
+                {"aud": [grant.audience, self.issuer + "userinfo"], **id_claims, **bound},
+                use="access",
             )
         else:
             access = secrets.token_urlsafe(24)  # Auth0 issues opaque tokens without an audience
@@ -891,9 +1006,14 @@ class FakeIdentityProvider:
                     "client_secret_post",
                     "private_key_jwt",
                 ],
-                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "grant_types_supported": [
+                    "authorization_code",
+                    "refresh_token",
+                    "client_credentials",
+                ],
                 "authorization_response_iss_parameter_supported": self.send_iss_in_callback,
                 "introspection_endpoint": self.endpoint_url("introspect"),
+                "dpop_signing_alg_values_supported": list(_DPOP_ALGORITHMS),
             }
         return {
             "issuer": self.issuer,
@@ -902,6 +1022,7 @@ class FakeIdentityProvider:
             "userinfo_endpoint": self.url + "/userinfo",
             "jwks_uri": self.url + "/.well-known/jwks.json",
             "end_session_endpoint": self.url + "/oidc/logout",
+            "dpop_signing_alg_values_supported": list(_DPOP_ALGORITHMS),
         }
 
     # -- helpers for tests
@@ -1061,7 +1182,7 @@ def _handler_for(idp: FakeIdentityProvider) -> type[BaseHTTPRequestHandler]:
             if endpoint == "authorize":
                 result = idp._authorize(query)
             elif endpoint == "token":
-                result = idp._token(form, authorization)
+                result = idp._token(form, authorization, self.headers.get_all("DPoP"))
             elif endpoint == "userinfo":
                 result = idp._userinfo(authorization)
             elif endpoint == "jwks":

@@ -37,7 +37,7 @@ async def tell_the_worker(request: Request, response: BaseHTTPResponse) -> None:
 
 async def orders(request: Request) -> Any:
     auth = request.ctx.auth
-    body: dict[str, Any] = {"sub": auth.subject, "via": auth.via}
+    body: dict[str, Any] = {"sub": auth.subject, "via": auth.via, "jkt": auth.jkt}
     if auth.via == "session":
         body["access_token_tail"] = (await request.ctx.session.access_token())[-8:]
     return answer(body)

@@ -1,6 +1,7 @@
-"""One app, two real Sanic worker processes, one Redis: refresh, sessions, logout and
-the login replay guard hold across processes, and a Redis outage is a 503 from the
-store while bearer tokens keep working."""
+"""One app, two real Sanic worker processes, one Redis: refresh, sessions, logout, the
+login replay guard, and DPoP's nonces and replay guard hold across processes, and a
+Redis outage is a 503 from the store (for sessions and DPoP) while bearer tokens
+keep working."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sanic_edge_auth.testing import FakeIdentityProvider
+from sanic_edge_auth.testing import DPoPKey, FakeIdentityProvider
 from tests.helpers import free_port, local
 from tests.store.conftest import RedisServer
 
@@ -130,7 +131,11 @@ def start_gateway() -> Iterator[Callable[..., Gateway]]:
     started: list[Gateway] = []
 
     def start(
-        idp: FakeIdentityProvider, redis_url: str, *, session: dict[str, Any] | None = None
+        idp: FakeIdentityProvider,
+        redis_url: str,
+        *,
+        session: dict[str, Any] | None = None,
+        dpop: dict[str, Any] | None = None,
     ) -> Gateway:
         port = free_port()
         paths = [
@@ -150,6 +155,8 @@ def start_gateway() -> Iterator[Callable[..., Gateway]]:
         config["store"] = {"type": "redis", "url": redis_url, "prefix": f"t{uuid.uuid4().hex}:"}
         if session is not None:
             config["session"] = {"secret": SECRET, **session}
+        if dpop is not None:
+            config["dpop"] = dpop
         gateway = Gateway(config, port)
         started.append(gateway)
         return gateway
@@ -286,12 +293,22 @@ def test_redis_down_is_a_store_503_for_sessions_bearer_keeps_working_and_it_reco
     own_redis_server: RedisServer,
     start_gateway: Callable[..., Gateway],
 ) -> None:
+    """Also DPoP's shared state (one gateway for both: each costs seconds to start):
+    a nonce one worker handed out is accepted by the other, a proof is accepted once
+    whichever worker each copy reaches, and with Redis down a DPoP request is the
+    store's 503, never a 200."""
     own_redis_server.start()
-    gateway = start_gateway(fake_idp, own_redis_server.url, session={"store": "cookie"})
+    gateway = start_gateway(
+        fake_idp,
+        own_redis_server.url,
+        session={"store": "cookie"},
+        dpop={"nonce": True},  # keys derived from the session secret, as every worker's
+    )
     _, cookies = gateway.login(fake_idp)
     assert gateway.request("GET", "/api/orders", cookies=cookies).status_code == 200
     bearer = {"Authorization": "Bearer " + fake_idp.mint_token(use="id")}
     assert gateway.request("GET", "/api/orders", headers=bearer).status_code == 200
+    dpop_call, nonce = _dpop_across_workers(gateway, fake_idp)
 
     own_redis_server.kill()
     down = gateway.many(8, lambda: gateway.request("GET", "/api/orders", cookies=cookies))
@@ -299,6 +316,9 @@ def test_redis_down_is_a_store_503_for_sessions_bearer_keeps_working_and_it_reco
     assert {r.json()["error"] for r in down} <= {"store_unavailable", "store_timeout"}
     stateless = gateway.many(8, lambda: gateway.request("GET", "/api/orders", headers=bearer))
     assert {r.status_code for r in stateless} == {200}
+    dpop_down = gateway.many(4, lambda: dpop_call(nonce))
+    assert {r.status_code for r in dpop_down} == {503}, [r.text for r in dpop_down]
+    assert {r.json()["error"] for r in dpop_down} <= {"store_unavailable", "store_timeout"}
 
     own_redis_server.start()  # the same port: no restart of the app
     deadline = time.monotonic() + 20
@@ -311,6 +331,43 @@ def test_redis_down_is_a_store_503_for_sessions_bearer_keeps_working_and_it_reco
     everywhere = gateway.on_both(8, lambda: gateway.request("GET", "/api/orders", cookies=cookies))
     assert {r.status_code for r in everywhere} == {200}
     assert len(pids(everywhere)) == 2
+
+
+def _dpop_across_workers(
+    gateway: Gateway, idp: FakeIdentityProvider
+) -> tuple[Callable[[str | None], httpx.Response], str]:
+    """Nonces and the replay guard across the two workers; returns a DPoP call (a
+    fresh proof each time) and a nonce."""
+    key = DPoPKey.generate()
+    token = idp.client_credentials(dpop_key=key)["access_token"]
+    url = gateway.base + "/api/orders"
+
+    def call(nonce: str | None) -> httpx.Response:
+        headers = key.headers("GET", url, token, nonce=nonce)
+        return gateway.request("GET", "/api/orders", headers=headers)
+
+    first = call(None)
+    assert first.status_code == 401
+    assert first.json()["error"] == "dpop_nonce_required"
+    nonce = first.headers["dpop-nonce"]
+    answered = gateway.on_both(6, lambda: call(nonce))  # that worker's nonce, on both
+    assert {r.status_code for r in answered} == {200}, [r.text for r in answered]
+    assert len(pids(answered)) == 2
+    assert {r.json()["jkt"] for r in answered} == {key.thumbprint}
+    # One proof sent ten times at once, until the copies reached both workers:
+    # exactly one is accepted each time.
+    for _attempt in range(10):
+        headers = key.headers("GET", url, token, nonce=nonce)
+        copies = gateway.many(
+            10, lambda h=headers: gateway.request("GET", "/api/orders", headers=h)
+        )
+        assert sorted(r.status_code for r in copies) == [200] + [401] * 9
+        refused = {r.json()["error"] for r in copies if r.status_code == 401}
+        assert refused == {"dpop_proof_replayed"}
+        if len(pids(copies)) == 2:
+            break
+    assert len(pids(copies)) == 2
+    return call, nonce
 
 
 def test_the_memory_store_under_two_workers_warns_once_naming_what_is_per_process(
