@@ -15,11 +15,19 @@ that waited on the failed call. The in-process part alone covers the memory stor
 
 With a ``refresh`` target in the ``downstream`` section, one refresh token is also
 redeemed for other audiences (:meth:`RefreshCoordinator.redeem`), and a browser may
-still send the token such a redemption rotated away. So every rotation is then
-chained: a sealed record names the successor of each used refresh token (under a keyed
-hash of it) for ``chain_ttl`` seconds, and every redemption, the session's own refresh
+still send the token such a redemption rotated away. So every rotation made for a
+browser session is then chained: a sealed record names the successor of each used
+refresh token (under a keyed hash of it, bound to that session's id) for
+``chain_ttl`` seconds, and every redemption for that session, its own refresh
 included, first follows the chain to the family's newest token and holds that
 token's lease (the one the session refresh takes): the family is never forked.
+
+Chains serve sessions only. A refresh token an API client presents (the refresh
+flow's ``X-Refresh-Token``) never follows one: a used token it sends again must
+reach the IdP, whose reuse detection then revokes the family, as without chains.
+Were it followed, a stolen, already-used refresh token would stay a working login
+for ``chain_ttl``, invisibly. A record found for another session is not followed
+either (the IdP sees the reuse).
 """
 
 from __future__ import annotations
@@ -77,20 +85,25 @@ class RefreshCoordinator:
             clock=clock,
         )
 
-    async def refresh(self, adapter: IdentityAdapter, refresh_token: str) -> TokenSet:
-        """The new token set for ``refresh_token``: from the IdP once, shared after."""
+    async def refresh(
+        self, adapter: IdentityAdapter, refresh_token: str, *, session_id: str | None = None
+    ) -> TokenSet:
+        """The new token set for ``refresh_token``: from the IdP once, shared after.
+
+        ``session_id``: the browser session the token belongs to, whose rotations are
+        chained (see the module docstring); ``None`` for an API client's token."""
         called = False
 
         async def call() -> TokenSet:
             nonlocal called
             called = True
-            newest = await self.newest(refresh_token)
+            newest = await self.newest(refresh_token, session_id=session_id)
             if newest != refresh_token:
                 # Redeemed for another audience meanwhile: refresh its successor (under
                 # that token's own lease), never the used token.
-                return await self.refresh(adapter, newest)
+                return await self.refresh(adapter, newest, session_id=session_id)
             tokens = await adapter.refresh(refresh_token)
-            await self._chain(refresh_token, tokens)
+            await self._chain(refresh_token, tokens, session_id)
             return tokens
 
         try:
@@ -101,26 +114,28 @@ class RefreshCoordinator:
                 self._metrics.refresh_coalesced()
 
     async def redeem(
-        self, refresh_token: str, call: Callable[[str], Awaitable[TokenSet]]
+        self, refresh_token: str, call: Callable[[str], Awaitable[TokenSet]], *, session_id: str
     ) -> TokenSet:
-        """``call(token)`` with the newest token of ``refresh_token``'s family, holding
-        that token's refresh lease, the successor chained before the lease goes: one
-        redemption at a time per family, whatever the audience, across the cluster.
-        Its answer is not shared (it is for one audience); see :meth:`refresh`."""
+        """``call(token)`` with the newest token of ``refresh_token``'s family (the
+        refresh token of session ``session_id``), holding that token's refresh lease,
+        the successor chained before the lease goes: one redemption at a time per
+        family, whatever the audience, across the cluster. Its answer is not shared
+        (it is for one audience); see :meth:`refresh`."""
         current = refresh_token
         while True:
-            current = await self.newest(current)
+            current = await self.newest(current, session_id=session_id)
             async with self._flight.hold(current):
-                if await self.newest(current) != current:
+                if await self.newest(current, session_id=session_id) != current:
                     continue  # redeemed while we waited for the lease: follow it
                 tokens = await call(current)
-                await self._chain(current, tokens)
+                await self._chain(current, tokens, session_id)
                 return tokens
 
-    async def newest(self, refresh_token: str) -> str:
+    async def newest(self, refresh_token: str, *, session_id: str | None) -> str:
         """The family's newest refresh token, following the chain from ``refresh_token``
-        (itself when it was never redeemed, or chains are off)."""
-        if self._chain_ttl is None:
+        that session ``session_id`` made (itself when it was never redeemed, chains
+        are off, or there is no session: an API client's token follows no chain)."""
+        if self._chain_ttl is None or session_id is None:
             return refresh_token
         current = refresh_token
         for _ in range(_MAX_CHAIN):
@@ -129,9 +144,12 @@ class RefreshCoordinator:
             if recorded is None:
                 return current
             try:
-                successor = self._codec.open(recorded.decode("ascii"), name=key).data["next"]
+                data = self._codec.open(recorded.decode("ascii"), name=key).data
+                successor = data["next"]
                 if not isinstance(successor, str) or not successor:
                     raise TypeError("not a token")
+                if data.get("session") != session_id:
+                    return current  # not this session's chain: let the IdP judge the token
             except SessionCookieInvalid as exc:
                 if exc.reason == "expired":  # the store kept it a moment past its seal
                     return current
@@ -145,15 +163,17 @@ class RefreshCoordinator:
             current = successor
         raise StoreUnavailable("a refresh token chain is too long", operation="refresh.chain")
 
-    async def _chain(self, used: str, tokens: TokenSet) -> None:
-        if self._chain_ttl is None or tokens.refresh_token is None:
+    async def _chain(self, used: str, tokens: TokenSet, session_id: str | None) -> None:
+        if self._chain_ttl is None or session_id is None or tokens.refresh_token is None:
             return
         successor = tokens.refresh_token.reveal()
         if successor == used:
             return  # not rotated
         key = self._chain_key(used)
         sealed = self._codec.seal(
-            {"next": successor}, name=key, expires_at=self._clock() + self._chain_ttl
+            {"next": successor, "session": session_id},
+            name=key,
+            expires_at=self._clock() + self._chain_ttl,
         )
         # Logged by the store. The caller keeps the new token; a stale copy of the
         # used one then meets the IdP's reuse detection, as without chains.

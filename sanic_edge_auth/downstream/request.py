@@ -113,7 +113,8 @@ class RequestTokens:
         if self._refreshes is not None:
             # The redemption rotated the family's refresh token (here or in another
             # worker): this session holds the newest from now on.
-            session.adopt_refresh_token(await self._refreshes.newest(refresh_token))
+            newest = await self._refreshes.newest(refresh_token, session_id=session.state.id)
+            session.adopt_refresh_token(newest)
         return token
 
 

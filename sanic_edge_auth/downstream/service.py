@@ -250,7 +250,10 @@ class DownstreamTokens:
                 request = DownstreamRequest(target, refresh_token=refresh_token)
                 return await adapter.downstream_token(request, None)
 
-            return await self._refreshes.redeem(subject.refresh_token, redeem)
+            assert subject.session_id is not None  # a refresh target's subject is a session
+            return await self._refreshes.redeem(
+                subject.refresh_token, redeem, session_id=subject.session_id
+            )
         except (InvalidGrant, LoginDenied) as error:
             if target.grant == "client_credentials":
                 # No user in it: the provider refused this client for that API.

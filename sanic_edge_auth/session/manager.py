@@ -440,7 +440,7 @@ class SessionManager:
             raise self._not_refreshable(state)
         adapter = self._adapter()
         try:
-            tokens = await self._refreshes.refresh(adapter, refresh_token)
+            tokens = await self._refreshes.refresh(adapter, refresh_token, session_id=state.id)
         except InvalidGrant:
             # The IdP refused the refresh token (expired, revoked, reused): the session
             # is over. Our own races never get here: losers share the winner's result.
