@@ -127,6 +127,29 @@ async def test_a_worker_reading_anothers_answer_keeps_it_only_to_the_first_fetch
     assert idp.requests["introspect"] == before + 2
 
 
+async def test_invented_tokens_take_no_room_in_the_store(
+    idp: FakeIdentityProvider, http: IdPClient
+) -> None:
+    """Anyone can invent opaque tokens: their ``active: false`` answers stay in this
+    process's cache, so a flood of them cannot fill the store where revocation marks
+    and sessions live (an outside review's finding)."""
+    clock = Clock()
+    store = MemoryStore(clock=clock, max_entries=50)
+    introspector = worker(authorizer(idp, max_ttl=30), http, store, clock)
+    for index in range(80):
+        with pytest.raises(InvalidToken):
+            await introspector.verify(f"invented-{index}")
+    assert len(store) == 0
+    await store.set("revoked:session:x", b"1", 60)  # a logout still finds room
+    before = idp.requests["introspect"]
+    with pytest.raises(InvalidToken):
+        await introspector.verify("invented-79")  # still known inactive here: no call
+    assert idp.requests["introspect"] == before
+    active = idp.mint_opaque_token({"sub": "u"})
+    await introspector.verify(active)
+    assert len(store) == 2  # an active answer is shared through the store
+
+
 async def test_concurrent_misses_make_one_call_even_with_max_ttl_0(
     idp: FakeIdentityProvider, http: IdPClient
 ) -> None:

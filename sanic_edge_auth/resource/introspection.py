@@ -23,8 +23,11 @@ Where an answer lives, nearest first:
 Store keys are keyed hashes of the token (HMAC-SHA256 with the first sealing secret;
 the flight hashes them again) and records are sealed bound to their key, so neither a
 token nor what the provider says of it is readable in the store. ``active: false`` is
-recorded too, for ``max_ttl``: a client retrying a dead token does not reach the
-provider each time, and a token does not come back to life.
+kept for ``max_ttl`` in this process's cache only (a client retrying a dead token does
+not reach the provider each time, and a token does not come back to life), never in
+the store: anyone can invent tokens, and a store entry for each would let a flood of
+them crowd out revocations and sessions (an outside review's finding). Each unknown
+token still costs one call to the provider per worker.
 
 An active answer becomes a :class:`~sanic_edge_auth.tokens.VerifiedToken`: ``sub`` as
 the subject, ``scope`` as the scopes, ``exp`` as the expiry (``until`` when there is
@@ -183,7 +186,8 @@ class Introspector:
             settings=coordination,
             namespace="introspection",
             clock=clock,
-            result_ttl=lambda answer: answer.until - clock(),
+            # Only active answers are shared through the store (see the module doc).
+            result_ttl=lambda answer: answer.until - clock() if answer.active else 0.0,
         )
 
     # -- what the guard calls
