@@ -258,3 +258,23 @@ def test_a_proof_key_that_would_make_verifying_slow_is_refused() -> None:
         verifier.verify(proof, method="GET", path="/x", token="t")
     assert caught.value.error_kind == "dpop_proof_malformed"
     assert "exponent" in caught.value.description
+
+
+def test_a_proof_key_longer_than_4096_bits_is_refused() -> None:
+    """The proof is checked before the token, so its key is anyone's choice: an
+    RSA-8192 key would make every check several times dearer (an outside review)."""
+    key = DPoPKey.generate("PS256")
+    jwk = key.public_jwk
+    jwk["n"] = b64url((2**8191 + 1).to_bytes(1024, "big"))  # the size is checked first
+    proof = key.proof("GET", "https://api.example.com/x", access_token="t", header={"jwk": jwk})
+    verifier = ProofVerifier(
+        algorithms=("PS256",),
+        max_age=60,
+        leeway=5,
+        htu_matches=RequestTarget("https://api.example.com").matches,
+        clock=time.time,
+    )
+    with pytest.raises(InvalidDPoPProof) as caught:
+        verifier.verify(proof, method="GET", path="/x", token="t")
+    assert caught.value.error_kind == "dpop_proof_malformed"
+    assert "too long" in caught.value.description
