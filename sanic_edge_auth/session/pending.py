@@ -16,6 +16,11 @@ What that guarantees, and what it cannot:
   so a copied cookie is refused (503) while the store is down. Once it is back, the
   copy works there only until the first retry here lands: retries start a quarter of
   a second after the failure and back off to at most :data:`MAX_BACKOFF` seconds.
+- A store that refuses writes but still answers reads (Redis out of memory with
+  ``noeviction``, a read-only replica after a failover) is the one case where other
+  processes accept a copied cookie for as long as it lasts: they read no mark. A
+  mark still pending after :data:`STALLED_AFTER` seconds is therefore logged as an
+  error (``edge_auth.session.end_stalled``), once per stall, for an operator to act.
 - Pending marks live in this process's memory. If it stops before they are written,
   they are lost, and the stop logs how many (``edge_auth.session.end_lost``, an
   error) so an operator knows to rotate the session secret or wait out the sessions.
@@ -40,11 +45,12 @@ from sanic_edge_auth.log import Event, get_logger
 if TYPE_CHECKING:
     from sanic_edge_auth.store.base import Store
 
-__all__ = ["DEFAULT_LIMIT", "MAX_BACKOFF", "PendingRevocations"]
+__all__ = ["DEFAULT_LIMIT", "MAX_BACKOFF", "STALLED_AFTER", "PendingRevocations"]
 
 DEFAULT_LIMIT: Final = 10_000
 FIRST_BACKOFF: Final = 0.25
 MAX_BACKOFF: Final = 2.0
+STALLED_AFTER: Final = 30.0
 
 _log = get_logger()
 
@@ -107,12 +113,25 @@ class PendingRevocations:
 
     async def _retry(self) -> None:
         delay = FIRST_BACKOFF
+        started = time.monotonic()
+        stalled = False
         while self._marks:
             await asyncio.sleep(delay)
             try:
                 await self.flush()
-            except StoreError:
+            except StoreError as exc:
                 delay = min(delay * 2, MAX_BACKOFF)  # the store logged the failure
+                if not stalled and time.monotonic() - started >= STALLED_AFTER:
+                    stalled = True
+                    _log.error(
+                        Event.SESSION_END_STALLED,
+                        error_source=exc.source,
+                        error_kind=exc.error_kind,
+                        sessions=len(self._marks),
+                        reason="logouts the store has not taken for "
+                        f"{int(STALLED_AFTER)} s: where the store still answers reads, "
+                        "other workers accept copies of those session cookies",
+                    )
 
     def _drop_expired(self) -> None:
         now = self._clock()

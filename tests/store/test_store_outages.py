@@ -258,3 +258,32 @@ async def test_pending_ends_left_at_stop_are_logged_as_lost() -> None:
     assert lost[0]["sessions"] == 1
     assert lost[0]["log_level"] == "error"
     assert not pending.ends("s1")
+
+
+async def test_a_pending_end_the_store_keeps_refusing_is_logged_as_stalled_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the store refuses writes but answers reads, other workers accept a copied
+    cookie while the end is pending: an operator must hear of it, once."""
+    import asyncio
+
+    from sanic_edge_auth.errors import StoreUnavailable
+    from sanic_edge_auth.session import pending as pending_module
+    from sanic_edge_auth.store import MemoryStore
+
+    class Refusing(MemoryStore):
+        async def set(self, key: str, value: bytes, ttl: float) -> None:
+            raise StoreUnavailable("out of memory", operation="set")
+
+    monkeypatch.setattr(pending_module, "FIRST_BACKOFF", 0.01)
+    monkeypatch.setattr(pending_module, "MAX_BACKOFF", 0.02)
+    monkeypatch.setattr(pending_module, "STALLED_AFTER", 0.1)
+    pending = pending_module.PendingRevocations(Refusing())
+    with capture_logs() as logs:
+        assert pending.add("s1", "revoked:session:x", ends_at=time.time() + 3600)
+        await asyncio.sleep(0.4)
+        await pending.aclose()
+    stalled = [e for e in logs if e["event"] == Event.SESSION_END_STALLED]
+    assert len(stalled) == 1
+    assert stalled[0]["log_level"] == "error"
+    assert stalled[0]["sessions"] == 1
