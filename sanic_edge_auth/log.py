@@ -46,6 +46,7 @@ class Event:
     SESSION_END_DEFERRED: Final = "edge_auth.session.end_deferred"
     SESSION_END_LOST: Final = "edge_auth.session.end_lost"
     SESSION_END_STALLED: Final = "edge_auth.session.end_stalled"
+    INTROSPECTION_NO_AUDIENCE: Final = "edge_auth.introspection.no_audience"
     SESSION_UNVERIFIED: Final = "edge_auth.session.unverified"
     BACKCHANNEL_LOGOUT: Final = "edge_auth.backchannel_logout"
     STORE_PER_PROCESS: Final = "edge_auth.store.per_process"

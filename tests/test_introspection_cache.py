@@ -150,6 +150,27 @@ async def test_invented_tokens_take_no_room_in_the_store(
     assert len(store) == 2  # an active answer is shared through the store
 
 
+async def test_answers_without_aud_say_once_that_the_audience_is_not_enforced(
+    idp: FakeIdentityProvider, http: IdPClient
+) -> None:
+    from dataclasses import replace as with_changes
+
+    from structlog.testing import capture_logs
+
+    from sanic_edge_auth.log import Event
+
+    clock = Clock()
+    config = with_changes(authorizer(idp), audience="https://api.example.com")
+    introspector = worker(config, http, MemoryStore(clock=clock), clock)
+    with capture_logs() as logs:
+        for subject in ("a", "b"):
+            token = idp.mint_opaque_token({"sub": subject})  # no aud, as DOT answers
+            assert (await introspector.verify(token)).subject == subject
+    said = [e for e in logs if e["event"] == Event.INTROSPECTION_NO_AUDIENCE]
+    assert len(said) == 1
+    assert said[0]["log_level"] == "warning"
+
+
 async def test_concurrent_misses_make_one_call_even_with_max_ttl_0(
     idp: FakeIdentityProvider, http: IdPClient
 ) -> None:

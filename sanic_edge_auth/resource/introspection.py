@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from sanic_edge_auth.config.model import AuthorizerConfig, IntrospectionSettings
 from sanic_edge_auth.errors import ConfigError, InvalidToken
 from sanic_edge_auth.frozen import freeze_claims
+from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.oidc.client_auth import ClientAuth, PrivateKeyJWT
 from sanic_edge_auth.oidc.introspection import introspect
@@ -67,6 +68,8 @@ if TYPE_CHECKING:
     from sanic_edge_auth.store.settings import CoordinationSettings
 
 __all__ = ["Introspector", "introspection_client_auth", "is_jwt_shaped"]
+
+_log = get_logger()
 
 BearerVerify = Callable[[str], Awaitable[VerifiedToken]]
 BearerPeek = Callable[[str], VerifiedToken | None]
@@ -170,6 +173,7 @@ class Introspector:
         self._http = http
         self._issuer = authorizer.issuer
         self._audience = authorizer.audience
+        self._said_no_audience = False
         self._leeway = authorizer.leeway
         self._auth = introspection_client_auth(authorizer)
         self._discover = discover
@@ -313,6 +317,16 @@ class Introspector:
                 return _Refusal(
                     "token_audience_mismatch", "the token is not meant for this audience"
                 )
+        elif aud is None and self._audience is not None and not self._said_no_audience:
+            # RFC 7662 makes aud optional: such answers pass the audience rule. Say so
+            # once per worker, so an operator who set one knows it is not enforced.
+            self._said_no_audience = True
+            _log.warning(
+                Event.INTROSPECTION_NO_AUDIENCE,
+                reason="the provider's introspection answers carry no aud, so "
+                "authorizer.audience cannot be checked: any active token of the provider "
+                "passes it, and only route scopes tell them apart",
+            )
         now = self._clock()
         exp = claims.get("exp")
         if exp is not None and exp + self._leeway <= now:
