@@ -126,38 +126,44 @@ def pids(responses: list[httpx.Response]) -> set[str]:
     return {response.headers["x-worker-pid"] for response in responses}
 
 
+def launch(
+    idp: FakeIdentityProvider,
+    redis_url: str,
+    *,
+    session: dict[str, Any] | None = None,
+    dpop: dict[str, Any] | None = None,
+) -> Gateway:
+    """A gateway of two workers for ``idp`` on the Redis at ``redis_url``."""
+    port = free_port()
+    paths = [
+        *idp.gateway_config()["paths"],
+        {
+            "method": "POST",
+            "path": "/api/auth0/backchannel",
+            "integration": {"type": "auth0_backchannel_logout"},
+        },
+        {"method": "GET", "path": "/api/orders", "auth": True},
+    ]
+    if session is None:
+        paths = [p for p in paths if "backchannel" not in p["path"]]
+    config = idp.gateway_config(
+        paths=paths, redirect_uri=f"http://127.0.0.1:{port}/api/auth0/callback", timeout=5
+    )
+    config["store"] = {"type": "redis", "url": redis_url, "prefix": f"t{uuid.uuid4().hex}:"}
+    if session is not None:
+        config["session"] = {"secret": SECRET, **session}
+    if dpop is not None:
+        config["dpop"] = dpop
+    return Gateway(config, port)
+
+
 @pytest.fixture
 def start_gateway() -> Iterator[Callable[..., Gateway]]:
+    """Gateways of this test's own (stopped after it)."""
     started: list[Gateway] = []
 
-    def start(
-        idp: FakeIdentityProvider,
-        redis_url: str,
-        *,
-        session: dict[str, Any] | None = None,
-        dpop: dict[str, Any] | None = None,
-    ) -> Gateway:
-        port = free_port()
-        paths = [
-            *idp.gateway_config()["paths"],
-            {
-                "method": "POST",
-                "path": "/api/auth0/backchannel",
-                "integration": {"type": "auth0_backchannel_logout"},
-            },
-            {"method": "GET", "path": "/api/orders", "auth": True},
-        ]
-        if session is None:
-            paths = [p for p in paths if "backchannel" not in p["path"]]
-        config = idp.gateway_config(
-            paths=paths, redirect_uri=f"http://127.0.0.1:{port}/api/auth0/callback", timeout=5
-        )
-        config["store"] = {"type": "redis", "url": redis_url, "prefix": f"t{uuid.uuid4().hex}:"}
-        if session is not None:
-            config["session"] = {"secret": SECRET, **session}
-        if dpop is not None:
-            config["dpop"] = dpop
-        gateway = Gateway(config, port)
+    def start(idp: FakeIdentityProvider, redis_url: str, **options: Any) -> Gateway:
+        gateway = launch(idp, redis_url, **options)
         started.append(gateway)
         return gateway
 
@@ -166,26 +172,52 @@ def start_gateway() -> Iterator[Callable[..., Gateway]]:
         gateway.stop()
 
 
+@pytest.fixture(scope="module")
+def module_idp() -> Iterator[FakeIdentityProvider]:
+    """One fake IdP for the tests that share gateways (each uses its own login)."""
+    with FakeIdentityProvider() as idp:
+        yield idp
+
+
+@pytest.fixture(scope="module")
+def shared_gateway(
+    module_idp: FakeIdentityProvider, redis_server: RedisServer
+) -> Iterator[Callable[..., Gateway]]:
+    """A gateway per config, started once for the module's tests that need the same
+    one: each start costs seconds of the suite's serial path (the multiworker group),
+    and these tests only add sessions and logins of their own to it."""
+    gateways: dict[str, Gateway] = {}
+
+    def get(*, session: dict[str, Any] | None = None) -> Gateway:
+        key = json.dumps(session, sort_keys=True)
+        if key not in gateways:
+            gateways[key] = launch(module_idp, redis_server.url, session=session)
+        return gateways[key]
+
+    yield get
+    for gateway in gateways.values():
+        gateway.stop()
+
+
 def test_twenty_concurrent_refreshes_across_two_workers_make_one_idp_call(
-    fake_idp: FakeIdentityProvider,
-    redis_server: RedisServer,
-    start_gateway: Callable[..., Gateway],
+    module_idp: FakeIdentityProvider,
+    shared_gateway: Callable[..., Gateway],
 ) -> None:
-    gateway = start_gateway(fake_idp, redis_server.url)
+    gateway = shared_gateway()
     for _attempt in range(5):  # until a burst lands on both workers (see on_both)
-        callback, _ = gateway.login(fake_idp)
+        callback, _ = gateway.login(module_idp)
         assert callback.status_code == 200, callback.text
         refresh_token = callback.json()["refresh_token"]
-        before = fake_idp.requests["token"]
-        fake_idp.latency = 0.3  # the winner's call is in flight while the others arrive
+        before = module_idp.requests["token"]
+        module_idp.latency = 0.3  # the winner's call is in flight while the others arrive
 
         def refresh(token: str = refresh_token) -> httpx.Response:
             return gateway.request("POST", "/api/auth0/refresh", headers={"X-Refresh-Token": token})
 
         responses = gateway.many(20, refresh)
-        fake_idp.latency = 0
+        module_idp.latency = 0
         assert [r.status_code for r in responses] == [200] * 20, [r.text for r in responses]
-        assert fake_idp.requests["token"] - before == 1  # one call, however they landed
+        assert module_idp.requests["token"] - before == 1  # one call, however they landed
         if len(pids(responses)) == 2:
             break
     assert len(pids(responses)) == 2  # both worker processes took part
@@ -233,13 +265,12 @@ def test_an_expired_server_session_refreshes_once_across_workers(
 
 @pytest.mark.parametrize("mode", ["cookie", "server"])
 def test_a_session_works_on_every_worker_and_logout_on_one_ends_it_on_all(
-    fake_idp: FakeIdentityProvider,
-    redis_server: RedisServer,
-    start_gateway: Callable[..., Gateway],
+    module_idp: FakeIdentityProvider,
+    shared_gateway: Callable[..., Gateway],
     mode: str,
 ) -> None:
-    gateway = start_gateway(fake_idp, redis_server.url, session={"store": mode})
-    callback, cookies = gateway.login(fake_idp)
+    gateway = shared_gateway(session={"store": mode})
+    callback, cookies = gateway.login(module_idp)
     assert callback.status_code == 302
     signed_in = gateway.on_both(8, lambda: gateway.request("GET", "/api/orders", cookies=cookies))
     assert {r.status_code for r in signed_in} == {200}
@@ -253,15 +284,14 @@ def test_a_session_works_on_every_worker_and_logout_on_one_ends_it_on_all(
 
 
 def test_back_channel_logout_received_by_one_worker_ends_the_session_on_all(
-    fake_idp: FakeIdentityProvider,
-    redis_server: RedisServer,
-    start_gateway: Callable[..., Gateway],
+    module_idp: FakeIdentityProvider,
+    shared_gateway: Callable[..., Gateway],
 ) -> None:
-    gateway = start_gateway(fake_idp, redis_server.url, session={"store": "cookie"})
-    _, cookies = gateway.login(fake_idp)
+    gateway = shared_gateway(session={"store": "cookie"})
+    _, cookies = gateway.login(module_idp)
     assert gateway.request("GET", "/api/orders", cookies=cookies).status_code == 200
-    status = fake_idp.send_backchannel_logout(
-        gateway.base + "/api/auth0/backchannel", sid=fake_idp.issued_sids[-1]
+    status = module_idp.send_backchannel_logout(
+        gateway.base + "/api/auth0/backchannel", sid=module_idp.issued_sids[-1]
     )
     assert status == 200
     after = gateway.on_both(8, lambda: gateway.request("GET", "/api/orders", cookies=cookies))
@@ -270,14 +300,13 @@ def test_back_channel_logout_received_by_one_worker_ends_the_session_on_all(
 
 
 def test_a_callback_replayed_to_another_worker_is_refused(
-    fake_idp: FakeIdentityProvider,
-    redis_server: RedisServer,
-    start_gateway: Callable[..., Gateway],
+    module_idp: FakeIdentityProvider,
+    shared_gateway: Callable[..., Gateway],
 ) -> None:
-    gateway = start_gateway(fake_idp, redis_server.url)
+    gateway = shared_gateway()
     with httpx.Client(base_url=gateway.base, timeout=30) as browser:
         started = browser.get("/api/auth0/login")
-        callback_path = local(fake_idp.follow_login(started.headers["location"]))
+        callback_path = local(module_idp.follow_login(started.headers["location"]))
         cookies = dict(browser.cookies)
     first = gateway.request("GET", callback_path, cookies=cookies)
     assert first.status_code == 200, first.text
