@@ -35,14 +35,18 @@ logins at once still fit :data:`~sanic_edge_auth.login_cookies.LOGIN_COOKIES_BUD
 A *step-up* login (``step_up=1`` in the login URL, which the edge sends a browser to
 when a route's ``acr_values``/``max_age`` are not met, RFC 9470) is different: there
 the route's own list says what is appropriate. Its ``acr_values`` are kept in the
-login transaction (the one addition to the cookie, some 80 bytes for Auth0's MFA
-policy URI), and the callback requires the ID token's ``acr`` to be one of them and
-its ``auth_time`` to honour ``max_age`` (:func:`step_up_shortfall`); otherwise the
-answer is 403 ``step_up_not_satisfied``, with no new redirect (no loop).
+login transaction as 8-character digests (:func:`acr_digest`: Auth0's MFA policy URI
+alone is 59 characters, and two step-up logins at once must still fit the budget;
+the cookie is sealed, so a digest is as trustworthy as the value), and the callback
+requires the ID token's ``acr`` to be one of them and its ``auth_time`` to honour
+``max_age`` (:func:`step_up_shortfall`); otherwise the answer is 403
+``step_up_not_satisfied``, with no new redirect (no loop).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,6 +60,7 @@ __all__ = [
     "LOGIN_OPTIONS",
     "STEP_UP_PARAM",
     "RequestedLogin",
+    "acr_digest",
     "check_login_option",
     "check_requested_login",
     "organization_claims",
@@ -134,8 +139,9 @@ def step_up_problem(acr_values: tuple[str, ...], max_age: object) -> str | None:
 class RequestedLogin:
     """What the callback must find granted in the ID token.
 
-    ``step_up``: ``None`` for a plain login; for a step-up login the ``acr`` values
-    it accepts (empty: any, only ``max_age`` was asked for)."""
+    ``step_up``: ``None`` for a plain login; for a step-up login the digests
+    (:func:`acr_digest`) of the ``acr`` values it accepts (empty: any, only
+    ``max_age`` was asked for)."""
 
     organization: str | None = None
     max_age: int | None = None
@@ -154,8 +160,16 @@ def requested_login(authorization_url: str, *, step_up: bool = False) -> Request
     return RequestedLogin(
         organization=organization or None,
         max_age=int(max_age) if _MAX_AGE.fullmatch(max_age) else None,
-        step_up=tuple(acr_values.split()) if step_up else None,
+        step_up=tuple(acr_digest(acr) for acr in acr_values.split()) if step_up else None,
     )
+
+
+def acr_digest(acr: str) -> str:
+    """A short stand-in for an ``acr`` value in the login cookie: 48 bits of its
+    SHA-256, base64url (8 characters). Only an ``acr`` the IdP signed is ever compared
+    with it, so a collision would have to come from the IdP's own values."""
+    digest = hashlib.sha256(acr.encode("utf-8")).digest()[:6]
+    return base64.urlsafe_b64encode(digest).decode("ascii")
 
 
 def step_up_shortfall(
@@ -207,9 +221,12 @@ def check_requested_login(
                     error_kind="token_claim_invalid",
                 )
     if requested.step_up is not None:
-        shortfall = step_up_shortfall(
-            claims, requested.step_up, requested.max_age, now=now, leeway=leeway
-        )
+        acr = claims.get("acr")
+        shortfall = step_up_shortfall(claims, (), requested.max_age, now=now, leeway=leeway)
+        if requested.step_up and (
+            not isinstance(acr, str) or acr_digest(acr) not in requested.step_up
+        ):
+            shortfall = "the ID token's acr is not one of the acr_values this login asked for"
         if shortfall is not None:
             raise StepUpNotSatisfied(
                 "the identity provider ended the step-up login without meeting the "

@@ -44,7 +44,7 @@ class LoginTransaction:
     #: What the ID token must grant (see :mod:`.login_request`); absent when not asked.
     organization: str | None = None
     max_age: int | None = None
-    #: A step-up login (RFC 9470): the ``acr`` values it accepts, space-separated
+    #: A step-up login (RFC 9470): digests of the ``acr`` values it accepts, space-separated
     #: (``""``: any, it asked for ``max_age`` only); absent on a plain login.
     step_up: str | None = None
 
