@@ -14,6 +14,8 @@ Each test starts with no cookies and the IdP's step-up switches reset.
 
 from __future__ import annotations
 
+import io
+import json as jsonlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +27,7 @@ from sanic_testing.reusable import ReusableClient
 from structlog.testing import capture_logs
 
 from sanic_edge_auth import EdgeAuth
+from sanic_edge_auth.cli import main
 from sanic_edge_auth.errors import (
     ConfigValidationError,
     InsufficientUserAuthentication,
@@ -252,7 +255,7 @@ def test_a_provider_that_does_not_deliver_gets_a_403_and_no_second_redirect(
     _, still = client.get("/api/orders", headers=FETCH)
     assert still.status == 200
     denied = [e for e in events if e.get("error_kind") == "step_up_not_satisfied"]
-    assert denied and denied[0]["status"] == 403
+    assert [event["status"] for event in denied] == [403]
     # As a navigation the person gets a page, with no link back into the loop.
     _, navigated = client.get("/api/transfer", headers=NAVIGATE)
     _, started = client.get(navigated.headers["location"])
@@ -406,3 +409,52 @@ def test_a_bad_decorator_step_up_fails_where_it_is_written() -> None:
         edge.protected(acr_values=["with space"])
     with pytest.raises(TypeError, match="list"):
         edge.protected(acr_values=MFA)
+
+
+def test_openapi_and_check_show_each_routes_step_up(
+    idp: FakeIdentityProvider, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sanic_ext = pytest.importorskip("sanic_ext")
+    app = new_app()
+    edge = EdgeAuth(app, config=idp.gateway_config(paths=PATHS, audience=API))
+    sanic_ext.Extend(app)
+
+    for name, methods in (("transfer", ["GET", "POST"]), ("recent", ["GET"]), ("orders", ["GET"])):
+
+        async def handler(request: Request) -> Any:
+            return json({})
+
+        # One function per route: sanic-ext documents a handler once.
+        app.add_route(handler, f"/api/{name}", name=name, methods=methods)
+
+    @app.get("/api/wire")
+    @edge.protected(["pay"], acr_values=[MFA], max_age=600)
+    async def wire(request: Request) -> Any:
+        """Wire money."""
+        return json({})
+
+    client = ReusableClient(app, port=free_port())
+    client.run()
+    try:
+        _, response = client.get("/docs/openapi.json")
+    finally:
+        client.stop()
+    operations = response.json["paths"]
+    assert operations["/api/transfer"]["get"]["x-edge-auth-step-up"] == {"acr_values": [MFA, GOLD]}
+    assert operations["/api/recent"]["get"]["x-edge-auth-step-up"] == {"max_age": 300}
+    assert operations["/api/wire"]["get"]["x-edge-auth-step-up"] == {
+        "acr_values": [MFA],
+        "max_age": 600,
+    }
+    assert {"edge_auth_oidc": ["pay"]} in operations["/api/wire"]["get"]["security"]
+    assert "x-edge-auth-step-up" not in operations["/api/orders"]["get"]
+
+    config = tmp_path / "gateway.json"
+    config.write_text(jsonlib.dumps(idp.gateway_config(paths=PATHS)))
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["check", str(config)], out=out, err=err) == 0, err.getvalue()
+    lines = out.getvalue().splitlines()
+    transfer = [line for line in lines if "/api/transfer" in line]
+    assert len(transfer) == 2
+    assert all(f"step-up: acr_values {MFA} {GOLD}" in line for line in transfer)
+    assert any("/api/recent" in line and "step-up: max_age 300 s" in line for line in lines)
