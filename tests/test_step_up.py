@@ -28,12 +28,14 @@ from structlog.testing import capture_logs
 
 from sanic_edge_auth import EdgeAuth
 from sanic_edge_auth.cli import main
+from sanic_edge_auth.config import StepUp
 from sanic_edge_auth.errors import (
     ConfigValidationError,
     InsufficientUserAuthentication,
     error_kinds,
 )
 from sanic_edge_auth.login_cookies import LOGIN_COOKIES_BUDGET
+from sanic_edge_auth.resource.policies import MethodPolicy, strictest
 from sanic_edge_auth.testing import FakeIdentityProvider, default_paths
 from tests.helpers import free_port, local, new_app
 
@@ -458,3 +460,18 @@ def test_openapi_and_check_show_each_routes_step_up(
     assert len(transfer) == 2
     assert all(f"step-up: acr_values {MFA} {GOLD}" in line for line in transfer)
     assert any("/api/recent" in line and "step-up: max_age 300 s" in line for line in lines)
+
+
+def test_a_method_no_entry_lists_gets_the_strictest_demand_of_the_route() -> None:
+    """The fallback of the route middleware (startup refuses such routes; should one
+    slip through it must fail closed): every scope, DPoP, the shortest max_age, and
+    only the acr values every policy accepts, none when they share none."""
+    loose = MethodPolicy(("read",), step_up=StepUp((MFA, GOLD), 600))
+    strict = MethodPolicy(("write",), dpop_required=True, step_up=StepUp((GOLD,), 60))
+    assert strictest([loose, strict]) == MethodPolicy(
+        ("read", "write"), dpop_required=True, step_up=StepUp((GOLD,), 60)
+    )
+    disjoint = strictest([loose, MethodPolicy(step_up=StepUp(("urn:other",)))])
+    assert disjoint.step_up is not None
+    assert not set(disjoint.step_up.acr_values) & {MFA, GOLD, "urn:other"}
+    assert strictest([MethodPolicy(("a",))]).step_up is None
