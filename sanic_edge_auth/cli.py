@@ -260,6 +260,8 @@ def _summary(path: str, config: EdgeAuthConfig, resolver: AdapterResolver, out: 
             parts.append("auth")
         if rule.scopes:
             parts.append(f"scopes: {' '.join(rule.scopes)}")
+        if rule.step_up is not None:
+            parts.append(rule.step_up.describe())
         if rule.integration and rule.integration.hooks:
             parts.append(f"hooks: {', '.join(rule.integration.hooks)}")
         out.line("  ".join(parts))

@@ -34,12 +34,14 @@ from sanic_edge_auth.errors import (
     CrossSiteRequest,
     EdgeAuthError,
     InsufficientScope,
+    InsufficientUserAuthentication,
     InvalidCallback,
     InvalidGrant,
     InvalidToken,
     LoginDenied,
     MissingToken,
     SessionInvalid,
+    StepUpNotSatisfied,
     StoreError,
     UpstreamError,
 )
@@ -144,6 +146,17 @@ _LOGIN_DENIED: Final = _Wording(
 _NO_ACCESS: Final = _Wording(
     "Access denied", "Your account does not have access to this page.", Action.HOME
 )
+_STEP_UP_REQUIRED: Final = _Wording(
+    "Sign in again to continue",
+    "This page needs a stronger or more recent sign-in than the one you have.",
+    Action.SIGN_IN,
+)
+_STEP_UP_NOT_MET: Final = _Wording(
+    "Stronger sign-in not completed",
+    "The sign-in did not meet what this page requires (such as a second factor), "
+    "so access was not granted.",
+    Action.HOME,
+)
 _CROSS_SITE: Final = _Wording(
     "Request refused",
     "This request came from another site, so it was refused to protect your account.",
@@ -174,6 +187,10 @@ def _wording_for(error: EdgeAuthError) -> _Wording:
         return _SESSION_ENDED.get(error.error_kind, _SESSION_INVALID)
     if isinstance(error, MissingToken | InvalidToken):
         return _SIGN_IN_REQUIRED
+    if isinstance(error, InsufficientUserAuthentication):
+        return _STEP_UP_REQUIRED
+    if isinstance(error, StepUpNotSatisfied):
+        return _STEP_UP_NOT_MET
     if isinstance(error, InvalidCallback | InvalidGrant):
         return _LOGIN_UNFINISHED
     if isinstance(error, LoginDenied):

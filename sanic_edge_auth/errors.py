@@ -16,6 +16,9 @@ source of their own, ``hook``.
     │   ├── MissingToken                401, RFC 6750 challenge without an error code
     │   ├── InvalidToken                401 invalid_token (malformed, expired, bad signature, ...)
     │   ├── InsufficientScope           403 insufficient_scope
+    │   ├── InsufficientUserAuthentication  401 the route needs a stronger or more recent
+    │   │                                   login (RFC 9470); may redirect to a step-up login
+    │   ├── StepUpNotSatisfied          403 a step-up login came back without meeting it
     │   ├── InvalidDPoPProof            401 invalid_dpop_proof (RFC 9449 challenge)
     │   ├── DPoPNonceRequired           401 use_dpop_nonce, with a DPoP-Nonce header
     │   ├── InvalidCallback             400 (malformed callback, state mismatch, iss mismatch)
@@ -72,6 +75,7 @@ __all__ = [
     "HookError",
     "IdentityProviderRejectedClient",
     "InsufficientScope",
+    "InsufficientUserAuthentication",
     "InvalidCallback",
     "InvalidDPoPProof",
     "InvalidGrant",
@@ -81,6 +85,7 @@ __all__ = [
     "MissingToken",
     "PayloadTooLarge",
     "SessionInvalid",
+    "StepUpNotSatisfied",
     "StoreError",
     "StoreTimeout",
     "StoreUnavailable",
@@ -300,6 +305,56 @@ class InsufficientScope(_Challenge):
         return {"required_scopes": list(self.required_scopes)}
 
 
+class InsufficientUserAuthentication(_Challenge):
+    """The credentials are valid, but the authentication behind them is not strong or
+    recent enough for this route (RFC 9470 section 3): the ``acr`` is not one of the
+    route's ``acr_values``, or ``auth_time`` is older than its ``max_age`` (or either
+    is missing). Every challenge (each scheme the route takes) carries the error and
+    what to ask for, whichever scheme was used: the remedy is a new login, not a
+    different credential.
+
+    ``login_redirect``, when set, is the step-up login a browser navigation with a
+    session is sent to instead of the 401.
+    """
+
+    status = 401
+    default_kind = "insufficient_user_authentication"
+    bearer_error = "insufficient_user_authentication"
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        acr_values: tuple[str, ...] = (),
+        max_age: int | None = None,
+        login_redirect: str | None = None,
+    ) -> None:
+        super().__init__(description)
+        self.acr_values = acr_values
+        self.max_age = max_age
+        self.login_redirect = login_redirect
+
+    def challenges(self) -> tuple[str, ...]:
+        lines = []
+        for scheme in self.schemes:
+            parts = [
+                f'realm="{_quote(self.realm)}"',
+                f'error="{self.bearer_error}"',
+                f'error_description="{_quote(self.description)}"',
+            ]
+            if self.acr_values:
+                parts.append(f'acr_values="{_quote(" ".join(self.acr_values))}"')
+            if self.max_age is not None:
+                parts.append(f'max_age="{self.max_age}"')
+            if scheme == "DPoP" and self.dpop_algs:
+                parts.append(f'algs="{self.dpop_algs}"')
+            lines.append(f"{scheme} " + ", ".join(parts))
+        return tuple(lines)
+
+    def log_context(self) -> dict[str, object]:
+        return {"acr_values": list(self.acr_values), "max_age": self.max_age}
+
+
 class InvalidDPoPProof(_Challenge):
     """The DPoP proof is missing, malformed, badly signed, stale, replayed, or not
     for this request (RFC 9449 4.3): ``DPoP error="invalid_dpop_proof"``.
@@ -329,6 +384,15 @@ class DPoPNonceRequired(_Challenge):
 
     def response_headers(self) -> dict[str, str]:
         return {"DPoP-Nonce": self.nonce}
+
+
+class StepUpNotSatisfied(ClientError):
+    """A step-up login came back from the IdP without the ``acr`` or the ``auth_time``
+    the route asked for (the user skipped the second factor, or the IdP cannot do it).
+    Refused, with no new redirect to the login: another one would loop."""
+
+    status = 403
+    default_kind = "step_up_not_satisfied"
 
 
 class InvalidCallback(ClientError):

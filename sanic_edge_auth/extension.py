@@ -36,6 +36,7 @@ from sanic_edge_auth.config import (
     load_config,
 )
 from sanic_edge_auth.config.advice import config_warnings
+from sanic_edge_auth.config.model import StepUp
 from sanic_edge_auth.downstream.request import RequestTokens
 from sanic_edge_auth.downstream.service import DownstreamTokens
 from sanic_edge_auth.error_pages import PageLinks
@@ -50,6 +51,7 @@ from sanic_edge_auth.hooks import Hook, HookRegistry
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.oidc.http import IdPClient
+from sanic_edge_auth.oidc.login_request import step_up_problem
 from sanic_edge_auth.openapi import document_security
 from sanic_edge_auth.refresh import RefreshCoordinator
 from sanic_edge_auth.registry import AdapterResolver
@@ -61,10 +63,15 @@ from sanic_edge_auth.resource import (
 )
 from sanic_edge_auth.resource.dpop import DPoPChecker, hand_out_nonce
 from sanic_edge_auth.resource.introspection import Introspector
-from sanic_edge_auth.resource.listing import decorated_routes, required_scopes
+from sanic_edge_auth.resource.listing import decorated_routes, required_scopes, step_up_routes
 from sanic_edge_auth.resource.metadata import dpop_info
 from sanic_edge_auth.resource.metadata_endpoint import MetadataEndpoint
-from sanic_edge_auth.resource.policies import DECORATOR_SCOPES_ATTR
+from sanic_edge_auth.resource.policies import (
+    DECORATOR_POLICY_ATTR,
+    DECORATOR_SCOPES_ATTR,
+    MethodPolicy,
+)
+from sanic_edge_auth.resource.step_up import StepUpGate
 from sanic_edge_auth.responses import ErrorRenderer, ErrorResponder, error_handler
 from sanic_edge_auth.routes import EdgeRoutes
 from sanic_edge_auth.secret import Secret
@@ -146,7 +153,7 @@ class EdgeAuth:
         self._http: httpx.AsyncClient | None = None
         self._app: Sanic[Any, Any] | None = None
         self._adapter_class: type[AdapterFactory] | None = None
-        self._protected: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._protected: dict[tuple[str, str], MethodPolicy] = {}
         # Handlers given to @edge.protected(): a route still holding one of these was
         # registered before the decorator wrapped it (the decorators are upside down).
         self._wrapped_handlers: dict[Callable[..., Any], str] = {}
@@ -196,7 +203,7 @@ class EdgeAuth:
             if rule.integration is not None:
                 routes.register(app, rule)
         self._protected = {
-            (rule.method, rule.path): rule.scopes
+            (rule.method, rule.path): MethodPolicy(rule.scopes, rule.dpop_required, rule.step_up)
             for rule in config.paths
             if rule.auth and rule.integration is None
         }
@@ -258,8 +265,7 @@ class EdgeAuth:
             for name in self._dpop_handlers
             if config.dpop is None
         )
-        dpop_paths = {(rule.method, rule.path) for rule in config.paths if rule.dpop_required}
-        missing, unlisted = bind_route_policies(app, self._protected, dpop_paths)
+        missing, unlisted = bind_route_policies(app, self._protected)
         for method, path in missing:
             rule = next(r for r in config.paths if (r.method, r.path) == (method, path))
             problems.append(
@@ -424,6 +430,11 @@ class EdgeAuth:
             self._metrics,
             introspector=self._introspector(config, idp_client, self._store),
             dpop=DPoPChecker.for_config(config, self._store),
+            step_up=StepUpGate(
+                leeway=config.authorizer.leeway,
+                login_path=PageLinks.for_config(config).login_path,
+                public_prefix=config.public_prefix,
+            ),
         )
         await self._adapter.startup()
         for warning in config_warnings(config):
@@ -435,6 +446,8 @@ class EdgeAuth:
             protected=len(self._protected),
             # Protected in code, not in the config: named, so the log shows them too.
             decorated=decorated_routes(app),
+            # RFC 9470: the routes that demand a stronger or more recent login.
+            step_up=step_up_routes(app),
         )
 
     def _introspector(
@@ -637,14 +650,22 @@ class EdgeAuth:
         return renderer
 
     def protected(
-        self, scopes: Collection[str] = (), *, dpop: Literal["required"] | None = None
+        self,
+        scopes: Collection[str] = (),
+        *,
+        dpop: Literal["required"] | None = None,
+        acr_values: Collection[str] = (),
+        max_age: int | None = None,
     ) -> Callable[[HandlerT], HandlerT]:
         """Require a valid token (and ``scopes``) for the decorated handler;
-        ``dpop="required"``: a DPoP-bound token with its proof (needs a ``dpop`` section)."""
+        ``dpop="required"``: a DPoP-bound token with its proof (needs a ``dpop`` section);
+        ``acr_values``/``max_age``: a login this strong or this recent (RFC 9470 step-up,
+        see docs/step-up.md)."""
         required = tuple(scopes)
         if dpop not in (None, "required"):
             raise ValueError('@edge.protected(dpop=...) takes "required" or None')
         dpop_required = dpop == "required"
+        policy = MethodPolicy(required, dpop_required, _decorator_step_up(acr_values, max_age))
 
         def decorator(handler: HandlerT) -> HandlerT:
             if not inspect.iscoroutinefunction(handler):
@@ -652,7 +673,9 @@ class EdgeAuth:
 
             @wraps(handler)
             async def protected_handler(request: Request, *args: Any, **kwargs: Any) -> Any:
-                await self.guard.authenticate(request, required, dpop_required=dpop_required)
+                await self.guard.authenticate(
+                    request, required, dpop_required=dpop_required, step_up=policy.step_up
+                )
                 return await handler(request, *args, **kwargs)
 
             name = getattr(handler, "__name__", "handler")
@@ -661,9 +684,24 @@ class EdgeAuth:
                 self._dpop_handlers.append(name)
             # For the OpenAPI document: the same scopes the wrapper enforces.
             setattr(protected_handler, DECORATOR_SCOPES_ATTR, required)
+            setattr(protected_handler, DECORATOR_POLICY_ATTR, policy)
             return cast(HandlerT, protected_handler)
 
         return decorator
+
+
+def _decorator_step_up(acr_values: Collection[str], max_age: int | None) -> StepUp | None:
+    """``@edge.protected(acr_values=..., max_age=...)`` checked where it is written (as
+    ``dpop=`` is): a bad value stops the import that declares it, naming the argument."""
+    if isinstance(acr_values, str):
+        raise TypeError("@edge.protected(acr_values=...) takes a list of values, not a string")
+    values = tuple(acr_values)
+    problem = step_up_problem(values, max_age)
+    if problem is not None:
+        raise ValueError(f"@edge.protected(): {problem}")
+    if not values and max_age is None:
+        return None
+    return StepUp(values, max_age)
 
 
 def _sealing_secrets(config: EdgeAuthConfig) -> tuple[Secret, ...]:

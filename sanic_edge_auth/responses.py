@@ -21,7 +21,13 @@ from sanic import Request
 from sanic.response import HTTPResponse, json, redirect
 
 from sanic_edge_auth.error_pages import PageLinks, error_page
-from sanic_edge_auth.errors import ConfigError, EdgeAuthError, SessionInvalid, StoreError
+from sanic_edge_auth.errors import (
+    ConfigError,
+    EdgeAuthError,
+    InsufficientUserAuthentication,
+    SessionInvalid,
+    StoreError,
+)
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.navigation import is_navigation
@@ -72,13 +78,20 @@ def log_error(error: EdgeAuthError, request: Request | None = None) -> None:
         _log.error(Event.REQUEST_FAILED, **fields)
 
 
+def _login_redirect(error: EdgeAuthError) -> str | None:
+    """Where a browser navigation is sent instead of the error: the login, for one
+    without a session or (a step-up, RFC 9470) with one that is not strong enough."""
+    if isinstance(error, SessionInvalid | InsufficientUserAuthentication):
+        return error.login_redirect
+    return None
+
+
 def error_response(error: EdgeAuthError) -> HTTPResponse:
     """The HTTP response for ``error`` (status, OAuth-shaped body, challenge headers)."""
-    if isinstance(error, SessionInvalid) and error.login_redirect is not None:
+    login = _login_redirect(error)
+    if login is not None:
         # A browser navigation without a session goes to the login, not to a JSON 401.
-        return redirect(
-            error.login_redirect, headers={"Cache-Control": "no-store", "Pragma": "no-cache"}
-        )
+        return redirect(login, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
     description = _MISCONFIGURED if isinstance(error, ConfigError) else error.description
     kind = "misconfigured" if isinstance(error, ConfigError) else error.error_kind
     headers = {"Cache-Control": "no-store", **error.response_headers()}
@@ -147,7 +160,7 @@ class ErrorResponder:
             custom = await _rendered(renderer, request, error)
             if custom is not None:
                 return custom
-        if isinstance(error, SessionInvalid) and error.login_redirect is not None:
+        if _login_redirect(error) is not None:
             return error_response(error)  # the redirect to the login
         if is_navigation(request.headers):
             return error_page(request, error, self._links, return_to=return_to, in_login=in_login)

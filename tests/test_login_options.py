@@ -109,6 +109,7 @@ def test_max_age_requires_a_recent_enough_auth_time(
     fake_idp.login_age = 200
     assert login(client, fake_idp, "?max_age=300").status == 200
     fake_idp.login_age = 600  # the user signed in 10 minutes ago; 5 were allowed
+    fake_idp.honour_max_age = False  # and the IdP did not sign them in again
     stale = login(client, fake_idp, "?max_age=300")
     assert stale.status == 401
     assert stale.json["error"] == "token_auth_time_invalid"

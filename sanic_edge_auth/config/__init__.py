@@ -31,6 +31,7 @@ from sanic_edge_auth.config.model import (
     JWKSCacheSettings,
     PathRule,
     ProtectedResourceSettings,
+    StepUp,
     proxy_prefix,
 )
 
@@ -52,6 +53,7 @@ __all__ = [
     "PathRule",
     "ProtectedResourceSettings",
     "SecretSource",
+    "StepUp",
     "load_config",
     "proxy_prefix",
     "read_config_source",

@@ -32,6 +32,7 @@ __all__ = [
     "JWKSCacheSettings",
     "PathRule",
     "ProtectedResourceSettings",
+    "StepUp",
     "proxy_prefix",
 ]
 
@@ -145,6 +146,26 @@ class Integration:
 
 
 @dataclass(frozen=True, slots=True)
+class StepUp:
+    """How recently and how strongly the user must have authenticated for a route
+    (RFC 9470): the token's ``acr`` one of ``acr_values`` (when any are given), its
+    ``auth_time`` at most ``max_age`` seconds old (when given). A path entry's
+    ``acr_values``/``max_age``, or ``@edge.protected(acr_values=..., max_age=...)``."""
+
+    acr_values: tuple[str, ...] = ()
+    max_age: int | None = None
+
+    def describe(self) -> str:
+        """One line for the startup listing, ``check`` and the OpenAPI document."""
+        parts = []
+        if self.acr_values:
+            parts.append(f"acr_values {' '.join(self.acr_values)}")
+        if self.max_age is not None:
+            parts.append(f"max_age {self.max_age} s")
+        return "step-up: " + ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
 class PathRule:
     """One entry of ``paths``: a method and path, whether it needs a token, and its flow."""
 
@@ -156,6 +177,8 @@ class PathRule:
     integration: Integration | None = None
     #: ``"dpop": "required"``: this route takes DPoP-bound tokens only.
     dpop_required: bool = False
+    #: ``acr_values`` and/or ``max_age``: the login this route needs (RFC 9470).
+    step_up: StepUp | None = None
 
     @property
     def key(self) -> str:

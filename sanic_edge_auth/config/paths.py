@@ -14,7 +14,9 @@ from sanic_edge_auth.config.model import (
     Integration,
     IntegrationKind,
     PathRule,
+    StepUp,
 )
+from sanic_edge_auth.oidc.login_request import step_up_problem
 
 __all__ = ["PathsSchema"]
 
@@ -35,7 +37,9 @@ _KINDS_ALLOWING_AUTH: Final = frozenset({"userinfo", "refresh"})
 _METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
-_PATH_KEYS: Final = frozenset({"method", "path", "auth", "scopes", "integration", "dpop"})
+_PATH_KEYS: Final = frozenset(
+    {"method", "path", "auth", "scopes", "integration", "dpop", "acr_values", "max_age"}
+)
 _INTEGRATION_KEYS: Final = frozenset({"type", "post_process"})
 
 
@@ -73,6 +77,7 @@ class PathsSchema(ConfigDocumentReader):
                 self.problem(
                     f"{key}.dpop", "applies to protected routes (auth: true, no integration)"
                 )
+            step_up = self.step_up(key, raw, protected=auth and "integration" not in raw)
             integration = None
             if "integration" in raw:
                 integration = self.integration(
@@ -103,8 +108,44 @@ class PathsSchema(ConfigDocumentReader):
                 )
                 continue
             seen[(method, path)] = index
-            rules.append(PathRule(index, method, path, auth, scopes, integration, dpop_required))
+            rules.append(
+                PathRule(index, method, path, auth, scopes, integration, dpop_required, step_up)
+            )
         return rules
+
+    def step_up(self, key: str, raw: dict[str, Any], *, protected: bool) -> StepUp | None:
+        """A path entry's ``acr_values`` and ``max_age`` (RFC 9470), ``None`` without."""
+        if "acr_values" not in raw and "max_age" not in raw:
+            return None
+        found = False
+        if not protected:
+            for name in ("acr_values", "max_age"):
+                if name in raw:
+                    self.problem(
+                        f"{key}.{name}", "applies to protected routes (auth: true, no integration)"
+                    )
+            return None
+        acr_values: tuple[str, ...] = ()
+        if "acr_values" in raw:
+            listed = self.string_list(f"{key}.acr_values", raw["acr_values"])
+            if listed is not None and not listed:
+                self.problem(f"{key}.acr_values", "must list at least one value (or be left out)")
+            elif listed is not None:
+                problem = step_up_problem(listed, None)
+                if problem is None:
+                    acr_values, found = listed, True
+                else:
+                    self.problem(f"{key}.acr_values", problem.removeprefix("acr_values "))
+        max_age = raw.get("max_age")
+        if "max_age" in raw:
+            # null is no number of seconds: step_up_problem reads None as "not asked".
+            problem = step_up_problem((), max_age if max_age is not None else "null")
+            if problem is None:
+                found = True
+            else:
+                self.problem(f"{key}.max_age", problem.removeprefix("max_age "))
+                max_age = None
+        return StepUp(acr_values, max_age) if found else None
 
     def integration(
         self, key: str, raw: Any, adapter_type: str | None, *, strict: bool = True

@@ -1,6 +1,7 @@
 """The login flow: a new login's secrets sealed in a cookie, then the IdP's
 authorization URL (PKCE S256, state, nonce), with a few safe parameters passed on.
-The login options the ID token must honour (organization, max_age) are validated in
+The login options the ID token must honour (organization, max_age; and for a step-up
+login, ``step_up=1``, its acr_values) are validated in
 :mod:`sanic_edge_auth.oidc.login_request` and sealed with the login."""
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from sanic_edge_auth.config import PathRule
 from sanic_edge_auth.errors import BadRequest
 from sanic_edge_auth.flows.context import FlowContext, Handler, no_store
 from sanic_edge_auth.log import Event, get_logger
-from sanic_edge_auth.oidc.login_request import LOGIN_OPTIONS, check_login_option, requested_login
+from sanic_edge_auth.oidc.login_request import (
+    LOGIN_OPTIONS,
+    STEP_UP_PARAM,
+    check_login_option,
+    requested_login,
+)
 from sanic_edge_auth.oidc.pkce import new_login_secrets
 from sanic_edge_auth.return_to import safe_return_to
 
@@ -80,16 +86,32 @@ def login_flow(ctx: FlowContext, rule: PathRule) -> Handler:
             extra=extra,
         )
         response = redirect(url, headers=no_store())
-        kept = cookies.add(request, response, login, return_to, requested_login(url))
+        requested = requested_login(url, step_up=_is_step_up(request, extra))
+        kept = cookies.add(request, response, login, return_to, requested)
         _log.info(
             Event.LOGIN_STARTED,
             path=rule.path,
             extra_params=sorted(extra),
+            step_up=requested.step_up is not None,
             return_to_shortened=kept != return_to,
         )
         return response
 
     return edge_auth_login
+
+
+def _is_step_up(request: Request, extra: dict[str, str]) -> bool:
+    """Whether this login is a step-up (RFC 9470): ``step_up=1``, and something to
+    step up to. Its ``acr_values`` are then enforced at the callback. Anyone may ask
+    for one; it can only make the login stricter."""
+    marker = request.args.get(STEP_UP_PARAM)
+    if marker is None:
+        return False
+    if marker != "1":
+        raise BadRequest(
+            f"the {STEP_UP_PARAM} parameter must be 1", error_kind="login_param_invalid"
+        )
+    return "acr_values" in extra or "max_age" in extra
 
 
 def _hostname(netloc: str) -> str | None:

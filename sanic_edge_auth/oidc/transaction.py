@@ -44,10 +44,17 @@ class LoginTransaction:
     #: What the ID token must grant (see :mod:`.login_request`); absent when not asked.
     organization: str | None = None
     max_age: int | None = None
+    #: A step-up login (RFC 9470): digests of the ``acr`` values it accepts, space-separated
+    #: (``""``: any, it asked for ``max_age`` only); absent on a plain login.
+    step_up: str | None = None
 
     @property
     def requested(self) -> RequestedLogin:
-        return RequestedLogin(organization=self.organization, max_age=self.max_age)
+        return RequestedLogin(
+            organization=self.organization,
+            max_age=self.max_age,
+            step_up=tuple(self.step_up.split()) if self.step_up is not None else None,
+        )
 
 
 def _expired_login() -> InvalidCallback:
@@ -102,6 +109,7 @@ class TransactionCodec:
             self._clock(),
             requested.organization,
             requested.max_age,
+            " ".join(requested.step_up) if requested.step_up is not None else None,
         )
         # What was not asked for is left out: the login cookie has a byte budget.
         fields = {name: value for name, value in asdict(transaction).items() if value is not None}

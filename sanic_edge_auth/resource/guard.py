@@ -1,6 +1,7 @@
 """The guard of protected routes: a bearer token, a DPoP-bound token with its proof
 (with a ``dpop`` section, see :mod:`.dpop`) or, with sessions on, the session cookie,
-verified; the route's scopes checked (RFC 6750 ``insufficient_scope``), and the result
+verified; the route's scopes checked (RFC 6750 ``insufficient_scope``), then its
+step-up demand (RFC 9470, see :mod:`.step_up`), and the result
 on ``request.ctx.auth`` (a :class:`~sanic_edge_auth.adapter.VerifiedToken`:
 ``.claims``, ``.subject``, ``.scopes``, ``.scheme``, ``.jkt``). Which token is
 accepted is the adapter's rule.
@@ -28,12 +29,16 @@ from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
 from sanic_edge_auth.resource.credentials import bearer_token, dpop_token, is_dpop
 from sanic_edge_auth.resource.dpop import DPoPChecker
+from sanic_edge_auth.resource.step_up import StepUpGate
 
 if TYPE_CHECKING:
+    from sanic_edge_auth.config.model import StepUp
     from sanic_edge_auth.resource.introspection import Introspector
     from sanic_edge_auth.session.manager import SessionManager
 
 __all__ = ["Guard"]
+
+_SESSION = "the session"
 
 
 def _granted_logger() -> Callable[..., Any] | None:
@@ -70,6 +75,7 @@ class Guard:
         "_granted",
         "_peek",
         "_sessions",
+        "_step_up",
         "_verify_bearer",
     )
 
@@ -80,8 +86,10 @@ class Guard:
         metrics: Metrics = NOOP_METRICS,
         dpop: DPoPChecker | None = None,
         introspector: Introspector | None = None,
+        step_up: StepUpGate | None = None,
     ) -> None:
         self._adapter = adapter
+        self._step_up = step_up or StepUpGate()
         self._sessions = sessions
         self._dpop = dpop
         self._granted = _granted_logger()
@@ -100,24 +108,35 @@ class Guard:
         self._count_granted = metrics.auth_decision if metrics is not NOOP_METRICS else None
 
     async def authenticate(
-        self, request: Request, scopes: Collection[str], *, dpop_required: bool = False
+        self,
+        request: Request,
+        scopes: Collection[str],
+        *,
+        dpop_required: bool = False,
+        step_up: StepUp | None = None,
     ) -> VerifiedToken:
         """Verify the request's token (or session), check ``scopes``, set
         ``request.ctx.auth`` (and ``request.ctx.session`` for a session).
 
         ``dpop_required``: the route takes DPoP-bound tokens only (a ``dpop`` section
-        with ``mode: required`` makes every route so)."""
+        with ``mode: required`` makes every route so). ``step_up``: how the user must
+        have authenticated (RFC 9470), checked after the scopes: a token that lacks
+        a scope is refused whatever login stands behind it."""
         dpop = self._dpop
         if dpop is None:
             verified, via = await self._bearer_or_session(request, None)
             if scopes and not verified.scopes.issuperset(scopes):
                 raise InsufficientScope(f"{via} lacks a required scope", required=scopes)
+            if step_up is not None:
+                self._step_up.check(request, verified, step_up, session=via == _SESSION)
         else:
             required = dpop_required or dpop.required
             try:
                 verified, via = await self._with_dpop(request, dpop, required)
                 if scopes and not verified.scopes.issuperset(scopes):
                     raise InsufficientScope(f"{via} lacks a required scope", required=scopes)
+                if step_up is not None:
+                    self._step_up.check(request, verified, step_up, session=via == _SESSION)
             except ChallengeError as error:
                 # RFC 9449 7.1: a challenge per scheme the route takes; the error goes
                 # on the scheme the request used.
@@ -175,7 +194,7 @@ class Guard:
                 if redirect is not None:
                     raise SessionInvalid("a session is required", login_redirect=redirect)
                 raise MissingToken(_missing(request, dpop, "a Bearer token or a session"))
-            return session.identity, "the session"
+            return session.identity, _SESSION
         raise MissingToken(
             _missing(request, dpop, "a Bearer token"),
             error_kind="dpop_not_accepted"

@@ -137,6 +137,7 @@ class _Grant:
     organization: str | None
     auth_time: int | None  # when the scripted login authenticated the user
     sid: str = ""  # the IdP's session, named by back-channel logout tokens
+    acr: str | None = None  # the authentication context class the login reached
 
 
 class FakeIdentityProvider:
@@ -181,8 +182,10 @@ class FakeIdentityProvider:
         #: How long before each scripted login the user authenticated: the ID token's
         #: ``auth_time`` is that login's time minus this (``None`` leaves it out). The
         #: fake never signs the user in again for ``max_age``, so an aged login tests
-        #: the client's own check (OpenID Connect Core 3.1.3.7).
+        #: the client's own check (OpenID Connect Core 3.1.3.7) unless
+        #: ``honour_max_age`` is on.
         self.login_age: float | None = 0.0
+        self._init_step_up()
         #: A refresh answer carries a new ID token (OpenID Connect 12.2 makes it optional).
         self.id_token_on_refresh = True
         # expires_in of issued access tokens; a short one makes sessions refresh.
@@ -529,7 +532,7 @@ class FakeIdentityProvider:
             )
         code = secrets.token_urlsafe(24)
         sid = secrets.token_hex(8)
-        auth_time = None if self.login_age is None else int(time.time() - self.login_age)
+        acr, auth_time = self._authentication(query)
         with self._lock:
             self.issued_sids.append(sid)
             self._grants[code] = _Grant(
@@ -543,6 +546,7 @@ class FakeIdentityProvider:
                 organization=query.get("organization"),
                 auth_time=auth_time,
                 sid=sid,
+                acr=acr,
             )
         params = {"code": code, "state": state}
         if self.send_iss_in_callback:
@@ -800,6 +804,8 @@ class FakeIdentityProvider:
             id_claims["auth_time"] = grant.auth_time
         if grant.sid:
             id_claims["sid"] = grant.sid
+        if grant.acr is not None:
+            id_claims["acr"] = grant.acr
         body: dict[str, Any] = {
             "id_token": self.mint_token({**grant.user.profile(), **id_claims}, use="id"),
             "token_type": "Bearer" if jkt is None else "DPoP",
@@ -820,7 +826,13 @@ class FakeIdentityProvider:
         if self.opaque_access_tokens:
             aud = [grant.audience] if grant.audience else []
             access = self.mint_opaque_token(
-                {"sub": grant.user.sub, "aud": aud, "scope": grant.scope}
+                {
+                    "sub": grant.user.sub,
+                    "aud": aud,
+                    "scope": grant.scope,
+                    "acr": grant.acr,
+                    "auth_time": grant.auth_time,
+                }
             )
         body["access_token"] = access
         with self._lock:
@@ -830,6 +842,36 @@ class FakeIdentityProvider:
                 self._refresh_tokens[refresh] = (family, grant)
                 body["refresh_token"] = refresh
         return body
+
+    # -- how the user authenticates (acr_values, max_age: step-up, RFC 9470)
+
+    def _init_step_up(self) -> None:
+        #: The ``acr`` of a login that passes no second factor; ``None`` leaves the
+        #: claim out, as Auth0 does when no MFA ran.
+        self.acr: str | None = None
+        #: The ``acr`` values the test user can reach: a login whose ``acr_values``
+        #: names one of them "passes the second factor" and gets the first such
+        #: value as its ``acr``; any other login gets :attr:`acr`.
+        self.step_up_acr_values: set[str] = set()
+        #: A login with ``max_age`` signs the user in again (``auth_time`` now) when
+        #: the last authentication (``login_age`` ago) is older, as OpenID Connect
+        #: Core 3.1.2.1 asks. Off: an IdP that ignores ``max_age``.
+        self.honour_max_age = True
+
+    def _authentication(self, query: Mapping[str, str]) -> tuple[str | None, int | None]:
+        """The ``acr`` and ``auth_time`` of the scripted login for an /authorize query."""
+        now = time.time()
+        auth_time = None if self.login_age is None else int(now - self.login_age)
+        max_age = query.get("max_age", "")
+        if (
+            self.honour_max_age
+            and auth_time is not None
+            and max_age.isdigit()
+            and auth_time + int(max_age) < now
+        ):
+            auth_time = int(now)  # the user signed in again
+        reached = [v for v in query.get("acr_values", "").split() if v in self.step_up_acr_values]
+        return (reached[0] if reached else self.acr), auth_time
 
     # -- downstream grants (tokens for the APIs behind the edge)
 
