@@ -65,6 +65,14 @@ from sanic_edge_auth.resource.listing import decorated_routes, required_scopes
 from sanic_edge_auth.resource.metadata import dpop_info
 from sanic_edge_auth.resource.metadata_endpoint import MetadataEndpoint
 from sanic_edge_auth.resource.policies import DECORATOR_SCOPES_ATTR
+from sanic_edge_auth.resource.websocket import (
+    PROTECTED_RULE_ATTR,
+    SocketGate,
+    SocketWatch,
+    bind_socket_policies,
+    is_socket_route,
+    serve_socket,
+)
 from sanic_edge_auth.responses import ErrorRenderer, ErrorResponder, error_handler
 from sanic_edge_auth.routes import EdgeRoutes
 from sanic_edge_auth.secret import Secret
@@ -77,6 +85,7 @@ from sanic_edge_auth.session.manager import (
     UNVERIFIED_SESSION_ATTR,
     SessionManager,
 )
+from sanic_edge_auth.session.tickets import SocketTickets
 from sanic_edge_auth.store.base import Store
 from sanic_edge_auth.store.factory import open_store
 
@@ -143,6 +152,10 @@ class EdgeAuth:
         self._sessions: SessionManager | None = None
         self._refreshes: RefreshCoordinator | None = None
         self._downstream: DownstreamTokens | None = None
+        self._socket_gate: SocketGate | None = None
+        self._socket_watch: SocketWatch | None = None
+        self._tickets: SocketTickets | None = None
+        self._route_middleware = False
         self._http: httpx.AsyncClient | None = None
         self._app: Sanic[Any, Any] | None = None
         self._adapter_class: type[AdapterFactory] | None = None
@@ -200,8 +213,8 @@ class EdgeAuth:
             for rule in config.paths
             if rule.auth and rule.integration is None
         }
-        if self._protected:
-            app.on_request(route_middleware(lambda: self.guard))
+        if self._protected or self._wrapped_handlers:
+            self._add_route_middleware()
         if metadata is not None:
             MetadataEndpoint(
                 metadata,
@@ -221,6 +234,15 @@ class EdgeAuth:
         app.main_process_start(self._check_in_main_process)
         app.before_server_start(self._before_start)
         app.after_server_stop(self._after_stop)
+
+    def _add_route_middleware(self) -> None:
+        """The request middleware enforcing route policies, once: needed for the
+        config's protected paths, and for ``@edge.protected()`` socket routes (their
+        check must run before the upgrade, which only request middleware does)."""
+        if self._app is None or self._route_middleware:
+            return
+        self._route_middleware = True
+        self._app.on_request(route_middleware(lambda: self.guard, lambda: self.socket_gate))
 
     def _secret_source(self, app: Sanic[Any, Any]) -> SecretSource:
         if self._secrets is not None:
@@ -260,6 +282,7 @@ class EdgeAuth:
         )
         dpop_paths = {(rule.method, rule.path) for rule in config.paths if rule.dpop_required}
         missing, unlisted = bind_route_policies(app, self._protected, dpop_paths)
+        bind_socket_policies(app)
         for method, path in missing:
             rule = next(r for r in config.paths if (r.method, r.path) == (method, path))
             problems.append(
@@ -277,7 +300,10 @@ class EdgeAuth:
                 )
             )
         for route in app.router.routes:
-            name = self._wrapped_handlers.get(route.handler)
+            handler = route.handler
+            if getattr(route.extra, "websocket", False) and getattr(handler, "args", None):
+                handler = handler.args[0]  # Sanic's partial around the socket handler
+            name = self._wrapped_handlers.get(handler)
             if name is not None:
                 methods = ", ".join(sorted(route.methods))
                 problems.append(
@@ -425,6 +451,7 @@ class EdgeAuth:
             introspector=self._introspector(config, idp_client, self._store),
             dpop=DPoPChecker.for_config(config, self._store),
         )
+        self._start_sockets(self._guard, self._store, self._sessions)
         await self._adapter.startup()
         for warning in config_warnings(config):
             _log.warning(Event.CONFIG_WARNING, key=warning.key, warning=warning.message)
@@ -436,6 +463,13 @@ class EdgeAuth:
             # Protected in code, not in the config: named, so the log shows them too.
             decorated=decorated_routes(app),
         )
+
+    def _start_sockets(self, guard: Guard, store: Store, sessions: SessionManager | None) -> None:
+        """The socket gate (handshakes), watch (open sockets) and, with sessions,
+        the ticket desk: cheap objects, built whether or not the app has sockets."""
+        self._tickets = SocketTickets(sessions, store) if sessions is not None else None
+        self._socket_gate = SocketGate(guard, self._tickets)
+        self._socket_watch = SocketWatch(store, sessions)
 
     def _introspector(
         self, config: EdgeAuthConfig, http: IdPClient, store: Store
@@ -510,6 +544,9 @@ class EdgeAuth:
         return None if self._sessions is None else await self._sessions.find(request)
 
     async def _after_stop(self, app: Sanic[Any, Any]) -> None:
+        if self._socket_watch is not None:
+            await self._socket_watch.aclose()
+        self._socket_watch = self._socket_gate = self._tickets = None
         self._downstream = None
         self._guard = None
         if self._sessions is not None:
@@ -603,6 +640,21 @@ class EdgeAuth:
             return None
 
     @property
+    def socket_gate(self) -> SocketGate:
+        """Admits socket handshakes (while running; see docs/websockets.md)."""
+        if self._socket_gate is None:
+            raise RuntimeError("socket protection exists only while the server runs")
+        return self._socket_gate
+
+    @property
+    def tickets(self) -> SocketTickets:
+        """Single-use socket tickets (while running, with a ``session`` section):
+        ``await edge.tickets.mint(request.ctx.session.state)``."""
+        if self._tickets is None:
+            raise RuntimeError("socket tickets exist only while the server runs, with sessions")
+        return self._tickets
+
+    @property
     def guard(self) -> Guard:
         """Bearer-token enforcement for the running adapter."""
         if self._guard is None:
@@ -652,6 +704,10 @@ class EdgeAuth:
 
             @wraps(handler)
             async def protected_handler(request: Request, *args: Any, **kwargs: Any) -> Any:
+                if is_socket_route(request):
+                    return await self._serve_socket(
+                        handler, request, required, dpop_required, *args, **kwargs
+                    )
                 await self.guard.authenticate(request, required, dpop_required=dpop_required)
                 return await handler(request, *args, **kwargs)
 
@@ -661,9 +717,36 @@ class EdgeAuth:
                 self._dpop_handlers.append(name)
             # For the OpenAPI document: the same scopes the wrapper enforces.
             setattr(protected_handler, DECORATOR_SCOPES_ATTR, required)
+            setattr(protected_handler, PROTECTED_RULE_ATTR, (required, dpop_required))
+            self._add_route_middleware()  # a socket route is checked before its upgrade
             return cast(HandlerT, protected_handler)
 
         return decorator
+
+    async def _serve_socket(
+        self,
+        handler: Callable[..., Awaitable[Any]],
+        request: Request,
+        scopes: tuple[str, ...],
+        dpop_required: bool,
+        socket: Any,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        watch = self._socket_watch
+        if watch is None:
+            raise RuntimeError("socket protection exists only while the server runs")
+        return await serve_socket(
+            self.socket_gate,
+            watch,
+            handler,
+            request,
+            socket,
+            scopes,
+            dpop_required,
+            *args,
+            **kwargs,
+        )
 
 
 def _sealing_secrets(config: EdgeAuthConfig) -> tuple[Secret, ...]:

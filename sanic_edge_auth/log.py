@@ -46,6 +46,8 @@ class Event:
     SESSION_END_DEFERRED: Final = "edge_auth.session.end_deferred"
     SESSION_END_LOST: Final = "edge_auth.session.end_lost"
     SESSION_UNVERIFIED: Final = "edge_auth.session.unverified"
+    SOCKET_CLOSED: Final = "edge_auth.socket.closed"
+    SOCKET_UNVERIFIED: Final = "edge_auth.socket.unverified"
     BACKCHANNEL_LOGOUT: Final = "edge_auth.backchannel_logout"
     STORE_PER_PROCESS: Final = "edge_auth.store.per_process"
     STORE_FAILED: Final = "edge_auth.store.failed"

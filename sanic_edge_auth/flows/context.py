@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sanic_edge_auth.refresh import RefreshCoordinator
     from sanic_edge_auth.resource import Guard
     from sanic_edge_auth.session.manager import SessionManager
+    from sanic_edge_auth.session.tickets import SocketTickets
     from sanic_edge_auth.store.base import Store
 
 __all__ = ["FlowContext", "Handler", "Runtime", "digest", "no_store"]
@@ -66,6 +67,9 @@ class Runtime(Protocol):
 
     @property
     def refreshes(self) -> RefreshCoordinator: ...
+
+    @property
+    def tickets(self) -> SocketTickets: ...
 
 
 class FlowContext:

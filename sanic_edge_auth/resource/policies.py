@@ -15,6 +15,8 @@ from sanic_edge_auth.resource.guard import Guard
 if TYPE_CHECKING:
     from sanic import Sanic
 
+    from sanic_edge_auth.resource.websocket import SocketGate
+
 __all__ = [
     "DECORATOR_SCOPES_ATTR",
     "ROUTE_CTX_ATTR",
@@ -74,8 +76,14 @@ def bind_route_policies(
     return list(missing), unlisted
 
 
-def route_middleware(guard_getter: Callable[[], Guard]) -> Callable[[Request], object]:
-    """A request middleware that enforces the policies :func:`bind_route_policies` set."""
+def route_middleware(
+    guard_getter: Callable[[], Guard], gate_getter: Callable[[], SocketGate] | None = None
+) -> Callable[[Request], object]:
+    """A request middleware that enforces the policies :func:`bind_route_policies` set.
+
+    With ``gate_getter``, the handshake of a socket route goes to the socket gate
+    (see :mod:`.websocket`): Sanic runs request middleware before the upgrade, so a
+    refusal is still an HTTP answer."""
 
     async def enforce_route_policy(request: Request) -> None:
         route = request.route
@@ -91,8 +99,10 @@ def route_middleware(guard_getter: Callable[[], Guard]) -> Callable[[Request], o
             # anyway, it gets the strictest of the route's policies, never none.
             scopes = tuple(sorted({scope for needed in policy.values() for scope in needed}))
             dpop = frozenset({request.method}) if dpop else None
-        await guard_getter().authenticate(
-            request, scopes, dpop_required=dpop is not None and request.method in dpop
-        )
+        dpop_required = dpop is not None and request.method in dpop
+        if gate_getter is not None and getattr(route.extra, "websocket", False):
+            await gate_getter().admit(request, scopes, dpop_required=dpop_required)
+            return
+        await guard_getter().authenticate(request, scopes, dpop_required=dpop_required)
 
     return enforce_route_policy

@@ -56,7 +56,7 @@ from sanic_edge_auth.session.cookies import (
     split_as_written,
     split_value,
 )
-from sanic_edge_auth.session.csrf import SAFE_METHODS, check_same_origin
+from sanic_edge_auth.session.csrf import SAFE_METHODS, check_same_origin, check_socket_origin
 from sanic_edge_auth.session.handle import Session
 from sanic_edge_auth.session.pending import PendingRevocations
 from sanic_edge_auth.session.settings import SessionSettings
@@ -421,11 +421,43 @@ class SessionManager:
             query=request.query_string,
         )
 
+    # -- watching (long-lived connections: see sanic_edge_auth.resource.websocket)
+
+    def watch_keys(self, state: SessionState) -> tuple[str, ...]:
+        """The store keys whose values say whether ``state`` still holds: its
+        revocation marks, then (``store: "server"``) its record. Read them for many
+        sessions in one ``get_many``, then ask :meth:`end_reason`."""
+        keys = _revocation_keys(state.id, state.subject, state.idp_sid)
+        return keys if self._cookie_mode else (*keys, _record_key(state.id))
+
+    def end_reason(self, state: SessionState, values: list[bytes | None]) -> str | None:
+        """Why ``state`` no longer holds (an ``error_kind``), given the values of its
+        :meth:`watch_keys`; ``None`` while it does. The same rules as :meth:`find`,
+        except inactivity: an open socket is activity, so only the absolute end
+        counts (a server session's record still expires with the inactivity
+        timeout unless a request touches it)."""
+        if self._clock() >= state.created_at + self._absolute_timeout:
+            return "session_expired"
+        if self._pending.ends(state.id):
+            return "session_revoked"
+        marks = values if self._cookie_mode else values[:-1]
+        for index, mark in enumerate(marks):
+            if mark is not None and (index == 0 or _marked_at(mark) >= state.created_at):
+                return "session_revoked"
+        if not self._cookie_mode and values[-1] is None:
+            return "session_revoked"
+        return None
+
     # -- CSRF
 
     def check_csrf(self, request: Request) -> None:
-        """Refuse an unsafe cookie-authenticated request from another site."""
+        """Refuse an unsafe cookie-authenticated request from another site (and a
+        WebSocket upgrade from another origin: see :func:`check_socket_origin`)."""
         if request.method in SAFE_METHODS:
+            if _is_upgrade(request):
+                reason = check_socket_origin(request.headers, self._origins)
+                if reason is not None:
+                    raise CrossSiteRequest(reason)
             return
         reason = check_same_origin(request.headers, request.method, self._origins)
         if reason is not None:
@@ -655,6 +687,12 @@ def _marked_at(mark: bytes) -> float:
     if not math.isfinite(value):
         raise _unreadable("a revocation mark in the store is unreadable")
     return value
+
+
+def _is_upgrade(request: Request) -> bool:
+    """A WebSocket handshake (RFC 6455 4.1: ``Upgrade: websocket``)."""
+    upgrade = request.headers.get("upgrade")
+    return upgrade is not None and upgrade.strip().lower() == "websocket"
 
 
 def _record_key(session_id: str) -> str:
