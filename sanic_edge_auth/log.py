@@ -46,6 +46,7 @@ class Event:
     SESSION_END_DEFERRED: Final = "edge_auth.session.end_deferred"
     SESSION_END_LOST: Final = "edge_auth.session.end_lost"
     SESSION_UNVERIFIED: Final = "edge_auth.session.unverified"
+    SESSION_INDEX_CONTENDED: Final = "edge_auth.session.index_contended"
     SOCKET_CLOSED: Final = "edge_auth.socket.closed"
     SOCKET_UNVERIFIED: Final = "edge_auth.socket.unverified"
     BACKCHANNEL_LOGOUT: Final = "edge_auth.backchannel_logout"
