@@ -266,7 +266,8 @@ class _Loader(AuthorizerSchema, PathsSchema, ProtectedResourceSchema):
                     "must be POST with a session: a refresh path answering "
                     f"{rule.method} would let any site refresh a signed-in user's tokens",
                 )
-        for problem in session_control_needs(paths, has_session=True):
+        server = settings is not None and settings.mode == "server"
+        for problem in session_control_needs(paths, has_session=True, server_sessions=server):
             self.problem(problem.key, problem.message)
         if settings is not None and settings.redirect_to_login and "login" not in kinds:
             self.problem("session.redirect_to_login", "needs a login path to redirect to")

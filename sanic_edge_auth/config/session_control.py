@@ -14,7 +14,7 @@ __all__ = ["session_control_needs"]
 
 
 def session_control_needs(
-    paths: Sequence[PathRule], *, has_session: bool
+    paths: Sequence[PathRule], *, has_session: bool, server_sessions: bool = False
 ) -> Iterator[ConfigProblem]:
     for rule in paths:
         kind = rule.integration.kind if rule.integration else None
@@ -25,6 +25,12 @@ def session_control_needs(
             yield ConfigProblem(
                 f"{rule.key}.integration.type",
                 f"{what} work from the browser session: add a session section",
+            )
+        elif kind == "sessions" and not server_sessions:
+            yield ConfigProblem(
+                f"{rule.key}.integration.type",
+                'lists sessions from the store: set session.store to "server" (cookie '
+                "sessions are not listed; edge.sessions.revoke_all still ends them)",
             )
         if kind == "socket_ticket" and rule.method != "POST":
             yield ConfigProblem(

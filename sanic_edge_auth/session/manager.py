@@ -477,8 +477,14 @@ class SessionManager:
         if self._index is not None:
             for info in await self._index.entries(sub):
                 state = await self._stored_state(info.id)
-                if state is not None:
-                    ended.append(state)
+                if state is None:
+                    continue
+                ended.append(state)
+                # Its own mark too, before its record goes: a cookie then reads as
+                # revoked (401 session_revoked), not as lost by the store.
+                remaining = self.absolute_end(state) - now
+                if remaining > 0:
+                    await self._store.set(f"revoked:session:{info.id}", b"1", remaining)
                 with contextlib.suppress(StoreError):
                     await self._store.delete(f"session:{info.id}")
             with contextlib.suppress(StoreError):

@@ -211,6 +211,8 @@ class FakeIdentityProvider:
         self.last_introspection: dict[str, str] = {}
         self._token_info: dict[str, dict[str, Any]] = {}  # opaque token -> its claims
         self._revoked_tokens: set[str] = set()
+        #: Refresh tokens the app revoked at /revoke (RFC 7009), in order.
+        self.revoked_refresh_tokens: list[str] = []
         self._seen_jti: set[str] = set()
         self._lock = threading.Lock()
         self._failures: dict[str, _Failure] = {}
@@ -490,6 +492,36 @@ class FakeIdentityProvider:
         if info is None or info.get("exp", 0) <= time.time():
             return _json(200, {"active": False})
         return _json(200, {"active": True, **info})
+
+    def _revoke(
+        self, form: Mapping[str, str], authorization: str | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """RFC 7009 2: the client revokes a token it holds. A refresh token takes its
+        whole grant (family) with it; any other token is revoked as by :meth:`revoke`.
+        200 with no body, known token or not (2.2)."""
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        if authorization and authorization.lower().startswith("basic "):
+            decoded = base64.b64decode(authorization[6:]).decode()
+            raw_id, _, raw_secret = decoded.partition(":")
+            client_id, client_secret = unquote(raw_id), unquote(raw_secret)
+        if form.get("client_assertion_type") == _JWT_BEARER:
+            authenticated = self._check_client_assertion(form)
+        else:
+            authenticated = client_id == self.client_id and client_secret == self.client_secret
+        if not authenticated:
+            return _json(
+                401,
+                {"error": "invalid_client", "error_description": "Client authentication failed"},
+            )
+        token = form.get("token", "")
+        with self._lock:
+            entry = self._refresh_tokens.get(token)
+            if entry is not None:
+                self._revoked_families.add(entry[0])
+                self.revoked_refresh_tokens.append(token)
+            else:
+                self._revoked_tokens.add(token)
+        return 200, {}, b""
 
     def _own_jwt_claims(self, token: str) -> dict[str, Any] | None:
         for _, key in reversed(self._signing_keys):
@@ -1013,6 +1045,7 @@ class FakeIdentityProvider:
                 ],
                 "authorization_response_iss_parameter_supported": self.send_iss_in_callback,
                 "introspection_endpoint": self.endpoint_url("introspect"),
+                "revocation_endpoint": self.endpoint_url("revoke"),
                 "dpop_signing_alg_values_supported": list(_DPOP_ALGORITHMS),
             }
         return {
@@ -1101,6 +1134,7 @@ def _endpoint_paths(mode: ProviderMode, issuer_path: str) -> dict[str, str]:
             "logout": f"{base}/logout",
             "discovery": f"{issuer_path}/.well-known/openid-configuration",
             "introspect": f"{base}/token/introspect",  # Keycloak's
+            "revoke": f"{base}/revoke",  # Keycloak's
         }
     return {
         "authorize": "/authorize",
@@ -1111,6 +1145,7 @@ def _endpoint_paths(mode: ProviderMode, issuer_path: str) -> dict[str, str]:
         "logout": "/v2/logout",
         # Auth0 has none for its own tokens; configured as authorizer.introspection.endpoint.
         "introspect": "/oauth/introspect",
+        "revoke": "/oauth/revoke",
     }
 
 
@@ -1142,7 +1177,7 @@ def _json(status: int, body: Mapping[str, Any]) -> tuple[int, dict[str, str], by
 
 def _handler_for(idp: FakeIdentityProvider) -> type[BaseHTTPRequestHandler]:
     routes: dict[tuple[str, str], str] = {
-        ("POST" if endpoint in ("token", "introspect") else "GET", path): endpoint
+        ("POST" if endpoint in ("token", "introspect", "revoke") else "GET", path): endpoint
         for endpoint, path in _endpoint_paths(idp.mode, idp.issuer_path).items()
     }
     if idp.mode == "auth0":
@@ -1194,6 +1229,8 @@ def _handler_for(idp: FakeIdentityProvider) -> type[BaseHTTPRequestHandler]:
                 result = _json(200, idp._discovery())
             elif endpoint == "introspect":
                 result = idp._introspect(form, authorization)
+            elif endpoint == "revoke":
+                result = idp._revoke(form, authorization)
             else:
                 result = idp._logout(query)
             self._send(*result)
