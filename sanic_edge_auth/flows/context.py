@@ -97,6 +97,16 @@ class FlowContext:
         # Where a login or logout without return_to lands: the app's root as the
         # browser sees it (behind a path-stripping proxy, under its prefix).
         self.home = edge_config.public_prefix + "/"
+        # The interactive login, as the browser reaches it (a silent login that needs
+        # the person goes on to it; see sanic_edge_auth.flows.silent_login).
+        self.login_path = next(
+            (
+                edge_config.public_prefix + rule.path
+                for rule in edge_config.paths
+                if rule.integration and rule.integration.kind == "login"
+            ),
+            None,
+        )
         # How a flow that answers its own errors (the callback) answers them: as the
         # app's error handler does.
         self.errors = errors or ErrorResponder(PageLinks.for_config(edge_config))

@@ -177,6 +177,9 @@ class FakeIdentityProvider:
         self.huge_body_bytes = 8 * 1024 * 1024
         self.user = FakeUser()
         self.login_error: str | None = None  # e.g. "access_denied" for the next logins
+        #: Whether the person has a session at the provider: without one, a
+        #: ``prompt=none`` login answers ``login_required`` (OIDC Core 3.1.2.6).
+        self.has_session = True
         self.token_claims: dict[str, Any] = {}  # extra claims put into every issued token
         #: How long before each scripted login the user authenticated: the ID token's
         #: ``auth_time`` is that login's time minus this (``None`` leaves it out). The
@@ -523,6 +526,13 @@ class FakeIdentityProvider:
                 self._revoked_tokens.add(token)
         return 200, {}, b""
 
+    def _silent_login_error(self, query: Mapping[str, str]) -> str | None:
+        """OpenID Connect Core 3.1.2.6: ``prompt=none`` without a session at the
+        provider (``has_session`` false) cannot log anyone in."""
+        if query.get("prompt") == "none" and not self.has_session:
+            return "login_required"
+        return None
+
     def _own_jwt_claims(self, token: str) -> dict[str, Any] | None:
         for _, key in reversed(self._signing_keys):
             with contextlib.suppress(Exception):  # not signed by this key: try the next
@@ -542,9 +552,10 @@ class FakeIdentityProvider:
         ):
             # As Auth0 does: a page, never a redirect to a URL nobody registered.
             return _callback_mismatch(redirect_uri)
-        if self.login_error:
+        login_error = self.login_error or self._silent_login_error(query)
+        if login_error:
             params = {
-                "error": self.login_error,
+                "error": login_error,
                 "error_description": "login refused",
                 "state": state,
             }
