@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -136,6 +136,7 @@ def start_gateway() -> Iterator[Callable[..., Gateway]]:
         *,
         session: dict[str, Any] | None = None,
         dpop: dict[str, Any] | None = None,
+        extra_paths: Sequence[dict[str, Any]] = (),
     ) -> Gateway:
         port = free_port()
         paths = [
@@ -146,6 +147,7 @@ def start_gateway() -> Iterator[Callable[..., Gateway]]:
                 "integration": {"type": "auth0_backchannel_logout"},
             },
             {"method": "GET", "path": "/api/orders", "auth": True},
+            *extra_paths,
         ]
         if session is None:
             paths = [p for p in paths if "backchannel" not in p["path"]]
