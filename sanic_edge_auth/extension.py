@@ -72,6 +72,7 @@ from sanic_edge_auth.resource.websocket import (
     bind_socket_policies,
     is_socket_route,
     serve_socket,
+    watch_admitted_sockets,
 )
 from sanic_edge_auth.responses import ErrorRenderer, ErrorResponder, error_handler
 from sanic_edge_auth.routes import EdgeRoutes
@@ -231,6 +232,7 @@ class EdgeAuth:
             # priority later), so one that sets Vary outright (sanic-ext's CORS) cannot
             # drop our Cookie, whichever extension the app set up first.
             app.register_middleware(self._write_session, "response", priority=1_000_000)
+        watch_admitted_sockets(app, lambda: self._socket_watch)
         app.main_process_start(self._check_in_main_process)
         app.before_server_start(self._before_start)
         app.after_server_stop(self._after_stop)

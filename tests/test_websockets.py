@@ -91,6 +91,8 @@ def served() -> Iterator[Served]:
         @app.websocket("/feed")
         async def feed(request: Request, ws: Any) -> None:
             await ws.send(request.ctx.auth.subject)
+            async for message in ws:
+                await ws.send(message)
 
         client = ReusableClient(app, port=free_port())
         client.run()
@@ -231,6 +233,20 @@ def test_a_logout_closes_the_sessions_socket_with_4401(served: Served) -> None:
             return await closed_with(ws)
 
     assert served.run(talk()) == (4401, "session_revoked")
+
+
+def test_a_config_protected_socket_is_closed_when_its_token_expires(
+    served: Served, moved_clock: Callable[[float], None]
+) -> None:
+    token = served.idp.mint_token(expires_in=600)
+
+    async def talk() -> tuple[int | None, str | None]:
+        async with served.connect("/feed", {"Authorization": f"Bearer {token}"}) as ws:
+            await ws.recv()
+            moved_clock(601)
+            return await closed_with(ws)
+
+    assert served.run(talk()) == (4401, "token_expired")
 
 
 def test_renewal_with_the_same_sub_extends_the_socket(

@@ -77,6 +77,7 @@ __all__ = [
     "bind_socket_policies",
     "is_socket_route",
     "serve_socket",
+    "watch_admitted_sockets",
 ]
 
 #: The close code of a socket whose credential ended: the token expired, or the
@@ -96,6 +97,8 @@ WATCH_INTERVAL: Final = 0.5
 PROTECTED_RULE_ATTR: Final = "__edge_auth_rule__"
 #: Set on ``request.ctx`` once the handshake was admitted (an :class:`Admitted`).
 SOCKET_ATTR: Final = "edge_auth_socket"
+#: Set on ``request.ctx`` while the socket is watched (the watch's entry).
+_WATCHED_ATTR: Final = "edge_auth_socket_watched"
 #: Query parameters that would carry a token (RFC 6750 2.3): refused on sockets.
 _TOKEN_PARAMS: Final = ("access_token", "id_token", "token")
 _RENEW_MARK: Final = RENEW_MESSAGE_TYPE
@@ -233,7 +236,9 @@ class SocketWatch:
         sessions: list[_Watched] = []
         for watched in list(self._watched):
             admitted = watched.admitted
-            if watched.closing:
+            if watched.closing or _closed(watched.socket):
+                # Closed under us (a cancelled handler sends no "after" signal).
+                self._watched.discard(watched)
                 continue
             if admitted.session is None:
                 if admitted.identity.expires_at <= now:
@@ -278,6 +283,12 @@ class SocketWatch:
         )
         with contextlib.suppress(Exception):  # already closing on its own: nothing to do
             await watched.socket.close(code, reason)
+
+
+def _closed(socket: Any) -> bool:
+    protocol = getattr(socket, "ws_proto", None)
+    state = getattr(protocol, "state", None)
+    return state is not None and getattr(state, "name", "") == "CLOSED"
 
 
 class AuthenticatedSocket:
@@ -385,13 +396,37 @@ async def serve_socket(
         except EdgeAuthError as exc:
             await socket.close(CLOSE_POLICY_VIOLATION, exc.error_kind)
             return None
-    watched = watch.add(socket, admitted)
+    watched: _Watched | None = getattr(request.ctx, _WATCHED_ATTR, None)
+    if watched is None:  # the upgrade signal did not run (another server, a test double)
+        watched = watch.add(socket, admitted)
     try:
         return await handler(
             request, AuthenticatedSocket(socket, request, gate, watched), *args, **kwargs
         )
     finally:
         watch.discard(watched)
+
+
+def watch_admitted_sockets(app: Sanic[Any, Any], watch: Callable[[], SocketWatch | None]) -> None:
+    """Watch every admitted socket from its upgrade on, whichever way its route is
+    protected (``"auth": true`` paths as well as ``@edge.protected()``), through
+    Sanic's ``websocket.handler.*`` signals: nothing runs for plain HTTP."""
+
+    async def watch_socket(request: Request, websocket: Any) -> None:
+        admitted: Admitted | None = getattr(request.ctx, SOCKET_ATTR, None)
+        current = watch()
+        if admitted is not None and current is not None:
+            setattr(request.ctx, _WATCHED_ATTR, current.add(websocket, admitted))
+
+    async def unwatch_socket(request: Request, websocket: Any, **_: Any) -> None:
+        watched: _Watched | None = getattr(request.ctx, _WATCHED_ATTR, None)
+        current = watch()
+        if watched is not None and current is not None:
+            current.discard(watched)
+
+    app.add_signal(watch_socket, "websocket.handler.before")
+    app.add_signal(unwatch_socket, "websocket.handler.after")
+    app.add_signal(unwatch_socket, "websocket.handler.exception")
 
 
 def bind_socket_policies(app: Sanic[Any, Any]) -> list[str]:
