@@ -233,7 +233,9 @@ def test_an_expired_server_session_refreshes_once_across_workers(
     assert fake_idp.requests["token"] - before == 2
 
 
-@pytest.mark.parametrize("mode", ["cookie", "server"])
+# Server sessions: the same checks run on the gateway of test_multiworker_sockets.py
+# (one gateway start fewer on the suite's serial path).
+@pytest.mark.parametrize("mode", ["cookie"])
 def test_a_session_works_on_every_worker_and_logout_on_one_ends_it_on_all(
     fake_idp: FakeIdentityProvider,
     redis_server: RedisServer,

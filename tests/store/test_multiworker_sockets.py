@@ -1,6 +1,8 @@
 """Sockets and session control across two real Sanic workers sharing one Redis, on ONE
-gateway (each start costs seconds of the suite's serial path): a logout on any worker
-closes the session's sockets on every worker with 4401; a socket ticket opens one
+gateway of server sessions (each start costs seconds of the suite's serial path): a
+server session works on both workers and a logout on one ends it on both (the
+server-mode case of test_multiworker.py's logout test), and closes the session's
+sockets on every worker with 4401; a socket ticket opens one
 socket, once, whichever worker each attempt reaches; ``revoke_all`` ends the user's
 cookies on every worker and closes their sockets."""
 
@@ -71,8 +73,13 @@ def test_sockets_and_session_control_hold_across_two_workers(
     )
     origin = gateway.base
 
-    # 1. A logout on one worker closes the session's sockets on both, with 4401.
-    _, cookies = gateway.login(fake_idp)
+    # 1. A server session works on both workers; a logout on one ends it on both,
+    # and closes its sockets on both, with 4401.
+    callback, cookies = gateway.login(fake_idp)
+    assert callback.status_code == 302
+    signed_in = gateway.on_both(8, lambda: gateway.request("GET", "/api/orders", cookies=cookies))
+    assert {r.status_code for r in signed_in} == {200}
+    assert len(pids(signed_in)) == 2
     headers = {"Cookie": _cookie_header(cookies), "Origin": origin}
 
     async def logout_closes() -> set[tuple[int | None, str | None]]:
@@ -84,6 +91,10 @@ def test_sockets_and_session_control_hold_across_two_workers(
         return set(await asyncio.gather(*(_close_code(ws) for ws in sockets)))
 
     assert asyncio.run(logout_closes()) == {(4401, "session_revoked")}
+    after = gateway.on_both(8, lambda: gateway.request("GET", "/api/orders", cookies=cookies))
+    assert {r.status_code for r in after} == {401}
+    assert len(pids(after)) == 2
+    assert {r.json()["error"] for r in after} == {"session_revoked"}
 
     # 2. A ticket opens one socket, once: two attempts at once, on new connections.
     _, cookies = gateway.login(fake_idp)
