@@ -318,3 +318,50 @@ def test_a_ticket_opens_one_socket_from_another_origin_once(served: Served) -> N
     again = refusal(served, f"/echo?ticket={ticket}")
     assert again.status_code == 401
     assert json.loads(again.body)["error"] == "ticket_invalid"
+
+
+def test_the_watch_keeps_sockets_open_while_the_store_cannot_answer(
+    served: Served,
+) -> None:
+    """A store outage must not drop every connection: the sockets stay, the event says
+    so, and the next look (store back) closes what ended meanwhile."""
+    from structlog.testing import capture_logs
+
+    from sanic_edge_auth.errors import StoreUnavailable
+    from sanic_edge_auth.resource.websocket import Admitted, SocketWatch
+
+    served.sign_in()
+    sessions = served.edge.sessions
+    assert sessions is not None
+    store = served.edge.store
+    closed: list[tuple[int, str]] = []
+
+    class Socket:
+        async def close(self, code: int, reason: str) -> None:
+            closed.append((code, reason))
+
+    async def scenario() -> None:
+        listed = await sessions.list("auth0|user-1")
+        state = await sessions._stored_state(listed[0].id)
+        assert state is not None
+        watch = SocketWatch(store, sessions)
+        watch.add(Socket(), Admitted(sessions.identity_of(state), state, ()))
+        await sessions.revoke(listed[0].id)
+        real = store.get_many
+
+        async def down(keys: Any) -> Any:
+            raise StoreUnavailable("redis is down", operation="get_many")
+
+        store.get_many = down  # type: ignore[method-assign]
+        try:
+            with capture_logs() as logs:
+                await watch.check()
+        finally:
+            store.get_many = real  # type: ignore[method-assign]
+        assert closed == []
+        assert [e["event"] for e in logs] == ["edge_auth.socket.unverified"]
+        await watch.check()
+        await watch.aclose()
+
+    served.run(scenario())
+    assert closed == [(4401, "session_revoked")]
