@@ -10,7 +10,8 @@ set (and the secrets), Sanic's own command serves the same app:
 
 Then open http://127.0.0.1:8000/ in a browser: sign in, and the page greets you from
 the session, calls the protected API from the page, shows your profile, refreshes
-the tokens and logs you out. No token ever reaches the browser.
+the tokens, lists your sessions (sign in from a second browser to see two) with a
+"sign out everywhere" button, and logs you out. No token ever reaches the browser.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 import structlog
 from sanic import Request, Sanic, json
-from sanic.response import HTTPResponse
+from sanic.response import HTTPResponse, redirect
 from sanic.response import html as html_response
 
 from sanic_edge_auth import EdgeAuth, HookContext
@@ -92,6 +93,10 @@ _SIGNED_IN = """<!doctype html>
   <li><form method="post" action="/api/auth0/logout?return_to=/">
     <button id="logout">Log out</button></form></li>
 </ul>
+<h2>Your sessions</h2>
+<ul id="sessions"></ul>
+<form method="post" action="/account/sign-out-everywhere">
+  <button id="everywhere">Sign out everywhere</button></form>
 <pre id="result"></pre>
 <script>
 const show = async (response) => {{
@@ -110,6 +115,33 @@ const expiry = (seconds) => {{
   return "the access token is good until " + at.toLocaleTimeString()
     + " (in " + minutes + (minutes === 1 ? " minute)" : " minutes)");
 }};
+// The sessions path lists this user's sessions (the current one flagged) and ends
+// one: every browser signed in as you, each with its own "sign out" button.
+const listSessions = async () => {{
+  const response = await fetch("/account/sessions", {{credentials: "same-origin"}});
+  if (!response.ok) return show(response);
+  const list = document.getElementById("sessions");
+  list.replaceChildren();
+  for (const s of (await response.json()).sessions) {{
+    const item = document.createElement("li");
+    item.className = "session";
+    const since = new Date(s.created_at * 1000).toLocaleString();
+    item.textContent = s.user_agent + ", since " + since + (s.current ? " (this one) " : " ");
+    if (!s.current) {{
+      const end = document.createElement("button");
+      end.textContent = "Sign out";
+      end.onclick = async () => {{
+        await fetch("/account/sessions", {{method: "POST", credentials: "same-origin",
+          headers: {{"Content-Type": "application/json"}},
+          body: JSON.stringify({{revoke: s.id}})}});
+        await listSessions();
+      }};
+      item.append(end);
+    }}
+    list.append(item);
+  }}
+}};
+listSessions();
 document.getElementById("refresh").onclick = async () => {{
   const response = await fetch(
     "/api/auth0/refresh", {{method: "POST", credentials: "same-origin"}});
@@ -149,6 +181,17 @@ def create_app(
         # The handler sees only who is calling, and can call APIs as them.
         auth = request.ctx.auth
         return json({"orders": [], "for": auth.subject, "via": auth.via})
+
+    @app.post("/account/sign-out-everywhere")
+    async def sign_out_everywhere(request: Request) -> HTTPResponse:
+        # edge.session() refuses a cross-site POST (403 csrf_rejected) before anything
+        # ends; revoke_all ends every session of this user, on every worker, and
+        # revokes their refresh tokens at the IdP.
+        session = await edge.session(request)
+        if session is not None:
+            assert edge.sessions is not None
+            await edge.sessions.revoke_all(session.subject)
+        return redirect("/", status=303, headers={"Cache-Control": "no-store"})
 
     @app.get("/")
     async def index(request: Request) -> HTTPResponse:

@@ -72,6 +72,14 @@ from sanic_edge_auth.resource.policies import (
     MethodPolicy,
 )
 from sanic_edge_auth.resource.step_up import StepUpGate
+from sanic_edge_auth.resource.websocket import (
+    SocketGate,
+    SocketWatch,
+    bind_socket_policies,
+    is_socket_route,
+    serve_socket,
+    watch_admitted_sockets,
+)
 from sanic_edge_auth.responses import ErrorRenderer, ErrorResponder, error_handler
 from sanic_edge_auth.routes import EdgeRoutes
 from sanic_edge_auth.secret import Secret
@@ -84,6 +92,7 @@ from sanic_edge_auth.session.manager import (
     UNVERIFIED_SESSION_ATTR,
     SessionManager,
 )
+from sanic_edge_auth.session.tickets import SocketTickets
 from sanic_edge_auth.store.base import Store
 from sanic_edge_auth.store.factory import open_store
 
@@ -150,6 +159,10 @@ class EdgeAuth:
         self._sessions: SessionManager | None = None
         self._refreshes: RefreshCoordinator | None = None
         self._downstream: DownstreamTokens | None = None
+        self._socket_gate: SocketGate | None = None
+        self._socket_watch: SocketWatch | None = None
+        self._tickets: SocketTickets | None = None
+        self._route_middleware = False
         self._http: httpx.AsyncClient | None = None
         self._app: Sanic[Any, Any] | None = None
         self._adapter_class: type[AdapterFactory] | None = None
@@ -207,8 +220,8 @@ class EdgeAuth:
             for rule in config.paths
             if rule.auth and rule.integration is None
         }
-        if self._protected:
-            app.on_request(route_middleware(lambda: self.guard))
+        if self._protected or self._wrapped_handlers:
+            self._add_route_middleware()
         if metadata is not None:
             MetadataEndpoint(
                 metadata,
@@ -225,9 +238,19 @@ class EdgeAuth:
             # priority later), so one that sets Vary outright (sanic-ext's CORS) cannot
             # drop our Cookie, whichever extension the app set up first.
             app.register_middleware(self._write_session, "response", priority=1_000_000)
+        watch_admitted_sockets(app, lambda: self._socket_watch)
         app.main_process_start(self._check_in_main_process)
         app.before_server_start(self._before_start)
         app.after_server_stop(self._after_stop)
+
+    def _add_route_middleware(self) -> None:
+        """The request middleware enforcing route policies, once: needed for the
+        config's protected paths, and for ``@edge.protected()`` socket routes (their
+        check must run before the upgrade, which only request middleware does)."""
+        if self._app is None or self._route_middleware:
+            return
+        self._route_middleware = True
+        self._app.on_request(route_middleware(lambda: self.guard, lambda: self.socket_gate))
 
     def _secret_source(self, app: Sanic[Any, Any]) -> SecretSource:
         if self._secrets is not None:
@@ -266,6 +289,7 @@ class EdgeAuth:
             if config.dpop is None
         )
         missing, unlisted = bind_route_policies(app, self._protected)
+        bind_socket_policies(app)
         for method, path in missing:
             rule = next(r for r in config.paths if (r.method, r.path) == (method, path))
             problems.append(
@@ -283,7 +307,10 @@ class EdgeAuth:
                 )
             )
         for route in app.router.routes:
-            name = self._wrapped_handlers.get(route.handler)
+            handler = route.handler
+            if getattr(route.extra, "websocket", False) and getattr(handler, "args", None):
+                handler = handler.args[0]  # Sanic's partial around the socket handler
+            name = self._wrapped_handlers.get(handler)
             if name is not None:
                 methods = ", ".join(sorted(route.methods))
                 problems.append(
@@ -436,6 +463,7 @@ class EdgeAuth:
                 public_prefix=config.public_prefix,
             ),
         )
+        self._start_sockets(self._guard, self._store, self._sessions)
         await self._adapter.startup()
         for warning in config_warnings(config):
             _log.warning(Event.CONFIG_WARNING, key=warning.key, warning=warning.message)
@@ -449,6 +477,13 @@ class EdgeAuth:
             # RFC 9470: the routes that demand a stronger or more recent login.
             step_up=step_up_routes(app),
         )
+
+    def _start_sockets(self, guard: Guard, store: Store, sessions: SessionManager | None) -> None:
+        """The socket gate (handshakes), watch (open sockets) and, with sessions,
+        the ticket desk: cheap objects, built whether or not the app has sockets."""
+        self._tickets = SocketTickets(sessions, store) if sessions is not None else None
+        self._socket_gate = SocketGate(guard, self._tickets)
+        self._socket_watch = SocketWatch(store, sessions)
 
     def _introspector(
         self, config: EdgeAuthConfig, http: IdPClient, store: Store
@@ -523,6 +558,9 @@ class EdgeAuth:
         return None if self._sessions is None else await self._sessions.find(request)
 
     async def _after_stop(self, app: Sanic[Any, Any]) -> None:
+        if self._socket_watch is not None:
+            await self._socket_watch.aclose()
+        self._socket_watch = self._socket_gate = self._tickets = None
         self._downstream = None
         self._guard = None
         if self._sessions is not None:
@@ -616,6 +654,21 @@ class EdgeAuth:
             return None
 
     @property
+    def socket_gate(self) -> SocketGate:
+        """Admits socket handshakes (while running; see docs/websockets.md)."""
+        if self._socket_gate is None:
+            raise RuntimeError("socket protection exists only while the server runs")
+        return self._socket_gate
+
+    @property
+    def tickets(self) -> SocketTickets:
+        """Single-use socket tickets (while running, with a ``session`` section):
+        ``await edge.tickets.mint(request.ctx.session.state)``."""
+        if self._tickets is None:
+            raise RuntimeError("socket tickets exist only while the server runs, with sessions")
+        return self._tickets
+
+    @property
     def guard(self) -> Guard:
         """Bearer-token enforcement for the running adapter."""
         if self._guard is None:
@@ -673,6 +726,8 @@ class EdgeAuth:
 
             @wraps(handler)
             async def protected_handler(request: Request, *args: Any, **kwargs: Any) -> Any:
+                if is_socket_route(request):
+                    return await self._serve_socket(handler, request, policy, *args, **kwargs)
                 await self.guard.authenticate(
                     request, required, dpop_required=dpop_required, step_up=policy.step_up
                 )
@@ -685,9 +740,26 @@ class EdgeAuth:
             # For the OpenAPI document: the same scopes the wrapper enforces.
             setattr(protected_handler, DECORATOR_SCOPES_ATTR, required)
             setattr(protected_handler, DECORATOR_POLICY_ATTR, policy)
+            self._add_route_middleware()  # a socket route is checked before its upgrade
             return cast(HandlerT, protected_handler)
 
         return decorator
+
+    async def _serve_socket(
+        self,
+        handler: Callable[..., Awaitable[Any]],
+        request: Request,
+        policy: MethodPolicy,
+        socket: Any,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        watch = self._socket_watch
+        if watch is None:
+            raise RuntimeError("socket protection exists only while the server runs")
+        return await serve_socket(
+            self.socket_gate, watch, handler, request, socket, policy, *args, **kwargs
+        )
 
 
 def _decorator_step_up(acr_values: Collection[str], max_age: int | None) -> StepUp | None:

@@ -211,7 +211,7 @@ def test_idp_error_on_callback_is_a_clear_4xx_without_exchange(gateway: Any) -> 
     [
         ("<script>alert(1)</script>", "other"),
         ("x" * 65, "other"),
-        ("login_required", "login_required"),
+        ("temporarily_unavailable", "temporarily_unavailable"),
     ],
 )
 def test_idp_error_code_is_sanitised_in_the_log(gateway: Any, sent: str, logged: str) -> None:

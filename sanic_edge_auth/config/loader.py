@@ -26,6 +26,7 @@ from sanic_edge_auth.config.dpop import DPoPSettings, dpop_needs, validate_dpop_
 from sanic_edge_auth.config.model import AuthorizerConfig, EdgeAuthConfig, PathRule
 from sanic_edge_auth.config.paths import PathsSchema
 from sanic_edge_auth.config.protected_resource import ProtectedResourceSchema
+from sanic_edge_auth.config.session_control import session_control_needs
 from sanic_edge_auth.downstream.settings import DownstreamTarget, validate_downstream_settings
 from sanic_edge_auth.errors import ConfigProblem, ConfigValidationError
 from sanic_edge_auth.session.settings import SessionSettings, validate_session_settings
@@ -250,6 +251,8 @@ class _Loader(AuthorizerSchema, PathsSchema, ProtectedResourceSchema):
                     f"{backchannel.key}.integration.type",
                     "back-channel logout ends browser sessions: add a session section",
                 )
+            for problem in session_control_needs(paths, has_session=False):
+                self.problem(problem.key, problem.message)
             return None
         settings, problems = validate_session_settings(self.resolve("session", raw["session"]))
         self.problems.extend(problems)
@@ -263,6 +266,9 @@ class _Loader(AuthorizerSchema, PathsSchema, ProtectedResourceSchema):
                     "must be POST with a session: a refresh path answering "
                     f"{rule.method} would let any site refresh a signed-in user's tokens",
                 )
+        server = settings is not None and settings.mode == "server"
+        for problem in session_control_needs(paths, has_session=True, server_sessions=server):
+            self.problem(problem.key, problem.message)
         if settings is not None and settings.redirect_to_login and "login" not in kinds:
             self.problem("session.redirect_to_login", "needs a login path to redirect to")
         return settings

@@ -37,7 +37,14 @@ __all__ = [
 ]
 
 IntegrationKind = Literal[
-    "login", "callback", "userinfo", "refresh", "logout", "backchannel_logout"
+    "login",
+    "callback",
+    "userinfo",
+    "refresh",
+    "logout",
+    "backchannel_logout",
+    "socket_ticket",
+    "sessions",
 ]
 INTEGRATION_KINDS: Final[tuple[IntegrationKind, ...]] = (
     "login",
@@ -46,6 +53,8 @@ INTEGRATION_KINDS: Final[tuple[IntegrationKind, ...]] = (
     "refresh",
     "logout",
     "backchannel_logout",
+    "socket_ticket",
+    "sessions",
 )
 
 # RS/PS/ES only: HMAC algorithms would let anyone holding the public key forge tokens.

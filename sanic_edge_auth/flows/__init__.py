@@ -25,6 +25,8 @@ from sanic_edge_auth.flows.context import FlowContext, Handler, Runtime
 from sanic_edge_auth.flows.login import login_flow
 from sanic_edge_auth.flows.logout import logout_flow
 from sanic_edge_auth.flows.refresh import refresh_flow
+from sanic_edge_auth.flows.sessions import sessions_flow
+from sanic_edge_auth.flows.socket_ticket import socket_ticket_flow
 from sanic_edge_auth.flows.userinfo import userinfo_flow
 
 __all__ = ["FLOWS", "Flow", "FlowContext", "Handler", "Runtime"]
@@ -38,4 +40,6 @@ FLOWS: Final[Mapping[IntegrationKind, Flow]] = {
     "refresh": refresh_flow,
     "logout": logout_flow,
     "backchannel_logout": backchannel_logout_flow,
+    "socket_ticket": socket_ticket_flow,
+    "sessions": sessions_flow,
 }

@@ -15,6 +15,7 @@ from sanic_edge_auth.adapter import TokenSet, VerifiedToken
 from sanic_edge_auth.config import PathRule
 from sanic_edge_auth.errors import EdgeAuthError, InvalidCallback, LoginDenied, UpstreamBadResponse
 from sanic_edge_auth.flows.context import FlowContext, Handler, digest, no_store
+from sanic_edge_auth.flows.silent_login import silent_login_refused
 from sanic_edge_auth.hooks import HookContext
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.login_cookies import no_login_cookie
@@ -51,6 +52,11 @@ def callback_flow(ctx: FlowContext, rule: PathRule) -> Handler:
         args = request.args
         idp_error = args.get("error")
         if idp_error:
+            silent = silent_login_refused(
+                ctx, request, idp_error, lambda: _return_to_of(request, state)
+            )
+            if silent is not None:
+                raise silent
             # The IdP's text is not ours to repeat: the body is a fixed sentence,
             # the (sanitised) code goes to the log.
             raise LoginDenied(

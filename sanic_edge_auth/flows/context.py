@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sanic_edge_auth.refresh import RefreshCoordinator
     from sanic_edge_auth.resource import Guard
     from sanic_edge_auth.session.manager import SessionManager
+    from sanic_edge_auth.session.tickets import SocketTickets
     from sanic_edge_auth.store.base import Store
 
 __all__ = ["FlowContext", "Handler", "Runtime", "digest", "no_store"]
@@ -67,6 +68,9 @@ class Runtime(Protocol):
     @property
     def refreshes(self) -> RefreshCoordinator: ...
 
+    @property
+    def tickets(self) -> SocketTickets: ...
+
 
 class FlowContext:
     """The collaborators of one :class:`EdgeAuth`'s flows, built once per app."""
@@ -93,6 +97,16 @@ class FlowContext:
         # Where a login or logout without return_to lands: the app's root as the
         # browser sees it (behind a path-stripping proxy, under its prefix).
         self.home = edge_config.public_prefix + "/"
+        # The interactive login, as the browser reaches it (a silent login that needs
+        # the person goes on to it; see sanic_edge_auth.flows.silent_login).
+        self.login_path = next(
+            (
+                edge_config.public_prefix + rule.path
+                for rule in edge_config.paths
+                if rule.integration and rule.integration.kind == "login"
+            ),
+            None,
+        )
         # How a flow that answers its own errors (the callback) answers them: as the
         # app's error handler does.
         self.errors = errors or ErrorResponder(PageLinks.for_config(edge_config))

@@ -48,6 +48,7 @@ __all__ = [
     "parse_token_response",
     "private_key_signer",
     "refresh_token_grant",
+    "revocation_request",
     "token_request",
 ]
 
@@ -267,6 +268,19 @@ async def token_request(
     if response.status != 200:
         raise classify_oauth_error(response)
     return parse_token_response(response)
+
+
+async def revocation_request(
+    http: IdPClient, *, url: str, token: str, token_type_hint: str, auth: ClientAuth
+) -> None:
+    """RFC 7009 2.1: ask the provider to revoke ``token`` (for a refresh token, the
+    provider also revokes the grant's access tokens where it can, 2.1). 200 means
+    done, whether or not the token was still valid (2.2); an error is raised like any
+    token-endpoint error (``revocation`` in logs)."""
+    body, headers = auth.apply(url, {"token": token, "token_type_hint": token_type_hint})
+    response = await http.post_form("revocation", url, body, headers=headers)
+    if response.status != 200:
+        raise classify_oauth_error(response)
 
 
 def parse_token_response(response: IdPResponse) -> TokenSet:

@@ -109,6 +109,8 @@ class ProviderMetadata:
     #: RFC 8414 2 / RFC 7662: where tokens are introspected; ``None`` when the document
     #: names none (or a value no client may call: an optional member breaks nothing).
     introspection_endpoint: str | None = None
+    #: RFC 8414 2 / RFC 7009: where tokens are revoked; ``None`` when not named.
+    revocation_endpoint: str | None = None
 
     @property
     def issuer_is_template(self) -> bool:
@@ -243,6 +245,7 @@ def parse_metadata(document: Mapping[str, Any], rules: DiscoveryRules) -> Provid
         token_endpoint_auth_methods_supported=auth_methods or ("client_secret_basic",),
         authorization_response_iss_parameter_supported=iss_supported,
         introspection_endpoint=_optional_endpoint(document, "introspection_endpoint"),
+        revocation_endpoint=_optional_endpoint(document, "revocation_endpoint"),
         **endpoints,
     )
 

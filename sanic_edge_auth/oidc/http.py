@@ -197,7 +197,8 @@ class IdPClient:
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            body = None
+            # RFC 7009 2.2: a revocation's 200 may come with no body at all.
+            body = {} if status < 300 and not raw.strip() else None
         if not isinstance(body, dict) and 400 <= status < 500:
             # A 4xx with no JSON (Auth0's /userinfo says "Unauthorized" in plain text)
             # is still an answer: the caller decides what the status means.

@@ -171,6 +171,22 @@ class Guard:
             )
         return await self._bearer_or_session(request, dpop)
 
+    def check_step_up(
+        self, request: Request, verified: VerifiedToken, step_up: StepUp, *, session: bool
+    ) -> None:
+        """Raise unless ``verified`` meets ``step_up`` (for a credential the guard did
+        not find itself: a socket ticket's session)."""
+        self._step_up.check(request, verified, step_up, session=session)
+
+    async def verify_bearer(self, token: str) -> VerifiedToken:
+        """Verify a bearer token given outside a request header (a socket's in-band
+        renewal): the same verifier and cache as the header path; a DPoP-bound
+        token is refused, as it is without its proof."""
+        verified = await self._verified(token)
+        if "cnf" in verified.claims:
+            _refuse_bound_bearer(verified)
+        return verified
+
     async def _verified(self, token: str) -> VerifiedToken:
         peek = self._peek
         verified = peek(token) if peek is not None else None

@@ -17,6 +17,8 @@ from sanic_edge_auth.resource.guard import Guard
 if TYPE_CHECKING:
     from sanic import Sanic
 
+    from sanic_edge_auth.resource.websocket import SocketGate
+
 __all__ = [
     "DECORATOR_POLICY_ATTR",
     "DECORATOR_SCOPES_ATTR",
@@ -101,8 +103,14 @@ def bind_route_policies(
     return list(missing), unlisted
 
 
-def route_middleware(guard_getter: Callable[[], Guard]) -> Callable[[Request], object]:
-    """A request middleware that enforces the policies :func:`bind_route_policies` set."""
+def route_middleware(
+    guard_getter: Callable[[], Guard], gate_getter: Callable[[], SocketGate] | None = None
+) -> Callable[[Request], object]:
+    """A request middleware that enforces the policies :func:`bind_route_policies` set.
+
+    With ``gate_getter``, the handshake of a socket route goes to the socket gate
+    (see :mod:`.websocket`): Sanic runs request middleware before the upgrade, so a
+    refusal is still an HTTP answer."""
 
     async def enforce_route_policy(request: Request) -> None:
         route = request.route
@@ -116,6 +124,11 @@ def route_middleware(guard_getter: Callable[[], Guard]) -> Callable[[Request], o
             # Startup refuses routes serving unlisted methods; should one slip through
             # anyway, it gets the strictest of the route's policies, never none.
             rule = strictest(list(policy.values()))
+        if gate_getter is not None and getattr(route.extra, "websocket", False):
+            await gate_getter().admit(
+                request, rule.scopes, dpop_required=rule.dpop_required, step_up=rule.step_up
+            )
+            return
         await guard_getter().authenticate(
             request, rule.scopes, dpop_required=rule.dpop_required, step_up=rule.step_up
         )

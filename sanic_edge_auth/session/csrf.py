@@ -51,6 +51,7 @@ __all__ = [
     "CROSS_SITE_REASONS",
     "SAFE_METHODS",
     "check_same_origin",
+    "check_socket_origin",
     "origin_of",
 ]
 
@@ -116,6 +117,30 @@ def check_same_origin(
         return _FOREIGN_ORIGIN
     if origin is None:
         return None  # not a browser: nothing for another site to forge
+    origin = origin.strip().lower()
+    if origin == "null":
+        return _OPAQUE_ORIGIN
+    if origin in allowed_origins:
+        return None
+    return _FOREIGN_ORIGIN
+
+
+def check_socket_origin(
+    request_headers: Mapping[str, str], allowed_origins: Collection[str]
+) -> str | None:
+    """None when a cookie-authenticated WebSocket upgrade may proceed; else a reason.
+
+    An upgrade is a GET, so :func:`check_same_origin` lets it through; but unlike a
+    GET it opens a two-way channel that runs as the user, and the same-origin
+    policy does not apply to WebSockets: a page on any origin (a sibling subdomain
+    included, which ``SameSite`` does not stop) may open one, and the browser sends
+    the cookie (cross-site WebSocket hijacking). Browsers always send ``Origin`` on
+    an upgrade (RFC 6455 4.1), so it must be one of ``allowed_origins``; an upgrade
+    without one is no browser's, and nothing another site could forge.
+    """
+    origin = request_headers.get("origin")
+    if origin is None:
+        return None
     origin = origin.strip().lower()
     if origin == "null":
         return _OPAQUE_ORIGIN

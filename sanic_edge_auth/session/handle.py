@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from sanic_edge_auth.errors import SessionInvalid
 from sanic_edge_auth.frozen import freeze_claims
+from sanic_edge_auth.session.index import session_handle
 from sanic_edge_auth.session.state import SessionState
 from sanic_edge_auth.tokens import VerifiedToken
 
@@ -71,6 +72,12 @@ class Session:
         if self._identity is None:
             self._identity = self._manager.identity_of(self._state)
         return self._identity
+
+    @property
+    def handle(self) -> str:
+        """The session's handle: what ``edge.sessions.list`` calls its ``id`` and
+        ``edge.sessions.revoke`` takes (a digest of the id, never the id itself)."""
+        return session_handle(self._state.id)
 
     @property
     def ended(self) -> bool:

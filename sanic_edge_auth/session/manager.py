@@ -19,8 +19,8 @@ cookie seen before), the expiry checks, and one store read: the revocation marks
 
 from __future__ import annotations
 
+import builtins
 import contextlib
-import hashlib
 import math
 import secrets
 import time
@@ -36,6 +36,7 @@ from sanic_edge_auth.errors import (
     BadRequest,
     ConfigError,
     CrossSiteRequest,
+    EdgeAuthError,
     InvalidGrant,
     SessionInvalid,
     StoreError,
@@ -56,8 +57,14 @@ from sanic_edge_auth.session.cookies import (
     split_as_written,
     split_value,
 )
-from sanic_edge_auth.session.csrf import SAFE_METHODS, check_same_origin
+from sanic_edge_auth.session.csrf import SAFE_METHODS, check_same_origin, check_socket_origin
 from sanic_edge_auth.session.handle import Session
+from sanic_edge_auth.session.index import (
+    SessionIndex,
+    SessionInfo,
+    session_handle,
+    user_agent_summary,
+)
 from sanic_edge_auth.session.pending import PendingRevocations
 from sanic_edge_auth.session.settings import SessionSettings
 from sanic_edge_auth.session.state import SessionState
@@ -95,8 +102,7 @@ _now: Callable[[], float] = time.time
 (the seam tests move time through, by replacing it before the app starts)."""
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+_digest = session_handle  # the store keys of a session are named by its handle
 
 
 class SessionManager:
@@ -137,6 +143,11 @@ class SessionManager:
         self.refresh_before = settings.refresh_before
         self._refreshes = refreshes
         self._pending = PendingRevocations(store, clock=clock)
+        self._index = (
+            None
+            if self._cookie_mode
+            else SessionIndex(store, settings.secrets, ttl=settings.absolute_timeout, clock=clock)
+        )
 
     def now(self) -> float:
         return self._clock()
@@ -197,6 +208,7 @@ class SessionManager:
             record = self._codec.seal(state.to_json(), name=_RECORD_NAME, expires_at=end)
             ttl = max(1.0, min(remaining, self.settings.inactivity_timeout))
             await self._store.set(_record_key(state.id), record.encode("ascii"), ttl)
+            await self._list(state, request.headers.get("user-agent"))
             sealed = self._codec.seal({"id": state.id}, name=self._cookie_name, expires_at=end)
         else:
             sealed = self._codec.seal(state.to_json(), name=self._cookie_name, expires_at=end)
@@ -307,7 +319,7 @@ class SessionManager:
 
     async def _server_state(
         self, chunks: tuple[str, ...]
-    ) -> tuple[Known, bool, list[bytes | None]]:
+    ) -> tuple[Known, bool, builtins.list[bytes | None]]:
         """The stored state a ``store: "server"`` cookie refers to, whether both were
         sealed under the first secret, and the session's revocation marks.
 
@@ -327,7 +339,7 @@ class SessionManager:
             current = cookie.sealed_with_current_key
             record_key = _record_key(session_id)
             record = await self._store.get(record_key)
-            marks: list[bytes | None] = []  # read once the record names its keys
+            marks: builtins.list[bytes | None] = []  # read once the record names its keys
         else:
             session_id = reference.session_id
             record, *marks = await self._store.get_many(reference.keys)
@@ -353,7 +365,9 @@ class SessionManager:
                 self._references.put(Reference(chunks, keys, session_id))
         return known, current, marks
 
-    async def _missing_record(self, session_id: str, marks: list[bytes | None]) -> SessionInvalid:
+    async def _missing_record(
+        self, session_id: str, marks: builtins.list[bytes | None]
+    ) -> SessionInvalid:
         """Why a server session has no record: a logout (its revocation mark says so),
         or a store that lost it (a restart without persistence, a flush, an eviction),
         which is not the person's doing and must not read like a logout."""
@@ -421,11 +435,141 @@ class SessionManager:
             query=request.query_string,
         )
 
+    # -- session control (docs/sessions.md, "Session control")
+
+    async def list(self, sub: str) -> builtins.list[SessionInfo]:
+        """The live sessions of ``sub``, newest first (server sessions only: cookie
+        sessions live in their cookies, and nothing on the server lists them)."""
+        if self._index is None:
+            return []
+        return await self._index.entries(sub)
+
+    async def revoke(self, session_id: str) -> bool:
+        """End one session, named by its handle (``SessionInfo.id``, or
+        ``request.ctx.session.handle``), on every worker; its refresh token is revoked
+        at the IdP when the provider has a revocation endpoint and the server holds
+        the token. ``False`` when the store knew no such session (it is refused all
+        the same from now on, should it exist)."""
+        state = await self._stored_state(session_id)
+        ttl = self.absolute_end(state) - self._clock() if state else self._absolute_timeout
+        if ttl > 0:
+            await self._store.set(f"revoked:session:{session_id}", b"1", ttl)
+        if state is None:
+            return False
+        with contextlib.suppress(StoreError):
+            await self._store.delete(f"session:{session_id}")
+        await self._unlist(state.subject, session_id)
+        await self._revoke_at_idp([state])
+        _log.info(Event.SESSION_ENDED, subject=state.subject, how="revoked")
+        return True
+
+    async def revoke_all(self, sub: str) -> int:
+        """End every session of ``sub``, cookie or server, listed or not, on every
+        worker: a per-``sub`` "not before" mark (the one a back-channel logout by
+        ``sub`` writes) refuses every session that began before now, in the store
+        read each request already makes. Server sessions are also deleted, and their
+        refresh tokens revoked at the IdP. Returns how many listed sessions ended."""
+        now = self._clock()
+        await self._store.set(
+            _revoked_key("sub", sub), str(now).encode("ascii"), self._absolute_timeout
+        )
+        ended: builtins.list[SessionState] = []
+        if self._index is not None:
+            for info in await self._index.entries(sub):
+                state = await self._stored_state(info.id)
+                if state is None:
+                    continue
+                ended.append(state)
+                # Its own mark too, before its record goes: a cookie then reads as
+                # revoked (401 session_revoked), not as lost by the store.
+                remaining = self.absolute_end(state) - now
+                if remaining > 0:
+                    await self._store.set(f"revoked:session:{info.id}", b"1", remaining)
+                with contextlib.suppress(StoreError):
+                    await self._store.delete(f"session:{info.id}")
+            with contextlib.suppress(StoreError):
+                await self._index.remove(sub)
+        await self._revoke_at_idp(ended)
+        _log.info(Event.SESSION_ENDED, subject=sub, how="revoke_all", sessions=len(ended))
+        return len(ended)
+
+    async def _stored_state(self, handle: str) -> SessionState | None:
+        """The state of a server session, by handle (``None`` if unknown)."""
+        if self._cookie_mode:
+            return None
+        record = await self._store.get(f"session:{handle}")
+        if record is None:
+            return None
+        try:
+            return _state_of(self._open_record(record))
+        except (SessionInvalid, StoreError):
+            return None
+
+    async def _revoke_at_idp(self, states: builtins.list[SessionState]) -> None:
+        """RFC 7009: revoke the refresh tokens of ended sessions, when the adapter can
+        (``revoke_token``: a revocation endpoint). Best effort: the sessions are over
+        whatever the IdP says; a failure is logged by the IdP client."""
+        revoke = getattr(self._adapter(), "revoke_token", None)
+        if revoke is None:
+            return
+        for state in states:
+            if state.refresh_token is not None:
+                with contextlib.suppress(EdgeAuthError):
+                    await revoke(state.refresh_token, "refresh_token")
+
+    async def _list(self, state: SessionState, user_agent: str | None) -> None:
+        """Add or refresh ``state`` in its user's index (best effort: the session
+        stands without it, and ``revoke_all`` ends it all the same)."""
+        if self._index is None or not state.subject:
+            return
+        info = SessionInfo(
+            _digest(state.id), state.created_at, state.last_seen, user_agent_summary(user_agent)
+        )
+        with contextlib.suppress(StoreError):
+            await self._index.record(state.subject, info)
+
+    async def _unlist(self, sub: str, handle: str) -> None:
+        if self._index is not None and sub:
+            with contextlib.suppress(StoreError):
+                await self._index.remove(sub, [handle])
+
+    # -- watching (long-lived connections: see sanic_edge_auth.resource.websocket)
+
+    def watch_keys(self, state: SessionState) -> tuple[str, ...]:
+        """The store keys whose values say whether ``state`` still holds: its
+        revocation marks, then (``store: "server"``) its record. Read them for many
+        sessions in one ``get_many``, then ask :meth:`end_reason`."""
+        keys = _revocation_keys(state.id, state.subject, state.idp_sid)
+        return keys if self._cookie_mode else (*keys, _record_key(state.id))
+
+    def end_reason(self, state: SessionState, values: builtins.list[bytes | None]) -> str | None:
+        """Why ``state`` no longer holds (an ``error_kind``), given the values of its
+        :meth:`watch_keys`; ``None`` while it does. The same rules as :meth:`find`,
+        except inactivity: an open socket is activity, so only the absolute end
+        counts (a server session's record still expires with the inactivity
+        timeout unless a request touches it)."""
+        if self._clock() >= state.created_at + self._absolute_timeout:
+            return "session_expired"
+        if self._pending.ends(state.id):
+            return "session_revoked"
+        marks = values if self._cookie_mode else values[:-1]
+        for index, mark in enumerate(marks):
+            if mark is not None and (index == 0 or _marked_at(mark) >= state.created_at):
+                return "session_revoked"
+        if not self._cookie_mode and values[-1] is None:
+            return "session_revoked"
+        return None
+
     # -- CSRF
 
     def check_csrf(self, request: Request) -> None:
-        """Refuse an unsafe cookie-authenticated request from another site."""
+        """Refuse an unsafe cookie-authenticated request from another site (and a
+        WebSocket upgrade from another origin: see :func:`check_socket_origin`)."""
         if request.method in SAFE_METHODS:
+            if _is_upgrade(request):
+                reason = check_socket_origin(request.headers, self._origins)
+                if reason is not None:
+                    raise CrossSiteRequest(reason)
             return
         reason = check_same_origin(request.headers, request.method, self._origins)
         if reason is not None:
@@ -444,7 +588,7 @@ class SessionManager:
         except InvalidGrant:
             # The IdP refused the refresh token (expired, revoked, reused): the session
             # is over. Our own races never get here: losers share the winner's result.
-            await self.revoke(state)
+            await self.revoke_state(state)
             raise SessionInvalid(
                 "the identity provider ended the session", error_kind="session_refresh_refused"
             ) from None
@@ -455,7 +599,7 @@ class SessionManager:
             if claims.get("sub") != state.subject:
                 # Another user's tokens (an IdP bug, or a tampered shared store): never
                 # let this session continue as them, nor as itself on a used token.
-                await self.revoke(state)
+                await self.revoke_state(state)
                 raise SessionInvalid(
                     "the refreshed tokens belong to another user",
                     error_kind="token_subject_mismatch",
@@ -494,7 +638,7 @@ class SessionManager:
 
     # -- ending
 
-    async def revoke(self, state: SessionState) -> None:
+    async def revoke_state(self, state: SessionState) -> None:
         """End one session: a copy of its cookie no longer works anywhere.
 
         Raises ``StoreError`` when the revocation mark cannot be written: then nothing
@@ -509,6 +653,7 @@ class SessionManager:
             # If that fails (the store logs it), it expires with the inactivity timeout.
             with contextlib.suppress(StoreError):
                 await self._store.delete(_record_key(state.id))
+            await self._unlist(state.subject, _digest(state.id))
         _log.info(Event.SESSION_ENDED, subject=state.subject, how="logout")
 
     async def end(self, state: SessionState) -> bool:
@@ -521,7 +666,7 @@ class SessionManager:
         already keeps as many pending ends as it may): then nothing ended.
         """
         try:
-            await self.revoke(state)
+            await self.revoke_state(state)
         except StoreError as exc:
             self._defer(state.id, self.absolute_end(state), exc, subject=state.subject)
             return False
@@ -655,6 +800,12 @@ def _marked_at(mark: bytes) -> float:
     if not math.isfinite(value):
         raise _unreadable("a revocation mark in the store is unreadable")
     return value
+
+
+def _is_upgrade(request: Request) -> bool:
+    """A WebSocket handshake (RFC 6455 4.1: ``Upgrade: websocket``)."""
+    upgrade = request.headers.get("upgrade")
+    return upgrade is not None and upgrade.strip().lower() == "websocket"
 
 
 def _record_key(session_id: str) -> str:

@@ -35,6 +35,7 @@ _KEYS: Final = frozenset(
         "refresh_before",
         "redirect_to_login",
         "trusted_origins",
+        "silent_login",
     }
 )
 
@@ -50,6 +51,10 @@ class SessionSettings:
       to the login path (with ``return_to``) instead of answering 401.
     - ``trusted_origins``: origins besides the app's own that may send unsafe
       cookie-authenticated requests (a sibling front end, say).
+    - ``silent_login``: where a browser goes when a ``prompt=none`` login comes back
+      ``login_required`` (or ``consent_required``, ``interaction_required``):
+      ``"interactive"`` on to the login without ``prompt`` (the default), or
+      ``"signed_out"`` back to its ``return_to``, signed out.
     """
 
     secrets: tuple[Secret, ...]
@@ -60,6 +65,7 @@ class SessionSettings:
     refresh_before: float = 60.0
     redirect_to_login: bool = False
     trusted_origins: tuple[str, ...] = ()
+    silent_login: Literal["interactive", "signed_out"] = "interactive"
 
 
 def validate_session_settings(
@@ -98,6 +104,13 @@ def validate_session_settings(
     refresh_before = seconds("refresh_before", 60.0, 0, 3600)
     redirect = read.flag(f"{key}.redirect_to_login", raw.get("redirect_to_login", False))
     trusted = _trusted_origins(read, f"{key}.trusted_origins", raw.get("trusted_origins", []))
+    silent = raw.get("silent_login", "interactive")
+    if silent not in ("interactive", "signed_out"):
+        read.problem(
+            f"{key}.silent_login",
+            "must be 'interactive' (on to the login) or 'signed_out' (back to return_to)",
+        )
+        silent = "interactive"
     if read.problems or secrets is None:
         return None, read.problems
     return (
@@ -110,6 +123,7 @@ def validate_session_settings(
             refresh_before=refresh_before,
             redirect_to_login=redirect,
             trusted_origins=trusted,
+            silent_login=silent,
         ),
         [],
     )

@@ -178,6 +178,9 @@ class FakeIdentityProvider:
         self.huge_body_bytes = 8 * 1024 * 1024
         self.user = FakeUser()
         self.login_error: str | None = None  # e.g. "access_denied" for the next logins
+        #: Whether the person has a session at the provider: without one, a
+        #: ``prompt=none`` login answers ``login_required`` (OIDC Core 3.1.2.6).
+        self.has_session = True
         self.token_claims: dict[str, Any] = {}  # extra claims put into every issued token
         #: How long before each scripted login the user authenticated: the ID token's
         #: ``auth_time`` is that login's time minus this (``None`` leaves it out). The
@@ -214,6 +217,8 @@ class FakeIdentityProvider:
         self.last_introspection: dict[str, str] = {}
         self._token_info: dict[str, dict[str, Any]] = {}  # opaque token -> its claims
         self._revoked_tokens: set[str] = set()
+        #: Refresh tokens the app revoked at /revoke (RFC 7009), in order.
+        self.revoked_refresh_tokens: list[str] = []
         self._seen_jti: set[str] = set()
         self._lock = threading.Lock()
         self._failures: dict[str, _Failure] = {}
@@ -494,6 +499,43 @@ class FakeIdentityProvider:
             return _json(200, {"active": False})
         return _json(200, {"active": True, **info})
 
+    def _revoke(
+        self, form: Mapping[str, str], authorization: str | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """RFC 7009 2: the client revokes a token it holds. A refresh token takes its
+        whole grant (family) with it; any other token is revoked as by :meth:`revoke`.
+        200 with no body, known token or not (2.2)."""
+        client_id, client_secret = form.get("client_id"), form.get("client_secret")
+        if authorization and authorization.lower().startswith("basic "):
+            decoded = base64.b64decode(authorization[6:]).decode()
+            raw_id, _, raw_secret = decoded.partition(":")
+            client_id, client_secret = unquote(raw_id), unquote(raw_secret)
+        if form.get("client_assertion_type") == _JWT_BEARER:
+            authenticated = self._check_client_assertion(form)
+        else:
+            authenticated = client_id == self.client_id and client_secret == self.client_secret
+        if not authenticated:
+            return _json(
+                401,
+                {"error": "invalid_client", "error_description": "Client authentication failed"},
+            )
+        token = form.get("token", "")
+        with self._lock:
+            entry = self._refresh_tokens.get(token)
+            if entry is not None:
+                self._revoked_families.add(entry[0])
+                self.revoked_refresh_tokens.append(token)
+            else:
+                self._revoked_tokens.add(token)
+        return 200, {}, b""
+
+    def _silent_login_error(self, query: Mapping[str, str]) -> str | None:
+        """OpenID Connect Core 3.1.2.6: ``prompt=none`` without a session at the
+        provider (``has_session`` false) cannot log anyone in."""
+        if query.get("prompt") == "none" and not self.has_session:
+            return "login_required"
+        return None
+
     def _own_jwt_claims(self, token: str) -> dict[str, Any] | None:
         for _, key in reversed(self._signing_keys):
             with contextlib.suppress(Exception):  # not signed by this key: try the next
@@ -513,9 +555,10 @@ class FakeIdentityProvider:
         ):
             # As Auth0 does: a page, never a redirect to a URL nobody registered.
             return _callback_mismatch(redirect_uri)
-        if self.login_error:
+        login_error = self.login_error or self._silent_login_error(query)
+        if login_error:
             params = {
-                "error": self.login_error,
+                "error": login_error,
                 "error_description": "login refused",
                 "state": state,
             }
@@ -1055,6 +1098,7 @@ class FakeIdentityProvider:
                 ],
                 "authorization_response_iss_parameter_supported": self.send_iss_in_callback,
                 "introspection_endpoint": self.endpoint_url("introspect"),
+                "revocation_endpoint": self.endpoint_url("revoke"),
                 "dpop_signing_alg_values_supported": list(_DPOP_ALGORITHMS),
             }
         return {
@@ -1143,6 +1187,7 @@ def _endpoint_paths(mode: ProviderMode, issuer_path: str) -> dict[str, str]:
             "logout": f"{base}/logout",
             "discovery": f"{issuer_path}/.well-known/openid-configuration",
             "introspect": f"{base}/token/introspect",  # Keycloak's
+            "revoke": f"{base}/revoke",  # Keycloak's
         }
     return {
         "authorize": "/authorize",
@@ -1153,6 +1198,7 @@ def _endpoint_paths(mode: ProviderMode, issuer_path: str) -> dict[str, str]:
         "logout": "/v2/logout",
         # Auth0 has none for its own tokens; configured as authorizer.introspection.endpoint.
         "introspect": "/oauth/introspect",
+        "revoke": "/oauth/revoke",
     }
 
 
@@ -1184,7 +1230,7 @@ def _json(status: int, body: Mapping[str, Any]) -> tuple[int, dict[str, str], by
 
 def _handler_for(idp: FakeIdentityProvider) -> type[BaseHTTPRequestHandler]:
     routes: dict[tuple[str, str], str] = {
-        ("POST" if endpoint in ("token", "introspect") else "GET", path): endpoint
+        ("POST" if endpoint in ("token", "introspect", "revoke") else "GET", path): endpoint
         for endpoint, path in _endpoint_paths(idp.mode, idp.issuer_path).items()
     }
     if idp.mode == "auth0":
@@ -1236,6 +1282,8 @@ def _handler_for(idp: FakeIdentityProvider) -> type[BaseHTTPRequestHandler]:
                 result = _json(200, idp._discovery())
             elif endpoint == "introspect":
                 result = idp._introspect(form, authorization)
+            elif endpoint == "revoke":
+                result = idp._revoke(form, authorization)
             else:
                 result = idp._logout(query)
             self._send(*result)

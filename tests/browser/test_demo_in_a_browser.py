@@ -1,5 +1,6 @@
 """The demo's whole browser path in headless Chromium, against the fake IdP:
-login -> landing page -> protected call from the page -> logout -> call refused."""
+login -> landing page -> protected call from the page -> your sessions, sign out
+everywhere, sign in again -> logout -> call refused."""
 
 from __future__ import annotations
 
@@ -73,6 +74,14 @@ def test_login_page_api_call_logout_and_refusal(browser: WebDriver, live_server:
         assert re.search(r"until \d{1,2}:\d{2}.* \(in \d+ minutes\)", refreshed), refreshed
         assert not re.search(r"\d{9,}", refreshed), refreshed
         assert "access_token_expires_at" not in refreshed
+
+        # "Your sessions": this browser's, flagged; "sign out everywhere" ends it.
+        sessions = _wait_for_text(browser, "sessions", "(this one)")
+        assert "Chrome on Linux" in sessions
+        browser.find_element(By.ID, "everywhere").click()
+        _wait_for_text(browser, "status", "You are not signed in.")
+        browser.find_element(By.ID, "login").click()
+        _wait_for_text(browser, "status", "Hello, Ada Lovelace!")
 
         browser.find_element(By.ID, "logout").click()  # app -> IdP logout -> "/"
         _wait_for_text(browser, "status", "You are not signed in.")

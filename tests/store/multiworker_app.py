@@ -53,6 +53,24 @@ async def downstream(request: Request, name: str) -> Any:
     return answer({"tokens": sorted({hashlib.sha256(t.encode()).hexdigest() for t in tokens})})
 
 
+@app.websocket("/ws")
+@edge.protected()
+async def socket(request: Request, ws: Any) -> None:
+    """Says which worker holds it, then echoes until the edge or the client closes it."""
+    await ws.send(json.dumps({"pid": os.getpid(), "sub": request.ctx.auth.subject}))
+    async for message in ws:
+        await ws.send(message)
+
+
+async def revoke_all(request: Request, sub: str) -> Any:
+    """What an operator's tool would call: every session of ``sub`` ends."""
+    assert edge.sessions is not None
+    return answer({"ended": await edge.sessions.revoke_all(sub)})
+
+
+if edge.config is not None and edge.config.session is not None:
+    app.add_route(revoke_all, "/admin/revoke-all/<sub>", methods=["POST"])
+
 if edge.config is not None and edge.config.downstream:
     app.add_route(downstream, "/downstream/<name>")
 

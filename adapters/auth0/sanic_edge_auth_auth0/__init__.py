@@ -46,6 +46,7 @@ from sanic_edge_auth.oidc.client_auth import (
     authorization_request,
     private_key_signer,
     refresh_token_grant,
+    revocation_request,
     token_request,
 )
 from sanic_edge_auth.oidc.grants import DownstreamRequest, downstream_form
@@ -177,6 +178,7 @@ class Auth0Adapter:
         base = config.domain
         self._authorize_url = f"{base}/authorize"
         self._token_url = f"{base}/oauth/token"
+        self._revocation_url = f"{base}/oauth/revoke"
         self._userinfo_url = f"{base}/userinfo"
         self._keys = key_store_for(config, http, f"{base}/.well-known/jwks.json")
         self._id_verifier, self._access_verifier = verifiers_for(
@@ -278,6 +280,19 @@ class Auth0Adapter:
         RFC form builders already name it so)."""
         endpoint = DOWNSTREAM_ENDPOINTS[request.target.grant]
         return await self._token_request(endpoint, downstream_form(request), client)
+
+    async def revoke_token(self, token: str, token_type_hint: str) -> None:
+        """RFC 7009 at Auth0's ``/oauth/revoke`` (refresh tokens: Auth0 revokes the
+        grant with it). Called when a session is revoked (``edge.sessions``)."""
+        if self._client_auth is None:
+            return
+        await revocation_request(
+            self._http,
+            url=self._revocation_url,
+            token=token,
+            token_type_hint=token_type_hint,
+            auth=self._client_auth,
+        )
 
     async def _token_request(
         self, endpoint: str, form: dict[str, str], client: ClientAuth | None = None

@@ -31,6 +31,7 @@ from sanic_edge_auth.oidc.client_auth import (
     authorization_code_grant,
     authorization_request,
     refresh_token_grant,
+    revocation_request,
     token_request,
 )
 from sanic_edge_auth.oidc.discovery import (
@@ -375,6 +376,17 @@ class OIDCAdapter:
         (RFC 8693 2.1, RFC 8707 2), the access token type for a token exchange."""
         endpoint = _DOWNSTREAM_ENDPOINTS[request.target.grant]
         return await self._token_request(endpoint, downstream_form(request), client)
+
+    async def revoke_token(self, token: str, token_type_hint: str) -> None:
+        """RFC 7009 at the discovered ``revocation_endpoint`` (RFC 8414 2); nothing
+        when the provider names none. Called when a session is revoked."""
+        provider = await self._ready_provider()
+        url = provider.metadata.revocation_endpoint
+        if url is None or provider.auth is None:
+            return
+        await revocation_request(
+            self._http, url=url, token=token, token_type_hint=token_type_hint, auth=provider.auth
+        )
 
     async def _token_request(
         self, endpoint: str, form: dict[str, str], client: ClientAuth | None = None
