@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from typing import Any
+from urllib.parse import unquote
 
 from sanic import Request, Sanic
 from sanic import json as answer
@@ -65,7 +66,8 @@ async def socket(request: Request, ws: Any) -> None:
 async def revoke_all(request: Request, sub: str) -> Any:
     """What an operator's tool would call: every session of ``sub`` ends."""
     assert edge.sessions is not None
-    return answer({"ended": await edge.sessions.revoke_all(sub)})
+    # Sanic 24.12 (our floor) hands path parameters over still percent-encoded.
+    return answer({"ended": await edge.sessions.revoke_all(unquote(sub))})
 
 
 if edge.config is not None and edge.config.session is not None:
