@@ -37,7 +37,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
@@ -52,7 +52,12 @@ from sanic_edge_auth.errors import (
     StoreError,
 )
 from sanic_edge_auth.log import Event, get_logger
-from sanic_edge_auth.resource.policies import DECORATOR_POLICY_ATTR, ROUTE_CTX_ATTR, MethodPolicy
+from sanic_edge_auth.resource.policies import (
+    DECORATOR_POLICY_ATTR,
+    ROUTE_CTX_ATTR,
+    MethodPolicy,
+    strictest,
+)
 from sanic_edge_auth.tokens import VerifiedToken
 
 if TYPE_CHECKING:
@@ -115,12 +120,13 @@ def is_socket_route(request: Request) -> bool:
 @dataclass(slots=True)
 class Admitted:
     """What the handshake established: the identity, the session behind it (if the
-    cookie or a ticket authenticated the socket), and the route's scopes (a renewal
-    token must carry them too)."""
+    cookie or a ticket authenticated the socket), and the route's scopes and step-up
+    demand (a renewal token must meet them too)."""
 
     identity: VerifiedToken
     session: SessionState | None
     scopes: tuple[str, ...]
+    step_up: StepUp | None = None
 
 
 class SocketGate:
@@ -169,15 +175,18 @@ class SocketGate:
             )
             found = getattr(request.ctx, "session", None)
             session = found.state if found is not None else None
-        admitted = Admitted(identity, session, tuple(scopes))
+        admitted = Admitted(identity, session, tuple(scopes), step_up)
         setattr(request.ctx, SOCKET_ATTR, admitted)
         return admitted
 
-    async def renewal(self, token: str, admitted: Admitted) -> VerifiedToken:
-        """The verified renewal ``token``, with the route's scopes (raises otherwise)."""
+    async def renewal(self, request: Request, token: str, admitted: Admitted) -> VerifiedToken:
+        """The verified renewal ``token``, with the route's scopes and step-up demand
+        (raises otherwise): a renewal must not lower what the handshake had to meet."""
         verified = await self._guard.verify_bearer(token)
         if admitted.scopes and not verified.scopes.issuperset(admitted.scopes):
             raise InsufficientScope("the token lacks a required scope", required=admitted.scopes)
+        if admitted.step_up is not None:
+            self._guard.check_step_up(request, verified, admitted.step_up, session=False)
         return verified
 
 
@@ -342,11 +351,11 @@ class AuthenticatedSocket:
             await self._answer_refused("renewal_not_applicable")
             return
         try:
-            verified = await self._gate.renewal(token, admitted)
+            verified = await self._gate.renewal(self._request, token, admitted)
         except EdgeAuthError as exc:
             await self._answer_refused(exc.error_kind)
             return
-        if verified.subject != admitted.identity.subject:
+        if verified.subject is None or verified.subject != admitted.identity.subject:
             # Never let a socket carry on as someone else.
             self._watched.closing = True
             await self._socket.close(CLOSE_POLICY_VIOLATION, "subject_mismatch")
@@ -453,6 +462,11 @@ def bind_socket_policies(app: Sanic[Any, Any]) -> list[str]:
         policy: MethodPolicy | None = getattr(inner, DECORATOR_POLICY_ATTR, None)
         if policy is None:
             continue
+        # A paths entry may protect the same route: the handshake must meet both (the
+        # decorator's check after the upgrade is skipped once the handshake passed).
+        configured: Mapping[str, MethodPolicy] | None = getattr(route.ctx, ROUTE_CTX_ATTR, None)
+        if configured:
+            policy = strictest([*configured.values(), policy])
         setattr(route.ctx, ROUTE_CTX_ATTR, MappingProxyType({"GET": policy}))
         bound.append("WS /" + route.path.lstrip("/"))
     return bound
