@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Final
 from sanic_edge_auth.errors import InvalidToken, SessionInvalid
 from sanic_edge_auth.session.codec import SessionCodec, SessionCookieInvalid
 from sanic_edge_auth.session.state import SessionState
+from sanic_edge_auth.store.base import SOCKET_TICKET_PREFIX
 from sanic_edge_auth.tokens import VerifiedToken
 
 if TYPE_CHECKING:
@@ -91,4 +92,4 @@ def _refused() -> InvalidToken:
 
 
 def _key(ticket: str) -> str:
-    return "socket_ticket:" + hashlib.sha256(ticket.encode("utf-8")).hexdigest()[:32]
+    return SOCKET_TICKET_PREFIX + hashlib.sha256(ticket.encode("utf-8")).hexdigest()[:32]

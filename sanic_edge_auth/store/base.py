@@ -21,12 +21,14 @@ Failures are reported as :class:`~sanic_edge_auth.errors.StoreUnavailable` or
 the backend's own exceptions. Keys are namespaced by the store (``store.prefix``);
 callers pass short, non-secret keys (hash anything secret first).
 
-Two families of keys are special: login states (:data:`LOGIN_STATE_PREFIX`) and used
-DPoP proofs (:data:`DPOP_PROOF_PREFIX`). Anyone can make a login state, without an
-account at the identity provider (start a login, send its callback an invented
-code), and any holder of a DPoP-bound token can make used proofs, so a backend that
-bounds its entries bounds each family apart: a flood of them may refuse new logins
-or DPoP requests, never a revocation or anything else.
+Three families of keys are special: login states (:data:`LOGIN_STATE_PREFIX`), used
+DPoP proofs (:data:`DPOP_PROOF_PREFIX`) and WebSocket tickets
+(:data:`SOCKET_TICKET_PREFIX`). Anyone can make a login state, without an account at
+the identity provider (start a login, send its callback an invented code), any
+holder of a DPoP-bound token can make used proofs, and any signed-in user can mint
+tickets, so a backend that bounds its entries bounds each family apart: a flood of
+them may refuse new logins, DPoP requests or tickets, never a revocation or anything
+else.
 """
 
 from __future__ import annotations
@@ -36,7 +38,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, runtime_checkable
 
-__all__ = ["DPOP_PROOF_PREFIX", "LOGIN_STATE_PREFIX", "LeaseToken", "Store", "check_ttl"]
+__all__ = [
+    "DPOP_PROOF_PREFIX",
+    "LOGIN_STATE_PREFIX",
+    "SOCKET_TICKET_PREFIX",
+    "LeaseToken",
+    "Store",
+    "check_ttl",
+]
 
 #: The keys of used login states (the callback's replay guard), written before the
 #: code exchange, so for anyone who asks: backends keep them in a bound of their own.
@@ -46,6 +55,10 @@ LOGIN_STATE_PREFIX: Final = "login_state:"
 #: apart: a flood may refuse DPoP requests (503), never evict anything, its own
 #: entries included (an evicted entry would let that proof be replayed).
 DPOP_PROOF_PREFIX: Final = "dpop_jti:"
+#: The keys of WebSocket tickets (30 s, single use). Any signed-in user can mint them
+#: as fast as they can POST, so they are bounded apart too: a flood refuses new
+#: tickets (503), never a revocation, a session or a login (an outside review).
+SOCKET_TICKET_PREFIX: Final = "socket_ticket:"
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from sanic_edge_auth.errors import StoreUnavailable
 from sanic_edge_auth.store.base import (
     DPOP_PROOF_PREFIX,
     LOGIN_STATE_PREFIX,
+    SOCKET_TICKET_PREFIX,
     LeaseToken,
     check_ttl,
 )
@@ -131,6 +132,7 @@ class MemoryStore:
         max_entries: int = 100_000,
         max_login_states: int = 100_000,
         max_dpop_proofs: int = 250_000,
+        max_socket_tickets: int = 50_000,
         clock: Clock = time.monotonic,
     ) -> None:
         self._prefix = prefix
@@ -155,10 +157,18 @@ class MemoryStore:
             clock,
             self.kind,
         )
+        # Tickets live 30 s: this bound is 1,600 socket opens a second, one process.
+        self._tickets = _Bound(
+            max_socket_tickets,
+            "too many WebSocket tickets are outstanding: try again shortly",
+            clock,
+            self.kind,
+        )
 
     def __len__(self) -> int:
         """Live and not-yet-purged entries (for tests and metrics)."""
-        return len(self._general) + len(self._logins) + len(self._dpop_proofs)
+        bounds = (self._general, self._logins, self._dpop_proofs, self._tickets)
+        return sum(len(bound) for bound in bounds)
 
     # -- the protocol
 
@@ -219,11 +229,15 @@ class MemoryStore:
         self._general.clear()
         self._logins.clear()
         self._dpop_proofs.clear()
+        self._tickets.clear()
 
     # -- internals
 
     def _bound(self, key: str) -> _Bound:
-        """Where ``key`` is counted: login states and DPoP proofs apart from the rest."""
+        """Where ``key`` is counted: login states, DPoP proofs and socket tickets apart
+        from the rest."""
         if key.startswith(LOGIN_STATE_PREFIX):
             return self._logins
-        return self._dpop_proofs if key.startswith(DPOP_PROOF_PREFIX) else self._general
+        if key.startswith(DPOP_PROOF_PREFIX):
+            return self._dpop_proofs
+        return self._tickets if key.startswith(SOCKET_TICKET_PREFIX) else self._general

@@ -100,3 +100,17 @@ async def test_aclose_drops_everything() -> None:
     await store.set("k", b"v", 60)
     await store.aclose()
     assert len(store) == 0
+
+
+async def test_socket_tickets_have_a_bound_of_their_own() -> None:
+    """Any signed-in user can mint tickets as fast as they POST: a flood of them fills
+    only their own bound, and a logout still finds room (an outside review)."""
+    from sanic_edge_auth.store.base import SOCKET_TICKET_PREFIX
+
+    store = MemoryStore(max_entries=100, max_socket_tickets=10)
+    for index in range(10):
+        await store.set(f"{SOCKET_TICKET_PREFIX}{index}", b"sealed", 30)
+    with pytest.raises(StoreUnavailable, match="WebSocket tickets"):
+        await store.set(f"{SOCKET_TICKET_PREFIX}11", b"sealed", 30)
+    await store.set("revoked:session:x", b"1", 3600)  # the general bound is untouched
+    assert await store.get("revoked:session:x") == b"1"
