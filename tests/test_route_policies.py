@@ -98,7 +98,7 @@ _HASHSEED_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("seed", ["0", "1", "2", "3"])
+@pytest.mark.parametrize("seed", ["0", "1", "2"])
 def test_per_method_policies_do_not_depend_on_the_hash_seed(seed: str) -> None:
     result = subprocess.run(
         [sys.executable, "-c", _HASHSEED_SCRIPT],

@@ -16,7 +16,9 @@ from tests.helpers import free_port
 from tests.store.conftest import RedisServer
 from tests.store.test_multiworker import Gateway, pids
 
-pytestmark = pytest.mark.xdist_group("multiworker")
+# A second group of gateways: it runs beside test_multiworker.py's (one gateway at a
+# time in each), so the two serial paths overlap instead of adding up.
+pytestmark = pytest.mark.xdist_group("multiworker-2")
 
 API = "https://api.example.com"
 

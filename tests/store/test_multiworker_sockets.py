@@ -23,7 +23,9 @@ from tests.store.test_multiworker import Gateway, pids, start_gateway
 
 __all__ = ["start_gateway"]  # the fixture, shared with test_multiworker
 
-pytestmark = pytest.mark.xdist_group("multiworker")
+# A second group of gateways: it runs beside test_multiworker.py's (one gateway at a
+# time in each), so the two serial paths overlap instead of adding up.
+pytestmark = pytest.mark.xdist_group("multiworker-2")
 
 TICKET_PATH = "/api/auth0/socket-ticket"
 EXTRA_PATHS = [
