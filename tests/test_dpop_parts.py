@@ -241,21 +241,24 @@ def test_the_memory_store_bound_for_used_proofs_is_a_store_key() -> None:
     assert [problem.key for problem in problems] == ["store.max_dpop_proofs"]
 
 
-def test_a_proof_key_that_would_make_verifying_slow_is_refused() -> None:
-    """An RSA key with a huge public exponent (each verify as slow as signing)."""
-    key = DPoPKey.generate("PS256")
-    jwk = key.public_jwk
-    jwk["e"] = b64url((2**2047 + 1).to_bytes(256, "big"))
-    proof = key.proof("GET", "https://api.example.com/x", access_token="t", header={"jwk": jwk})
-    verifier = ProofVerifier(
+def ps256_verifier() -> ProofVerifier:
+    return ProofVerifier(
         algorithms=("PS256",),
         max_age=60,
         leeway=5,
         htu_matches=RequestTarget("https://api.example.com").matches,
         clock=time.time,
     )
+
+
+def test_a_proof_key_that_would_make_verifying_slow_is_refused() -> None:
+    """An RSA key with a huge public exponent (each verify as slow as signing)."""
+    key = DPoPKey.generate("PS256")
+    jwk = key.public_jwk
+    jwk["e"] = b64url((2**2047 + 1).to_bytes(256, "big"))
+    proof = key.proof("GET", "https://api.example.com/x", access_token="t", header={"jwk": jwk})
     with pytest.raises(InvalidDPoPProof) as caught:
-        verifier.verify(proof, method="GET", path="/x", token="t")
+        ps256_verifier().verify(proof, method="GET", path="/x", token="t")
     assert caught.value.error_kind == "dpop_proof_malformed"
     assert "exponent" in caught.value.description
 
@@ -267,14 +270,7 @@ def test_a_proof_key_longer_than_4096_bits_is_refused() -> None:
     jwk = key.public_jwk
     jwk["n"] = b64url((2**8191 + 1).to_bytes(1024, "big"))  # the size is checked first
     proof = key.proof("GET", "https://api.example.com/x", access_token="t", header={"jwk": jwk})
-    verifier = ProofVerifier(
-        algorithms=("PS256",),
-        max_age=60,
-        leeway=5,
-        htu_matches=RequestTarget("https://api.example.com").matches,
-        clock=time.time,
-    )
     with pytest.raises(InvalidDPoPProof) as caught:
-        verifier.verify(proof, method="GET", path="/x", token="t")
+        ps256_verifier().verify(proof, method="GET", path="/x", token="t")
     assert caught.value.error_kind == "dpop_proof_malformed"
     assert "too long" in caught.value.description

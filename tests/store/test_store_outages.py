@@ -12,6 +12,7 @@ write (no real store does that selectively).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +24,10 @@ from sanic_testing.reusable import ReusableClient
 from structlog.testing import capture_logs
 
 from sanic_edge_auth import EdgeAuth
+from sanic_edge_auth.errors import StoreUnavailable
 from sanic_edge_auth.log import Event
+from sanic_edge_auth.session import pending as pending_module
+from sanic_edge_auth.store import MemoryStore
 from sanic_edge_auth.testing import FakeIdentityProvider
 from tests.store.conftest import RedisServer
 from tests.store.test_security_state import cleared, refuse, replay
@@ -32,6 +36,13 @@ from tests.test_sessions import build, session_cookies, sign_in
 Serve = Callable[[Any], ReusableClient]
 MakeApp = Callable[..., Any]
 NAVIGATION = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document", "Accept": "text/html"}
+
+
+class Refusing(MemoryStore):
+    """A store that takes no write (the revocation marks a pending end retries)."""
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        raise StoreUnavailable("out of memory", operation="set")
 
 
 def redis_store(server: RedisServer) -> dict[str, Any]:
@@ -239,15 +250,7 @@ def test_a_server_session_lost_in_a_redis_restart_is_not_a_logout(
 
 
 async def test_pending_ends_left_at_stop_are_logged_as_lost() -> None:
-    from sanic_edge_auth.errors import StoreUnavailable
-    from sanic_edge_auth.session.pending import PendingRevocations
-    from sanic_edge_auth.store import MemoryStore
-
-    class Refusing(MemoryStore):
-        async def set(self, key: str, value: bytes, ttl: float) -> None:
-            raise StoreUnavailable("down", operation="set")
-
-    pending = PendingRevocations(Refusing(), clock=lambda: 1000.0)
+    pending = pending_module.PendingRevocations(Refusing(), clock=lambda: 1000.0)
     assert pending.add("s1", "revoked:session:x", ends_at=2000.0)
     assert pending.ends("s1")
     assert not pending.ends("s2")
@@ -265,16 +268,6 @@ async def test_a_pending_end_the_store_keeps_refusing_is_logged_as_stalled_once(
 ) -> None:
     """Where the store refuses writes but answers reads, other workers accept a copied
     cookie while the end is pending: an operator must hear of it, once."""
-    import asyncio
-
-    from sanic_edge_auth.errors import StoreUnavailable
-    from sanic_edge_auth.session import pending as pending_module
-    from sanic_edge_auth.store import MemoryStore
-
-    class Refusing(MemoryStore):
-        async def set(self, key: str, value: bytes, ttl: float) -> None:
-            raise StoreUnavailable("out of memory", operation="set")
-
     monkeypatch.setattr(pending_module, "FIRST_BACKOFF", 0.01)
     monkeypatch.setattr(pending_module, "MAX_BACKOFF", 0.02)
     monkeypatch.setattr(pending_module, "STALLED_AFTER", 0.1)
