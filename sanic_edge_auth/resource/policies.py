@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from sanic import Request
 
@@ -16,8 +16,6 @@ from sanic_edge_auth.resource.guard import Guard
 
 if TYPE_CHECKING:
     from sanic import Sanic
-
-    from sanic_edge_auth.resource.websocket import SocketGate
 
 __all__ = [
     "DECORATOR_POLICY_ATTR",
@@ -103,8 +101,22 @@ def bind_route_policies(
     return list(missing), unlisted
 
 
+class Admits(Protocol):
+    """What checks a socket handshake (:class:`~.websocket.SocketGate`): named here as
+    a protocol, so the socket module can build on these policies without a cycle."""
+
+    async def admit(
+        self,
+        request: Request,
+        scopes: Collection[str],
+        *,
+        dpop_required: bool = False,
+        step_up: StepUp | None = None,
+    ) -> object: ...
+
+
 def route_middleware(
-    guard_getter: Callable[[], Guard], gate_getter: Callable[[], SocketGate] | None = None
+    guard_getter: Callable[[], Guard], gate_getter: Callable[[], Admits] | None = None
 ) -> Callable[[Request], object]:
     """A request middleware that enforces the policies :func:`bind_route_policies` set.
 
