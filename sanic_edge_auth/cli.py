@@ -251,6 +251,19 @@ def _summary(path: str, config: EdgeAuthConfig, resolver: AdapterResolver, out: 
         out.line(f"store          redis at {where}, prefix {store.prefix!r}")
     else:
         out.line("store          memory (per process: one worker only, or use redis)")
+    dpop = config.dpop
+    if dpop is not None:
+        out.line(
+            f"dpop           {dpop.mode}, nonces {'on' if dpop.nonce else 'off'}, "
+            f"algorithms {' '.join(dpop.algorithms)}, proofs valid {dpop.proof_lifetime:g} s"
+        )
+    introspection = authorizer.introspection
+    if introspection is not None:
+        endpoint = introspection.endpoint or "from discovery"
+        out.line(
+            f"introspection  {endpoint}, answers kept at most {introspection.max_ttl:g} s"
+            + (", JWTs too" if introspection.jwt else "")
+        )
     out.line(f"paths ({len(config.paths)}):")
     width = max((len(rule.path) for rule in config.paths), default=0)
     for rule in config.paths:
@@ -260,6 +273,8 @@ def _summary(path: str, config: EdgeAuthConfig, resolver: AdapterResolver, out: 
             parts.append("auth")
         if rule.scopes:
             parts.append(f"scopes: {' '.join(rule.scopes)}")
+        if rule.dpop_required:
+            parts.append("dpop: required")
         if rule.step_up is not None:
             parts.append(rule.step_up.describe())
         if rule.integration and rule.integration.hooks:

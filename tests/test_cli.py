@@ -465,3 +465,20 @@ def test_online_fetches_one_client_credentials_token_per_target(
     code, _, err = run_check(str(path), "--online")
     assert code == 1
     assert "downstream.billing: the identity provider returned a token" in err
+
+
+@pytest.mark.usefixtures("environment")
+def test_check_shows_dpop_and_introspection(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    raw = json.loads(config.read_text())
+    raw["dpop"] = {"mode": "required", "nonce": True, "algorithms": ["ES256"]}
+    raw["authorizer"]["cookie_secret"] = "a-cookie-secret-that-is-long-enough-0123456"
+    raw["authorizer"]["introspection"] = {"max_ttl": 15, "endpoint": "https://idp.example/i"}
+    raw["paths"][-1]["dpop"] = "required"
+    config.write_text(json.dumps(raw))
+    code, out, err = run_check(str(config))
+    assert code == 0, err
+    assert "dpop           required, nonces on, algorithms ES256, proofs valid 70 s" in out
+    assert "introspection  https://idp.example/i, answers kept at most 15 s" in out
+    assert "dpop: required" in out
+    assert "a-cookie-secret-that-is-long-enough" not in out
