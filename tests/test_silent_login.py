@@ -101,3 +101,18 @@ def test_an_unknown_silent_login_setting_names_its_key(
     with pytest.raises(ConfigValidationError) as caught:
         make_app(config)
     assert [p.key for p in caught.value.problems] == ["session.silent_login"]
+
+
+def test_an_interactive_logins_login_required_is_not_taken_for_a_silent_one(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
+) -> None:
+    """Only a login that asked for ``prompt=none`` is sent on to the interactive login:
+    an interactive login refused that way (a step-up, say) must not loop back to a
+    plain login (an outside review's finding)."""
+    client = _client(fake_idp, make_app, serve)
+    fake_idp.login_error = "interaction_required"
+    _, started = client.get("/api/auth0/login?return_to=/dashboard")
+    assert started.status == 302, started.text
+    _, answer = client.get(local(fake_idp.follow_login(started.headers["location"])), headers=FETCH)
+    assert answer.status == 401
+    assert answer.json["error"] == "login_denied"

@@ -20,6 +20,7 @@ from sanic_edge_auth.hooks import HookContext
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.login_cookies import no_login_cookie
 from sanic_edge_auth.oidc.login_request import check_requested_login
+from sanic_edge_auth.oidc.transaction import LoginTransaction
 from sanic_edge_auth.session.handle import Session
 from sanic_edge_auth.store.base import LOGIN_STATE_PREFIX
 
@@ -52,8 +53,13 @@ def callback_flow(ctx: FlowContext, rule: PathRule) -> Handler:
         args = request.args
         idp_error = args.get("error")
         if idp_error:
-            silent = silent_login_refused(
-                ctx, request, idp_error, lambda: _return_to_of(request, state)
+            opened = _transaction_of(request, state)
+            silent = (
+                silent_login_refused(
+                    ctx, request, idp_error, lambda: opened.return_to if opened else None
+                )
+                if opened is not None and opened.silent
+                else None  # an interactive login's login_required is not a silent one's
             )
             if silent is not None:
                 raise silent
@@ -137,15 +143,20 @@ def callback_flow(ctx: FlowContext, rule: PathRule) -> Handler:
         _log.info(Event.LOGIN_COMPLETED, subject=id_token.subject, hooks=list(hooks))
         return response
 
-    def _return_to_of(request: Request, state: str | None) -> str | None:
-        """Where the person was going when they turned the login down, if this
-        browser's login is still open (its page offers to go back there)."""
+    def _transaction_of(request: Request, state: str | None) -> LoginTransaction | None:
+        """This browser's login for ``state``, if it is still open."""
         if not state or ctx.codec is None or ctx.login_cookies is None:
             return None
         try:
-            return ctx.codec.open(state, ctx.login_cookies.read(request, state)).return_to
+            return ctx.codec.open(state, ctx.login_cookies.read(request, state))
         except EdgeAuthError:
             return None
+
+    def _return_to_of(request: Request, state: str | None) -> str | None:
+        """Where the person was going when they turned the login down, if this
+        browser's login is still open (its page offers to go back there)."""
+        opened = _transaction_of(request, state)
+        return opened.return_to if opened is not None else None
 
     return edge_auth_callback
 

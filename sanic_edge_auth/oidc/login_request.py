@@ -146,6 +146,9 @@ class RequestedLogin:
     organization: str | None = None
     max_age: int | None = None
     step_up: tuple[str, ...] | None = None
+    #: ``prompt=none`` (a silent login): only such a login's ``login_required`` and
+    #: kin are not refusals (see :mod:`sanic_edge_auth.flows.silent_login`).
+    silent: bool = False
 
 
 def requested_login(authorization_url: str, *, step_up: bool = False) -> RequestedLogin:
@@ -161,6 +164,7 @@ def requested_login(authorization_url: str, *, step_up: bool = False) -> Request
         organization=organization or None,
         max_age=int(max_age) if _MAX_AGE.fullmatch(max_age) else None,
         step_up=tuple(acr_digest(acr) for acr in acr_values.split()) if step_up else None,
+        silent="none" in query.get("prompt", [""])[-1].split(),
     )
 
 

@@ -47,6 +47,8 @@ class LoginTransaction:
     #: A step-up login (RFC 9470): digests of the ``acr`` values it accepts, space-separated
     #: (``""``: any, it asked for ``max_age`` only); absent on a plain login.
     step_up: str | None = None
+    #: ``True`` for a silent login (``prompt=none``); absent otherwise.
+    silent: bool | None = None
 
     @property
     def requested(self) -> RequestedLogin:
@@ -54,6 +56,7 @@ class LoginTransaction:
             organization=self.organization,
             max_age=self.max_age,
             step_up=tuple(self.step_up.split()) if self.step_up is not None else None,
+            silent=self.silent is True,
         )
 
 
@@ -110,6 +113,7 @@ class TransactionCodec:
             requested.organization,
             requested.max_age,
             " ".join(requested.step_up) if requested.step_up is not None else None,
+            True if requested.silent else None,
         )
         # What was not asked for is left out: the login cookie has a byte budget.
         fields = {name: value for name, value in asdict(transaction).items() if value is not None}
