@@ -340,8 +340,8 @@ class RedisStore:
                 f"{where} did not answer within {elapsed_ms:.0f} ms: check the host and "
                 "port, and store.connect_timeout",
             )
-        if isinstance(exc, redis_errors.ConnectionError | OSError) or (
-            isinstance(exc, redis_errors.RedisClusterException)
+        if isinstance(
+            exc, redis_errors.ConnectionError | OSError | redis_errors.RedisClusterException
         ):
             return ConfigProblem(
                 self._settings_key,

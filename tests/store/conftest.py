@@ -159,9 +159,7 @@ class RedisClusterNodes:
         """Until every node says ``cluster_state:ok`` (slots agreed, all covered)."""
         self.wait_for_state(b"ok", self.nodes, seconds)
 
-    def wait_for_state(
-        self, state: bytes, nodes: list[RedisServer], seconds: float = 20
-    ) -> None:
+    def wait_for_state(self, state: bytes, nodes: list[RedisServer], seconds: float = 20) -> None:
         """Until each of ``nodes`` reports ``cluster_state:<state>``."""
         deadline = time.monotonic() + seconds
         while not all(self._state(node) == state for node in nodes):

@@ -51,12 +51,14 @@ def test_a_cluster_url_selects_the_cluster_client() -> None:
         {"type": "redis", "url": Secret(f"redis+cluster://:{PASSWORD}@node-1.internal:7000")}
     )
     assert problems == []
-    assert settings is not None and settings.cluster
+    assert settings is not None
+    assert settings.cluster
     store = RedisStore.from_settings(settings)
     assert isinstance(store._client, RedisCluster)
     assert PASSWORD not in repr(store)
     plain, _ = validate_store_settings({"type": "redis", "url": "redis://h:6379/0"})
-    assert plain is not None and not plain.cluster
+    assert plain is not None
+    assert not plain.cluster
 
 
 @pytest.mark.parametrize(
@@ -78,7 +80,8 @@ def test_a_tls_cluster_takes_tls_files_and_database_zero() -> None:
         {"type": "redis", "url": "rediss+cluster://h:7000/0", "db": 0, "tls": {"ca_file": "/ca"}}
     )
     assert problems == []
-    assert settings is not None and settings.cluster
+    assert settings is not None
+    assert settings.cluster
 
 
 def test_the_redacted_cluster_endpoint_drops_credentials() -> None:
@@ -87,9 +90,7 @@ def test_the_redacted_cluster_endpoint_drops_credentials() -> None:
 
 
 async def test_an_unreachable_cluster_fails_at_startup_naming_the_url() -> None:
-    settings = redis_settings(
-        f"redis+cluster://:{PASSWORD}@127.0.0.1:{free_port()}", cluster=True
-    )
+    settings = redis_settings(f"redis+cluster://:{PASSWORD}@127.0.0.1:{free_port()}", cluster=True)
     with pytest.raises(ConfigValidationError) as raised:
         await open_store(settings)
     assert [problem.key for problem in raised.value.problems] == ["store.url"]
@@ -166,7 +167,8 @@ def test_a_node_restart_during_traffic_is_a_store_503_then_recovers(
             _, down = client.get("/api/orders")
             assert down.status == 503, down.text
             assert down.json["error"] == "store_unavailable"
-            assert "127.0.0.1" not in down.text and str(node.port) not in down.text
+            assert "127.0.0.1" not in down.text
+            assert str(node.port) not in down.text
     finally:
         node.start()  # same port and nodes.conf: it rejoins with its slots
         redis_cluster.wait_until_ok()
@@ -180,4 +182,3 @@ def test_a_node_restart_during_traffic_is_a_store_503_then_recovers(
     copied = session_cookies(client)
     assert client.get("/api/auth0/logout")[1].status == 302
     assert replay(client, copied).json["error"] == "session_revoked"
-
