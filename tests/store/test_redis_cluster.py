@@ -182,3 +182,28 @@ def test_a_node_restart_during_traffic_is_a_store_503_then_recovers(
     copied = session_cookies(client)
     assert client.get("/api/auth0/logout")[1].status == 302
     assert replay(client, copied).json["error"] == "session_revoked"
+
+
+async def test_a_hash_tag_in_the_prefix_makes_every_read_one_mget_on_one_node(
+    redis_cluster: RedisClusterNodes,
+) -> None:
+    """What docs/deployment.md offers a cluster kept for availability, not size."""
+    prefix = f"{{auth-{uuid.uuid4().hex[:6]}}}:"
+    store = RedisStore.from_settings(redis_settings(redis_cluster.url, cluster=True, prefix=prefix))
+    await store.startup()
+    try:
+        client = store._client
+        assert isinstance(client, RedisCluster)
+        keys = [f"revoked:session:{index}" for index in range(6)]
+        await store.set(keys[0], b"1", 30)
+        owner = client.get_node_from_key(prefix + keys[0])
+        before = await _mget_calls(client, owner)
+        assert await store.get_many(keys) == [b"1"] + [None] * 5
+        assert await _mget_calls(client, owner) == before + 1
+    finally:
+        await store.aclose()
+
+
+async def _mget_calls(client: RedisCluster, node: Any) -> int:
+    stats = await client.info("commandstats", target_nodes=node)
+    return int(stats.get("cmdstat_mget", {}).get("calls", 0))
