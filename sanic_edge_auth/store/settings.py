@@ -236,7 +236,8 @@ def validate_store_settings(
     scheme = urlsplit(url.reveal()).scheme if url is not None else None
     if tls is not None and url is not None and scheme not in ("rediss", "rediss+cluster"):
         read.problem(
-            f"{key}.tls", "applies only to a rediss:// url (TLS); use rediss:// or drop it"
+            f"{key}.tls",
+            "applies only to a rediss:// or rediss+cluster:// url (TLS); use one or drop it",
         )
     cluster = scheme in CLUSTER_SCHEMES
     if cluster and raw.get("db") not in (None, 0):

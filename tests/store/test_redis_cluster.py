@@ -14,13 +14,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from redis import exceptions as redis_errors
 from redis.asyncio.cluster import RedisCluster
 from sanic_testing.reusable import ReusableClient
 
-from sanic_edge_auth.errors import ConfigValidationError
+from sanic_edge_auth.errors import ConfigValidationError, StoreUnavailable
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.store import open_store
-from sanic_edge_auth.store.redis import RedisStore
+from sanic_edge_auth.store.redis import RedisStore, translate_error
 from sanic_edge_auth.store.settings import redacted_endpoint, validate_store_settings
 from sanic_edge_auth.testing import FakeIdentityProvider
 from tests.helpers import free_port
@@ -95,6 +96,23 @@ async def test_an_unreachable_cluster_fails_at_startup_naming_the_url() -> None:
         await open_store(settings)
     assert [problem.key for problem in raised.value.problems] == ["store.url"]
     assert PASSWORD not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("exc", "says"),
+    [
+        (redis_errors.ClusterDownError("CLUSTERDOWN The cluster is down"), "moving slots"),
+        (redis_errors.TryAgainError("TRYAGAIN"), "moving slots"),
+        (redis_errors.SlotNotCoveredError("slot 12 not covered"), "no node"),
+        (redis_errors.RedisClusterException("no node of 127.0.0.1:7000"), "no node"),
+    ],
+)
+def test_the_cluster_clients_errors_are_store_503s(exc: Exception, says: str) -> None:
+    error = translate_error(exc, "get_many", 3.0)
+    assert isinstance(error, StoreUnavailable)
+    assert error.source == "store"
+    assert says in error.description
+    assert "127.0.0.1" not in error.description
 
 
 # -- the store on a real cluster
