@@ -18,6 +18,13 @@ Failure handling, all in this module:
   before reusing it; connection errors are retried ``store.retries`` times with a
   short backoff. Timeouts are *not* retried: a command that timed out may have
   run, and retrying ``SET NX`` would then report a false "already used".
+
+Redis Cluster (a ``redis+cluster://`` URL) uses redis-py's own cluster client, which
+follows ``MOVED``/``ASK`` redirects and refreshes its map of slots when a node goes
+away or comes back; nothing here routes by hand. Every operation but ``get_many``
+touches one key (the lease scripts included), so each lands on one node as it is.
+``get_many`` asks with one ``MGET`` per hash slot, all at once, so its keys need not
+share a slot; see ``docs/deployment.md`` for what that costs.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import Any, Final, TypeVar
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
@@ -42,11 +50,21 @@ from sanic_edge_auth.errors import (
 )
 from sanic_edge_auth.store.base import LeaseToken, check_ttl
 from sanic_edge_auth.store.health import StoreHealth
-from sanic_edge_auth.store.settings import DEFAULT_PREFIX, StoreSettings, redacted_endpoint
+from sanic_edge_auth.store.settings import (
+    CLUSTER_SCHEMES,
+    DEFAULT_PREFIX,
+    StoreSettings,
+    redacted_endpoint,
+)
 
 __all__ = ["RedisStore", "translate_error"]
 
 T = TypeVar("T")
+
+#: What a failing call can raise: redis-py's errors, the socket's, and the cluster
+#: client's own (``RedisClusterException`` is not a ``RedisError``: no node serves a
+#: slot, or none of the known nodes answers).
+_FAILURES: Final = (redis_errors.RedisError, redis_errors.RedisClusterException, OSError)
 
 # Take the lease if free, or confirm we already hold it (a connection retry after the
 # first attempt's reply was lost must not make us think someone else holds it).
@@ -91,6 +109,10 @@ def translate_error(exc: BaseException, operation: str, elapsed_ms: float) -> St
         description = "Redis is loading its dataset"
     elif isinstance(exc, redis_errors.ConnectionError | OSError):
         description = "Redis is unreachable"
+    elif isinstance(exc, redis_errors.ClusterError | redis_errors.TryAgainError):
+        description = "the Redis Cluster is down or moving slots (a failover may be under way)"
+    elif isinstance(exc, redis_errors.RedisClusterException):
+        description = "no node of the Redis Cluster answers for a key's slot"
     elif isinstance(exc, redis_errors.ReadOnlyError):
         description = "Redis is a read-only replica (a failover may be under way)"
     elif isinstance(exc, redis_errors.OutOfMemoryError):
@@ -113,7 +135,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client: Redis,
+        client: Redis | RedisCluster,
         *,
         prefix: str = DEFAULT_PREFIX,
         endpoint: str = "redis",
@@ -181,6 +203,16 @@ class RedisStore:
                 f"{host}:{port}" for host, port in sentinel.hosts
             )
             settings_key = f"{key}.sentinel"
+        elif settings.cluster:
+            assert settings.url is not None
+            url = settings.url.reveal()
+            return cls(
+                _cluster_client(url, options),
+                prefix=settings.prefix,
+                endpoint=redacted_endpoint(url),
+                settings_key=f"{key}.url",
+                password_key=password_key,
+            )
         else:
             assert settings.url is not None
             url = settings.url.reveal()
@@ -209,7 +241,12 @@ class RedisStore:
         if not keys:
             return []
         names = [self._prefix + key for key in keys]
-        values = await self._call("get_many", lambda: self._client.mget(names))
+        client = self._client
+        if isinstance(client, RedisCluster):
+            # One MGET per slot, sent together: keys of one slot cost one round trip.
+            values = await self._call("get_many", lambda: client.mget_nonatomic(names))
+        else:
+            values = await self._call("get_many", lambda: client.mget(names))
         # decode_responses is off: bytes come back (str only if someone turned it on).
         return [
             None if value is None else value if isinstance(value, bytes) else value.encode()
@@ -265,7 +302,7 @@ class RedisStore:
         started = time.perf_counter()
         try:
             await self._client.ping()
-        except (redis_errors.RedisError, OSError) as exc:
+        except _FAILURES as exc:
             elapsed = (time.perf_counter() - started) * 1000
             raise ConfigValidationError([self._startup_problem(exc, elapsed)]) from None
 
@@ -278,7 +315,7 @@ class RedisStore:
         started = time.perf_counter()
         try:
             result = await make()
-        except (redis_errors.RedisError, OSError) as exc:
+        except _FAILURES as exc:
             error = translate_error(exc, operation, (time.perf_counter() - started) * 1000)
             self._health.failed(error, cause=exc)
             # Not chained: the cause's text may quote the address or credentials.
@@ -303,7 +340,9 @@ class RedisStore:
                 f"{where} did not answer within {elapsed_ms:.0f} ms: check the host and "
                 "port, and store.connect_timeout",
             )
-        if isinstance(exc, redis_errors.ConnectionError | OSError):
+        if isinstance(
+            exc, redis_errors.ConnectionError | OSError | redis_errors.RedisClusterException
+        ):
             return ConfigProblem(
                 self._settings_key,
                 f"cannot connect to {where} ({type(exc).__name__}): check the host, port "
@@ -314,3 +353,16 @@ class RedisStore:
             f"{where} refused our first command ({type(exc).__name__}): check the "
             "database number and the user's permissions",
         )
+
+
+def _cluster_client(url: str, options: dict[str, Any]) -> RedisCluster:
+    """redis-py's cluster client for a ``redis+cluster://`` (or ``rediss+``) URL.
+
+    The URL names one node to start from; the client learns the others from it.
+    ``health_check_interval`` and ``max_connections`` apply per node, as they would
+    to one server; a cluster has database 0 only (the settings refuse another).
+    """
+    scheme, _, rest = url.partition("://")
+    assert scheme in CLUSTER_SCHEMES
+    plain = f"{scheme.removesuffix('+cluster')}://{rest}"
+    return RedisCluster.from_url(plain, **options)

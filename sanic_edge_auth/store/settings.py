@@ -4,6 +4,7 @@
 
     "store": {"type": "memory"}                                   # the default
     "store": {"type": "redis", "url": "$secret.REDIS_URL", "prefix": "shop:auth:"}
+    "store": {"type": "redis", "url": "redis+cluster://node-1.internal:6379"}   # a cluster
 
 Every problem is reported at once, each named by its dotted key (``store.url``,
 ``store.tls.ca_file``). The connection URL can carry a password, so it is kept as a
@@ -35,6 +36,11 @@ __all__ = [
 StoreKind = Literal["memory", "redis"]
 DEFAULT_PREFIX: Final = "edge_auth:"
 _REDIS_SCHEMES: Final = frozenset({"redis", "rediss", "unix"})
+#: A Redis Cluster: the URL names any one node (the client discovers the others). A
+#: scheme rather than a ``cluster`` key, so the one secret a managed service hands out
+#: (its "cluster endpoint" URL) says everything, and a cluster URL cannot be read by
+#: mistake as a single server's.
+CLUSTER_SCHEMES: Final = frozenset({"redis+cluster", "rediss+cluster"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +101,8 @@ class StoreSettings:
     health_check_interval: float = 15.0
     tls: TLSSettings | None = None
     sentinel: SentinelSettings | None = None
+    #: ``url`` is a ``redis+cluster://`` or ``rediss+cluster://`` URL (Redis Cluster).
+    cluster: bool = False
     coordination: CoordinationSettings = field(default_factory=CoordinationSettings)
 
 
@@ -107,10 +115,14 @@ def redacted_endpoint(url: str) -> str:
         return "<unparsable url>"
     if parts.scheme == "unix":
         return f"unix://{parts.path}"
-    host = parts.hostname or "?"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}:{port or 6379}{parts.path}"
+    if parts.scheme in CLUSTER_SCHEMES:
+        return f"{parts.scheme}://{_host(parts.hostname)}:{parts.port or 6379}"
+    return f"{parts.scheme}://{_host(parts.hostname)}:{port or 6379}{parts.path}"
+
+
+def _host(hostname: str | None) -> str:
+    host = hostname or "?"
+    return f"[{host}]" if ":" in host else host
 
 
 _MASK: Final = "**********"
@@ -221,10 +233,16 @@ def validate_store_settings(
     sentinel = _sentinel(read, f"{key}.sentinel", raw.get("sentinel"))
     url = _url(read, f"{key}.url", raw.get("url"), sentinel=sentinel is not None)
     tls = _tls(read, f"{key}.tls", raw.get("tls"))
-    if tls is not None and url is not None and not url.reveal().startswith("rediss://"):
+    scheme = urlsplit(url.reveal()).scheme if url is not None else None
+    if tls is not None and url is not None and scheme not in ("rediss", "rediss+cluster"):
         read.problem(
-            f"{key}.tls", "applies only to a rediss:// url (TLS); use rediss:// or drop it"
+            f"{key}.tls",
+            "applies only to a rediss:// or rediss+cluster:// url (TLS); use one or drop it",
         )
+    cluster = scheme in CLUSTER_SCHEMES
+    if cluster and raw.get("db") not in (None, 0):
+        # A cluster has database 0 only (SELECT is refused).
+        read.problem(f"{key}.db", "must be 0 or absent for a Redis Cluster (it has one database)")
     settings = StoreSettings(
         type="redis",
         prefix=prefix,
@@ -249,6 +267,7 @@ def validate_store_settings(
         ),
         tls=tls,
         sentinel=sentinel,
+        cluster=cluster,
         coordination=coordination,
     )
     if read.problems:
@@ -275,10 +294,11 @@ def _url(read: SettingsReader, key: str, value: Any, *, sentinel: bool) -> Secre
     except ValueError:
         read.problem(key, "is not a valid URL (the value is not shown: it may hold a password)")
         return None
-    if parts.scheme not in _REDIS_SCHEMES:
+    if parts.scheme not in _REDIS_SCHEMES | CLUSTER_SCHEMES:
         read.problem(
             key,
-            f"must start with redis://, rediss:// or unix://, got a {parts.scheme or 'bare'!r} "
+            "must start with redis://, rediss://, unix:// or (a Redis Cluster) "
+            f"redis+cluster:// or rediss+cluster://, got a {parts.scheme or 'bare'!r} "
             "scheme (the value is not shown: it may hold a password)",
         )
         return None
@@ -287,6 +307,13 @@ def _url(read: SettingsReader, key: str, value: Any, *, sentinel: bool) -> Secre
         return None
     if parts.scheme == "unix" and not parts.path:
         read.problem(key, "must name a socket path, e.g. unix:///run/redis/redis.sock")
+        return None
+    if parts.scheme in CLUSTER_SCHEMES and parts.path not in ("", "/", "/0"):
+        read.problem(
+            key,
+            "names a database, but a Redis Cluster has only database 0: drop the path "
+            "(e.g. redis+cluster://node-1.internal:6379)",
+        )
         return None
     return Secret(text)
 

@@ -113,6 +113,90 @@ class RedisServer:
         self.process.send_signal(signal.SIGCONT)
 
 
+class RedisClusterNodes:
+    """Three redis-server processes in cluster mode on loopback, no replicas (the
+    slots split three ways by ``redis-cli --cluster create``). A node killed and
+    started again keeps its port and ``nodes.conf``, so it rejoins with its slots
+    (and, without persistence, without its keys)."""
+
+    node_timeout_ms = 500
+
+    def __init__(self, binary: str, directory: Path) -> None:
+        self.nodes: list[RedisServer] = []
+        for index in range(3):
+            home = directory / f"node{index}"
+            home.mkdir()
+            node = RedisServer(binary, home)
+            node.arguments = [
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", str(self.node_timeout_ms),
+                "--cluster-port", str(free_port()),
+            ]  # fmt: skip
+            self.nodes.append(node)
+
+    @property
+    def url(self) -> str:
+        """The one node the client starts from (it discovers the other two)."""
+        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        cli = shutil.which("redis-cli")
+        assert cli is not None, "redis-cli comes with redis-server (Debian: redis-tools)"
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+        )
+        self.wait_until_ok()
+
+    def wait_until_ok(self, seconds: float = 20) -> None:
+        """Until every node says ``cluster_state:ok`` (slots agreed, all covered)."""
+        self.wait_for_state(b"ok", self.nodes, seconds)
+
+    def wait_for_state(self, state: bytes, nodes: list[RedisServer], seconds: float = 20) -> None:
+        """Until each of ``nodes`` reports ``cluster_state:<state>``."""
+        deadline = time.monotonic() + seconds
+        while not all(self._state(node) == state for node in nodes):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the cluster was not {state!r} within {seconds} s")
+            time.sleep(0.05)
+
+    @staticmethod
+    def _state(node: RedisServer) -> bytes | None:
+        try:
+            with socket.create_connection(("127.0.0.1", node.port), timeout=0.5) as sock:
+                sock.sendall(b"CLUSTER INFO\r\n")
+                reply = sock.recv(4096)
+        except OSError:
+            return None
+        for line in reply.splitlines():
+            if line.startswith(b"cluster_state:"):
+                return line.removeprefix(b"cluster_state:").strip()
+        return None
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterNodes]:
+    """A three-node Redis Cluster shared by the session's tests (own prefixes); a test
+    that restarts a node waits for the cluster to be whole again before it ends."""
+    cluster = RedisClusterNodes(require_redis_binary(), tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A redis-server shared by the session's tests (each test uses its own prefix)."""
@@ -162,7 +246,7 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     """Each store, with ``advance`` (the memory store's clock moves; Redis really waits)
     and ``make_peer`` (another worker's view of the same shared state)."""
@@ -180,8 +264,12 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
         await memory.aclose()
         return
 
-    server: RedisServer = request.getfixturevalue("redis_server")
-    settings = redis_settings(server.url)
+    if request.param == "redis-cluster":
+        cluster: RedisClusterNodes = request.getfixturevalue("redis_cluster")
+        settings = redis_settings(cluster.url, cluster=True)
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        settings = redis_settings(server.url)
     stores: list[RedisStore] = []
 
     async def peer() -> Store:
