@@ -58,8 +58,11 @@ def callback_flow(ctx: FlowContext, rule: PathRule) -> Handler:
                 silent_login_refused(
                     ctx, request, idp_error, lambda: opened.return_to if opened else None
                 )
-                if opened is not None and opened.silent
-                else None  # an interactive login's login_required is not a silent one's
+                if opened is None or opened.silent
+                # A login known to be interactive (a step-up, say) is refused as such:
+                # sent on to a plain login, it could come round again. A login no longer
+                # known (done, expired) is answered as a silent one: at worst one new login.
+                else None
             )
             if silent is not None:
                 raise silent
