@@ -368,3 +368,48 @@ def test_the_watch_keeps_sockets_open_while_the_store_cannot_answer(
 
     served.run(scenario())
     assert closed == [(4401, "session_revoked")]
+
+
+def test_the_watch_reads_each_key_once_however_many_sockets_share_it(
+    served: Served,
+) -> None:
+    """A session's tabs share its revocation marks: fifty sockets of one session cost
+    the store a read of that session's keys once per look, and all of them close."""
+    from sanic_edge_auth.resource.websocket import Admitted, SocketWatch
+
+    served.sign_in()
+    sessions = served.edge.sessions
+    assert sessions is not None
+    store = served.edge.store
+    closed: list[tuple[int, str]] = []
+    asked: list[list[str]] = []
+
+    class Socket:
+        async def close(self, code: int, reason: str) -> None:
+            closed.append((code, reason))
+
+    async def scenario() -> None:
+        listed = await sessions.list("auth0|user-1")
+        state = await sessions._stored_state(listed[0].id)
+        assert state is not None
+        watch = SocketWatch(store, sessions)
+        for _ in range(50):
+            watch.add(Socket(), Admitted(sessions.identity_of(state), state, ()))
+        await sessions.revoke(listed[0].id)
+        real = store.get_many
+
+        async def counted(keys: Any) -> Any:
+            asked.append(list(keys))
+            return await real(keys)
+
+        store.get_many = counted  # type: ignore[method-assign]
+        try:
+            await watch.check()
+        finally:
+            store.get_many = real  # type: ignore[method-assign]
+        await watch.aclose()
+
+    served.run(scenario())
+    assert len(asked) == 1
+    assert len(asked[0]) == len(set(asked[0])) <= 4  # the keys of one session, once
+    assert closed == [(4401, "session_revoked")] * 50

@@ -262,9 +262,11 @@ class SocketWatch:
                 sessions.append(watched)
         if not sessions or self._sessions is None:
             return
-        keys = [key for watched in sessions for key in watched.keys]
+        # Each distinct key once: the sockets of one session (or one user) share theirs,
+        # so a thousand tabs of one session cost the read of one.
+        keys = list(dict.fromkeys(key for watched in sessions for key in watched.keys))
         try:
-            values = await self._store.get_many(keys)
+            read = await self._store.get_many(keys)
         except StoreError as exc:
             _log.warning(
                 Event.SOCKET_UNVERIFIED,
@@ -273,17 +275,15 @@ class SocketWatch:
                 error_kind=exc.error_kind,
             )
             return
-        offset = 0
+        values = dict(zip(keys, read, strict=True))
         for watched in sessions:
-            count = len(watched.keys)
             assert watched.admitted.session is not None
             try:
                 reason = self._sessions.end_reason(
-                    watched.admitted.session, values[offset : offset + count]
+                    watched.admitted.session, [values[key] for key in watched.keys]
                 )
             except StoreError:
                 reason = None  # an unreadable mark: logged by the store read next time
-            offset += count
             if reason is not None:
                 await self._close(watched, CLOSE_AUTH_ENDED, reason)
 
