@@ -413,3 +413,41 @@ def test_the_watch_reads_each_key_once_however_many_sockets_share_it(
     assert len(asked) == 1
     assert len(asked[0]) == len(set(asked[0])) <= 4  # the keys of one session, once
     assert closed == [(4401, "session_revoked")] * 50
+
+
+def test_a_socket_on_a_max_age_route_closes_once_its_sign_in_is_too_old(
+    served: Served,
+) -> None:
+    """The handshake met ``max_age``; an open socket must keep to it too."""
+    import time
+
+    from sanic_edge_auth.config.model import StepUp
+    from sanic_edge_auth.resource.websocket import Admitted, SocketWatch
+    from sanic_edge_auth.tokens import VerifiedToken
+
+    closed: list[tuple[str, int, str]] = []
+
+    class Socket:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def close(self, code: int, reason: str) -> None:
+            closed.append((self.name, code, reason))
+
+    def admitted(auth_time: float) -> Admitted:
+        identity = VerifiedToken(
+            {"auth_time": auth_time}, "u", frozenset(), time.time() + 3600, None, "access"
+        )
+        return Admitted(identity, None, (), StepUp((), 60))
+
+    async def scenario() -> None:
+        assert served.edge.sessions is not None
+        watch = SocketWatch(served.edge.store, served.edge.sessions)
+        now = time.time()
+        watch.add(Socket("recent"), admitted(now - 30))
+        watch.add(Socket("stale"), admitted(now - 61))
+        await watch.check()
+        await watch.aclose()
+
+    served.run(scenario())
+    assert closed == [("stale", 4401, "authentication_too_old")]

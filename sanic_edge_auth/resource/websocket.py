@@ -255,7 +255,10 @@ class SocketWatch:
                 # Closed under us (a cancelled handler sends no "after" signal).
                 self._watched.discard(watched)
                 continue
-            if admitted.session is None:
+            if _authentication_too_old(admitted, now):
+                # A max_age route asks for a recent sign-in: a socket does not outlast it.
+                await self._close(watched, CLOSE_AUTH_ENDED, "authentication_too_old")
+            elif admitted.session is None:
                 if admitted.identity.expires_at <= now:
                     await self._close(watched, CLOSE_AUTH_ENDED, "token_expired")
             else:
@@ -374,6 +377,18 @@ class AuthenticatedSocket:
 
     async def _answer_refused(self, kind: str) -> None:
         await self._socket.send(json.dumps({"type": "edge_auth.renew_refused", "error": kind}))
+
+
+def _authentication_too_old(admitted: Admitted, now: float) -> bool:
+    """Whether the sign-in behind ``admitted`` is now older than its route's
+    ``max_age`` (the handshake checked it; an open socket must keep to it too)."""
+    step_up = admitted.step_up
+    if step_up is None or step_up.max_age is None:
+        return False
+    auth_time = admitted.identity.claims.get("auth_time")
+    if not isinstance(auth_time, int | float) or isinstance(auth_time, bool):
+        return True  # the handshake refuses this; fail closed all the same
+    return bool(auth_time + step_up.max_age < now)
 
 
 def _renewal_token(data: str) -> str | None:
