@@ -18,7 +18,7 @@ between requests.
 from __future__ import annotations
 
 import html
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
@@ -306,22 +306,13 @@ def error_page(
     wording = _wording_for(error)
     href, label = _link(wording.action, request, links, return_to=return_to, in_login=in_login)
     kind = "misconfigured" if isinstance(error, ConfigError) else error.error_kind
-    body = _TEMPLATE.format(
-        title=html.escape(wording.title),
-        sentence=html.escape(wording.sentence),
-        href=html.escape(href, quote=True),
-        label=html.escape(label),
-        code=f"Error {error.status}: {html.escape(kind)}",
-    )
-    headers = {
-        **error.response_headers(),
-        "Cache-Control": "no-store",
-        "Content-Security-Policy": _CONTENT_SECURITY_POLICY,
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-    }
-    response = HTTPResponse(
-        body, status=error.status, headers=headers, content_type="text/html; charset=utf-8"
+    response = _page(
+        wording,
+        href=href,
+        label=label,
+        code=f"Error {error.status}: {kind}",
+        status=error.status,
+        headers=error.response_headers(),
     )
     for challenge in error.challenges():  # one field each, as responses.add_challenges
         response.headers.add("WWW-Authenticate", challenge)
@@ -341,18 +332,36 @@ def logout_pending_page(continue_to: str) -> HTTPResponse:
     :mod:`sanic_edge_auth.session.pending`): the cookie is gone, the person is told
     the rest will follow, and the link goes on with the logout (the IdP's logout URL,
     which the adapter built from the config)."""
-    wording = _LOGOUT_PENDING
+    return _page(
+        _LOGOUT_PENDING, href=continue_to, label="Continue", code="logout_pending", status=202
+    )
+
+
+def _page(
+    wording: _Wording,
+    *,
+    href: str,
+    label: str,
+    code: str,
+    status: int,
+    headers: Mapping[str, str] | None = None,
+) -> HTTPResponse:
+    """A page of ``wording`` with its one link, every value escaped, built anew (with
+    fresh headers) for each response: never stored, never framed, loading nothing."""
     body = _TEMPLATE.format(
         title=html.escape(wording.title),
         sentence=html.escape(wording.sentence),
-        href=html.escape(continue_to, quote=True),
-        label="Continue",
-        code="logout_pending",
+        href=html.escape(href, quote=True),
+        label=html.escape(label),
+        code=html.escape(code),
     )
-    headers = {
+    all_headers = {
+        **(headers or {}),
         "Cache-Control": "no-store",
         "Content-Security-Policy": _CONTENT_SECURITY_POLICY,
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
     }
-    return HTTPResponse(body, status=202, headers=headers, content_type="text/html; charset=utf-8")
+    return HTTPResponse(
+        body, status=status, headers=all_headers, content_type="text/html; charset=utf-8"
+    )
