@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 from urllib.parse import urlsplit
 
 from sanic_edge_auth.config.dpop import DPoPSettings
@@ -46,16 +46,7 @@ IntegrationKind = Literal[
     "socket_ticket",
     "sessions",
 ]
-INTEGRATION_KINDS: Final[tuple[IntegrationKind, ...]] = (
-    "login",
-    "callback",
-    "userinfo",
-    "refresh",
-    "logout",
-    "backchannel_logout",
-    "socket_ticket",
-    "sessions",
-)
+INTEGRATION_KINDS: Final[tuple[IntegrationKind, ...]] = get_args(IntegrationKind)
 
 # RS/PS/ES only: HMAC algorithms would let anyone holding the public key forge tokens.
 SUPPORTED_ALGORITHMS: Final = frozenset(
