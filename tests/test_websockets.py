@@ -208,13 +208,14 @@ def test_a_cookie_upgrade_from_another_origin_is_403_csrf_rejected(served: Serve
     assert served.run(same_origin()) == {"sub": "auth0|user-1", "via": "session"}
 
 
+@pytest.mark.parametrize("path", ["/echo", "/feed"], ids=["decorated", "protected-by-the-config"])
 def test_an_expired_token_closes_the_socket_with_4401(
-    served: Served, moved_clock: Callable[[float], None]
+    served: Served, moved_clock: Callable[[float], None], path: str
 ) -> None:
     token = served.idp.mint_token(expires_in=600)
 
     async def talk() -> tuple[int | None, str | None]:
-        async with served.connect("/echo", {"Authorization": f"Bearer {token}"}) as ws:
+        async with served.connect(path, {"Authorization": f"Bearer {token}"}) as ws:
             await ws.recv()
             moved_clock(601)
             return await closed_with(ws)
@@ -236,20 +237,6 @@ def test_a_logout_closes_the_sessions_socket_with_4401(served: Served) -> None:
             return await closed_with(ws)
 
     assert served.run(talk()) == (4401, "session_revoked")
-
-
-def test_a_config_protected_socket_is_closed_when_its_token_expires(
-    served: Served, moved_clock: Callable[[float], None]
-) -> None:
-    token = served.idp.mint_token(expires_in=600)
-
-    async def talk() -> tuple[int | None, str | None]:
-        async with served.connect("/feed", {"Authorization": f"Bearer {token}"}) as ws:
-            await ws.recv()
-            moved_clock(601)
-            return await closed_with(ws)
-
-    assert served.run(talk()) == (4401, "token_expired")
 
 
 def test_renewal_with_the_same_sub_extends_the_socket(
