@@ -56,6 +56,8 @@ class Event:
     STORE_FAILED: Final = "edge_auth.store.failed"
     STORE_RECOVERED: Final = "edge_auth.store.recovered"
     STORE_LEASE_LOST: Final = "edge_auth.store.lease_lost"
+    NEAR_CACHE_LIVE: Final = "edge_auth.store.near_cache_live"
+    NEAR_CACHE_LOST: Final = "edge_auth.store.near_cache_lost"
     DOWNSTREAM_TOKEN: Final = "edge_auth.downstream.token"
 
 

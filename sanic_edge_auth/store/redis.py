@@ -50,9 +50,16 @@ from sanic_edge_auth.errors import (
 )
 from sanic_edge_auth.store.base import LeaseToken, check_ttl
 from sanic_edge_auth.store.health import StoreHealth
+from sanic_edge_auth.store.near_cache import (
+    MISSING,
+    NEAR_CACHED_PREFIXES,
+    InvalidationListener,
+    NearCache,
+)
 from sanic_edge_auth.store.settings import (
     CLUSTER_SCHEMES,
     DEFAULT_PREFIX,
+    NearCacheSettings,
     StoreSettings,
     redacted_endpoint,
 )
@@ -93,6 +100,27 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# A write of a key near caches may hold, and its announcement, in one step: Redis runs
+# a script whole, so a write is never left unannounced (see store/near_cache.py).
+_SET_ANNOUNCED: Final = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"""
+_SET_IF_ABSENT_ANNOUNCED: Final = """
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+  return 1
+end
+return 0
+"""
+_DELETE_ANNOUNCED: Final = """
+local removed = redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return removed
+"""
+#: The invalidation channel, after the store's prefix: apps sharing a prefix share it.
+NEAR_CACHE_CHANNEL: Final = "near-cache"
 
 
 def translate_error(exc: BaseException, operation: str, elapsed_ms: float) -> StoreError:
@@ -141,9 +169,11 @@ class RedisStore:
         endpoint: str = "redis",
         settings_key: str = "store",
         password_key: str | None = None,
+        near_cache: NearCacheSettings | None = None,
     ) -> None:
         """Wrap a client. ``endpoint`` is a redacted address used in startup errors;
-        ``password_key`` names the setting holding the password (when not in the URL)."""
+        ``password_key`` names the setting holding the password (when not in the URL);
+        ``near_cache`` turns on the worker's cache of session reads."""
         self._client = client
         self._prefix = prefix
         self._endpoint = endpoint
@@ -153,6 +183,17 @@ class RedisStore:
         self._acquire = client.register_script(_ACQUIRE)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        self._set_announced = client.register_script(_SET_ANNOUNCED)
+        self._delete_announced = client.register_script(_DELETE_ANNOUNCED)
+        self._set_if_absent_announced = client.register_script(_SET_IF_ABSENT_ANNOUNCED)
+        self._channel = prefix + NEAR_CACHE_CHANNEL
+        self.near_cache: NearCache | None = None
+        self._listener: InvalidationListener | None = None
+        if near_cache is not None:
+            self.near_cache = NearCache(near_cache)
+            self._listener = InvalidationListener(
+                self.near_cache, self._channel, client.pubsub, failures=_FAILURES
+            )
 
     @classmethod
     def from_settings(cls, settings: StoreSettings, *, key: str = "store") -> RedisStore:
@@ -212,6 +253,8 @@ class RedisStore:
                 endpoint=redacted_endpoint(url),
                 settings_key=f"{key}.url",
                 password_key=password_key,
+                # Never on a cluster: see settings._near_cache for why.
+                near_cache=None,
             )
         else:
             assert settings.url is not None
@@ -225,6 +268,7 @@ class RedisStore:
             endpoint=endpoint,
             settings_key=settings_key,
             password_key=password_key,
+            near_cache=settings.near_cache,
         )
 
     def __repr__(self) -> str:
@@ -233,11 +277,27 @@ class RedisStore:
     # -- the protocol
 
     async def get(self, key: str) -> bytes | None:
+        if self.near_cache is not None and key.startswith(NEAR_CACHED_PREFIXES):
+            return (await self.get_many((key,)))[0]
         value = await self._call("get", lambda: self._client.get(self._prefix + key))
         # decode_responses is off, so redis-py hands back bytes.
         return None if value is None else bytes(value)  # type: ignore[arg-type]
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        cache = self.near_cache
+        if cache is None or not cache.live():
+            return await self._get_many(keys)
+        found = cache.lookup(keys)
+        if MISSING not in found:
+            return found
+        wanted = [key for key, value in zip(keys, found, strict=True) if value is MISSING]
+        generation = cache.generation
+        fetched = await self._get_many(wanted)
+        cache.fill(wanted, fetched, generation)
+        answers = iter(fetched)
+        return [next(answers) if value is MISSING else value for value in found]
+
+    async def _get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
         names = [self._prefix + key for key in keys]
@@ -255,19 +315,50 @@ class RedisStore:
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         ms = _milliseconds(ttl)
-        await self._call("set", lambda: self._client.set(self._prefix + key, value, px=ms))
+        name = self._prefix + key
+        if not key.startswith(NEAR_CACHED_PREFIXES):
+            await self._call("set", lambda: self._client.set(name, value, px=ms))
+            return
+        # Announced whether or not this worker caches: another one may.
+        try:
+            await self._call(
+                "set",
+                lambda: self._set_announced(keys=[name], args=[value, ms, self._channel, key]),
+            )
+        finally:
+            self._forget(key)
 
     async def delete(self, key: str) -> bool:
-        removed = await self._call("delete", lambda: self._client.delete(self._prefix + key))
+        name = self._prefix + key
+        if not key.startswith(NEAR_CACHED_PREFIXES):
+            removed = await self._call("delete", lambda: self._client.delete(name))
+            return bool(removed)
+        try:
+            removed = await self._call(
+                "delete", lambda: self._delete_announced(keys=[name], args=[self._channel, key])
+            )
+        finally:
+            self._forget(key)
         return bool(removed)
 
     async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
         ms = _milliseconds(ttl)
-        stored = await self._call(
-            "set_if_absent",
-            lambda: self._client.set(self._prefix + key, value, px=ms, nx=True),
-        )
-        return bool(stored)
+        name = self._prefix + key
+        if not key.startswith(NEAR_CACHED_PREFIXES):
+            stored = await self._call(
+                "set_if_absent", lambda: self._client.set(name, value, px=ms, nx=True)
+            )
+            return bool(stored)
+        try:
+            stored = await self._call(
+                "set_if_absent",
+                lambda: self._set_if_absent_announced(
+                    keys=[name], args=[value, ms, self._channel, key]
+                ),
+            )
+        finally:
+            self._forget(key)
+        return bool(stored == 1)
 
     async def acquire(self, key: str, ttl: float) -> LeaseToken | None:
         ms = _milliseconds(ttl)
@@ -305,11 +396,21 @@ class RedisStore:
         except _FAILURES as exc:
             elapsed = (time.perf_counter() - started) * 1000
             raise ConfigValidationError([self._startup_problem(exc, elapsed)]) from None
+        if self._listener is not None:
+            self._listener.start()
 
     async def aclose(self) -> None:
+        if self._listener is not None:
+            await self._listener.aclose()
         await self._client.aclose()
 
     # -- internals
+
+    def _forget(self, key: str) -> None:
+        """Drop this worker's answer for a key it just wrote (at once: its own
+        announcement comes back later), and any read of it already in flight."""
+        if self.near_cache is not None:
+            self.near_cache.invalidate(key)
 
     async def _call(self, operation: str, make: Callable[[], Awaitable[T]]) -> T:
         started = time.perf_counter()

@@ -25,6 +25,7 @@ from sanic_edge_auth.settings_reader import SettingsReader
 
 __all__ = [
     "CoordinationSettings",
+    "NearCacheSettings",
     "SentinelSettings",
     "StoreSettings",
     "TLSSettings",
@@ -79,6 +80,19 @@ class CoordinationSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class NearCacheSettings:
+    """``store.near_cache`` (Redis): a worker's cache of session reads, kept fresh by
+    invalidations Redis delivers (see ``store/near_cache.py``).
+
+    ``max_staleness`` bounds how long after a write a worker may still answer from
+    its cache; ``max_entries`` bounds the cache per worker.
+    """
+
+    max_staleness: float = 0.1
+    max_entries: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
 class StoreSettings:
     """The ``store`` section, resolved and checked. ``url`` is masked in every repr."""
 
@@ -103,6 +117,8 @@ class StoreSettings:
     sentinel: SentinelSettings | None = None
     #: ``url`` is a ``redis+cluster://`` or ``rediss+cluster://`` URL (Redis Cluster).
     cluster: bool = False
+    #: ``None`` when turned off (``"near_cache": false``); on by default.
+    near_cache: NearCacheSettings | None = field(default_factory=NearCacheSettings)
     coordination: CoordinationSettings = field(default_factory=CoordinationSettings)
 
 
@@ -165,9 +181,11 @@ _REDIS_KEYS: Final = _COMMON_KEYS | {
     "health_check_interval",
     "tls",
     "sentinel",
+    "near_cache",
 }
 _TLS_KEYS: Final = frozenset({"ca_file", "cert_file", "key_file"})
 _SENTINEL_KEYS: Final = frozenset({"hosts", "service_name", "password", "username"})
+_NEAR_CACHE_KEYS: Final = frozenset({"max_staleness", "max_entries"})
 _COORDINATION_KEYS: Final = frozenset({"lease_ttl", "result_ttl", "failure_ttl", "wait_timeout"})
 
 
@@ -268,6 +286,7 @@ def validate_store_settings(
         tls=tls,
         sentinel=sentinel,
         cluster=cluster,
+        near_cache=_near_cache(read, f"{key}.near_cache", raw.get("near_cache"), cluster=cluster),
         coordination=coordination,
     )
     if read.problems:
@@ -369,6 +388,42 @@ def _sentinel(read: SettingsReader, key: str, value: Any) -> SentinelSettings | 
         service_name=service_name or "",
         password=read.secret(f"{key}.password", data.get("password")),
         username=read.text(f"{key}.username", data.get("username")),
+    )
+
+
+def _near_cache(
+    read: SettingsReader, key: str, value: Any, *, cluster: bool
+) -> NearCacheSettings | None:
+    """``true`` (or absent): the defaults; ``false``: off; an object: tuned.
+
+    Not with a Redis Cluster: a write's announcement is published on the node that
+    holds the key and reaches a subscriber on another node over the cluster bus,
+    which confirms nothing, so a pong from the subscriber's node would not prove the
+    announcement arrived (see store/near_cache.py). Off there, and refused if asked.
+    """
+    if value is None or value is False:
+        return None if value is False or cluster else NearCacheSettings()
+    if cluster:
+        read.problem(
+            key,
+            "is not available with a Redis Cluster (an invalidation published on one "
+            "node reaches the others with no confirmation): drop it",
+        )
+        return None
+    if value is True:
+        return NearCacheSettings()
+    if not isinstance(value, Mapping):
+        read.problem(key, 'must be true, false or an object such as {"max_staleness": 0.1}')
+        return None
+    data = read.section(key, value, _NEAR_CACHE_KEYS)
+    return NearCacheSettings(
+        # Below 10 ms the pings (four per max_staleness) cost more than the reads saved.
+        max_staleness=read.number(
+            f"{key}.max_staleness", data.get("max_staleness"), 0.1, low=0.01, high=5
+        ),
+        max_entries=read.integer(
+            f"{key}.max_entries", data.get("max_entries"), 100_000, low=100, high=10_000_000
+        ),
     )
 
 

@@ -365,8 +365,9 @@ from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.session.codec import SessionCodec
 
 async def main() -> None:
+    # No near cache: its startup event would be printed before "calling".
     store = RedisStore.from_settings(StoreSettings(type="redis", url=Secret(sys.argv[1]),
-                                                   prefix=sys.argv[2]))
+                                                   prefix=sys.argv[2], near_cache=None))
     await store.startup()
     flight = ClusterSingleFlight(store, sealer=SessionCodec(Secret("s" * 32)), encode=dict,
                                  decode=dict, settings=CoordinationSettings(lease_ttl=1.0))
