@@ -145,6 +145,8 @@ class RedisStore:
         """Wrap a client. ``endpoint`` is a redacted address used in startup errors;
         ``password_key`` names the setting holding the password (when not in the URL)."""
         self._client = client
+        #: A cluster reads one ``MGET`` per hash slot: related keys are tagged.
+        self.hash_tags = isinstance(client, RedisCluster)
         self._prefix = prefix
         self._endpoint = endpoint
         self._settings_key = settings_key
