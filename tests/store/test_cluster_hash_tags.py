@@ -55,7 +55,9 @@ def test_untagged_key_names_are_the_ones_deployments_already_hold() -> None:
 def test_tagged_keys_keep_their_family_first_and_share_the_users_tag() -> None:
     keys = SessionKeys(tagged=True)
     tag = keys.tag("alice")
-    assert tag.startswith("{") and tag.endswith("}") and "alice" not in tag
+    assert tag.startswith("{")
+    assert tag.endswith("}")
+    assert "alice" not in tag
     names = (*keys.revocation_keys("id-1", "alice", "s-9"), keys.record("id-1", "alice"))
     assert [name.split(":", 1)[0] for name in names] == ["revoked"] * 3 + ["session"]
     assert all(tag in name for name in names)
@@ -185,7 +187,8 @@ async def test_a_tag_in_the_prefix_still_starts(redis_cluster: RedisClusterNodes
     settings, problems = validate_store_settings(
         {"type": "redis", "url": redis_cluster.url, "prefix": "{auth}:"}
     )
-    assert problems == [] and settings is not None
+    assert problems == []
+    assert settings is not None
     store = await open_store(settings)
     try:
         assert store.hash_tags is True
