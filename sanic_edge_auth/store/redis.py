@@ -24,7 +24,9 @@ follows ``MOVED``/``ASK`` redirects and refreshes its map of slots when a node g
 away or comes back; nothing here routes by hand. Every operation but ``get_many``
 touches one key (the lease scripts included), so each lands on one node as it is.
 ``get_many`` asks with one ``MGET`` per hash slot, all at once, so its keys need not
-share a slot; see ``docs/deployment.md`` for what that costs.
+share a slot; the store says it is a cluster (``hash_tags``), and the sessions tag
+the keys one request reads so they do share one (``sanic_edge_auth.session.keys``):
+one ``MGET`` on one node.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.store import MemoryStore, Store, StoreSettings
@@ -173,8 +174,6 @@ class RedisClusterNodes:
     def _wait_for_replicas(self, seconds: float = 20) -> None:
         """Until each replica has its master's data (they attach after ``--cluster
         create`` returns)."""
-        import redis
-
         deadline = time.monotonic() + seconds
         while True:
             synced = 0

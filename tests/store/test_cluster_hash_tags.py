@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 from sanic_testing.reusable import ReusableClient
+from structlog.testing import capture_logs
 
 from sanic_edge_auth.session.index import session_handle
 from sanic_edge_auth.session.keys import SessionKeys
@@ -166,7 +167,11 @@ def test_a_sid_only_logout_without_the_sids_user_fails_closed(
     finally:
         lost.close()
 
-    refused, token = _sid_only_logout(client, fake_idp, sid)
+    with capture_logs() as logs:
+        refused, token = _sid_only_logout(client, fake_idp, sid)
+    failed = [event for event in logs if event.get("error_kind") == "sid_user_unknown"]
+    assert [event["log_level"] for event in failed] == ["error"]
+    assert failed[0]["operation"] == "session.sid_user"
     assert refused.status == 503, refused.text
     assert refused.json["error"] == "sid_user_unknown"
     assert sid not in refused.text
