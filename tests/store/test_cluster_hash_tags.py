@@ -27,7 +27,9 @@ from sanic_edge_auth.testing import FakeIdentityProvider
 from tests.store.conftest import RedisClusterNodes, redis_settings
 from tests.store.test_redis_cluster import cluster_store
 from tests.store.test_security_state import replay
-from tests.test_sessions import build, session_cookies, sign_in
+from tests.test_session_control import FIREFOX, OWN_ORIGIN, SAFARI, Browsers
+from tests.test_session_control import _paths as _control_paths
+from tests.test_sessions import SECRET, add_orders, build, session_cookies, sign_in
 
 Serve = Callable[[Any], ReusableClient]
 MakeApp = Callable[..., Any]
@@ -199,3 +201,31 @@ async def test_a_tag_in_the_prefix_still_starts(redis_cluster: RedisClusterNodes
         assert store.hash_tags is True
     finally:
         await store.aclose()
+
+
+def test_session_control_on_a_cluster_finds_keys_by_the_users_tag(
+    fake_idp: FakeIdentityProvider,
+    make_app: MakeApp,
+    serve: Serve,
+    redis_cluster: RedisClusterNodes,
+) -> None:
+    config = fake_idp.gateway_config(_control_paths())
+    config["session"] = {"secret": SECRET, "store": "server"}
+    config["store"] = cluster_store(redis_cluster)
+    app, edge = make_app(config)
+    add_orders(app)
+    browsers = Browsers(serve(app), fake_idp, edge)
+    sub = fake_idp.user.sub
+    first, second, third = (browsers.sign_in(agent) for agent in (FIREFOX, SAFARI, FIREFOX))
+    newest = browsers.run(edge.sessions.list(sub))[0]
+    with pytest.raises(ValueError, match="sub="):
+        browsers.run(edge.sessions.revoke(newest.id))
+    assert browsers.run(edge.sessions.revoke(newest.id, sub=sub)) is True
+    assert browsers.status(third) == (401, "session_revoked")
+    # The account page's "sign out the others" passes the user itself.
+    _, answer = browsers.as_(first).post(
+        "/account/sessions", json={"revoke": "others"}, headers={"Origin": OWN_ORIGIN}
+    )
+    assert answer.status == 200, answer.text
+    assert browsers.status(second) == (401, "session_revoked")
+    assert browsers.status(first) == (200, None)
