@@ -598,9 +598,14 @@ class StoreError(EdgeAuthError):
     default_kind = "store_unavailable"
 
     def __init__(
-        self, description: str, *, operation: str, elapsed_ms: float | None = None
+        self,
+        description: str,
+        *,
+        operation: str,
+        elapsed_ms: float | None = None,
+        error_kind: str | None = None,
     ) -> None:
-        super().__init__(description)
+        super().__init__(description, error_kind=error_kind)
         self.operation = operation
         self.elapsed_ms = elapsed_ms
 

@@ -332,7 +332,7 @@ def test_the_watch_keeps_sockets_open_while_the_store_cannot_answer(
 
     async def scenario() -> None:
         listed = await sessions.list("auth0|user-1")
-        state = await sessions._stored_state(listed[0].id)
+        state = await sessions._stored_state(listed[0].id, "")  # memory: untagged
         assert state is not None
         watch = SocketWatch(store, sessions)
         watch.add(Socket(), Admitted(sessions.identity_of(state), state, ()))
@@ -377,7 +377,7 @@ def test_the_watch_reads_each_key_once_however_many_sockets_share_it(
 
     async def scenario() -> None:
         listed = await sessions.list("auth0|user-1")
-        state = await sessions._stored_state(listed[0].id)
+        state = await sessions._stored_state(listed[0].id, "")  # memory: untagged
         assert state is not None
         watch = SocketWatch(store, sessions)
         for _ in range(50):

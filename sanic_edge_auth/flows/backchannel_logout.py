@@ -42,7 +42,7 @@ def backchannel_logout_flow(ctx: FlowContext, rule: PathRule) -> Handler:
         sub = claims.get("sub")
         await sessions.revoke_matching(
             sid=sid if isinstance(sid, str) else None,
-            sub=sub if isinstance(sub, str) and not isinstance(sid, str) else None,
+            sub=sub if isinstance(sub, str) else None,
         )
         # Recorded only once the revocation is written: had that write failed (a
         # 503), the IdP's retry of this token would be refused as a replay and the

@@ -41,10 +41,10 @@ def sessions_flow(ctx: FlowContext, rule: PathRule) -> Handler:
         if target == _OTHERS:
             ended = [handle for handle in listed if handle != session.handle]
             for handle in ended:
-                await sessions.revoke(handle)
+                await sessions.revoke(handle, sub=session.subject)
         elif target in listed or target == session.handle:
             # Only the caller's own sessions: a handle of someone else's is unknown here.
-            await sessions.revoke(target)
+            await sessions.revoke(target, sub=session.subject)
             ended = [target]
             if target == session.handle:
                 setattr(request.ctx, CLEAR_SESSION_ATTR, True)

@@ -32,6 +32,7 @@ class Reference(NamedTuple):
     sealed: Sealed
     keys: tuple[str, ...]  # the record's, then the revocation keys (see Known)
     session_id: str
+    tag: str  # the keys' hash tag ("" untagged): see sanic_edge_auth.session.keys
 
 
 class _HasSealed(Protocol):

@@ -65,6 +65,7 @@ from sanic_edge_auth.session.index import (
     session_handle,
     user_agent_summary,
 )
+from sanic_edge_auth.session.keys import SessionKeys
 from sanic_edge_auth.session.pending import PendingRevocations
 from sanic_edge_auth.session.settings import SessionSettings
 from sanic_edge_auth.session.state import SessionState
@@ -128,6 +129,8 @@ class SessionManager:
         self._cookie_name = self._policy.full_name
         self._origins = frozenset({app_origin, *settings.trusted_origins})
         self._store = store
+        # Tagged on a Redis Cluster, so a request's keys are one slot (one MGET).
+        self._keys = SessionKeys(tagged=store.hash_tags)
         self._adapter = adapter_getter
         self._clock = clock
         self._login_path = login_path
@@ -170,7 +173,7 @@ class SessionManager:
         return Known(
             sealed,
             state,
-            _revocation_keys(state.id, state.subject, state.idp_sid),
+            self._keys.revocation_keys(state.id, state.subject, state.idp_sid),
             self.identity_of(state),
         )
 
@@ -200,16 +203,40 @@ class SessionManager:
             access_expires_at=now + tokens.expires_in if tokens.expires_in is not None else None,
         )
 
-    async def save(self, request: Request, response: HTTPResponse, state: SessionState) -> None:
-        """Write ``state``: into the cookie, or into the store with the id in the cookie."""
+    async def save(
+        self,
+        request: Request,
+        response: HTTPResponse,
+        state: SessionState,
+        *,
+        started: bool = False,
+    ) -> None:
+        """Write ``state``: into the cookie, or into the store with the id in the cookie.
+
+        ``started``: the session was just created by a login. With tagged keys its IdP
+        session's user is then recorded first (see :mod:`~sanic_edge_auth.session.keys`),
+        so no cookie is issued that a ``sid``-only back-channel logout could miss.
+        """
         end = self.absolute_end(state)
         remaining = end - self._clock()
+        if started and self._keys.tagged and state.idp_sid is not None:
+            await self._store.set(
+                self._keys.sid_user(state.idp_sid),
+                self._keys.tag(state.subject).encode("ascii"),
+                self.settings.absolute_timeout,
+            )
         if self.settings.mode == "server":
             record = self._codec.seal(state.to_json(), name=_RECORD_NAME, expires_at=end)
             ttl = max(1.0, min(remaining, self.settings.inactivity_timeout))
-            await self._store.set(_record_key(state.id), record.encode("ascii"), ttl)
+            await self._store.set(
+                self._keys.record(state.id, state.subject), record.encode("ascii"), ttl
+            )
             await self._list(state, request.headers.get("user-agent"))
-            sealed = self._codec.seal({"id": state.id}, name=self._cookie_name, expires_at=end)
+            # The cookie carries the tag, so the record is found without the user.
+            reference: dict[str, str] = {"id": state.id}
+            if self._keys.tagged:
+                reference["tag"] = self._keys.tag(state.subject)
+            sealed = self._codec.seal(reference, name=self._cookie_name, expires_at=end)
         else:
             sealed = self._codec.seal(state.to_json(), name=self._cookie_name, expires_at=end)
         try:
@@ -337,14 +364,16 @@ class SessionManager:
                     "the session cookie is not valid", error_kind="session_invalid"
                 )
             current = cookie.sealed_with_current_key
-            record_key = _record_key(session_id)
+            tag = _tag_in(cookie)
+            record_key = self._keys.record_at(tag, _digest(session_id))
             record = await self._store.get(record_key)
             marks: builtins.list[bytes | None] = []  # read once the record names its keys
         else:
             session_id = reference.session_id
+            tag = reference.tag
             record, *marks = await self._store.get_many(reference.keys)
         if record is None:
-            raise await self._missing_record(session_id, marks)
+            raise await self._missing_record(session_id, tag, marks)
         known = self._cache.get(record)
         if known is None or known.state.id != session_id:
             opened = self._open_record(record)
@@ -362,18 +391,22 @@ class SessionManager:
             marks = await self._store.get_many(known.revocation_keys)
             if current:
                 keys = (record_key, *known.revocation_keys)
-                self._references.put(Reference(chunks, keys, session_id))
+                self._references.put(Reference(chunks, keys, session_id, tag))
         return known, current, marks
 
     async def _missing_record(
-        self, session_id: str, marks: builtins.list[bytes | None]
+        self, session_id: str, tag: str, marks: builtins.list[bytes | None]
     ) -> SessionInvalid:
         """Why a server session has no record: a logout (its revocation mark says so),
         or a store that lost it (a restart without persistence, a flush, an eviction),
         which is not the person's doing and must not read like a logout."""
         if self._pending.ends(session_id):
             return SessionInvalid("the session has ended", error_kind="session_revoked")
-        own = marks[0] if marks else await self._store.get(_revoked_key("session", session_id))
+        own = (
+            marks[0]
+            if marks
+            else await self._store.get(self._keys.revoked_session_at(tag, _digest(session_id)))
+        )
         if own is not None:
             return SessionInvalid("the session has ended", error_kind="session_revoked")
         _log.info(Event.SESSION_REFUSED, reason="not_in_store")
@@ -444,20 +477,31 @@ class SessionManager:
             return []
         return await self._index.entries(sub)
 
-    async def revoke(self, session_id: str) -> bool:
+    async def revoke(self, session_id: str, *, sub: str | None = None) -> bool:
         """End one session, named by its handle (``SessionInfo.id``, or
         ``request.ctx.session.handle``), on every worker; its refresh token is revoked
         at the IdP when the provider has a revocation endpoint and the server holds
         the token. ``False`` when the store knew no such session (it is refused all
-        the same from now on, should it exist)."""
-        state = await self._stored_state(session_id)
+        the same from now on, should it exist).
+
+        ``sub``, the session's user, is required when the store tags keys (Redis
+        Cluster): a session's keys live under its user's hash tag, and a handle does
+        not say whose it is.
+        """
+        if sub is None and self._keys.tagged:
+            raise ValueError(
+                "on a Redis Cluster, revoke(handle, sub=...) needs the session's user: "
+                "its keys live under the user's hash tag"
+            )
+        tag = self._keys.tag(sub or "")
+        state = await self._stored_state(session_id, tag)
         ttl = self.absolute_end(state) - self._clock() if state else self._absolute_timeout
         if ttl > 0:
-            await self._store.set(f"revoked:session:{session_id}", b"1", ttl)
+            await self._store.set(self._keys.revoked_session_at(tag, session_id), b"1", ttl)
         if state is None:
             return False
         with contextlib.suppress(StoreError):
-            await self._store.delete(f"session:{session_id}")
+            await self._store.delete(self._keys.record_at(tag, session_id))
         await self._unlist(state.subject, session_id)
         await self._revoke_at_idp([state])
         _log.info(Event.SESSION_ENDED, subject=state.subject, how="revoked")
@@ -471,12 +515,13 @@ class SessionManager:
         refresh tokens revoked at the IdP. Returns how many listed sessions ended."""
         now = self._clock()
         await self._store.set(
-            _revoked_key("sub", sub), str(now).encode("ascii"), self._absolute_timeout
+            self._keys.revoked_sub(sub), str(now).encode("ascii"), self._absolute_timeout
         )
         ended: builtins.list[SessionState] = []
+        tag = self._keys.tag(sub)
         if self._index is not None:
             for info in await self._index.entries(sub):
-                state = await self._stored_state(info.id)
+                state = await self._stored_state(info.id, tag)
                 if state is None:
                     continue
                 ended.append(state)
@@ -484,20 +529,22 @@ class SessionManager:
                 # revoked (401 session_revoked), not as lost by the store.
                 remaining = self.absolute_end(state) - now
                 if remaining > 0:
-                    await self._store.set(f"revoked:session:{info.id}", b"1", remaining)
+                    await self._store.set(
+                        self._keys.revoked_session_at(tag, info.id), b"1", remaining
+                    )
                 with contextlib.suppress(StoreError):
-                    await self._store.delete(f"session:{info.id}")
+                    await self._store.delete(self._keys.record_at(tag, info.id))
             with contextlib.suppress(StoreError):
                 await self._index.remove(sub)
         await self._revoke_at_idp(ended)
         _log.info(Event.SESSION_ENDED, subject=sub, how="revoke_all", sessions=len(ended))
         return len(ended)
 
-    async def _stored_state(self, handle: str) -> SessionState | None:
-        """The state of a server session, by handle (``None`` if unknown)."""
+    async def _stored_state(self, handle: str, tag: str) -> SessionState | None:
+        """The state of a server session, by handle and tag (``None`` if unknown)."""
         if self._cookie_mode:
             return None
-        record = await self._store.get(f"session:{handle}")
+        record = await self._store.get(self._keys.record_at(tag, handle))
         if record is None:
             return None
         try:
@@ -539,8 +586,8 @@ class SessionManager:
         """The store keys whose values say whether ``state`` still holds: its
         revocation marks, then (``store: "server"``) its record. Read them for many
         sessions in one ``get_many``, then ask :meth:`end_reason`."""
-        keys = _revocation_keys(state.id, state.subject, state.idp_sid)
-        return keys if self._cookie_mode else (*keys, _record_key(state.id))
+        keys = self._keys.revocation_keys(state.id, state.subject, state.idp_sid)
+        return keys if self._cookie_mode else (*keys, self._keys.record(state.id, state.subject))
 
     def end_reason(self, state: SessionState, values: builtins.list[bytes | None]) -> str | None:
         """Why ``state`` no longer holds (an ``error_kind``), given the values of its
@@ -646,13 +693,15 @@ class SessionManager:
         """
         remaining = self.absolute_end(state) - self._clock()
         if remaining > 0:
-            await self._store.set(_revoked_key("session", state.id), b"1", remaining)
+            await self._store.set(
+                self._keys.revoked_session(state.id, state.subject), b"1", remaining
+            )
         if self.settings.mode == "server":
             # The mark has ended the session (a request racing the logout could even
             # write the record back); deleting the record only drops its tokens sooner.
             # If that fails (the store logs it), it expires with the inactivity timeout.
             with contextlib.suppress(StoreError):
-                await self._store.delete(_record_key(state.id))
+                await self._store.delete(self._keys.record(state.id, state.subject))
             await self._unlist(state.subject, _digest(state.id))
         _log.info(Event.SESSION_ENDED, subject=state.subject, how="logout")
 
@@ -668,16 +717,23 @@ class SessionManager:
         try:
             await self.revoke_state(state)
         except StoreError as exc:
-            self._defer(state.id, self.absolute_end(state), exc, subject=state.subject)
+            tag = self._keys.tag(state.subject)
+            self._defer(state.id, tag, self.absolute_end(state), exc, subject=state.subject)
             return False
         return True
 
     def _defer(
-        self, session_id: str, ends_at: float, error: StoreError, subject: str | None = None
+        self,
+        session_id: str,
+        tag: str,
+        ends_at: float,
+        error: StoreError,
+        subject: str | None = None,
     ) -> None:
         """Keep the end of a session the store did not record, or re-raise ``error``."""
-        cleanup = None if self._cookie_mode else _record_key(session_id)
-        key = _revoked_key("session", session_id)
+        handle = _digest(session_id)
+        cleanup = None if self._cookie_mode else self._keys.record_at(tag, handle)
+        key = self._keys.revoked_session_at(tag, handle)
         if not self._pending.add(session_id, key, ends_at, cleanup):
             raise error
         _log.warning(
@@ -705,16 +761,16 @@ class SessionManager:
             pending = self._unread_session(request)
             if pending is None:
                 raise  # the cookie names no session it could end: say what failed
-            session_id, ends_at, id_token = pending
-            return await self._end_unread(session_id, ends_at, id_token)
+            session_id, tag, ends_at, id_token = pending
+            return await self._end_unread(session_id, tag, ends_at, id_token)
         if session is None:
             return LoggedOut(had_session=False, recorded=True, id_token=None)
         recorded = await self.end(session.state)
         return LoggedOut(had_session=True, recorded=recorded, id_token=session.id_token)
 
-    def _unread_session(self, request: Request) -> tuple[str, float, str | None] | None:
-        """The session id, absolute end and ID token a cookie holds, read without the
-        store (``None`` if the cookie holds no valid session)."""
+    def _unread_session(self, request: Request) -> tuple[str, str, float, str | None] | None:
+        """The session id, its keys' hash tag, absolute end and ID token a cookie
+        holds, read without the store (``None`` if the cookie holds no valid session)."""
         header = request.headers.get("cookie")
         chunks = session_chunks_in_header(self._policy, header) if header else None
         if chunks is None:
@@ -728,25 +784,29 @@ class SessionManager:
                 state = SessionState.from_json(opened.data)
             except ValueError:
                 return None
-            return state.id, self.absolute_end(state), state.id_token
+            tag = self._keys.tag(state.subject)
+            return state.id, tag, self.absolute_end(state), state.id_token
         session_id = opened.data.get("id")
         if not isinstance(session_id, str):
             return None
-        return session_id, float(opened.expires_at), None
+        return session_id, _tag_in(opened), float(opened.expires_at), None
 
-    async def _end_unread(self, session_id: str, ends_at: float, id_token: str | None) -> LoggedOut:
+    async def _end_unread(
+        self, session_id: str, tag: str, ends_at: float, id_token: str | None
+    ) -> LoggedOut:
         """End a session whose state the store could not give: recorded if the store
         takes the write after all, pending otherwise."""
         remaining = ends_at - self._clock()
+        handle = _digest(session_id)
         try:
             if remaining > 0:
-                await self._store.set(_revoked_key("session", session_id), b"1", remaining)
+                await self._store.set(self._keys.revoked_session_at(tag, handle), b"1", remaining)
         except StoreError as exc:
-            self._defer(session_id, ends_at, exc)
+            self._defer(session_id, tag, ends_at, exc)
             return LoggedOut(had_session=True, recorded=False, id_token=id_token)
         if not self._cookie_mode:
             with contextlib.suppress(StoreError):
-                await self._store.delete(_record_key(session_id))
+                await self._store.delete(self._keys.record_at(tag, handle))
         return LoggedOut(had_session=True, recorded=True, id_token=id_token)
 
     async def aclose(self) -> None:
@@ -754,15 +814,45 @@ class SessionManager:
         await self._pending.aclose()
 
     async def revoke_matching(self, *, sid: str | None, sub: str | None) -> None:
-        """End every session of an IdP session (``sid``) or of a user (``sub``) that
-        began before now (back-channel logout)."""
+        """End the sessions a back-channel logout names (OpenID Connect Back-Channel
+        Logout 1.0, 2.4), those that began before now: with a ``sid``, the sessions of
+        that IdP session (a ``sub`` beside it only says whose they are); with only a
+        ``sub``, every session of the user.
+
+        With tagged keys (Redis Cluster) a ``sid`` mark lives under its user's hash
+        tag. A ``sid`` without a ``sub`` finds that tag in what the login recorded; if
+        the store has no such record, the mark cannot be put where sessions read it,
+        and this raises :class:`StoreUnavailable` (``sid_user_unknown``, 503) rather
+        than let the IdP believe the sessions ended: nothing is written, so the
+        flow answers 503 and does not record the token as used, and a retry of it
+        can still succeed (an operator can also end the user's sessions by ``sub``).
+        """
         now = str(self._clock()).encode("ascii")
         ttl = self.settings.absolute_timeout
         if sid is not None:
-            await self._store.set(_revoked_key("sid", sid), now, ttl)
-        if sub is not None:
-            await self._store.set(_revoked_key("sub", sub), now, ttl)
+            await self._store.set(
+                self._keys.revoked_sid(sid, await self._sid_tag(sid, sub)), now, ttl
+            )
+        elif sub is not None:
+            await self._store.set(self._keys.revoked_sub(sub), now, ttl)
         _log.info(Event.SESSION_ENDED, how="backchannel", by_sid=sid is not None)
+
+    async def _sid_tag(self, sid: str, sub: str | None) -> str:
+        """The hash tag an IdP session's mark goes under (``""`` when untagged)."""
+        if not self._keys.tagged:
+            return ""
+        if sub is not None:
+            return self._keys.tag(sub)
+        recorded = await self._store.get(self._keys.sid_user(sid))
+        if recorded is None:
+            raise StoreUnavailable(
+                "the store has no record of the user of this logout token's sid (lost, "
+                "or every session of it has ended): not answered as done while a "
+                "session of it could still be accepted",
+                operation="session.sid_user",
+                error_kind="sid_user_unknown",
+            )
+        return recorded.decode("ascii", "replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -808,16 +898,8 @@ def _is_upgrade(request: Request) -> bool:
     return upgrade is not None and upgrade.strip().lower() == "websocket"
 
 
-def _record_key(session_id: str) -> str:
-    return f"session:{_digest(session_id)}"
-
-
-def _revoked_key(kind: str, value: str) -> str:
-    return f"revoked:{kind}:{_digest(value)}"
-
-
-def _revocation_keys(session_id: str, subject: str, idp_sid: str | None) -> tuple[str, ...]:
-    """The keys every request of a session checks (computed once per cookie value and
-    cached with it: a SHA-256 per key per request would cost more than the lookup)."""
-    keys = (_revoked_key("session", session_id), _revoked_key("sub", subject))
-    return keys if idp_sid is None else (*keys, _revoked_key("sid", idp_sid))
+def _tag_in(cookie: OpenedSession) -> str:
+    """The hash tag a ``store: "server"`` cookie names its keys under (``""``: untagged,
+    as every cookie sealed without tags is)."""
+    tag = cookie.data.get("tag", "")
+    return tag if isinstance(tag, str) else ""

@@ -90,6 +90,11 @@ class Store(Protocol):
 
     #: ``"memory"`` or ``"redis"``: for logs and the startup event, never for branching.
     kind: str
+    #: Whether the keys one request reads together must share a hash tag to be read
+    #: in one round trip (Redis Cluster: one ``MGET`` per hash slot). Callers that
+    #: read related keys together (sessions) tag them when this is set, and keep
+    #: plain names otherwise.
+    hash_tags: bool
 
     async def get(self, key: str) -> bytes | None:
         """The value stored under ``key``, or ``None`` when absent or expired."""

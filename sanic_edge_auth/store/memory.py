@@ -124,6 +124,7 @@ class MemoryStore:
     """
 
     kind = "memory"
+    hash_tags = False  # one process: every read is one step whatever the keys
 
     def __init__(
         self,

@@ -24,7 +24,9 @@ follows ``MOVED``/``ASK`` redirects and refreshes its map of slots when a node g
 away or comes back; nothing here routes by hand. Every operation but ``get_many``
 touches one key (the lease scripts included), so each lands on one node as it is.
 ``get_many`` asks with one ``MGET`` per hash slot, all at once, so its keys need not
-share a slot; see ``docs/deployment.md`` for what that costs.
+share a slot; the store says it is a cluster (``hash_tags``), and the sessions tag
+the keys one request reads so they do share one (``sanic_edge_auth.session.keys``):
+one ``MGET`` on one node.
 """
 
 from __future__ import annotations
@@ -175,6 +177,8 @@ class RedisStore:
         ``password_key`` names the setting holding the password (when not in the URL);
         ``near_cache`` turns on the worker's cache of session reads."""
         self._client = client
+        #: A cluster reads one ``MGET`` per hash slot: related keys are tagged.
+        self.hash_tags = isinstance(client, RedisCluster)
         self._prefix = prefix
         self._endpoint = endpoint
         self._settings_key = settings_key

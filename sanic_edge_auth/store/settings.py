@@ -261,6 +261,13 @@ def validate_store_settings(
     if cluster and raw.get("db") not in (None, 0):
         # A cluster has database 0 only (SELECT is refused).
         read.problem(f"{key}.db", "must be 0 or absent for a Redis Cluster (it has one database)")
+    if cluster and _breaks_hash_tags(prefix):
+        read.problem(
+            f"{key}.prefix",
+            "has a '{' that opens no hash tag of its own ('{...}' with something inside), "
+            "which would spread a session's keys over several slots of the Redis Cluster: "
+            "drop the brace, or make it a whole tag such as '{auth}:'",
+        )
     settings = StoreSettings(
         type="redis",
         prefix=prefix,
@@ -443,3 +450,20 @@ def _coordination(read: SettingsReader, key: str, value: Any) -> CoordinationSet
         failure_ttl=failure_ttl,
         wait_timeout=wait_timeout,
     )
+
+
+def _breaks_hash_tags(prefix: str) -> bool:
+    """Whether a cluster prefix would defeat the sessions' hash tags.
+
+    Redis hashes a key's first ``{...}`` with something inside, or else the whole key
+    (Redis Cluster specification, "Hash tags"). A prefix holding a whole tag puts
+    every key in one slot (one ``MGET``, on one node: a documented choice); a prefix
+    without ``{`` leaves the sessions' own tags to work. A ``{`` with no ``}`` after it
+    in the prefix, or ``{}``, would make the tag span the prefix and part of each
+    key, so a session's keys would land in different slots: refused at startup.
+    """
+    opening = prefix.find("{")
+    if opening < 0:
+        return False
+    closing = prefix.find("}", opening + 1)
+    return closing < 0 or closing == opening + 1

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 
 from sanic_edge_auth.secret import Secret
 from sanic_edge_auth.store import MemoryStore, Store, StoreSettings
@@ -117,13 +118,18 @@ class RedisClusterNodes:
     """Three redis-server processes in cluster mode on loopback, no replicas (the
     slots split three ways by ``redis-cli --cluster create``). A node killed and
     started again keeps its port and ``nodes.conf``, so it rejoins with its slots
-    (and, without persistence, without its keys)."""
+    (and, without persistence, without its keys).
+
+    ``replicas=1`` adds a replica per master (six nodes), for the failover test only:
+    a killed master's replica takes over after ``node_timeout_ms`` and an election.
+    """
 
     node_timeout_ms = 500
 
-    def __init__(self, binary: str, directory: Path) -> None:
+    def __init__(self, binary: str, directory: Path, *, replicas: int = 0) -> None:
+        self.replicas = replicas
         self.nodes: list[RedisServer] = []
-        for index in range(3):
+        for index in range(3 * (1 + replicas)):
             home = directory / f"node{index}"
             home.mkdir()
             node = RedisServer(binary, home)
@@ -133,6 +139,13 @@ class RedisClusterNodes:
                 "--cluster-node-timeout", str(self.node_timeout_ms),
                 "--cluster-port", str(free_port()),
             ]  # fmt: skip
+            if replicas:
+                # A replica's first sync starts at once (not after the default 5 s
+                # wait for more replicas), and may always stand for election.
+                node.arguments += [
+                    "--repl-diskless-sync-delay", "0",
+                    "--cluster-replica-validity-factor", "0",
+                ]  # fmt: skip
             self.nodes.append(node)
 
     @property
@@ -146,14 +159,33 @@ class RedisClusterNodes:
         cli = shutil.which("redis-cli")
         assert cli is not None, "redis-cli comes with redis-server (Debian: redis-tools)"
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        replicas = ["--cluster-replicas", str(self.replicas)]
         subprocess.run(
-            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            [cli, "--cluster", "create", *addresses, *replicas, "--cluster-yes"],
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             timeout=30,
         )
         self.wait_until_ok()
+        if self.replicas:
+            self._wait_for_replicas()
+
+    def _wait_for_replicas(self, seconds: float = 20) -> None:
+        """Until each replica has its master's data (they attach after ``--cluster
+        create`` returns)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            synced = 0
+            for node in self.nodes:
+                with redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=1) as client:
+                    info = client.info("replication")
+                synced += info.get("master_link_status") == "up"
+            if synced == 3 * self.replicas:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the replicas did not attach within {seconds} s")
+            time.sleep(0.05)
 
     def wait_until_ok(self, seconds: float = 20) -> None:
         """Until every node says ``cluster_state:ok`` (slots agreed, all covered)."""
