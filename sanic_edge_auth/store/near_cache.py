@@ -202,6 +202,7 @@ class InvalidationListener:
         clock = time.monotonic
         last_ping = -float("inf")
         last_pong = clock()
+        subscribed = False
         # Checked each turn too: a cancellation that lands as a read's timeout expires
         # is swallowed by the timeout (a redis-py read runs under ``async_timeout``).
         while not self._closing:
@@ -226,7 +227,12 @@ class InvalidationListener:
                         cache.confirmed_at = sent
                         self._became_live()
             elif kind == "subscribe":
-                # Whatever was read before this moment may have missed a message.
+                # Whatever was read before this moment may have missed a message. A
+                # second confirmation means redis-py reconnected by itself (its retry)
+                # and subscribed again: messages in between are lost, so the same.
+                if subscribed:
+                    self._lost("reconnected")
+                subscribed = True
                 cache.reset()
 
     def _became_live(self) -> None:

@@ -131,8 +131,10 @@ def launch(
     session: dict[str, Any] | None = None,
     dpop: dict[str, Any] | None = None,
     extra_paths: Sequence[dict[str, Any]] = (),
+    prefix: str | None = None,
 ) -> Gateway:
-    """A gateway of two workers for ``idp`` on the Redis at ``redis_url``."""
+    """A gateway of two workers for ``idp`` on the Redis at ``redis_url`` (a gateway
+    given another's ``prefix`` is a second instance of the same app)."""
     port = free_port()
     paths = [
         *idp.gateway_config()["paths"],
@@ -149,7 +151,11 @@ def launch(
     config = idp.gateway_config(
         paths=paths, redirect_uri=f"http://127.0.0.1:{port}/api/auth0/callback", timeout=5
     )
-    config["store"] = {"type": "redis", "url": redis_url, "prefix": f"t{uuid.uuid4().hex}:"}
+    config["store"] = {
+        "type": "redis",
+        "url": redis_url,
+        "prefix": prefix or f"t{uuid.uuid4().hex}:",
+    }
     if session is not None:
         config["session"] = {"secret": SECRET, **session}
     if dpop is not None:

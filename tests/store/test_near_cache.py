@@ -1,0 +1,283 @@
+"""The near cache (issue 21): a worker's cache of session reads, invalidated by Redis.
+
+In-process tests pin the rules on a fake clock (what may be kept, when it may be
+answered from). The rest run two stores ("workers": own clients and pools, one
+prefix) against a real redis-server, count what reaches Redis with ``INFO
+commandstats``, and kill the invalidation connection during a run of revocations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from structlog.testing import capture_logs
+
+from sanic_edge_auth.errors import StoreUnavailable
+from sanic_edge_auth.log import Event
+from sanic_edge_auth.store.near_cache import ENTRY_LIFETIME, MISSING, NearCache
+from sanic_edge_auth.store.redis import RedisStore
+from sanic_edge_auth.store.settings import (
+    NearCacheSettings,
+    StoreSettings,
+    validate_store_settings,
+)
+from tests.store.conftest import RedisServer, redis_settings
+
+STALENESS = NearCacheSettings().max_staleness
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def live_cache(clock: Clock, **settings: Any) -> NearCache:
+    cache = NearCache(NearCacheSettings(**settings), clock=clock)
+    cache.confirmed_at = clock.now
+    return cache
+
+
+# -- the rules, on a fake clock
+
+
+def test_nothing_is_answered_until_a_pong_confirms_the_subscription() -> None:
+    clock = Clock()
+    cache = NearCache(NearCacheSettings(), clock=clock)
+    assert not cache.live()
+    cache.fill(["revoked:a"], [None], cache.generation)
+    assert len(cache) == 0  # a read while not live is not kept either
+    cache.confirmed_at = clock.now
+    assert cache.live()
+    clock.now += STALENESS + 0.001
+    assert not cache.live()  # the newest pong is too old: read Redis
+
+
+def test_a_read_that_raced_an_invalidation_is_not_kept() -> None:
+    clock = Clock()
+    cache = live_cache(clock)
+    before = cache.generation
+    cache.invalidate("revoked:a")  # arrives while the read is in flight
+    cache.fill(["revoked:a"], [None], before)
+    assert cache.lookup(["revoked:a"]) == [MISSING]
+    cache.fill(["revoked:a"], [None], cache.generation)
+    assert cache.lookup(["revoked:a"]) == [None]  # absent is an answer too
+
+
+def test_only_session_families_are_kept_and_entries_age_out() -> None:
+    clock = Clock()
+    cache = live_cache(clock)
+    cache.fill(["revoked:a", "session:b", "login_state:c"], [b"1", b"r", None], cache.generation)
+    assert cache.lookup(["revoked:a", "session:b", "login_state:c"]) == [b"1", b"r", MISSING]
+    clock.now += ENTRY_LIFETIME
+    cache.confirmed_at = clock.now
+    assert cache.lookup(["revoked:a"]) == [MISSING]
+
+
+def test_the_bound_drops_the_oldest_entry_and_a_reset_drops_all() -> None:
+    clock = Clock()
+    cache = live_cache(clock, max_entries=100)
+    for index in range(101):
+        cache.fill([f"revoked:{index}"], [None], cache.generation)
+    assert len(cache) == 100
+    assert cache.lookup(["revoked:0", "revoked:100"]) == [MISSING, None]
+    cache.reset()
+    assert len(cache) == 0
+    assert not cache.live()
+
+
+# -- settings
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({}, NearCacheSettings()),
+        ({"near_cache": True}, NearCacheSettings()),
+        ({"near_cache": False}, None),
+        ({"near_cache": {"max_staleness": 0.05}}, NearCacheSettings(max_staleness=0.05)),
+    ],
+)
+def test_near_cache_settings(raw: dict[str, Any], expected: NearCacheSettings | None) -> None:
+    settings, problems = validate_store_settings({"type": "redis", "url": "redis://h/0", **raw})
+    assert problems == []
+    assert settings is not None
+    assert settings.near_cache == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"url": "redis://h/0", "near_cache": "yes"},
+        {"url": "redis://h/0", "near_cache": {"max_staleness": 10}},
+        {"url": "redis://h/0", "near_cache": {"ttl": 1}},
+        {"url": "redis+cluster://h:7000", "near_cache": True},
+    ],
+)
+def test_near_cache_problems_name_the_key(raw: dict[str, Any]) -> None:
+    _, problems = validate_store_settings({"type": "redis", **raw})
+    assert len(problems) == 1
+    assert problems[0].key.startswith("store.near_cache")
+
+
+def test_a_cluster_has_no_near_cache_by_default() -> None:
+    settings, _ = validate_store_settings({"type": "redis", "url": "redis+cluster://h:7000"})
+    assert settings is not None
+    assert settings.near_cache is None
+
+
+# -- against a real Redis
+
+
+async def commands(admin: Redis, name: str) -> int:
+    stats = await admin.info("commandstats")
+    return int(stats.get(f"cmdstat_{name}", {}).get("calls", 0))
+
+
+async def until_live(*stores: RedisStore) -> None:
+    deadline = time.monotonic() + 5
+    while not all(store.near_cache is not None and store.near_cache.live() for store in stores):
+        assert time.monotonic() < deadline, "the near cache did not become live"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def workers(redis_server: RedisServer) -> AsyncIterator[tuple[RedisStore, RedisStore, Redis]]:
+    """Two workers' stores sharing a prefix (so a channel), and an admin client."""
+    async for pair in _workers(redis_server):
+        yield pair
+
+
+@pytest.fixture
+async def own_workers(
+    own_redis_server: RedisServer,
+) -> AsyncIterator[tuple[RedisStore, RedisStore, Redis]]:
+    """The same on a Redis of the test's own (its connections may be killed)."""
+    own_redis_server.start()
+    async for pair in _workers(own_redis_server):
+        yield pair
+
+
+async def _workers(server: RedisServer) -> AsyncIterator[tuple[RedisStore, RedisStore, Redis]]:
+    settings = redis_settings(server.url)
+    first, second = RedisStore.from_settings(settings), RedisStore.from_settings(settings)
+    admin = Redis.from_url(server.url)
+    await first.startup()
+    await second.startup()
+    yield first, second, admin
+    await first.aclose()
+    await second.aclose()
+    await admin.aclose()
+
+
+async def test_a_repeated_read_is_answered_by_the_worker(
+    workers: tuple[RedisStore, RedisStore, Redis],
+) -> None:
+    first, _, admin = workers
+    await until_live(first)
+    keys = ["revoked:session:a", "revoked:sub:b", "session:c"]
+    before = await commands(admin, "mget")
+    assert await first.get_many(keys) == [None, None, None]
+    for _ in range(5):
+        assert await first.get_many(keys) == [None, None, None]
+    assert await commands(admin, "mget") - before == 1
+
+
+async def test_a_write_on_one_worker_reaches_the_other_within_the_bound(
+    workers: tuple[RedisStore, RedisStore, Redis],
+) -> None:
+    first, second, _ = workers
+    await until_live(first, second)
+    key = f"revoked:session:{uuid.uuid4().hex}"
+    assert await first.get(key) is None  # cached as absent on the first worker
+    await second.set(key, b"1", 60)
+    written = time.monotonic()
+    await asyncio.sleep(STALENESS)
+    # Past the bound: the announcement has arrived, or the cache no longer answers.
+    assert time.monotonic() - written >= STALENESS
+    assert await first.get(key) == b"1"
+    await second.delete(key)
+    await asyncio.sleep(STALENESS)
+    assert await first.get(key) is None
+
+
+async def test_a_worker_without_the_cache_still_announces_its_writes(
+    redis_server: RedisServer,
+) -> None:
+    settings = redis_settings(redis_server.url)
+    caching = RedisStore.from_settings(settings)
+    plain = RedisStore.from_settings(
+        StoreSettings(**{**_fields(settings), "near_cache": None})  # type: ignore[arg-type]
+    )
+    await caching.startup()
+    await plain.startup()
+    try:
+        assert plain.near_cache is None
+        await until_live(caching)
+        key = f"session:{uuid.uuid4().hex}"
+        assert await caching.get(key) is None
+        await plain.set(key, b"record", 60)
+        await asyncio.sleep(STALENESS)
+        assert await caching.get(key) == b"record"
+    finally:
+        await caching.aclose()
+        await plain.aclose()
+
+
+async def test_killing_the_invalidation_connection_lets_no_revoked_session_through(
+    own_workers: tuple[RedisStore, RedisStore, Redis],
+) -> None:
+    """Revocations run while the reader's subscription is killed again and again:
+    every read that starts once a revocation is ``max_staleness`` old sees it."""
+    reader, writer, admin = own_workers
+    await until_live(reader)
+    stale_after_bound = 0
+    kills = 0
+    with capture_logs() as logs:
+        for round_ in range(12):
+            key = f"revoked:session:{uuid.uuid4().hex}"
+            assert await reader.get(key) is None  # cached as absent while live
+            if round_ % 2 == 0:
+                kills += await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+            await writer.set(key, b"1", 60)
+            written = time.monotonic()
+            # Read continuously for a little past the bound.
+            while (elapsed := time.monotonic() - written) < 2 * STALENESS:
+                started = time.monotonic() - written
+                value = await reader.get(key)
+                if started > STALENESS and value != b"1":
+                    stale_after_bound += 1
+                await asyncio.sleep(0.005)
+            assert elapsed >= 2 * STALENESS
+    assert kills >= 6  # the reader's subscription (and the writer's) really died
+    assert stale_after_bound == 0
+    assert any(entry["event"] == Event.NEAR_CACHE_LOST for entry in logs)
+    await until_live(reader)  # and it comes back by itself
+
+
+async def test_a_dead_redis_stops_the_cache_answering(own_redis_server: RedisServer) -> None:
+    own_redis_server.start()
+    store = RedisStore.from_settings(redis_settings(own_redis_server.url))
+    await store.startup()
+    try:
+        await until_live(store)
+        assert await store.get("revoked:x") is None
+        own_redis_server.kill()
+        await asyncio.sleep(STALENESS)
+        # What Redis said is not answered past the bound: the outage shows.
+        with pytest.raises(StoreUnavailable):
+            await store.get("revoked:x")
+    finally:
+        await store.aclose()
+
+
+def _fields(settings: StoreSettings) -> dict[str, Any]:
+    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
