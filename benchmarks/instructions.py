@@ -127,9 +127,7 @@ def _workloads() -> list[Workload]:
         idp_sid="idp-session",
         refresh_token="r" * 64,
     )
-    sealed = manager._codec.seal(
-        state.to_json(), name=manager._cookie_name, expires_at=now + 3600
-    )
+    sealed = manager._codec.seal(state.to_json(), name=manager._cookie_name, expires_at=now + 3600)
     browser = SimpleNamespace(
         headers={"cookie": f"{manager._cookie_name}={sealed}"},
         method="GET",
@@ -223,7 +221,10 @@ def one_run() -> dict[str, float]:
     for index, (name, size) in enumerate(names):
         first, second = ITERATIONS[size]
         per_op[name] = (ours[2 * index + 1] - ours[2 * index]) / (second - first)
-    loops = {"cheap": per_op.pop("loop alone"), "signature": per_op.pop("loop alone, signature sizes")}
+    loops = {
+        "cheap": per_op.pop("loop alone"),
+        "signature": per_op.pop("loop alone, signature sizes"),
+    }
     sizes = dict(names)
     return {name: count - loops[sizes[name]] for name, count in per_op.items()}
 

@@ -1,0 +1,217 @@
+"""CPU time per request in the server process, beside requests per second.
+
+Requests per second on this shared two-core machine swing by ±20% within a minute,
+and so does a saturated server's CPU time per request: with wrk keeping 32
+connections busy, the server's core is shared with whatever the neighbours run, and
+how many requests one event-loop wake-up serves changes with it. The figure here is
+the server's own CPU time (``/proc/<pid>/task/*/schedstat``: nanoseconds on a CPU,
+every thread of the process) across one wrk run, divided by the requests wrk
+completed, with the server *not* saturated: ``CONNECTIONS`` connections, each
+waiting ``delay`` ms between a response and its next request (wrk's Lua ``delay``),
+so the offered rate is fixed (``RATE`` requests/s) and far below what the server can
+do. Then every request costs a wake-up, a read, the handler and a write, whatever
+the neighbours do, and the figure repeats (see ``benchmarks/README.md`` for the
+measured spread, and for the variants that did not repeat).
+
+Cases (servers pinned to one core and wrk to the other, as in ``http.py``): the
+unprotected route, the bearer route (warm cache), the session cookie on the memory
+store, then the session on the Redis store in cookie and in server mode (each
+Redis case is a line of ``sessions.REDIS_VARIANTS``). Each of ``ROUNDS`` rounds
+runs every case once, in a rotating order; ratios are to the unprotected route in the
+same round. The ratio reported is unprotected CPU / case CPU, so that it reads like a
+throughput ratio ("0.85x of the unprotected route" means 15% more CPU per request).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from benchmarks.http import PIN_WRK
+from benchmarks.sessions import AUDIENCE, REDIS_VARIANTS, redis, serve, session_cookie
+from sanic_edge_auth.testing import FakeIdentityProvider
+
+ROUNDS = 5
+SECONDS = 6
+CONNECTIONS = 4
+RATE = 2_000  # requests/s offered: a quarter or less of what the slowest case can serve
+
+_PACED = """
+local pause
+init = function(args) pause = tonumber(args[1]) end
+delay = function() return pause end
+"""
+
+
+class Run(NamedTuple):
+    requests: int
+    rate: float
+    cpu_micros: float  # server CPU per request
+
+
+def cpu_nanoseconds(pid: int) -> int:
+    """Time every thread of ``pid`` has spent on a CPU, in ns (scheduler accounting,
+    finer than the 10 ms ticks of ``/proc/<pid>/stat``)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended between the listing and the read
+    return total
+
+
+def wrk_run(
+    url: str,
+    header: str | None,
+    pid: int,
+    *,
+    seconds: int = SECONDS,
+    connections: int = CONNECTIONS,
+    rate: float | None = RATE,
+) -> Run:
+    """One wrk run against ``url``: requests, requests/s, and the server's CPU per request.
+
+    ``rate`` paces the connections (each waits ``connections / rate`` s between a
+    response and its next request, less the response time); ``None`` saturates.
+    """
+    with tempfile.TemporaryDirectory() as directory:
+        command = [*PIN_WRK, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
+        if header:
+            command += ["-H", header]
+        command.append(url)
+        if rate is not None:
+            script = Path(directory, "paced.lua")
+            script.write_text(_PACED, encoding="utf-8")
+            command[-1:-1] = ["-s", str(script)]
+            command += ["--", str(max(1, round(connections / rate * 1000)))]
+        before = cpu_nanoseconds(pid)
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        after = cpu_nanoseconds(pid)
+    done = re.search(r"(\d+) requests in", output)
+    per_second = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    if done is None or per_second is None or "Non-2xx" in output or "Socket errors" in output:
+        raise RuntimeError(f"wrk did not get clean 200s:\n{output}")
+    requests = int(done.group(1))
+    return Run(requests, float(per_second.group(1)), (after - before) / 1000 / requests)
+
+
+Case = tuple[str, str | None, int]  # url, extra header, server pid
+
+
+@contextmanager
+def cases(idp: FakeIdentityProvider, redis_url: str | None) -> Iterator[dict[str, Case]]:
+    """Every case, its server running and its session signed in."""
+    token = idp.mint_token({"aud": [AUDIENCE]})
+    with ExitStack() as stack:
+        memory = stack.enter_context(serve(idp, "--session"))
+        cookie, _ = session_cookie(memory.url, idp)
+        found: dict[str, Case] = {
+            "unprotected": (memory.url + "/open", None, memory.pid),
+            "bearer token, warm cache": (
+                memory.url + "/protected",
+                f"Authorization: Bearer {token}",
+                memory.pid,
+            ),
+            "session cookie, memory store": (
+                memory.url + "/protected",
+                f"Cookie: {cookie}",
+                memory.pid,
+            ),
+        }
+        if redis_url:
+            for name, extra in REDIS_VARIANTS.items():
+                app = stack.enter_context(serve(idp, "--session", "--redis-url", redis_url, *extra))
+                signed_in, _ = session_cookie(app.url, idp)
+                found[name] = (app.url + "/protected", f"Cookie: {signed_in}", app.pid)
+        yield found
+
+
+def measure(
+    rounds: int = ROUNDS,
+    progress: Callable[[str], None] | None = None,
+    **options: Any,
+) -> dict[str, list[Run]]:
+    """``rounds`` rounds of every case (``options`` go to :func:`wrk_run`)."""
+    runs: dict[str, list[Run]] = {}
+    with (
+        FakeIdentityProvider(audience=AUDIENCE) as idp,
+        redis() as redis_url,
+        cases(idp, redis_url) as found,
+    ):
+        for url, header, pid in found.values():  # warm up: caches, connections
+            wrk_run(url, header, pid, seconds=1, rate=None)
+        names = list(found)
+        for index in range(rounds):
+            order = names[index % len(names) :] + names[: index % len(names)]
+            for name in order:
+                run = wrk_run(*found[name], **options)
+                runs.setdefault(name, []).append(run)
+            if progress:
+                progress(f"CPU per request, round {index + 1}/{rounds}")
+    return runs
+
+
+def spread(values: list[float]) -> float:
+    return (max(values) - min(values)) / statistics.median(values) * 100
+
+
+def table(runs: dict[str, list[Run]]) -> dict[str, Any]:
+    base = [run.cpu_micros for run in runs["unprotected"]]
+    print(
+        "| case | requests/s | CPU µs/request: min | median | max | spread "
+        "| unprotected CPU / case CPU (median) | ratio spread |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    results: dict[str, Any] = {}
+    for name, measured in runs.items():
+        micros = [run.cpu_micros for run in measured]
+        ratios = [b / m for b, m in zip(base, micros, strict=True)]
+        rate = statistics.median(run.rate for run in measured)
+        print(
+            f"| {name} | {rate:,.0f} | {min(micros):.1f} | {statistics.median(micros):.1f} | "
+            f"{max(micros):.1f} | {spread(micros):.1f}% | {statistics.median(ratios):.2f}x | "
+            f"{spread(ratios):.1f}% |"
+        )
+        results[name] = {
+            "requests_per_second": rate,
+            "cpu_micros": statistics.median(micros),
+            "cpu_spread_pct": spread(micros),
+            "ratio": statistics.median(ratios),
+            "ratio_spread_pct": spread(ratios),
+        }
+    return results
+
+
+def main(progress: Callable[[str], None] | None = None, **options: Any) -> dict[str, Any]:
+    runs = measure(progress=progress, **options)
+    paced = options.get("rate", RATE)
+    load = f"paced at {paced:,} requests/s" if paced else "saturated"
+    print(
+        f"Server CPU per request ({ROUNDS} rounds, wrk -c{options.get('connections', CONNECTIONS)}"
+        f" for {options.get('seconds', SECONDS)} s, {load}); spread = (max - min) / median.\n"
+    )
+    return table(runs)
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cpu")
+    parser.add_argument("--connections", type=int, default=CONNECTIONS)
+    parser.add_argument("--seconds", type=int, default=SECONDS)
+    parser.add_argument("--rate", type=float, default=RATE, help="0: saturate")
+    arguments = parser.parse_args()
+    main(
+        progress=lambda text: print(text, file=sys.stderr),
+        connections=arguments.connections,
+        seconds=arguments.seconds,
+        rate=arguments.rate or None,
+    )
