@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         extra["sessions"] = sessions.main()
     if args.only in (None, "cpu"):
         print("\n## Server CPU time per request, beside requests/s\n")
-        extra["cpu"] = cpu.main(progress=Progress("cpu", cpu.ROUNDS).step)
+        extra["cpu"] = cpu.main(progress=Progress("cpu", cpu.RUNS).step)
     if args.only in (None, "dpop"):
         print("\n## DPoP: proof verification, and the DPoP route (wrk, single Sanic worker)\n")
         extra["dpop"] = dpop.main()

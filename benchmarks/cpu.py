@@ -1,25 +1,22 @@
 """CPU time per request in the server process, beside requests per second.
 
 Requests per second on this shared two-core machine swing by ±20% within a minute,
-and so does a saturated server's CPU time per request: with wrk keeping 32
-connections busy, the server's core is shared with whatever the neighbours run, and
-how many requests one event-loop wake-up serves changes with it. The figure here is
-the server's own CPU time (``/proc/<pid>/task/*/schedstat``: nanoseconds on a CPU,
-every thread of the process) across one wrk run, divided by the requests wrk
-completed, with the server *not* saturated: ``CONNECTIONS`` connections, each
-waiting ``delay`` ms between a response and its next request (wrk's Lua ``delay``),
-so the offered rate is fixed (``RATE`` requests/s) and far below what the server can
-do. Then every request costs a wake-up, a read, the handler and a write, whatever
-the neighbours do, and the figure repeats (see ``benchmarks/README.md`` for the
-measured spread, and for the variants that did not repeat).
+and the server's CPU time per request drifts with the neighbours too (its caches are
+shared with whatever else runs on its core). The figure here is the server's own CPU
+time (``/proc/<pid>/task/*/schedstat``: nanoseconds on a CPU, every thread, user and
+kernel) across one wrk run, divided by the requests wrk completed; then the
+*ratio* to the unprotected route measured next to it, which cancels most of the
+drift: both sides of the ratio see the same machine.
 
 Cases (servers pinned to one core and wrk to the other, as in ``http.py``): the
 unprotected route, the bearer route (warm cache), the session cookie on the memory
 store, then the session on the Redis store in cookie and in server mode (each
-Redis case is a line of ``sessions.REDIS_VARIANTS``). Each of ``ROUNDS`` rounds
-runs every case once, in a rotating order; ratios are to the unprotected route in the
-same round. The ratio reported is unprotected CPU / case CPU, so that it reads like a
-throughput ratio ("0.85x of the unprotected route" means 15% more CPU per request).
+Redis case is a line of ``sessions.REDIS_VARIANTS``). ``RUNS`` runs of ``SAMPLES``
+rounds; each round runs every case once (``wrk -t1 -c8``, 3 s), in a rotating order.
+A run's figure for a case is the median of its samples, and its ratio is unprotected
+CPU / case CPU, so it reads like a throughput ratio ("0.85x" means 15% more CPU per
+request). The table shows the median and the spread over the runs. What was tried
+and how well each repeated is in ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -37,10 +34,13 @@ from benchmarks.http import PIN_WRK
 from benchmarks.sessions import AUDIENCE, REDIS_VARIANTS, redis, serve, session_cookie
 from sanic_edge_auth.testing import FakeIdentityProvider
 
-ROUNDS = 5
-SECONDS = 6
-CONNECTIONS = 4
-RATE = 2_000  # requests/s offered: a quarter or less of what the slowest case can serve
+RUNS = 5
+SAMPLES = 3  # wrk runs per case in each run, interleaved with the other cases
+SECONDS = 3
+CONNECTIONS = 8
+#: Pacing (requests/s offered, wrk's Lua ``delay``) was tried and repeated worse than
+#: a saturated server: None (saturate) by default, ``--rate`` to try it again.
+RATE: float | None = None
 
 _PACED = """
 local pause
@@ -134,12 +134,14 @@ def cases(idp: FakeIdentityProvider, redis_url: str | None) -> Iterator[dict[str
 
 
 def measure(
-    rounds: int = ROUNDS,
+    runs: int = RUNS,
+    samples: int = SAMPLES,
     progress: Callable[[str], None] | None = None,
     **options: Any,
-) -> dict[str, list[Run]]:
-    """``rounds`` rounds of every case (``options`` go to :func:`wrk_run`)."""
-    runs: dict[str, list[Run]] = {}
+) -> dict[str, list[list[Run]]]:
+    """``runs`` runs of ``samples`` rounds of every case, each round in a rotating
+    order (``options`` go to :func:`wrk_run`): per case, the samples of each run."""
+    found_runs: dict[str, list[list[Run]]] = {}
     with (
         FakeIdentityProvider(audience=AUDIENCE) as idp,
         redis() as redis_url,
@@ -148,36 +150,45 @@ def measure(
         for url, header, pid in found.values():  # warm up: caches, connections
             wrk_run(url, header, pid, seconds=1, rate=None)
         names = list(found)
-        for index in range(rounds):
-            order = names[index % len(names) :] + names[: index % len(names)]
-            for name in order:
-                run = wrk_run(*found[name], **options)
-                runs.setdefault(name, []).append(run)
+        for run in range(runs):
+            for name in names:
+                found_runs.setdefault(name, []).append([])
+            for sample in range(samples):
+                index = run * samples + sample
+                order = names[index % len(names) :] + names[: index % len(names)]
+                for name in order:
+                    found_runs[name][-1].append(wrk_run(*found[name], **options))
             if progress:
-                progress(f"CPU per request, round {index + 1}/{rounds}")
-    return runs
+                progress(f"CPU per request, run {run + 1}/{runs}")
+    return found_runs
 
 
 def spread(values: list[float]) -> float:
     return (max(values) - min(values)) / statistics.median(values) * 100
 
 
-def table(runs: dict[str, list[Run]]) -> dict[str, Any]:
-    base = [run.cpu_micros for run in runs["unprotected"]]
+def table(runs: dict[str, list[list[Run]]]) -> dict[str, Any]:
+    """One figure per case and run (the median of its samples), then the median and
+    the spread of those figures over the runs."""
+
+    def per_run(name: str) -> list[float]:
+        return [statistics.median(run.cpu_micros for run in one) for one in runs[name]]
+
+    base = per_run("unprotected")
     print(
-        "| case | requests/s | CPU µs/request: min | median | max | spread "
-        "| unprotected CPU / case CPU (median) | ratio spread |"
+        "| case | requests/s (median) | CPU µs/request: min | median | max | spread "
+        "| unprotected CPU / case CPU: median | min | max | spread |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     results: dict[str, Any] = {}
     for name, measured in runs.items():
-        micros = [run.cpu_micros for run in measured]
+        micros = per_run(name)
         ratios = [b / m for b, m in zip(base, micros, strict=True)]
-        rate = statistics.median(run.rate for run in measured)
+        rate = statistics.median(run.rate for one in measured for run in one)
         print(
             f"| {name} | {rate:,.0f} | {min(micros):.1f} | {statistics.median(micros):.1f} | "
             f"{max(micros):.1f} | {spread(micros):.1f}% | {statistics.median(ratios):.2f}x | "
-            f"{spread(ratios):.1f}% |"
+            f"{min(ratios):.3f}x | {max(ratios):.3f}x | {spread(ratios):.1f}% |"
         )
         results[name] = {
             "requests_per_second": rate,
@@ -192,10 +203,12 @@ def table(runs: dict[str, list[Run]]) -> dict[str, Any]:
 def main(progress: Callable[[str], None] | None = None, **options: Any) -> dict[str, Any]:
     runs = measure(progress=progress, **options)
     paced = options.get("rate", RATE)
-    load = f"paced at {paced:,} requests/s" if paced else "saturated"
+    load = f"paced at {paced:,.0f} requests/s" if paced else "saturated"
     print(
-        f"Server CPU per request ({ROUNDS} rounds, wrk -c{options.get('connections', CONNECTIONS)}"
-        f" for {options.get('seconds', SECONDS)} s, {load}); spread = (max - min) / median.\n"
+        f"Server CPU per request: {RUNS} runs, each the median of {SAMPLES} interleaved wrk runs "
+        f"per case (wrk -c{options.get('connections', CONNECTIONS)}, "
+        f"{options.get('seconds', SECONDS)} s, {load});\nspread = (max - min) / median "
+        "over the runs.\n"
     )
     return table(runs)
 
@@ -207,7 +220,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cpu")
     parser.add_argument("--connections", type=int, default=CONNECTIONS)
     parser.add_argument("--seconds", type=int, default=SECONDS)
-    parser.add_argument("--rate", type=float, default=RATE, help="0: saturate")
+    parser.add_argument("--rate", type=float, default=0, help="requests/s to pace at; 0 saturates")
     arguments = parser.parse_args()
     main(
         progress=lambda text: print(text, file=sys.stderr),
