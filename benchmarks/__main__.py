@@ -22,12 +22,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks import chart, dpop, http, verify
+from benchmarks import chart, cpu, dpop, http, instructions, logging_cost, sessions, verify
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 ALGORITHMS = ("RS256", "PS256", "ES256")
+TABLES = ("verify", "http", "instructions", "sessions", "cpu", "dpop", "logging")
 
 
 class Progress:
@@ -110,7 +111,9 @@ def run_http() -> dict[str, float]:
         http.wrk = measure
 
 
-def save(rows: Sequence[verify.Row], ratios: dict[str, float] | None) -> Path:
+def save(
+    rows: Sequence[verify.Row], ratios: dict[str, float] | None, extra: dict[str, Any]
+) -> Path:
     data: dict[str, Any] = {
         "machine": platform.machine(),
         "cores": os.cpu_count(),
@@ -119,6 +122,7 @@ def save(rows: Sequence[verify.Row], ratios: dict[str, float] | None) -> Path:
             asdict(chart.VerifyRow(row.algorithm, row.name, row.micros, row.ratio)) for row in rows
         ],
         "http": [asdict(chart.HttpRow(case, ratio)) for case, ratio in (ratios or {}).items()],
+        **extra,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(data, indent=2), encoding="utf-8")
@@ -127,7 +131,7 @@ def save(rows: Sequence[verify.Row], ratios: dict[str, float] | None) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--only", choices=("verify", "http", "dpop"), help="run one table")
+    parser.add_argument("--only", choices=TABLES, help="run one table")
     parser.add_argument(
         "--algorithms", nargs="+", default=list(ALGORITHMS), help="default: %(default)s"
     )
@@ -146,10 +150,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.only in (None, "http"):
         print("\n## Protected route over HTTP (wrk, single Sanic worker)\n")
         ratios = run_http()
+    extra: dict[str, Any] = {}
+    if args.only in (None, "instructions"):
+        print("\n## Instructions per operation (callgrind): the in-process paths\n")
+        extra["instructions"] = instructions.main(progress=Progress("instructions", 5).step)
+    if args.only in (None, "sessions"):
+        print("\n## Sessions, stores and workers (wrk, paired rounds)\n")
+        extra["sessions"] = sessions.main()
+    if args.only in (None, "cpu"):
+        print("\n## Server CPU time per request, beside requests/s\n")
+        extra["cpu"] = cpu.main(progress=Progress("cpu", cpu.RUNS).step)
     if args.only in (None, "dpop"):
         print("\n## DPoP: proof verification, and the DPoP route (wrk, single Sanic worker)\n")
-        dpop.main()
-    saved = save(rows, ratios)
+        extra["dpop"] = dpop.main()
+    if args.only in (None, "logging"):
+        print("\n## The per-request debug event\n")
+        extra["logging"] = logging_cost.main()
+    saved = save(rows, ratios, extra)
     print(f"\nresults saved to {saved}", file=sys.stderr)
     if args.chart:
         chart.main(["--results", str(saved), "--output", str(saved.with_name("chart.png"))])

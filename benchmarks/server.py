@@ -40,7 +40,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--client-secret", default="")
     parser.add_argument("--cache-size", type=int, default=10_000)
     parser.add_argument("--session", action="store_true", help="turn cookie sessions on")
+    parser.add_argument(
+        "--session-store", choices=("cookie", "server"), default="cookie",
+        help="session.store: the whole session in the cookie, or its id (record in the store)",
+    )  # fmt: skip
     parser.add_argument("--redis-url", help="use the Redis store at this URL")
+    parser.add_argument(
+        "--store-setting", action="append", default=[], metavar="KEY=JSON",
+        help='an extra key of the "store" section, e.g. near_cache=false (repeatable)',
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
         "--introspect", action="store_true", help="introspect opaque tokens (RFC 7662)"
@@ -83,7 +91,7 @@ def build(args: argparse.Namespace) -> Sanic[Any, Any]:
             {"method": "GET", "path": "/login", "integration": {"type": "auth0_login"}},
             {"method": "GET", "path": "/login/callback", "integration": {"type": "auth0_callback"}},
         ]
-        config["session"] = {"secret": _BENCH_SECRET, "store": "cookie"}
+        config["session"] = {"secret": _BENCH_SECRET, "store": args.session_store}
     if args.introspect:
         # Answers kept far longer than a run: the row measures a warm cache.
         config["authorizer"].update(
@@ -92,6 +100,9 @@ def build(args: argparse.Namespace) -> Sanic[Any, Any]:
         )
     if args.redis_url:
         config["store"] = {"type": "redis", "url": args.redis_url, "prefix": f"bench{args.port}:"}
+    for setting in args.store_setting:
+        key, _, value = setting.partition("=")
+        config.setdefault("store", {"type": "memory"})[key] = jsonlib.loads(value)
     if args.dpop:
         # Proofs are made in bulk before each wrk run: a wide iat window keeps them good.
         config["dpop"] = {

@@ -7,12 +7,14 @@ cores drift by more than the effect measured over a minute):
 - a bearer token (warm verified-token cache), the stateless baseline;
 - the session cookie with the memory store (warm: the cookie is decrypted once and
   then found by value in a bounded cache; the revocation checks hit the store);
-- the session cookie with the Redis store (the same, plus Redis round trips over
-  loopback for the revocation checks).
+- the session on the Redis store, one case per line of ``REDIS_VARIANTS``: the
+  cookie (the same, plus a Redis round trip over loopback for the revocation
+  checks) and ``store: "server"`` (the record and the marks in one round trip).
 
-Then the bearer route served by one worker against two (``--workers 2``): stateless
-verification should scale with cores. On a two-core machine wrk needs a core too, so
-that ratio is bounded by the machine, and is reported as measured.
+Then one worker against two (``--workers 2``) for the bearer route (stateless
+verification should scale with cores) and for the session cookie on the Redis store
+(the store the workers share). On a two-core machine wrk needs a core too, so those
+ratios are bounded by the machine, and are reported as measured.
 
 Also recorded: the size of the session cookie a real login sets (an Auth0-shaped token
 set from the fake IdP, with an API audience) and the JSON size at which chunking
@@ -27,8 +29,8 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import ExitStack, contextmanager
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,6 +41,14 @@ from sanic_edge_auth.testing import FakeIdentityProvider
 AUDIENCE = "https://bench.example.com"
 ROUNDS = 9
 SECONDS = 2
+#: The Redis session cases: row name -> extra ``benchmarks.server`` arguments. Used by
+#: this table, the CPU-per-request table (``cpu.py``) and the workers row. A case for a
+#: store setting is one line, e.g. once the near cache exists:
+#: ``"session cookie, Redis store, near cache off": ("--store-setting", "near_cache=false"),``
+REDIS_VARIANTS: dict[str, tuple[str, ...]] = {
+    "session cookie, Redis store": (),
+    "session server-side, Redis store": ("--session-store", "server"),
+}
 
 
 @contextmanager
@@ -62,8 +72,17 @@ def redis() -> Iterator[str | None]:
             process.wait(10)
 
 
+class Served(NamedTuple):
+    """A running benchmark server: its base URL and the pid whose CPU time counts."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
-def server(idp: FakeIdentityProvider, *extra: str, pin: bool = True) -> Iterator[str]:
+def serve(idp: FakeIdentityProvider, *extra: str, pin: bool = True) -> Iterator[Served]:
+    """``benchmarks.server`` in its own process (pinned to the server core unless
+    ``pin`` is false); ``taskset`` execs the server, so the pid is the server's."""
     port = free_port()
     command = [
         *(PIN_SERVER if pin else []),
@@ -78,10 +97,16 @@ def server(idp: FakeIdentityProvider, *extra: str, pin: bool = True) -> Iterator
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
+        yield Served(f"http://127.0.0.1:{port}", process.pid)
     finally:
         process.terminate()
         process.wait(15)
+
+
+@contextmanager
+def server(idp: FakeIdentityProvider, *extra: str, pin: bool = True) -> Iterator[str]:
+    with serve(idp, *extra, pin=pin) as served:
+        yield served.url
 
 
 def session_cookie(base: str, idp: FakeIdentityProvider) -> tuple[str, int]:
@@ -126,15 +151,22 @@ def main() -> dict[str, Any]:
                     with_cookie,
                 ),
             }
-            with server(idp, "--session", *(["--redis-url", redis_url] if redis_url else [])) as (
-                redis_app
-            ):
-                if redis_url:
-                    redis_cookie, _ = session_cookie(redis_app, idp)
-                    cases["session cookie, Redis store"] = (
-                        (redis_app + "/protected", f"Cookie: {redis_cookie}"),
-                        (redis_app + "/open", f"Cookie: {redis_cookie}"),
+            # The session cases sign in again every round: wrk sends one cookie for
+            # ever, and once a session's last use is older than its touch interval
+            # (5 min) every response would re-seal it, which is not the warm path.
+            signed_in = {"session cookie, memory store": memory_app}
+
+            def sign_in() -> None:
+                for name, app in signed_in.items():
+                    fresh = f"Cookie: {session_cookie(app, idp)[0]}"
+                    cases[name] = ((app + "/protected", fresh), (app + "/open", fresh))
+
+            with ExitStack() as redis_apps:
+                for name, extra in REDIS_VARIANTS.items() if redis_url else ():
+                    signed_in[name] = redis_apps.enter_context(
+                        server(idp, "--session", "--redis-url", str(redis_url), *extra)
                     )
+                sign_in()
                 for case, baseline in cases.values():
                     wrk_with(*case, seconds=1)
                     wrk_with(*baseline, seconds=1)
@@ -145,6 +177,7 @@ def main() -> dict[str, Any]:
                 # compared with the machine as it was around it (shared cloud cores
                 # drift by more than the effect being measured over a minute).
                 for _ in range(ROUNDS):
+                    sign_in()
                     for name, (case, baseline) in cases.items():
                         before = wrk_with(*baseline, seconds=SECONDS)
                         rate = wrk_with(*case, seconds=SECONDS)
@@ -173,21 +206,40 @@ def main() -> dict[str, Any]:
         print(f"\nthe unprotected route sent the session cookie / sent nothing: {cookie_cost:.2f}x")
         print(f"session cookie set by a login: {results['cookie_bytes']} bytes (name=value)")
 
-        # Workers: the stateless bearer route, one worker against two (not pinned).
+        results["workers"] = workers(idp, bearer, redis_url)
+    return results
+
+
+def workers(idp: FakeIdentityProvider, bearer: str, redis_url: str | None) -> dict[str, float]:
+    """2 workers against 1 (not pinned: wrk shares the 2 cores), for the stateless
+    bearer route and, when Redis is there, the session cookie on the Redis store (the
+    store every worker shares; each worker keeps its own session cache)."""
+    rows: dict[str, tuple[str, str | None]] = {"bearer route": ("/protected", bearer)}
+    if redis_url:
+        rows["session cookie, Redis store"] = ("/protected", None)
+    found: dict[str, float] = {}
+    for name, (path, header) in rows.items():
+        extra = ["--session", "--redis-url", redis_url] if header is None and redis_url else []
         scaling: list[float] = []
-        with server(idp, pin=False) as one, server(idp, "--workers", "2", pin=False) as two:
-            wrk_with(one + "/protected", bearer, seconds=1)
-            wrk_with(two + "/protected", bearer, seconds=1)
+        with (
+            server(idp, *extra, pin=False) as one,
+            server(idp, *extra, "--workers", "2", pin=False) as two,
+        ):
+            # One login: the cookie is sealed with the bench secret and its revocation
+            # marks live in the shared Redis, so it is good on both servers.
+            sent = header if header is not None else f"Cookie: {session_cookie(one, idp)[0]}"
+            wrk_with(one + path, sent, seconds=1)
+            wrk_with(two + path, sent, seconds=1)
             for _ in range(5):
-                single = wrk_with(one + "/protected", bearer)
-                double = wrk_with(two + "/protected", bearer)
+                single = wrk_with(one + path, sent)
+                double = wrk_with(two + path, sent)
                 scaling.append(double / single)
-        results["two_workers_over_one"] = statistics.median(scaling)
+        found[name] = statistics.median(scaling)
         print(
-            f"bearer route, 2 workers / 1 worker: {statistics.median(scaling):.2f}x "
+            f"{name}, 2 workers / 1 worker: {statistics.median(scaling):.2f}x "
             f"(range {min(scaling):.2f}x to {max(scaling):.2f}x; wrk shares the 2 cores)"
         )
-    return results
+    return found
 
 
 if __name__ == "__main__":
