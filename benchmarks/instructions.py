@@ -66,6 +66,8 @@ def _drive(coroutine: Any) -> Any:
 
 def _workloads() -> list[Workload]:
     """Every path and floor, set up and warmed (imports and set-up are not counted)."""
+    from redis.asyncio import Redis
+
     from benchmarks.dpop import ProofMaker
     from benchmarks.verify import bare_verifier
     from sanic_edge_auth.oidc.jwks import StaticKeys
@@ -78,6 +80,8 @@ def _workloads() -> list[Workload]:
     from sanic_edge_auth.session.settings import SessionSettings
     from sanic_edge_auth.session.state import SessionState
     from sanic_edge_auth.store.memory import MemoryStore
+    from sanic_edge_auth.store.redis import RedisStore
+    from sanic_edge_auth.store.settings import NearCacheSettings
     from sanic_edge_auth.testing import DPoPKey, FakeIdentityProvider
 
     # The guard on a warm cache, and the cache hit alone.
@@ -144,6 +148,32 @@ def _workloads() -> list[Workload]:
     def store_read() -> object:
         return _drive(store.get_many(revocation_keys))
 
+    # The same lookup on the Redis store, answered by its near cache. No Redis runs
+    # here: the cache is marked live (as a pong within max_staleness makes it) and
+    # holds the session's keys as absent, which is the warm path of a worker.
+    redis_store = RedisStore(Redis(), near_cache=NearCacheSettings())
+    near = redis_store.near_cache
+    assert near is not None
+    near.confirmed_at = float("inf")
+    near.fill(revocation_keys, [None] * len(revocation_keys), near.generation)
+    redis_manager = SessionManager(
+        settings,
+        app_origin="https://app.example.com",
+        store=redis_store,
+        adapter_getter=lambda: None,  # type: ignore[arg-type,return-value]
+        refreshes=RefreshCoordinator(redis_store, (Secret(secret),)),
+    )
+    redis_browser = SimpleNamespace(headers=browser.headers, method="GET", ctx=None)
+
+    def session_find_near_cache() -> object:
+        redis_browser.ctx = SimpleNamespace()
+        return _drive(redis_manager.find(redis_browser))  # type: ignore[arg-type]
+
+    session_find_near_cache()  # decrypted and cached once, as above
+
+    def near_cache_read() -> object:
+        return _drive(redis_store.get_many(revocation_keys))
+
     # DPoP: proofs made before counting; each call takes the next one.
     dpop_key = DPoPKey.generate("ES256")
     maker = ProofMaker(dpop_key)
@@ -170,6 +200,12 @@ def _workloads() -> list[Workload]:
         Workload("guard, bearer, warm cache", "cheap", guard_hit),
         Workload("memory store get_many of the revocation keys (floor)", "cheap", store_read),
         Workload("SessionManager.find, cookie seen before, memory store", "cheap", session_find),
+        Workload("Redis store get_many, near cache hit (floor)", "cheap", near_cache_read),
+        Workload(
+            "SessionManager.find, cookie seen before, Redis store, near cache hit",
+            "cheap",
+            session_find_near_cache,
+        ),
         Workload("loop alone, signature sizes", "signature", lambda: None),
         Workload("bare cryptography ES256 verify (floor)", "signature", lambda: bare(next(floor))),
         Workload(
@@ -234,6 +270,9 @@ PAIRS = {
     "guard, bearer, warm cache": "token cache hit alone (floor)",
     "SessionManager.find, cookie seen before, memory store": (
         "memory store get_many of the revocation keys (floor)"
+    ),
+    "SessionManager.find, cookie seen before, Redis store, near cache hit": (
+        "Redis store get_many, near cache hit (floor)"
     ),
     "ProofVerifier.verify (DPoP proof)": "bare cryptography ES256 verify (floor)",
 }

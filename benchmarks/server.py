@@ -90,6 +90,7 @@ def build(args: argparse.Namespace) -> Sanic[Any, Any]:
         config["paths"] = [
             {"method": "GET", "path": "/login", "integration": {"type": "auth0_login"}},
             {"method": "GET", "path": "/login/callback", "integration": {"type": "auth0_callback"}},
+            {"method": "POST", "path": "/logout", "integration": {"type": "auth0_logout"}},
         ]
         config["session"] = {"secret": _BENCH_SECRET, "store": args.session_store}
     if args.introspect:
@@ -120,6 +121,12 @@ def build(args: argparse.Namespace) -> Sanic[Any, Any]:
     @edge.protected()
     async def protected_route(request: Request) -> Any:
         return json({"ok": True})
+
+    @app.get("/whoami")
+    @edge.protected()
+    async def worker_route(request: Request) -> Any:
+        # Which worker answered: benchmarks/revocation.py tells workers apart by it.
+        return json({"pid": os.getpid()})
 
     app.blueprint(pyjwt_peer(args.idp, args.audience))
     return app

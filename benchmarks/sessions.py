@@ -48,6 +48,8 @@ SECONDS = 2
 REDIS_VARIANTS: dict[str, tuple[str, ...]] = {
     "session cookie, Redis store": (),
     "session server-side, Redis store": ("--session-store", "server"),
+    # The same as the first, every request a Redis round trip (the near cache's baseline).
+    "session cookie, Redis store, near cache off": ("--store-setting", "near_cache=false"),
 }
 
 
