@@ -70,6 +70,10 @@ def forbid_storing(headers: Header) -> None:
 def vary_on_cookie(headers: Header) -> None:
     """Append ``Cookie`` to the response's ``Vary`` (one field), unless it is there
     already or ``Vary`` is ``*``. Idempotent."""
+    if "vary" not in headers:
+        # The common case, on every session request: nothing to merge with.
+        headers["Vary"] = "Cookie"
+        return
     members = _tokens(headers, "vary")
     if any(member == "*" or member.lower() == "cookie" for member in members):
         return

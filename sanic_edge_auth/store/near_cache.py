@@ -49,7 +49,6 @@ __all__ = [
 NEAR_CACHED_PREFIXES: Final = ("revoked:", "session:")
 #: Seconds an entry is kept even if nothing announces a change.
 ENTRY_LIFETIME: Final = 60.0
-_MISSING: Final = object()
 _log = get_logger()
 
 
@@ -90,18 +89,20 @@ class NearCache:
         """Whether every invalidation older than ``max_staleness`` has arrived."""
         return self._clock() - self.confirmed_at <= self.max_staleness
 
-    def lookup(self, keys: Sequence[str]) -> list[Any]:
-        """The cached value of each key, or :data:`MISSING` where there is none."""
+    def answer(self, keys: Sequence[str]) -> list[bytes | None] | None:
+        """Every key's cached value, or ``None`` unless the cache is live and holds
+        them all (the worker's warm path: one clock read, one pass)."""
         now = self._clock()
+        if now - self.confirmed_at > self.max_staleness:
+            return None
         entries = self._entries
-        found: list[Any] = []
+        values: list[bytes | None] = []
         for key in keys:
             entry = entries.get(key)
             if entry is None or entry[1] <= now:
-                found.append(_MISSING)
-            else:
-                found.append(entry[0])
-        return found
+                return None
+            values.append(entry[0])
+        return values
 
     def fill(self, keys: Sequence[str], values: Sequence[bytes | None], generation: int) -> None:
         """Keep what Redis answered, unless something changed since ``generation``."""
@@ -126,10 +127,6 @@ class NearCache:
         self.generation += 1
         self.confirmed_at = -float("inf")
         self._entries.clear()
-
-
-MISSING: Final = _MISSING
-"""What :meth:`NearCache.lookup` gives for a key it holds no answer for."""
 
 
 class InvalidationListener:

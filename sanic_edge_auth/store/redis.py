@@ -53,7 +53,6 @@ from sanic_edge_auth.errors import (
 from sanic_edge_auth.store.base import LeaseToken, check_ttl
 from sanic_edge_auth.store.health import StoreHealth
 from sanic_edge_auth.store.near_cache import (
-    MISSING,
     NEAR_CACHED_PREFIXES,
     InvalidationListener,
     NearCache,
@@ -289,17 +288,17 @@ class RedisStore:
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         cache = self.near_cache
-        if cache is None or not cache.live():
+        if cache is None:
             return await self._get_many(keys)
-        found = cache.lookup(keys)
-        if MISSING not in found:
-            return found
-        wanted = [key for key, value in zip(keys, found, strict=True) if value is MISSING]
+        cached = cache.answer(keys)
+        if cached is not None:
+            return cached
+        # Any key missing: all of them in the one round trip it costs anyway (a
+        # session's keys are read together, so they are missing together).
         generation = cache.generation
-        fetched = await self._get_many(wanted)
-        cache.fill(wanted, fetched, generation)
-        answers = iter(fetched)
-        return [next(answers) if value is MISSING else value for value in found]
+        fetched = await self._get_many(keys)
+        cache.fill(keys, fetched, generation)
+        return fetched
 
     async def _get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:

@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 
 from sanic_edge_auth.errors import StoreUnavailable
 from sanic_edge_auth.log import Event
-from sanic_edge_auth.store.near_cache import ENTRY_LIFETIME, MISSING, NearCache
+from sanic_edge_auth.store.near_cache import ENTRY_LIFETIME, NearCache
 from sanic_edge_auth.store.redis import RedisStore
 from sanic_edge_auth.store.settings import (
     NearCacheSettings,
@@ -56,9 +56,12 @@ def test_nothing_is_answered_until_a_pong_confirms_the_subscription() -> None:
     cache.fill(["revoked:a"], [None], cache.generation)
     assert len(cache) == 0  # a read while not live is not kept either
     cache.confirmed_at = clock.now
+    cache.fill(["revoked:a"], [None], cache.generation)
     assert cache.live()
+    assert cache.answer(["revoked:a"]) == [None]
     clock.now += STALENESS + 0.001
     assert not cache.live()  # the newest pong is too old: read Redis
+    assert cache.answer(["revoked:a"]) is None
 
 
 def test_a_read_that_raced_an_invalidation_is_not_kept() -> None:
@@ -67,19 +70,20 @@ def test_a_read_that_raced_an_invalidation_is_not_kept() -> None:
     before = cache.generation
     cache.invalidate("revoked:a")  # arrives while the read is in flight
     cache.fill(["revoked:a"], [None], before)
-    assert cache.lookup(["revoked:a"]) == [MISSING]
+    assert cache.answer(["revoked:a"]) is None
     cache.fill(["revoked:a"], [None], cache.generation)
-    assert cache.lookup(["revoked:a"]) == [None]  # absent is an answer too
+    assert cache.answer(["revoked:a"]) == [None]  # absent is an answer too
 
 
 def test_only_session_families_are_kept_and_entries_age_out() -> None:
     clock = Clock()
     cache = live_cache(clock)
     cache.fill(["revoked:a", "session:b", "login_state:c"], [b"1", b"r", None], cache.generation)
-    assert cache.lookup(["revoked:a", "session:b", "login_state:c"]) == [b"1", b"r", MISSING]
+    assert cache.answer(["revoked:a", "session:b"]) == [b"1", b"r"]
+    assert cache.answer(["revoked:a", "login_state:c"]) is None
     clock.now += ENTRY_LIFETIME
     cache.confirmed_at = clock.now
-    assert cache.lookup(["revoked:a"]) == [MISSING]
+    assert cache.answer(["revoked:a"]) is None
 
 
 def test_the_bound_drops_the_oldest_entry_and_a_reset_drops_all() -> None:
@@ -88,7 +92,8 @@ def test_the_bound_drops_the_oldest_entry_and_a_reset_drops_all() -> None:
     for index in range(101):
         cache.fill([f"revoked:{index}"], [None], cache.generation)
     assert len(cache) == 100
-    assert cache.lookup(["revoked:0", "revoked:100"]) == [MISSING, None]
+    assert cache.answer(["revoked:0"]) is None
+    assert cache.answer(["revoked:100"]) == [None]
     cache.reset()
     assert len(cache) == 0
     assert not cache.live()
