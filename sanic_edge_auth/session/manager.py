@@ -830,21 +830,25 @@ class SessionManager:
         now = str(self._clock()).encode("ascii")
         ttl = self.settings.absolute_timeout
         if sid is not None:
-            await self._store.set(
-                self._keys.revoked_sid(sid, await self._sid_tag(sid, sub)), now, ttl
-            )
+            for tag in await self._sid_tags(sid, sub):
+                await self._store.set(self._keys.revoked_sid(sid, tag), now, ttl)
         elif sub is not None:
             await self._store.set(self._keys.revoked_sub(sub), now, ttl)
         _log.info(Event.SESSION_ENDED, how="backchannel", by_sid=sid is not None)
 
-    async def _sid_tag(self, sid: str, sub: str | None) -> str:
-        """The hash tag an IdP session's mark goes under (``""`` when untagged)."""
+    async def _sid_tags(self, sid: str, sub: str | None) -> builtins.list[str]:
+        """The hash tags an IdP session's mark goes under (``[""]`` when untagged).
+
+        With tags: the token's ``sub``'s and the one its login recorded. They are the
+        same unless the IdP's tokens disagree about whose session ``sid`` is; then the
+        mark goes under both, so it is read wherever that session's keys live."""
         if not self._keys.tagged:
-            return ""
-        if sub is not None:
-            return self._keys.tag(sub)
+            return [""]
         recorded = await self._store.get(self._keys.sid_user(sid))
-        if recorded is None:
+        tags = [] if sub is None else [self._keys.tag(sub)]
+        if recorded is not None and recorded.decode("ascii", "replace") not in tags:
+            tags.append(recorded.decode("ascii", "replace"))
+        if not tags:
             raise StoreUnavailable(
                 "the store has no record of the user of this logout token's sid (lost, "
                 "or every session of it has ended): not answered as done while a "
@@ -852,7 +856,7 @@ class SessionManager:
                 operation="session.sid_user",
                 error_kind="sid_user_unknown",
             )
-        return recorded.decode("ascii", "replace")
+        return tags
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,19 +7,23 @@ each worker keeps what Redis answered, absent values included, and asks again on
 when told the answer changed.
 
 **Who tells.** Every write of such a key goes through :class:`~.redis.RedisStore`,
-which writes and publishes the key's name on the invalidation channel in one Lua
-script: Redis runs both or neither, so no write is ever left unannounced. Each
-worker subscribes (:class:`InvalidationListener`) and drops what it was told about.
+which publishes the key's name on the invalidation channel and writes it in one Lua
+script, the announcement first: if Redis refuses the PUBLISH (a user without the
+channel's ACL), the script stops before anything is written, so no write is left
+unannounced. Each worker subscribes (:class:`InvalidationListener`) and drops what
+it was told about.
 
-**How stale, at worst.** The listener pings Redis on its subscription every quarter
-of ``max_staleness``, sending its own clock in the ping. Redis answers in order on
-that connection, so the pong of a ping sent at ``t`` arrives only after every
-invalidation Redis published before it saw that ping. The cache answers only while
-the newest pong came from a ping sent within ``max_staleness``; a write Redis took
-at ``w`` is therefore seen by every worker from ``w + max_staleness`` on, or that
-worker is reading Redis on every request (the subscription was lost, is slow, or is
-new). There is no other state: nothing is trusted across a reconnection (the cache
-is emptied), and a read that raced an invalidation is not kept (:attr:`generation`).
+**How stale, at worst.** Every quarter of ``max_staleness`` the listener publishes
+its clock on a heartbeat channel of its own, through the connections the store
+writes and reads with, and hears it back on its subscription. Redis delivers one
+server's messages in the order it published them, so the heartbeat sent at ``t``
+arrives only after every announcement that server published before it. The cache
+answers only while the newest heartbeat heard was sent within ``max_staleness``; a
+write Redis took at ``w`` is therefore seen by every worker from ``w +
+max_staleness`` on, or that worker is reading Redis on every request (the
+subscription was lost, is slow, is new, or hears a server the worker no longer
+writes to). Nothing is trusted across a reconnection (the cache is emptied), and a
+read that raced an invalidation is not kept (:attr:`NearCache.generation`).
 
 Entries also age out after :data:`ENTRY_LIFETIME` seconds, which bounds what a
 change made behind the library's back (a ``FLUSHALL``, an eviction under
@@ -30,8 +34,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from sanic_edge_auth.log import Event, get_logger
@@ -56,7 +62,7 @@ class NearCache:
     """The entries, the liveness clock and the generation counter (no I/O).
 
     Values are kept as Redis gave them (``None`` for absent). :meth:`live` is true
-    only while the listener's newest pong is recent enough; :attr:`generation` moves
+    only while the listener's newest heartbeat is recent enough; :attr:`generation` moves
     on every invalidation, reconnection and local write, and a read fills the cache
     only if it did not move while the read was in flight.
     """
@@ -76,9 +82,11 @@ class NearCache:
         self.max_staleness = settings.max_staleness
         self._max_entries = settings.max_entries
         self._clock = clock
-        self._entries: dict[str, tuple[bytes | None, float]] = {}
-        #: When the ping behind the newest pong was sent (monotonic seconds); until
-        #: the first one, the cache is not live.
+        # Ordered by when each key was filled: the oldest (first to expire) in front,
+        # so a full cache drops it in O(1) (a plain dict's front fills with holes).
+        self._entries: OrderedDict[str, tuple[bytes | None, float]] = OrderedDict()
+        #: When the newest heartbeat heard was sent (monotonic seconds); until the
+        #: first one, the cache is not live.
         self.confirmed_at = -float("inf")
         self.generation = 0
 
@@ -108,13 +116,19 @@ class NearCache:
         """Keep what Redis answered, unless something changed since ``generation``."""
         if generation != self.generation or not self.live():
             return
-        expires = self._clock() + ENTRY_LIFETIME
+        now = self._clock()
         entries = self._entries
+        # Expired entries leave from the front as new ones come in.
+        while entries and next(iter(entries.values()))[1] <= now:
+            entries.popitem(last=False)
+        expires = now + ENTRY_LIFETIME
         for key, value in zip(keys, values, strict=True):
             if not key.startswith(NEAR_CACHED_PREFIXES):
                 continue
-            if len(entries) >= self._max_entries and key not in entries:
-                del entries[next(iter(entries))]  # the oldest entry first
+            if key in entries:
+                entries.move_to_end(key)
+            elif len(entries) >= self._max_entries:
+                entries.popitem(last=False)  # the oldest entry first
             entries[key] = (value, expires)
 
     def invalidate(self, key: str) -> None:
@@ -130,11 +144,21 @@ class NearCache:
 
 
 class InvalidationListener:
-    """The worker's subscription to the invalidation channel, kept alive.
+    """The worker's subscription to the invalidation channel, kept alive and proven.
 
-    One task: subscribe, then read messages, pinging every quarter of
-    ``max_staleness``. A lost connection empties the cache, and so does a
-    subscription that stops answering pings for a second (a silent network): the
+    One task: subscribe to the shared channel and to a heartbeat channel of this
+    worker's own, then read messages. Every quarter of ``max_staleness`` it publishes
+    its clock on the heartbeat channel *through the store's ordinary connections*
+    (``publish``), the ones writes and reads use. Redis delivers the messages of one
+    server to a subscriber in the order it published them, so the heartbeat of time
+    ``t`` arrives only after every announcement published on that server before it:
+    the subscription is proven to hear the server the worker writes to and reads
+    from, not merely some server (after a Sentinel failover, a subscription left on
+    the old master would still answer pings; it no longer hears its own heartbeats,
+    which now go to the new master).
+
+    A lost connection empties the cache, and so does a subscription that hears no
+    heartbeat for a second (a silent network, a server it no longer writes to): the
     next one is opened after a short backoff. ``open_pubsub`` makes a new redis-py
     ``PubSub`` for each attempt.
     """
@@ -144,19 +168,24 @@ class InvalidationListener:
         cache: NearCache,
         channel: str,
         open_pubsub: Callable[[], Any],
+        publish: Callable[[str, str], Awaitable[object]],
         *,
         failures: tuple[type[BaseException], ...],
     ) -> None:
         self._cache = cache
         self._channel = channel
+        self._heartbeat = f"{channel}:heartbeat:{secrets.token_hex(8)}"
+        self._heartbeat_bytes = self._heartbeat.encode()
         self._open_pubsub = open_pubsub
+        self._publish = publish
         self._failures = failures
         self._interval = cache.max_staleness / 4
-        # A subscription with no pong for this long is given up and opened again.
+        # A subscription that hears no heartbeat for this long is opened again.
         self._silence = max(1.0, cache.max_staleness * 10)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._was_live = False
+        self._reported_down = False
 
     def start(self) -> None:
         """Start listening on the running loop (a worker's, at its startup)."""
@@ -195,51 +224,59 @@ class InvalidationListener:
 
     async def _listen(self, pubsub: Any) -> None:
         cache = self._cache
-        await pubsub.subscribe(self._channel)
+        await pubsub.subscribe(self._channel, self._heartbeat)
         clock = time.monotonic
-        last_ping = -float("inf")
-        last_pong = clock()
-        subscribed = False
+        last_beat = -float("inf")
+        last_echo = clock()
+        confirmations = 0
         # Checked each turn too: a cancellation that lands as a read's timeout expires
         # is swallowed by the timeout (a redis-py read runs under ``async_timeout``).
         while not self._closing:
             now = clock()
-            if now - last_ping >= self._interval:
-                # The ping carries its own send time; the pong brings it back.
-                await pubsub.ping(f"{now!r}")
-                last_ping = now
-            if now - last_pong > self._silence:
+            if now - last_beat >= self._interval:
+                last_beat = now
+                # Failing here (the store is down) only means no echo: not live.
+                with contextlib.suppress(*self._failures):
+                    await self._publish(self._heartbeat, repr(now))
+            if now - last_echo > self._silence:
                 raise TimeoutError
             message = await pubsub.get_message(timeout=self._interval)
             if message is None:
                 continue
             kind = message["type"]
             if kind == "message":
-                cache.invalidate(_text(message["data"]))
-            elif kind == "pong":
-                last_pong = clock()
-                with contextlib.suppress(ValueError):
-                    sent = float(_text(message["data"]))
-                    if sent > cache.confirmed_at:
-                        cache.confirmed_at = sent
-                        self._became_live()
+                data = _text(message["data"])
+                if message["channel"] in (self._heartbeat, self._heartbeat_bytes):
+                    last_echo = clock()
+                    with contextlib.suppress(ValueError):
+                        sent = float(data)
+                        if sent > cache.confirmed_at:
+                            cache.confirmed_at = sent
+                            self._became_live()
+                else:
+                    cache.invalidate(data)
             elif kind == "subscribe":
-                # Whatever was read before this moment may have missed a message. A
-                # second confirmation means redis-py reconnected by itself (its retry)
-                # and subscribed again: messages in between are lost, so the same.
-                if subscribed:
+                # Whatever was read before this moment may have missed a message.
+                # More than the two confirmations of our SUBSCRIBE means redis-py
+                # reconnected by itself (its retry) and subscribed again: messages in
+                # between are lost, so the same.
+                confirmations += 1
+                if confirmations > 2:
                     self._lost("reconnected")
-                subscribed = True
                 cache.reset()
 
     def _became_live(self) -> None:
+        self._reported_down = False
         if not self._was_live:
             self._was_live = True
             _log.info(Event.NEAR_CACHE_LIVE, channel=self._channel)
 
     def _lost(self, why: str) -> None:
-        if self._was_live:
+        # Once per outage, including one before the cache was ever live (a Redis user
+        # without the channel's permissions would otherwise fail in silence).
+        if self._was_live or not self._reported_down:
             self._was_live = False
+            self._reported_down = True
             _log.warning(Event.NEAR_CACHE_LOST, channel=self._channel, reason=why)
 
 

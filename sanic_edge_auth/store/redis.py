@@ -101,24 +101,26 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-# A write of a key near caches may hold, and its announcement, in one step: Redis runs
-# a script whole, so a write is never left unannounced (see store/near_cache.py).
+# A write of a key near caches may hold, and its announcement, in one step. The
+# PUBLISH comes first: a script's writes before an error stay, so a refused PUBLISH
+# (a Redis user without the channel's ACL) must stop it before anything is written;
+# a write refused after it (out of memory) only leaves a harmless extra invalidation.
 _SET_ANNOUNCED: Final = """
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 _SET_IF_ABSENT_ANNOUNCED: Final = """
-if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
-  redis.call('PUBLISH', ARGV[3], ARGV[4])
-  return 1
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
 end
-return 0
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 _DELETE_ANNOUNCED: Final = """
-local removed = redis.call('DEL', KEYS[1])
 redis.call('PUBLISH', ARGV[1], ARGV[2])
-return removed
+return redis.call('DEL', KEYS[1])
 """
 #: The invalidation channel, after the store's prefix: apps sharing a prefix share it.
 NEAR_CACHE_CHANNEL: Final = "near-cache"
@@ -190,12 +192,14 @@ class RedisStore:
         self._delete_announced = client.register_script(_DELETE_ANNOUNCED)
         self._set_if_absent_announced = client.register_script(_SET_IF_ABSENT_ANNOUNCED)
         self._channel = prefix + NEAR_CACHE_CHANNEL
+        # A cluster has no near cache (see settings._near_cache): nothing to announce to.
+        self._announces = not isinstance(client, RedisCluster)
         self.near_cache: NearCache | None = None
         self._listener: InvalidationListener | None = None
         if near_cache is not None:
             self.near_cache = NearCache(near_cache)
             self._listener = InvalidationListener(
-                self.near_cache, self._channel, client.pubsub, failures=_FAILURES
+                self.near_cache, self._channel, client.pubsub, client.publish, failures=_FAILURES
             )
 
     @classmethod
@@ -319,7 +323,7 @@ class RedisStore:
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         ms = _milliseconds(ttl)
         name = self._prefix + key
-        if not key.startswith(NEAR_CACHED_PREFIXES):
+        if not (self._announces and key.startswith(NEAR_CACHED_PREFIXES)):
             await self._call("set", lambda: self._client.set(name, value, px=ms))
             return
         # Announced whether or not this worker caches: another one may.
@@ -333,7 +337,7 @@ class RedisStore:
 
     async def delete(self, key: str) -> bool:
         name = self._prefix + key
-        if not key.startswith(NEAR_CACHED_PREFIXES):
+        if not (self._announces and key.startswith(NEAR_CACHED_PREFIXES)):
             removed = await self._call("delete", lambda: self._client.delete(name))
             return bool(removed)
         try:
@@ -347,7 +351,7 @@ class RedisStore:
     async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
         ms = _milliseconds(ttl)
         name = self._prefix + key
-        if not key.startswith(NEAR_CACHED_PREFIXES):
+        if not (self._announces and key.startswith(NEAR_CACHED_PREFIXES)):
             stored = await self._call(
                 "set_if_absent", lambda: self._client.set(name, value, px=ms, nx=True)
             )
@@ -399,6 +403,27 @@ class RedisStore:
         except _FAILURES as exc:
             elapsed = (time.perf_counter() - started) * 1000
             raise ConfigValidationError([self._startup_problem(exc, elapsed)]) from None
+        if self._announces:
+            # Every write of a session key announces itself: a user who may not do
+            # that would refuse every login and logout, so say it now, once.
+            started = time.perf_counter()
+            try:
+                await self._client.publish(self._channel, b"")
+            except redis_errors.ResponseError:
+                raise ConfigValidationError(
+                    [
+                        ConfigProblem(
+                            self._settings_key,
+                            f"the Redis user may not PUBLISH on {self._channel!r}: every "
+                            "write of a session key announces itself there (see "
+                            "docs/deployment.md, the near cache); grant the channels "
+                            f"(ACL: &{self._channel}*)",
+                        )
+                    ]
+                ) from None
+            except _FAILURES as exc:
+                elapsed = (time.perf_counter() - started) * 1000
+                raise ConfigValidationError([self._startup_problem(exc, elapsed)]) from None
         if self._listener is not None:
             self._listener.start()
 

@@ -152,6 +152,25 @@ def test_a_sid_only_backchannel_logout_ends_the_session_on_a_cluster(
     assert replay(client, copied).json["error"] == "session_revoked"
 
 
+def test_a_logout_naming_the_sid_and_another_sub_still_ends_the_session(
+    fake_idp: FakeIdentityProvider,
+    make_app: MakeApp,
+    serve: Serve,
+    redis_cluster: RedisClusterNodes,
+) -> None:
+    """Should an IdP's logout token name the session's ``sid`` with a ``sub`` that is
+    not the session's, the mark still goes where that session reads it (the tag the
+    login recorded), not only under the token's ``sub``."""
+    client, _ = build(fake_idp, make_app, serve, store=cluster_store(redis_cluster))
+    assert sign_in(client, fake_idp).status == 302
+    copied = session_cookies(client)
+    assert client.get("/api/orders")[1].status == 200
+    token = fake_idp.logout_token(sid=fake_idp.issued_sids[-1], sub="auth0|someone-else")
+    ended = client.post("/api/auth0/backchannel", data={"logout_token": token})[1]
+    assert ended.status == 200, ended.text
+    assert replay(client, copied).json["error"] == "session_revoked"
+
+
 def test_a_sid_only_logout_without_the_sids_user_fails_closed(
     fake_idp: FakeIdentityProvider,
     make_app: MakeApp,

@@ -18,7 +18,7 @@ import pytest
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
-from sanic_edge_auth.errors import StoreUnavailable
+from sanic_edge_auth.errors import ConfigValidationError, StoreUnavailable
 from sanic_edge_auth.log import Event
 from sanic_edge_auth.store.near_cache import ENTRY_LIFETIME, NearCache
 from sanic_edge_auth.store.redis import RedisStore
@@ -286,3 +286,53 @@ async def test_a_dead_redis_stops_the_cache_answering(own_redis_server: RedisSer
 
 def _fields(settings: StoreSettings) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
+
+
+async def test_a_subscription_that_hears_another_server_never_answers(
+    redis_server: RedisServer, own_redis_server: RedisServer
+) -> None:
+    """The subscription must hear the server the worker writes to (a Sentinel
+    failover can leave it on the old master, which still answers pings): the
+    heartbeat goes out through the data connections, so it is never heard there."""
+    own_redis_server.start()
+    store = RedisStore.from_settings(redis_settings(redis_server.url))
+    elsewhere = Redis.from_url(own_redis_server.url)
+    assert store._listener is not None
+    store._listener._open_pubsub = elsewhere.pubsub  # the subscription, on another server
+    await store.startup()
+    try:
+        await asyncio.sleep(6 * STALENESS)
+        assert store.near_cache is not None
+        assert not store.near_cache.live()
+        key = f"revoked:session:{uuid.uuid4().hex}"
+        assert await store.get(key) is None
+        await Redis.from_url(redis_server.url).set(store._prefix + key, b"1")
+        assert await store.get(key) == b"1"  # read from Redis every time
+    finally:
+        await store.aclose()
+        await elsewhere.aclose()
+
+
+async def test_a_user_who_may_not_announce_fails_at_startup_and_writes_nothing(
+    own_redis_server: RedisServer,
+) -> None:
+    """Redis 7 gives new ACL users no channels: every login and logout would then be
+    refused. Startup says so, naming the setting; a write (the announcement goes
+    first in its script) leaves nothing behind."""
+    own_redis_server.start()
+    admin = Redis.from_url(own_redis_server.url)
+    await admin.execute_command("ACL", "SETUSER", "app", "on", ">app-pass", "~*", "+@all")
+    url = f"redis://app:app-pass@127.0.0.1:{own_redis_server.port}/0"
+    store = RedisStore.from_settings(redis_settings(url, near_cache=None))
+    try:
+        with pytest.raises(ConfigValidationError) as refused:
+            await store.startup()
+        assert refused.value.problems[0].key == "store.url"
+        assert "PUBLISH" in refused.value.problems[0].message
+        assert "app-pass" not in str(refused.value)
+        with pytest.raises(StoreUnavailable):
+            await store.set("revoked:session:x", b"1", 60)
+        assert await admin.get(store._prefix + "revoked:session:x") is None
+    finally:
+        await store.aclose()
+        await admin.aclose()
