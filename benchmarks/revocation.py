@@ -91,9 +91,7 @@ def one_round(bases: list[str], idp: FakeIdentityProvider) -> dict[str, Any]:
                 else:
                     refused.append(status)
 
-    threads = [
-        threading.Thread(target=loop, args=(bases[i % 2],)) for i in range(PROBE_THREADS)
-    ]
+    threads = [threading.Thread(target=loop, args=(bases[i % 2],)) for i in range(PROBE_THREADS)]
     for thread in threads:
         thread.start()
     time.sleep(0.2)
@@ -132,8 +130,10 @@ def main() -> dict[str, Any]:
                 "refused_after_logout": sum(r["refused_after"] for r in rounds),
             }
     print("## A logout reaching every worker of two instances (near cache on)\n")
-    print("| session store | rounds | workers warmed | probes let in after the logout's answer "
-          "| latest such probe, median | max | probes refused |")
+    print(
+        "| session store | rounds | workers warmed | probes let in after the logout's answer "
+        "| latest such probe, median | max | probes refused |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for mode, row in results.items():
         print(
