@@ -278,7 +278,14 @@ class FakeClock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "redis", "redis-cluster"])
+@pytest.fixture(
+    params=[
+        "memory",
+        "redis",
+        # With the other cluster tests: one cluster started per xdist worker.
+        pytest.param("redis-cluster", marks=pytest.mark.xdist_group("cluster")),
+    ]
+)
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     """Each store, with ``advance`` (the memory store's clock moves; Redis really waits)
     and ``make_peer`` (another worker's view of the same shared state)."""

@@ -27,6 +27,10 @@ from sanic_edge_auth.testing import FakeIdentityProvider
 from tests.store.conftest import RedisClusterNodes, RedisServer, require_redis_binary
 from tests.test_sessions import build, session_cookies, sign_in
 
+# One cluster per xdist worker that needs one (starting it takes seconds): the
+# cluster tests share a worker.
+pytestmark = pytest.mark.xdist_group("cluster")
+
 Serve = Callable[[Any], ReusableClient]
 MakeApp = Callable[..., Any]
 

@@ -31,6 +31,10 @@ from tests.test_session_control import FIREFOX, OWN_ORIGIN, SAFARI, Browsers
 from tests.test_session_control import _paths as _control_paths
 from tests.test_sessions import SECRET, add_orders, build, session_cookies, sign_in
 
+# One cluster per xdist worker that needs one (starting it takes seconds): the
+# cluster tests share a worker.
+pytestmark = pytest.mark.xdist_group("cluster")
+
 Serve = Callable[[Any], ReusableClient]
 MakeApp = Callable[..., Any]
 

@@ -29,6 +29,10 @@ from tests.store.conftest import RedisClusterNodes, redis_settings
 from tests.store.test_security_state import replay
 from tests.test_sessions import build, session_cookies, sign_in
 
+# One cluster per xdist worker that needs one (starting it takes seconds): the
+# cluster tests share a worker.
+pytestmark = pytest.mark.xdist_group("cluster")
+
 Serve = Callable[[Any], ReusableClient]
 MakeApp = Callable[..., Any]
 PASSWORD = "cluster-pass-5d1f"
