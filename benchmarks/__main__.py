@@ -22,13 +22,23 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks import chart, cpu, dpop, http, instructions, logging_cost, sessions, verify
+from benchmarks import (
+    chart,
+    cpu,
+    dpop,
+    http,
+    instructions,
+    logging_cost,
+    revocation,
+    sessions,
+    verify,
+)
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 ALGORITHMS = ("RS256", "PS256", "ES256")
-TABLES = ("verify", "http", "instructions", "sessions", "cpu", "dpop", "logging")
+TABLES = ("verify", "http", "instructions", "sessions", "cpu", "revocation", "dpop", "logging")
 
 
 class Progress:
@@ -160,6 +170,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.only in (None, "cpu"):
         print("\n## Server CPU time per request, beside requests/s\n")
         extra["cpu"] = cpu.main(progress=Progress("cpu", cpu.RUNS).step)
+    if args.only in (None, "revocation"):
+        print("\n## A logout reaching every worker (near cache)\n")
+        extra["revocation"] = revocation.main()
     if args.only in (None, "dpop"):
         print("\n## DPoP: proof verification, and the DPoP route (wrk, single Sanic worker)\n")
         extra["dpop"] = dpop.main()

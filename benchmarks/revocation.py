@@ -77,7 +77,7 @@ def one_round(bases: list[str], idp: FakeIdentityProvider) -> dict[str, Any]:
     cookie, _ = session_cookie(bases[0], idp)
     workers = warm(bases, cookie)
     accepted_after: list[float] = []
-    refused: list[int] = []
+    refused: list[float] = []
     answered_at: list[float] = []  # the logout's answer, once it is in
     stop = threading.Event()
 
@@ -89,7 +89,7 @@ def one_round(bases: list[str], idp: FakeIdentityProvider) -> dict[str, Any]:
                 if status == 200:
                     accepted_after.append(sent - answered_at[0])
                 else:
-                    refused.append(status)
+                    refused.append(sent - answered_at[0])
 
     threads = [threading.Thread(target=loop, args=(bases[i % 2],)) for i in range(PROBE_THREADS)]
     for thread in threads:
@@ -108,6 +108,8 @@ def one_round(bases: list[str], idp: FakeIdentityProvider) -> dict[str, Any]:
         "latest_accepted_ms": max(accepted_after, default=0.0) * 1000,
         "accepted_after": len(accepted_after),
         "refused_after": len(refused),
+        # How soon after the answer a probe was sent (and refused): the resolution.
+        "first_refused_ms": min(refused, default=float("nan")) * 1000,
     }
 
 
@@ -128,6 +130,7 @@ def main() -> dict[str, Any]:
                 "max_ms": max(latest),
                 "accepted_after_logout": sum(r["accepted_after"] for r in rounds),
                 "refused_after_logout": sum(r["refused_after"] for r in rounds),
+                "first_refused_ms": statistics.median(r["first_refused_ms"] for r in rounds),
             }
     print("## A logout reaching every worker of two instances (near cache on)\n")
     print(
