@@ -30,6 +30,7 @@ from benchmarks import (
     instructions,
     logging_cost,
     revocation,
+    server_instructions,
     sessions,
     verify,
 )
@@ -38,7 +39,17 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 ALGORITHMS = ("RS256", "PS256", "ES256")
-TABLES = ("verify", "http", "instructions", "sessions", "cpu", "revocation", "dpop", "logging")
+TABLES = (
+    "verify",
+    "http",
+    "instructions",
+    "server_instructions",
+    "sessions",
+    "cpu",
+    "revocation",
+    "dpop",
+    "logging",
+)
 
 
 class Progress:
@@ -164,6 +175,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.only in (None, "instructions"):
         print("\n## Instructions per operation (callgrind): the in-process paths\n")
         extra["instructions"] = instructions.main(progress=Progress("instructions", 5).step)
+    if args.only in (None, "server_instructions"):
+        print("\n## Instructions per request through the server (callgrind)\n")
+        extra["server_instructions"] = server_instructions.main(
+            progress=Progress("server instructions", 5 * server_instructions.RUNS).step
+        )
     if args.only in (None, "sessions"):
         print("\n## Sessions, stores and workers (wrk, paired rounds)\n")
         extra["sessions"] = sessions.main()

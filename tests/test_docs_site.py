@@ -56,6 +56,8 @@ def test_the_benchmark_chart_is_drawn_from_the_readme_tables(tmp_path: Path) -> 
         "bearer token, warm cache",
         "session cookie, memory store",
         "session cookie, Redis store",
+        "session server-side, Redis store",
+        "session cookie, Redis store, near cache off",
         "bearer route, warm cache",
         "DPoP route, memory store",
         "DPoP route, Redis store",
