@@ -70,8 +70,9 @@ def forbid_storing(headers: Header) -> None:
 def vary_on_cookie(headers: Header) -> None:
     """Append ``Cookie`` to the response's ``Vary`` (one field), unless it is there
     already or ``Vary`` is ``*``. Idempotent."""
-    if "vary" not in headers:
-        # The common case, on every session request: nothing to merge with.
+    if not headers or "vary" not in headers:
+        # The common case, on every session request: nothing to merge with (an empty
+        # header set answers without the case-folded lookup).
         headers["Vary"] = "Cookie"
         return
     members = _tokens(headers, "vary")

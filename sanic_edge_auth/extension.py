@@ -527,14 +527,13 @@ class EdgeAuth:
         sessions = self._sessions
         if sessions is None or not isinstance(response, HTTPResponse):
             return
-        if getattr(request.ctx, SESSION_READ_ATTR, False):
+        ctx = request.ctx  # a property: read once (this runs on every response)
+        if getattr(ctx, SESSION_READ_ATTR, False):
             vary_on_cookie(response.headers)
-        if getattr(request.ctx, UNVERIFIED_SESSION_ATTR, False):
+        if getattr(ctx, UNVERIFIED_SESSION_ATTR, False):
             forbid_storing(response.headers)
-        session = getattr(request.ctx, "session", None)
-        if getattr(request.ctx, CLEAR_SESSION_ATTR, False) or (
-            session is not None and session.ended
-        ):
+        session = getattr(ctx, "session", None)
+        if getattr(ctx, CLEAR_SESSION_ATTR, False) or (session is not None and session.ended):
             sessions.clear(request, response)
             return
         if session is not None and session.changed:

@@ -308,11 +308,11 @@ class SessionManager:
             # Revoked by a logout (the session's own mark, first, or one this process
             # could not write yet), or by a back-channel logout of its IdP session
             # (``sid``) or user (``sub``) after it began.
-            if self._pending.ends(state.id):
+            if self._pending.ends(state.id) or (
+                # Nearly always none is set: one C-level count, not a Python loop.
+                marks.count(None) != len(marks) and _revoked_by(marks, state.created_at)
+            ):
                 raise SessionInvalid("the session has ended", error_kind="session_revoked")
-            for index, mark in enumerate(marks):
-                if mark is not None and (index == 0 or _marked_at(mark) >= state.created_at):
-                    raise SessionInvalid("the session has ended", error_kind="session_revoked")
         except SessionCookieInvalid as exc:
             # A gap, a duplicate, both shapes at once: no usable session (and a 401,
             # never a 500), whatever the client sent.
@@ -600,9 +600,8 @@ class SessionManager:
         if self._pending.ends(state.id):
             return "session_revoked"
         marks = values if self._cookie_mode else values[:-1]
-        for index, mark in enumerate(marks):
-            if mark is not None and (index == 0 or _marked_at(mark) >= state.created_at):
-                return "session_revoked"
+        if _revoked_by(marks, state.created_at):
+            return "session_revoked"
         if not self._cookie_mode and values[-1] is None:
             return "session_revoked"
         return None
@@ -882,6 +881,15 @@ def _state_of(opened: OpenedSession) -> SessionState:
 
 def _unreadable(description: str) -> StoreUnavailable:
     return StoreUnavailable(description, operation="session.read")
+
+
+def _revoked_by(marks: builtins.list[bytes | None], created_at: float) -> bool:
+    """Whether the marks end a session begun at ``created_at``: its own (the first),
+    or a ``sub``/``sid`` "not before" mark written after it began."""
+    return any(
+        mark is not None and (index == 0 or _marked_at(mark) >= created_at)
+        for index, mark in enumerate(marks)
+    )
 
 
 def _marked_at(mark: bytes) -> float:
