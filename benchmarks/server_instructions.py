@@ -33,12 +33,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from benchmarks.http import AUDIENCE, free_port, wait_for_port
-from benchmarks.sessions import redis
+from benchmarks.sessions import redis, server_command, session_cookie
 from sanic_edge_auth.testing import FakeIdentityProvider
 
 RUNS = 5
@@ -56,13 +55,7 @@ def counted_server(idp: FakeIdentityProvider, *extra: str) -> Iterator[tuple[str
         command = [
             "valgrind", "--tool=callgrind", "--instr-atstart=no",
             f"--callgrind-out-file={out}/callgrind.%p",
-            sys.executable, "-m", "benchmarks.server",
-            "--port", str(port),
-            "--idp", idp.url,
-            "--client-id", idp.client_id,
-            "--client-secret", idp.client_secret,
-            "--audience", AUDIENCE,
-            *extra,
+            *server_command(idp, port, *extra),
         ]  # fmt: skip
         process = subprocess.Popen(
             command,
@@ -104,14 +97,9 @@ def _total(out: Path, pid: int) -> int:
 
 
 def _sign_in(client: httpx.Client, idp: FakeIdentityProvider) -> dict[str, str]:
-    started = client.get("/login")
-    callback = urlsplit(idp.follow_login(started.headers["location"]))
-    answer = client.get(callback.path + "?" + callback.query)
-    assert answer.status_code == 302, answer.text
-    cookie = "; ".join(
-        f"{k}={v}" for k, v in client.cookies.items() if k.startswith("edge_auth_session")
-    )
-    client.cookies.clear()
+    """The session cookie of a login through the counted server (valgrind makes the
+    login slow: a long timeout)."""
+    cookie, _ = session_cookie(str(client.base_url), idp, timeout=120)
     return {"Cookie": cookie}
 
 

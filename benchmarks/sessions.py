@@ -81,13 +81,9 @@ class Served(NamedTuple):
     pid: int
 
 
-@contextmanager
-def serve(idp: FakeIdentityProvider, *extra: str, pin: bool = True) -> Iterator[Served]:
-    """``benchmarks.server`` in its own process (pinned to the server core unless
-    ``pin`` is false); ``taskset`` execs the server, so the pid is the server's."""
-    port = free_port()
-    command = [
-        *(PIN_SERVER if pin else []),
+def server_command(idp: FakeIdentityProvider, port: int, *extra: str) -> list[str]:
+    """The command line of ``benchmarks.server`` for ``idp`` on ``port``."""
+    return [
         sys.executable, "-m", "benchmarks.server",
         "--port", str(port),
         "--idp", idp.url,
@@ -96,6 +92,14 @@ def serve(idp: FakeIdentityProvider, *extra: str, pin: bool = True) -> Iterator[
         "--audience", AUDIENCE,
         *extra,
     ]  # fmt: skip
+
+
+@contextmanager
+def serve(idp: FakeIdentityProvider, *extra: str, pin: bool = True) -> Iterator[Served]:
+    """``benchmarks.server`` in its own process (pinned to the server core unless
+    ``pin`` is false); ``taskset`` execs the server, so the pid is the server's."""
+    port = free_port()
+    command = [*(PIN_SERVER if pin else []), *server_command(idp, port, *extra)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for_port(port)
@@ -111,10 +115,10 @@ def server(idp: FakeIdentityProvider, *extra: str, pin: bool = True) -> Iterator
         yield served.url
 
 
-def session_cookie(base: str, idp: FakeIdentityProvider) -> tuple[str, int]:
+def session_cookie(base: str, idp: FakeIdentityProvider, *, timeout: float = 10) -> tuple[str, int]:
     """Log in through ``base``; the Cookie header that carries the session, and the
     size of the Set-Cookie value the login answered."""
-    with httpx.Client(base_url=base, timeout=10) as browser:
+    with httpx.Client(base_url=base, timeout=timeout) as browser:
         started = browser.get("/login")
         callback = urlsplit(idp.follow_login(started.headers["location"]))
         answer = browser.get(callback.path + "?" + callback.query)
