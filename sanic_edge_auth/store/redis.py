@@ -323,7 +323,7 @@ class RedisStore:
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         ms = _milliseconds(ttl)
         name = self._prefix + key
-        if not (self._announces and key.startswith(NEAR_CACHED_PREFIXES)):
+        if not self._announced(key):
             await self._call("set", lambda: self._client.set(name, value, px=ms))
             return
         # Announced whether or not this worker caches: another one may.
@@ -337,7 +337,7 @@ class RedisStore:
 
     async def delete(self, key: str) -> bool:
         name = self._prefix + key
-        if not (self._announces and key.startswith(NEAR_CACHED_PREFIXES)):
+        if not self._announced(key):
             removed = await self._call("delete", lambda: self._client.delete(name))
             return bool(removed)
         try:
@@ -351,7 +351,7 @@ class RedisStore:
     async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
         ms = _milliseconds(ttl)
         name = self._prefix + key
-        if not (self._announces and key.startswith(NEAR_CACHED_PREFIXES)):
+        if not self._announced(key):
             stored = await self._call(
                 "set_if_absent", lambda: self._client.set(name, value, px=ms, nx=True)
             )
@@ -433,6 +433,10 @@ class RedisStore:
         await self._client.aclose()
 
     # -- internals
+
+    def _announced(self, key: str) -> bool:
+        """Whether writing ``key`` must announce it (a key near caches may hold)."""
+        return self._announces and key.startswith(NEAR_CACHED_PREFIXES)
 
     def _forget(self, key: str) -> None:
         """Drop this worker's answer for a key it just wrote (at once: its own

@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -24,7 +25,6 @@ from sanic_edge_auth.store.near_cache import ENTRY_LIFETIME, NearCache
 from sanic_edge_auth.store.redis import RedisStore
 from sanic_edge_auth.store.settings import (
     NearCacheSettings,
-    StoreSettings,
     validate_store_settings,
 )
 from tests.store.conftest import RedisServer, redis_settings
@@ -219,9 +219,7 @@ async def test_a_worker_without_the_cache_still_announces_its_writes(
 ) -> None:
     settings = redis_settings(redis_server.url)
     caching = RedisStore.from_settings(settings)
-    plain = RedisStore.from_settings(
-        StoreSettings(**{**_fields(settings), "near_cache": None})  # type: ignore[arg-type]
-    )
+    plain = RedisStore.from_settings(replace(settings, near_cache=None))
     await caching.startup()
     await plain.startup()
     try:
@@ -282,10 +280,6 @@ async def test_a_dead_redis_stops_the_cache_answering(own_redis_server: RedisSer
             await store.get("revoked:x")
     finally:
         await store.aclose()
-
-
-def _fields(settings: StoreSettings) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
 
 
 async def test_a_subscription_that_hears_another_server_never_answers(
