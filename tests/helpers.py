@@ -41,10 +41,41 @@ def referenced_authorizer(**overrides: Any) -> dict[str, Any]:
     }
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+# Ports for servers the tests start come from below the kernel's ephemeral range, in
+# a block of this xdist worker's own. A port the kernel hands to ``bind(0)`` is free
+# only until the socket closes: from then until the server binds it, any outgoing
+# connection of the busy suite (HTTP clients, Redis clients) may take it as its local
+# port, and another worker's ``bind(0)`` may be handed it too ("address already in
+# use", seen in CI). Below the ephemeral range neither happens, and the blocks keep
+# the workers apart.
+_PORT_FLOOR = 10_000
+_PORT_BLOCKS = 16
+_port_block = (_ephemeral_low() - _PORT_FLOOR) // _PORT_BLOCKS
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+_port_start = _PORT_FLOOR + (int(_worker) % _PORT_BLOCKS if _worker.isdecimal() else 0) * (
+    _port_block
+)
+_next_ports = itertools.cycle(range(_port_start, _port_start + _port_block))
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, for a server a test is about to start."""
+    for _ in range(_port_block):
+        port = next(_next_ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (a server of this worker still running): the next one
+            return port
+    raise RuntimeError("no free port in this worker's block")
 
 
 def new_app() -> Sanic[Any, Any]:
