@@ -17,12 +17,18 @@ Sealed = tuple[str, ...] | bytes
 
 class Known(NamedTuple):
     """What a session cookie (or stored record) stands for, worked out once per value:
-    the state, the keys its revocations live under, and the identity it grants."""
+    the state, the keys its revocations live under, the identity it grants, and when
+    it expires and is due a touch (the state is fixed for the value, so these are
+    too: a request compares the clock with them and does no arithmetic)."""
 
     sealed: Sealed
     state: SessionState
     revocation_keys: tuple[str, ...]
     identity: VerifiedToken
+    #: The earlier of the absolute and the inactivity deadline.
+    expires_at: float
+    #: When rolling expiry writes the session again (its ``last_seen`` is renewed).
+    touch_at: float
 
 
 class Reference(NamedTuple):

@@ -175,6 +175,11 @@ class SessionManager:
             state,
             self._keys.revocation_keys(state.id, state.subject, state.idp_sid),
             self.identity_of(state),
+            min(
+                state.created_at + self._absolute_timeout,
+                state.last_seen + self._inactivity_timeout,
+            ),
+            state.last_seen + self._touch_interval,
         )
 
     # -- creating
@@ -284,7 +289,8 @@ class SessionManager:
         if existing is not None:
             return existing
         setattr(ctx, SESSION_READ_ATTR, True)
-        header = request.headers.get("cookie")
+        headers = request.headers
+        header = headers.get("cookie")
         if not header:
             return None
         try:
@@ -299,12 +305,10 @@ class SessionManager:
                 marks = await self._store.get_many(known.revocation_keys)
             else:
                 known, current_key, marks = await self._server_state(chunks)
-            state = known.state
             now = self._clock()
-            if now >= state.created_at + self._absolute_timeout or now >= (
-                state.last_seen + self._inactivity_timeout
-            ):
+            if now >= known.expires_at:
                 raise SessionInvalid("the session has expired", error_kind="session_expired")
+            state = known.state
             # Revoked by a logout (the session's own mark, first, or one this process
             # could not write yet), or by a back-channel logout of its IdP session
             # (``sid``) or user (``sub``) after it began.
@@ -325,10 +329,12 @@ class SessionManager:
             setattr(ctx, CLEAR_SESSION_ATTR, True)
             raise self._invalid(exc.description, exc.error_kind, request) from None
         # Before the session is handed out or touched: a forged request neither runs
-        # as the user nor renews the cookie.
-        self.check_csrf(request)
+        # as the user nor renews the cookie. A safe method without ``Upgrade`` (nearly
+        # every request) has nothing to check.
+        if request.method not in SAFE_METHODS or "upgrade" in headers:
+            self.check_csrf(request)
         session = Session(self, state, known.identity)
-        if now - state.last_seen >= self._touch_interval or not current_key:
+        if now >= known.touch_at or not current_key:
             # Rolling expiry, or a cookie sealed under an older secret: written back by
             # the response, sealed under the first secret.
             session.touch(now)

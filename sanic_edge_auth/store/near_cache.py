@@ -69,8 +69,11 @@ class NearCache:
 
     __slots__ = (
         "_clock",
-        "_entries",
+        "_expiry",
+        "_lookup",
         "_max_entries",
+        "_next_expiry",
+        "_values",
         "confirmed_at",
         "generation",
         "max_staleness",
@@ -82,16 +85,23 @@ class NearCache:
         self.max_staleness = settings.max_staleness
         self._max_entries = settings.max_entries
         self._clock = clock
-        # Ordered by when each key was filled: the oldest (first to expire) in front,
-        # so a full cache drops it in O(1) (a plain dict's front fills with holes).
-        self._entries: OrderedDict[str, tuple[bytes | None, float]] = OrderedDict()
+        # The values apart from their expiry, so a warm read is one C-level pass over
+        # the keys (``map`` of the dict's ``__getitem__``), not a Python loop.
+        self._values: dict[str, bytes | None] = {}
+        self._lookup = self._values.__getitem__
+        # When each key expires, ordered by when it was filled: the oldest (first to
+        # expire) in front, so expired and evicted keys leave from there in O(1) (a
+        # plain dict's front fills with holes).
+        self._expiry: OrderedDict[str, float] = OrderedDict()
+        # No entry expires before this (a lower bound: purging finds the real one).
+        self._next_expiry = float("inf")
         #: When the newest heartbeat heard was sent (monotonic seconds); until the
         #: first one, the cache is not live.
         self.confirmed_at = -float("inf")
         self.generation = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._values)
 
     def live(self) -> bool:
         """Whether every invalidation older than ``max_staleness`` has arrived."""
@@ -99,48 +109,63 @@ class NearCache:
 
     def answer(self, keys: Sequence[str]) -> list[bytes | None] | None:
         """Every key's cached value, or ``None`` unless the cache is live and holds
-        them all (the worker's warm path: one clock read, one pass)."""
+        them all (the worker's warm path: one clock read, one C-level pass)."""
         now = self._clock()
         if now - self.confirmed_at > self.max_staleness:
             return None
-        entries = self._entries
-        values: list[bytes | None] = []
-        for key in keys:
-            entry = entries.get(key)
-            if entry is None or entry[1] <= now:
-                return None
-            values.append(entry[0])
-        return values
+        if now >= self._next_expiry:
+            self._purge(now)  # nothing expired is ever answered
+        try:
+            return list(map(self._lookup, keys))
+        except KeyError:
+            return None
 
     def fill(self, keys: Sequence[str], values: Sequence[bytes | None], generation: int) -> None:
         """Keep what Redis answered, unless something changed since ``generation``."""
         if generation != self.generation or not self.live():
             return
         now = self._clock()
-        entries = self._entries
-        # Expired entries leave from the front as new ones come in.
-        while entries and next(iter(entries.values()))[1] <= now:
-            entries.popitem(last=False)
+        self._purge(now)
+        cached, expiry = self._values, self._expiry
         expires = now + ENTRY_LIFETIME
         for key, value in zip(keys, values, strict=True):
             if not key.startswith(NEAR_CACHED_PREFIXES):
                 continue
-            if key in entries:
-                entries.move_to_end(key)
-            elif len(entries) >= self._max_entries:
-                entries.popitem(last=False)  # the oldest entry first
-            entries[key] = (value, expires)
+            if key in expiry:
+                expiry.move_to_end(key)
+            elif len(expiry) >= self._max_entries:
+                del cached[expiry.popitem(last=False)[0]]  # the oldest entry first
+            cached[key] = value
+            expiry[key] = expires
+        if expires < self._next_expiry:
+            self._next_expiry = expires
+
+    def _purge(self, now: float) -> None:
+        """Drop the expired entries (from the front: the oldest fills) and note when
+        the next one expires."""
+        cached, expiry = self._values, self._expiry
+        while expiry:
+            key, expires = next(iter(expiry.items()))
+            if expires > now:
+                self._next_expiry = expires
+                return
+            del expiry[key]
+            del cached[key]
+        self._next_expiry = float("inf")
 
     def invalidate(self, key: str) -> None:
         """Forget ``key``, and refuse fills from reads already in flight."""
         self.generation += 1
-        self._entries.pop(key, None)
+        self._values.pop(key, None)
+        self._expiry.pop(key, None)
 
     def reset(self) -> None:
         """Forget everything and stop answering (the subscription is lost or new)."""
         self.generation += 1
         self.confirmed_at = -float("inf")
-        self._entries.clear()
+        self._values.clear()  # the same dict: ``_lookup`` is bound to it
+        self._expiry.clear()
+        self._next_expiry = float("inf")
 
 
 class InvalidationListener:
