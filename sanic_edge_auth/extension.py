@@ -723,12 +723,17 @@ class EdgeAuth:
             if not inspect.iscoroutinefunction(handler):
                 raise TypeError("@edge.protected() decorates async handlers")
 
+            step_up = policy.step_up
+
             @wraps(handler)
             async def protected_handler(request: Request, *args: Any, **kwargs: Any) -> Any:
                 if is_socket_route(request):
                     return await self._serve_socket(handler, request, policy, *args, **kwargs)
-                await self.guard.authenticate(
-                    request, required, dpop_required=dpop_required, step_up=policy.step_up
+                guard = self._guard
+                if guard is None:
+                    guard = self.guard  # raises: the server is not running
+                await guard.authenticate(
+                    request, required, dpop_required=dpop_required, step_up=step_up
                 )
                 return await handler(request, *args, **kwargs)
 

@@ -4,11 +4,14 @@ session cookie is read by :mod:`sanic_edge_auth.session`)."""
 
 from __future__ import annotations
 
+from multidict import istr
 from sanic import Request
 
 from sanic_edge_auth.errors import InvalidToken
 
 __all__ = ["bearer_token", "dpop_token", "forwardable_token", "is_dpop"]
+
+_AUTHORIZATION = istr("authorization")
 
 
 def bearer_token(request: Request) -> str | None:
@@ -17,7 +20,7 @@ def bearer_token(request: Request) -> str | None:
     A header that uses another scheme counts as no bearer token; a Bearer header
     with an unusable value is a malformed token.
     """
-    header: str | None = request.headers.get("authorization")
+    header: str | None = request.headers.get(_AUTHORIZATION)
     if not header:
         return None
     if header[:7].lower() != "bearer ":  # the scheme is case-insensitive (RFC 9110 11.1)

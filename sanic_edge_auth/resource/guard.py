@@ -123,29 +123,65 @@ class Guard:
         have authenticated (RFC 9470), checked after the scopes: a token that lacks
         a scope is refused whatever login stands behind it."""
         dpop = self._dpop
-        if dpop is None:
-            verified, via = await self._bearer_or_session(request, None)
+        try:
+            header = None if dpop is None else request.headers.get("authorization")
+            if dpop is not None and is_dpop(header):
+                assert header is not None
+                verified, via = await self._dpop_bound(request, dpop, header), "the token"
+            else:
+                if (
+                    dpop is not None
+                    and (dpop_required or dpop.required)
+                    and (header or self._sessions is None)
+                ):
+                    # A browser session still serves (its token never leaves the server).
+                    raise MissingToken(
+                        "this route takes DPoP-bound tokens only: send Authorization: DPoP "
+                        "with a proof",
+                        error_kind="dpop_required",
+                    )
+                # A bearer token, or else the session: written out here rather than in a
+                # helper coroutine, as this runs on every protected request.
+                bearer = bearer_token(request)
+                if bearer is not None:
+                    peek = self._peek
+                    cached = peek(bearer) if peek is not None else None
+                    verified = cached if cached is not None else await self._verify_bearer(bearer)
+                    if "cnf" in verified.claims:
+                        _refuse_bound_bearer(verified)
+                    via = "the token"
+                elif (sessions := self._sessions) is not None:
+                    # With the CSRF check of unsafe requests.
+                    session = await sessions.find(request)
+                    if session is None:
+                        redirect = sessions.login_redirect(request)
+                        if redirect is not None:
+                            raise SessionInvalid("a session is required", login_redirect=redirect)
+                        raise MissingToken(_missing(request, dpop, "a Bearer token or a session"))
+                    verified, via = session.identity, _SESSION
+                else:
+                    raise MissingToken(
+                        _missing(request, dpop, "a Bearer token"),
+                        error_kind="dpop_not_accepted"
+                        if dpop is None and is_dpop(request.headers.get("authorization"))
+                        else None,
+                    )
             if scopes and not verified.scopes.issuperset(scopes):
                 raise InsufficientScope(f"{via} lacks a required scope", required=scopes)
             if step_up is not None:
-                self._step_up.check(request, verified, step_up, session=via == _SESSION)
-        else:
-            required = dpop_required or dpop.required
-            try:
-                verified, via = await self._with_dpop(request, dpop, required)
-                if scopes and not verified.scopes.issuperset(scopes):
-                    raise InsufficientScope(f"{via} lacks a required scope", required=scopes)
-                if step_up is not None:
-                    self._step_up.check(request, verified, step_up, session=via == _SESSION)
-            except ChallengeError as error:
-                # RFC 9449 7.1: a challenge per scheme the route takes; the error goes
-                # on the scheme the request used.
-                schemes: tuple[ChallengeScheme, ...] = ("DPoP",) if required else ("DPoP", "Bearer")
-                presented: ChallengeScheme = (
-                    "DPoP" if is_dpop(request.headers.get("authorization")) else "Bearer"
-                )
-                error.challenged(schemes, presented, dpop.algs)
+                self._step_up.check(request, verified, step_up, session=via is _SESSION)
+        except ChallengeError as error:
+            if dpop is None:
                 raise
+            # RFC 9449 7.1: a challenge per scheme the route takes; the error goes
+            # on the scheme the request used.
+            required = dpop_required or dpop.required
+            schemes: tuple[ChallengeScheme, ...] = ("DPoP",) if required else ("DPoP", "Bearer")
+            presented: ChallengeScheme = (
+                "DPoP" if is_dpop(request.headers.get("authorization")) else "Bearer"
+            )
+            error.challenged(schemes, presented, dpop.algs)
+            raise
         request.ctx.auth = verified
         if self._granted is not None:
             self._granted(Event.AUTH_GRANTED, subject=verified.subject, via=verified.via)
@@ -153,23 +189,10 @@ class Guard:
             self._count_granted("granted")
         return verified
 
-    async def _with_dpop(
-        self, request: Request, dpop: DPoPChecker, required: bool
-    ) -> tuple[VerifiedToken, str]:
-        header: str | None = request.headers.get("authorization")
-        if is_dpop(header):
-            assert header is not None
-            token = dpop_token(header)
-            proof = dpop.proof(request, token)  # before the token: a junk proof costs no I/O
-            verified = await self._verified(token)
-            return await dpop.bind(verified, proof), "the token"
-        if required and (header or self._sessions is None):
-            # A browser session still serves (its token never leaves the server side).
-            raise MissingToken(
-                "this route takes DPoP-bound tokens only: send Authorization: DPoP with a proof",
-                error_kind="dpop_required",
-            )
-        return await self._bearer_or_session(request, dpop)
+    async def _dpop_bound(self, request: Request, dpop: DPoPChecker, header: str) -> VerifiedToken:
+        token = dpop_token(header)
+        proof = dpop.proof(request, token)  # before the token: a junk proof costs no I/O
+        return await dpop.bind(await self._verified(token), proof)
 
     def check_step_up(
         self, request: Request, verified: VerifiedToken, step_up: StepUp, *, session: bool
@@ -193,30 +216,6 @@ class Guard:
         if verified is None:
             verified = await self._verify_bearer(token)
         return verified
-
-    async def _bearer_or_session(
-        self, request: Request, dpop: DPoPChecker | None
-    ) -> tuple[VerifiedToken, str]:
-        token = bearer_token(request)
-        if token is not None:
-            verified = await self._verified(token)
-            if "cnf" in verified.claims:
-                _refuse_bound_bearer(verified)
-            return verified, "the token"
-        if (sessions := self._sessions) is not None:
-            session = await sessions.find(request)  # with the CSRF check of unsafe requests
-            if session is None:
-                redirect = sessions.login_redirect(request)
-                if redirect is not None:
-                    raise SessionInvalid("a session is required", login_redirect=redirect)
-                raise MissingToken(_missing(request, dpop, "a Bearer token or a session"))
-            return session.identity, _SESSION
-        raise MissingToken(
-            _missing(request, dpop, "a Bearer token"),
-            error_kind="dpop_not_accepted"
-            if dpop is None and is_dpop(request.headers.get("authorization"))
-            else None,
-        )
 
 
 def _missing(request: Request, dpop: DPoPChecker | None, wanted: str) -> str:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final
 
+from multidict import istr
 from sanic import Request
 from sanic.response import HTTPResponse
 
@@ -96,6 +97,8 @@ _log = get_logger()
 _CACHE_SIZE: Final = 10_000
 _MAX_TOUCH_INTERVAL: Final = 300.0
 _RECORD_NAME: Final = "edge-auth-session-record"
+_COOKIE: Final = istr("cookie")
+_UPGRADE: Final = istr("upgrade")
 
 
 _now: Callable[[], float] = time.time
@@ -290,7 +293,7 @@ class SessionManager:
             return existing
         setattr(ctx, SESSION_READ_ATTR, True)
         headers = request.headers
-        header = headers.get("cookie")
+        header = headers.get(_COOKIE)
         if not header:
             return None
         try:
@@ -331,7 +334,7 @@ class SessionManager:
         # Before the session is handed out or touched: a forged request neither runs
         # as the user nor renews the cookie. A safe method without ``Upgrade`` (nearly
         # every request) has nothing to check.
-        if request.method not in SAFE_METHODS or "upgrade" in headers:
+        if request.method not in SAFE_METHODS or _UPGRADE in headers:
             self.check_csrf(request)
         session = Session(self, state, known.identity)
         if now >= known.touch_at or not current_key:
