@@ -4,6 +4,7 @@ confirmed by a full comparison."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from sanic_edge_auth.session.state import SessionState
@@ -31,14 +32,19 @@ class Known(NamedTuple):
     touch_at: float
 
 
-class Reference(NamedTuple):
+@dataclass(slots=True, eq=False)
+class Reference:
     """What a ``store: "server"`` cookie stands for, worked out once per value: the
-    store keys of its record and of its revocations, to be read in one round trip."""
+    store keys of its record and of its revocations, to be read in one round trip,
+    and what the record it found last time stands for."""
 
     sealed: Sealed
     keys: tuple[str, ...]  # the record's, then the revocation keys (see Known)
     session_id: str
     tag: str  # the keys' hash tag ("" untagged): see sanic_edge_auth.session.keys
+    #: The record's :class:`Known` from the last request, checked against the record
+    #: read now (a touch writes a new one); only one sealed under the first secret.
+    known: Known | None = None
 
 
 class _HasSealed(Protocol):
@@ -76,7 +82,11 @@ class SealedCache(Generic[_Entry]):
         self._entries: dict[str | bytes, _Entry] = {}
 
     def get(self, sealed: Sealed) -> _Entry | None:
-        entry = self._entries.get(_fingerprint(sealed))
+        # One chunk, the common case, is fingerprinted here: a call less per request.
+        key = (
+            sealed[0][-32:] if type(sealed) is tuple and len(sealed) == 1 else _fingerprint(sealed)
+        )
+        entry = self._entries.get(key)
         return entry if entry is not None and entry.sealed == sealed else None
 
     def put(self, entry: _Entry) -> None:

@@ -112,9 +112,13 @@ class SessionCookiePolicy:
     out once: every session request looks for it). Use this as the codec's ``name``:
     it binds the sealed value to it."""
 
+    value_offset: int = field(init=False, compare=False, repr=False)
+    """Where a cookie's value starts after the start of its name (``name=``)."""
+
     def __post_init__(self) -> None:
         full = HOST_PREFIX + self.name if self.host_prefix else self.name
         object.__setattr__(self, "full_name", full)  # frozen: set once, here
+        object.__setattr__(self, "value_offset", len(full) + 1)
 
     @property
     def host_prefix(self) -> bool:
@@ -298,17 +302,21 @@ def session_chunks_in_header(policy: SessionCookiePolicy, header: str) -> tuple[
     if start == -1:
         return None
     # The common shape first: one unchunked cookie, where a cookie starts, with no
-    # other session cookie after it (so none at all: ``start`` is the first).
-    value_start = start + len(full) + 1
-    if header.startswith("=", value_start - 1) and (
-        start == 0 or header[start - 1] == ";" or header.startswith("; ", start - 2)
+    # other session cookie after it (so none at all: ``start`` is the first). Slices
+    # and operators here, not method calls: this runs on every session request.
+    value_start = start + policy.value_offset
+    if header[value_start - 1 : value_start] == "=" and (
+        start == 0 or header[start - 2 : start] == "; " or header[start - 1] == ";"
     ):
         end = header.find(";", value_start)
-        if end == -1:
-            end = len(header)
-        value = header[value_start:end].strip(" \t")
-        if value and header.find(full, end) == -1:
-            return (value,)
+        if end == -1:  # the last cookie: no other can follow
+            value = header[value_start:].strip(" \t")
+            if value:
+                return (value,)
+        else:
+            value = header[value_start:end].strip(" \t")
+            if value and header.find(full, end) == -1:
+                return (value,)
     found: list[tuple[str, str]] = []
     while start != -1:
         boundary = start

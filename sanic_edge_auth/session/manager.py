@@ -383,24 +383,30 @@ class SessionManager:
             record, *marks = await self._store.get_many(reference.keys)
         if record is None:
             raise await self._missing_record(session_id, tag, marks)
-        known = self._cache.get(record)
-        if known is None or known.state.id != session_id:
-            opened = self._open_record(record)
-            state = _state_of(opened)
-            if state.id != session_id:
-                # Another session's record under this one's key: the store was written
-                # by someone else. Not the browser's fault, and nothing of it is used.
-                raise _unreadable("a session record in the store belongs to another session")
-            known = self._known(record, state)
-            if opened.sealed_with_current_key:
-                self._cache.put(known)
-            else:
-                current = False  # written back under the first secret by the response
+        # The record this cookie had last time, nearly always (one C-level comparison;
+        # the near cache even hands back the same bytes object).
+        known = reference.known if reference is not None else None
+        if known is None or known.sealed != record:
+            known = self._cache.get(record)
+            if known is None or known.state.id != session_id:
+                opened = self._open_record(record)
+                state = _state_of(opened)
+                if state.id != session_id:
+                    # Another session's record under this one's key: the store was written
+                    # by someone else. Not the browser's fault, and nothing of it is used.
+                    raise _unreadable("a session record in the store belongs to another session")
+                known = self._known(record, state)
+                if opened.sealed_with_current_key:
+                    self._cache.put(known)
+                else:
+                    current = False  # written back under the first secret by the response
+            if reference is not None and current:
+                reference.known = known
         if reference is None:
             marks = await self._store.get_many(known.revocation_keys)
             if current:
                 keys = (record_key, *known.revocation_keys)
-                self._references.put(Reference(chunks, keys, session_id, tag))
+                self._references.put(Reference(chunks, keys, session_id, tag, known))
         return known, current, marks
 
     async def _missing_record(

@@ -341,6 +341,9 @@ N = SessionCookiePolicy(name="n", secure=False)
         ("a=1; nx=2; n=abc", ("abc",)),  # a look-alike before the real one
         ("n=abc; a=n=zzz", ("abc",)),  # our name again, inside a later value
         ("n", None),  # a name without a value is no cookie
+        ("a=1; n", None),  # ... nor at the end of the header
+        ("a=1; n= abc \t", ("abc",)),  # the last cookie, blanks around its value
+        (";n=abc", ("abc",)),  # right after a leading separator
     ],
 )
 def test_session_chunks_found_in_the_cookie_header(
@@ -354,6 +357,7 @@ def test_session_chunks_found_in_the_cookie_header(
     [
         "n=abc; n=def",  # a duplicate (tossed from a sibling path, say)
         "n=; a=1",  # empty
+        "a=1; n=",  # empty, the last cookie
         "n=abc; n.0=a; n.1=b",  # both shapes at once
         "n.0=a; n.2=b",  # a gap
         "n.0=a",  # one chunk alone
