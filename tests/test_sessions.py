@@ -821,6 +821,8 @@ def test_garbage_or_another_sessions_record_is_a_store_503_not_a_500(
     assert sign_in(client, fake_idp).status == 302  # a second session, same app
     cookie = session_cookies(client)[cookie_name]
     assert cookie != first
+    _, warm = client.get("/api/orders")  # the worker now knows this cookie's record
+    assert warm.status == 200, warm.text
 
     def record_key(sealed: str) -> str:
         session_id = SessionCodec(Secret(SECRET)).open(sealed, name=cookie_name).data["id"]
