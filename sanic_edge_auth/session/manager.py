@@ -149,6 +149,7 @@ class SessionManager:
         self.refresh_before = settings.refresh_before
         self._refreshes = refreshes
         self._pending = PendingRevocations(store, clock=clock)
+        self._pending_ids = self._pending.waiting
         self._index = (
             None
             if self._cookie_mode
@@ -315,7 +316,7 @@ class SessionManager:
             # Revoked by a logout (the session's own mark, first, or one this process
             # could not write yet), or by a back-channel logout of its IdP session
             # (``sid``) or user (``sub``) after it began.
-            if self._pending.ends(state.id) or (
+            if state.id in self._pending_ids or (
                 # Nearly always none is set: one C-level count, not a Python loop.
                 marks.count(None) != len(marks) and _revoked_by(marks, state.created_at)
             ):

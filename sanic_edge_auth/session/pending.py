@@ -35,8 +35,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 from sanic_edge_auth.errors import StoreError
@@ -76,6 +77,9 @@ class PendingRevocations:
         self._clock = clock
         self._limit = limit
         self._marks: dict[str, _Mark] = {}
+        #: The ids of the sessions waiting, read-only and live: ``session_id in
+        #: waiting`` is :meth:`ends` without a Python call (for the per-request check).
+        self.waiting: Mapping[str, object] = MappingProxyType(self._marks)
         self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
