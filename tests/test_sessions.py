@@ -615,6 +615,31 @@ def test_a_known_session_cookie_is_not_decrypted_again_and_costs_one_store_round
     assert calls == ["get_many"] * 5
 
 
+def test_a_known_session_cookie_is_found_wherever_it_stands_and_a_copy_is_refused(
+    fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str
+) -> None:
+    """The warm path finds a cookie seen before by the header's tail when it is the
+    last one; every other shape is read in full and decided the same way."""
+    client, _ = build(fake_idp, make_app, serve, mode=mode)
+    assert sign_in(client, fake_idp).status == 302
+    ((name, value),) = session_cookies(client).items()
+    assert client.get("/api/orders")[1].status == 200  # seen: cached from now on
+    client._session.cookies.clear()  # only the headers below are sent
+    ours = f"{name}={value}"
+    for header, status in [
+        (ours, 200),
+        (f"theme=dark; {ours}", 200),  # the last cookie
+        (f"{ours}; theme=dark", 200),  # not the last: read in full
+        (f"theme=dark;{ours}", 200),
+        (f"{ours}; {ours}", 401),  # a duplicate
+        (f"{name}=other; {ours}", 401),  # ... the same name, another value first
+        (f"x={ours}", 401),  # inside another cookie's value: no session at all
+        (f"theme=dark {ours}", 401),  # not where a cookie starts: none either
+    ]:
+        _, response = client.get("/api/orders", headers={"Cookie": header})
+        assert response.status == status, (header, response.text)
+
+
 def sign_in_on_https(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve
 ) -> tuple[ReusableClient, Any]:

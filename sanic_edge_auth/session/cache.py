@@ -38,7 +38,7 @@ class Reference:
     store keys of its record and of its revocations, to be read in one round trip,
     and what the record it found last time stands for."""
 
-    sealed: Sealed
+    sealed: tuple[str, ...]  # the cookie's chunks
     keys: tuple[str, ...]  # the record's, then the revocation keys (see Known)
     session_id: str
     tag: str  # the keys' hash tag ("" untagged): see sanic_edge_auth.session.keys
@@ -88,6 +88,12 @@ class SealedCache(Generic[_Entry]):
         )
         entry = self._entries.get(key)
         return entry if entry is not None and entry.sealed == sealed else None
+
+    def by_tail(self, text: str) -> _Entry | None:
+        """The entry whose one-chunk value would end ``text`` (a ``Cookie`` header whose
+        last cookie is ours), unconfirmed: the caller compares the full value (see
+        :func:`~.cookies.is_last_session_cookie`)."""
+        return self._entries.get(text[-32:])
 
     def put(self, entry: _Entry) -> None:
         entries = self._entries

@@ -38,13 +38,16 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from sanic.response import HTTPResponse
 
 from sanic_edge_auth.cache_control import forbid_storing
 from sanic_edge_auth.session.codec import SessionCookieInvalid
+
+if TYPE_CHECKING:
+    from sanic_edge_auth.session.cache import Sealed
 
 __all__ = [
     "CHUNK_BUDGET",
@@ -57,6 +60,7 @@ __all__ = [
     "SessionTooLarge",
     "delete_session_cookies",
     "family_names",
+    "is_last_session_cookie",
     "is_loopback_host",
     "join_chunks",
     "ordered_chunks",
@@ -112,12 +116,15 @@ class SessionCookiePolicy:
     out once: every session request looks for it). Use this as the codec's ``name``:
     it binds the sealed value to it."""
 
+    assignment: str = field(init=False, compare=False, repr=False)
+    """``full_name=``: what precedes the value in a ``Cookie`` header."""
     value_offset: int = field(init=False, compare=False, repr=False)
-    """Where a cookie's value starts after the start of its name (``name=``)."""
+    """Where a cookie's value starts after the start of its name."""
 
     def __post_init__(self) -> None:
         full = HOST_PREFIX + self.name if self.host_prefix else self.name
         object.__setattr__(self, "full_name", full)  # frozen: set once, here
+        object.__setattr__(self, "assignment", full + "=")
         object.__setattr__(self, "value_offset", len(full) + 1)
 
     @property
@@ -284,6 +291,29 @@ def split_as_written(policy: SessionCookiePolicy, chunks: tuple[str, ...]) -> bo
             return False
     last = chunks[-1]
     return 0 < len(last) <= CHUNK_BUDGET - len(policy.chunk_name(len(chunks) - 1)) - 1
+
+
+def is_last_session_cookie(policy: SessionCookiePolicy, header: str, sealed: Sealed) -> bool:
+    """Whether ``header`` ends with the one session cookie ``name=<sealed value>``, at
+    a cookie's start, and names no session cookie before it.
+
+    The warm path of a session request: the caller found ``sealed`` by the header's
+    tail (:meth:`~.cache.SealedCache.by_tail`), and this confirms it with comparisons
+    alone, without scanning out a value. Anything else (chunks, a duplicate, our
+    name inside an earlier cookie, other cookies after ours) is ``False``: then
+    :func:`session_chunks_in_header` reads the header, and decides.
+    """
+    if type(sealed) is not tuple or len(sealed) != 1:
+        return False
+    value = sealed[0]
+    start = len(header) - len(value) - policy.value_offset
+    return (
+        start >= 0
+        and header.endswith(value)
+        and header.startswith(policy.assignment, start)
+        and (start == 0 or header[start - 2 : start] == "; " or header[start - 1] == ";")
+        and header.find(policy.full_name) == start
+    )
 
 
 def session_chunks_in_header(policy: SessionCookiePolicy, header: str) -> tuple[str, ...] | None:

@@ -52,6 +52,7 @@ from sanic_edge_auth.session.codec import OpenedSession, SessionCodec, SessionCo
 from sanic_edge_auth.session.cookies import (
     SessionTooLarge,
     delete_session_cookies,
+    is_last_session_cookie,
     policy_for_origin,
     session_chunks_in_header,
     set_session_cookies,
@@ -298,17 +299,33 @@ class SessionManager:
         if not header:
             return None
         try:
-            chunks = session_chunks_in_header(self._policy, header)
-            if chunks is None:
-                return None
+            # Nearly always the session cookie is the header's last, seen before: its
+            # cache entry is found by the header's tail and confirmed by comparisons.
+            # Anything else is read out of the header in full.
+            policy = self._policy
             if self._cookie_mode:
-                known = self._cache.get(chunks)
+                known = self._cache.by_tail(header)
                 current_key = True  # only states sealed under the first secret are cached
-                if known is None:
-                    known, current_key = self._open_cookie_state(chunks)
+                if known is None or not is_last_session_cookie(policy, header, known.sealed):
+                    chunks = session_chunks_in_header(policy, header)
+                    if chunks is None:
+                        return None
+                    known = self._cache.get(chunks)
+                    if known is None:
+                        known, current_key = self._open_cookie_state(chunks)
                 marks = await self._store.get_many(known.revocation_keys)
             else:
-                known, current_key, marks = await self._server_state(chunks)
+                reference = self._references.by_tail(header)
+                if reference is not None and is_last_session_cookie(
+                    policy, header, reference.sealed
+                ):
+                    chunks = reference.sealed
+                else:
+                    found = session_chunks_in_header(policy, header)
+                    if found is None:
+                        return None
+                    chunks, reference = found, self._references.get(found)
+                known, current_key, marks = await self._server_state(chunks, reference)
             now = self._clock()
             if now >= known.expires_at:
                 raise SessionInvalid("the session has expired", error_kind="session_expired")
@@ -355,16 +372,16 @@ class SessionManager:
         return known, opened.sealed_with_current_key
 
     async def _server_state(
-        self, chunks: tuple[str, ...]
+        self, chunks: tuple[str, ...], reference: Reference | None
     ) -> tuple[Known, bool, builtins.list[bytes | None]]:
         """The stored state a ``store: "server"`` cookie refers to, whether both were
         sealed under the first secret, and the session's revocation marks.
 
         A cookie seen before is not decrypted again, and its record and revocation
         marks come in one store round trip; a new one costs two (the record names the
-        user and IdP session whose revocations apply).
+        user and IdP session whose revocations apply). ``reference``: what the cookie
+        is known to stand for (``None``: a cookie not seen before).
         """
-        reference = self._references.get(chunks)
         current = True  # only references sealed under the first secret are cached
         if reference is None:
             cookie = self._open(self._joined(chunks), self._cookie_name)

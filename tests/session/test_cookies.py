@@ -16,6 +16,7 @@ from sanic_edge_auth.session.cookies import (
     SessionTooLarge,
     delete_session_cookies,
     family_names,
+    is_last_session_cookie,
     is_loopback_host,
     join_chunks,
     policy_for_origin,
@@ -383,6 +384,39 @@ def test_header_reading_agrees_with_sanic_cookie_parsing() -> None:
         found = session_chunks_in_header(SECURE, header)
         assert found is not None
         assert "".join(found) == sealed == join_chunks(SECURE, parse_cookie(header))
+
+
+@pytest.mark.parametrize(
+    ("header", "fast"),
+    [
+        ("n=abc", True),
+        ("a=1; n=abc", True),
+        ("a=1;n=abc", True),
+        ("a=1; n=xabc", False),  # another value that ends like ours
+        ("a=1; n=xbc", False),  # ... or has its length and tail, not its start
+        ("a=1; xn=abc", False),  # another name that ends like ours
+        ("a=1 n=abc", False),  # not where a cookie starts
+        ("a=1; n:abc", False),  # our name, then no "="
+        ("n=abc; a=1", False),  # not the last cookie: read in full
+        ("n=zzz; n=abc", False),  # a duplicate before it: refused in full
+        ("a=n=q; n=abc", False),  # our name inside an earlier value: read in full
+        ("n.0=ab; n=abc", False),  # both shapes at once: refused in full
+        ("a=1; n= abc", False),  # blanks: read in full
+        ("abc", False),
+        ("", False),
+    ],
+)
+def test_the_last_cookie_shortcut_only_confirms_what_the_full_read_finds(
+    header: str, fast: bool
+) -> None:
+    """The warm path's shortcut (a cache entry found by the header's tail, confirmed
+    by comparisons) says yes only where reading the header in full finds exactly
+    that one value; everything else falls through to the full read."""
+    assert is_last_session_cookie(N, header, ("abc",)) is fast
+    if fast:
+        assert session_chunks_in_header(N, header) == ("abc",)
+    assert not is_last_session_cookie(N, header, ("ab", "c"))  # chunks: never
+    assert not is_last_session_cookie(N, header, b"abc")  # a stored record: never
 
 
 @pytest.mark.parametrize(
