@@ -9,9 +9,10 @@ from sanic import Request
 
 from sanic_edge_auth.errors import InvalidToken
 
-__all__ = ["bearer_token", "dpop_token", "forwardable_token", "is_dpop"]
+__all__ = ["AUTHORIZATION", "bearer_token", "dpop_token", "forwardable_token", "is_dpop"]
 
-_AUTHORIZATION = istr("authorization")
+#: The header's name as an ``istr``: Sanic's headers look it up without case-folding.
+AUTHORIZATION = istr("authorization")
 
 
 def bearer_token(request: Request) -> str | None:
@@ -20,7 +21,7 @@ def bearer_token(request: Request) -> str | None:
     A header that uses another scheme counts as no bearer token; a Bearer header
     with an unusable value is a malformed token.
     """
-    header: str | None = request.headers.get(_AUTHORIZATION)
+    header: str | None = request.headers.get(AUTHORIZATION)
     if not header:
         return None
     if header[:7].lower() != "bearer ":  # the scheme is case-insensitive (RFC 9110 11.1)

@@ -27,7 +27,7 @@ from sanic_edge_auth.errors import (
 )
 from sanic_edge_auth.log import Event, get_logger
 from sanic_edge_auth.metrics import NOOP_METRICS, Metrics
-from sanic_edge_auth.resource.credentials import bearer_token, dpop_token, is_dpop
+from sanic_edge_auth.resource.credentials import AUTHORIZATION, bearer_token, dpop_token, is_dpop
 from sanic_edge_auth.resource.dpop import DPoPChecker
 from sanic_edge_auth.resource.step_up import StepUpGate
 
@@ -124,7 +124,7 @@ class Guard:
         a scope is refused whatever login stands behind it."""
         dpop = self._dpop
         try:
-            header = None if dpop is None else request.headers.get("authorization")
+            header = None if dpop is None else request.headers.get(AUTHORIZATION)
             if dpop is not None and is_dpop(header):
                 assert header is not None
                 verified, via = await self._dpop_bound(request, dpop, header), "the token"
@@ -163,7 +163,7 @@ class Guard:
                     raise MissingToken(
                         _missing(request, dpop, "a Bearer token"),
                         error_kind="dpop_not_accepted"
-                        if dpop is None and is_dpop(request.headers.get("authorization"))
+                        if dpop is None and is_dpop(request.headers.get(AUTHORIZATION))
                         else None,
                     )
             if scopes and not verified.scopes.issuperset(scopes):
@@ -178,7 +178,7 @@ class Guard:
             required = dpop_required or dpop.required
             schemes: tuple[ChallengeScheme, ...] = ("DPoP",) if required else ("DPoP", "Bearer")
             presented: ChallengeScheme = (
-                "DPoP" if is_dpop(request.headers.get("authorization")) else "Bearer"
+                "DPoP" if is_dpop(request.headers.get(AUTHORIZATION)) else "Bearer"
             )
             error.challenged(schemes, presented, dpop.algs)
             raise
@@ -221,7 +221,7 @@ class Guard:
 def _missing(request: Request, dpop: DPoPChecker | None, wanted: str) -> str:
     if dpop is not None:
         return wanted.replace("a Bearer token", "a DPoP or Bearer token") + " is required"
-    if is_dpop(request.headers.get("authorization")):
+    if is_dpop(request.headers.get(AUTHORIZATION)):
         return f"{wanted} is required; this API does not accept DPoP"
     return f"{wanted} is required"
 

@@ -70,6 +70,7 @@ class NearCache:
     __slots__ = (
         "_clock",
         "_expiry",
+        "_last_expiry",
         "_lookup",
         "_max_entries",
         "_next_expiry",
@@ -82,6 +83,8 @@ class NearCache:
     def __init__(
         self, settings: NearCacheSettings, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
+        """``clock``: monotonic seconds (tests pass their own); entry ages are
+        measured on it."""
         self.max_staleness = settings.max_staleness
         self._max_entries = settings.max_entries
         self._clock = clock
@@ -95,6 +98,9 @@ class NearCache:
         self._expiry: OrderedDict[str, float] = OrderedDict()
         # No entry expires before this (a lower bound: purging finds the real one).
         self._next_expiry = float("inf")
+        # The latest expiry given: a new entry never expires before it, so the front
+        # of ``_expiry`` is always the first to expire, whatever the clock does.
+        self._last_expiry = -float("inf")
         #: When the newest heartbeat heard was sent (monotonic seconds); until the
         #: first one, the cache is not live.
         self.confirmed_at = -float("inf")
@@ -127,7 +133,7 @@ class NearCache:
         now = self._clock()
         self._purge(now)
         cached, expiry = self._values, self._expiry
-        expires = now + ENTRY_LIFETIME
+        expires = self._last_expiry = max(now + ENTRY_LIFETIME, self._last_expiry)
         for key, value in zip(keys, values, strict=True):
             if not key.startswith(NEAR_CACHED_PREFIXES):
                 continue

@@ -86,6 +86,28 @@ def test_only_session_families_are_kept_and_entries_age_out() -> None:
     assert cache.answer(["revoked:a"]) is None
 
 
+def test_entries_filled_at_different_times_age_out_each_on_time() -> None:
+    """Reads do not look at each entry's age: expired ones are purged from the front
+    (the oldest fills) before any read can see them."""
+    clock = Clock()
+    cache = live_cache(clock)
+    cache.fill(["revoked:a"], [b"1"], cache.generation)
+    clock.now += ENTRY_LIFETIME / 2
+    cache.confirmed_at = clock.now  # heartbeats keep coming
+    cache.fill(["revoked:b", "revoked:a"], [b"2", b"1"], cache.generation)  # a renewed
+    cache.fill(["revoked:c"], [b"3"], cache.generation)
+    clock.now += ENTRY_LIFETIME / 2
+    cache.confirmed_at = clock.now
+    # The first fill of a is 60 s old, but a was filled again since: all are live.
+    assert cache.answer(["revoked:a", "revoked:b", "revoked:c"]) == [b"1", b"2", b"3"]
+    cache.invalidate("revoked:b")
+    clock.now += ENTRY_LIFETIME / 2
+    cache.confirmed_at = clock.now
+    for key in ("revoked:a", "revoked:b", "revoked:c"):
+        assert cache.answer([key]) is None, key
+    assert len(cache) == 0
+
+
 def test_the_bound_drops_the_oldest_entry_and_a_reset_drops_all() -> None:
     clock = Clock()
     cache = live_cache(clock, max_entries=100)
