@@ -305,28 +305,44 @@ class SessionManager:
             # Anything else is read out of the header in full.
             policy = self._policy
             if self._cookie_mode:
-                known = self._cache.by_tail(header)
                 current_key = True  # only states sealed under the first secret are cached
-                if known is None or not is_last_session_cookie(policy, header, known.sealed):
+                cached = self._cache.by_tail(header)
+                if cached is not None and is_last_session_cookie(policy, header, cached.sealed):
+                    known = cached
+                else:
                     chunks = session_chunks_in_header(policy, header)
                     if chunks is None:
                         return None
-                    known = self._cache.get(chunks)
-                    if known is None:
+                    cached = self._cache.get(chunks)
+                    if cached is None:
                         known, current_key = self._open_cookie_state(chunks)
+                    else:
+                        known = cached
                 marks = await self._store.get_many(known.revocation_keys)
             else:
                 reference = self._references.by_tail(header)
-                if reference is not None and is_last_session_cookie(
+                if reference is None or not is_last_session_cookie(
                     policy, header, reference.sealed
                 ):
-                    chunks = reference.sealed
-                else:
-                    found = session_chunks_in_header(policy, header)
-                    if found is None:
+                    chunks = session_chunks_in_header(policy, header)
+                    if chunks is None:
                         return None
-                    chunks, reference = found, self._references.get(found)
-                known, current_key, marks = await self._server_state(chunks, reference)
+                    reference = self._references.get(chunks)
+                    if reference is None:
+                        known, current_key, marks = await self._first_sight(chunks)
+                if reference is not None:
+                    # The record and the revocation marks, in one read.
+                    values = await self._store.get_many(reference.keys)
+                    last = reference.known
+                    if last is not None and last.sealed == values[0]:
+                        # The record this cookie had last time, nearly always (one
+                        # C-level comparison; the near cache even hands back the same
+                        # bytes object). Only one sealed under the first secret is kept.
+                        known = last
+                        current_key = True
+                    else:
+                        known, current_key = await self._record_of(reference, values)
+                    marks = values[1:]
             now = self._clock()
             if now >= known.expires_at:
                 raise SessionInvalid("the session has expired", error_kind="session_expired")
@@ -372,61 +388,61 @@ class SessionManager:
             self._cache.put(known)
         return known, opened.sealed_with_current_key
 
-    async def _server_state(
-        self, chunks: tuple[str, ...], reference: Reference | None
+    async def _first_sight(
+        self, chunks: tuple[str, ...]
     ) -> tuple[Known, bool, builtins.list[bytes | None]]:
-        """The stored state a ``store: "server"`` cookie refers to, whether both were
-        sealed under the first secret, and the session's revocation marks.
-
-        A cookie seen before is not decrypted again, and its record and revocation
-        marks come in one store round trip; a new one costs two (the record names the
-        user and IdP session whose revocations apply). ``reference``: what the cookie
-        is known to stand for (``None``: a cookie not seen before).
-        """
-        current = True  # only references sealed under the first secret are cached
-        if reference is None:
-            cookie = self._open(self._joined(chunks), self._cookie_name)
-            session_id = cookie.data.get("id")
-            if not isinstance(session_id, str):
-                raise SessionInvalid(
-                    "the session cookie is not valid", error_kind="session_invalid"
-                )
-            current = cookie.sealed_with_current_key
-            tag = _tag_in(cookie)
-            record_key = self._keys.record_at(tag, _digest(session_id))
-            record = await self._store.get(record_key)
-            marks: builtins.list[bytes | None] = []  # read once the record names its keys
-        else:
-            session_id = reference.session_id
-            tag = reference.tag
-            record, *marks = await self._store.get_many(reference.keys)
+        """The stored state a ``store: "server"`` cookie not seen before refers to,
+        whether both were sealed under the first secret, and the session's revocation
+        marks: two store round trips (the record names the user and IdP session
+        whose revocations apply). Later requests with the cookie read the record and
+        the marks in one (see :class:`~.cache.Reference`)."""
+        cookie = self._open(self._joined(chunks), self._cookie_name)
+        session_id = cookie.data.get("id")
+        if not isinstance(session_id, str):
+            raise SessionInvalid("the session cookie is not valid", error_kind="session_invalid")
+        tag = _tag_in(cookie)
+        record_key = self._keys.record_at(tag, _digest(session_id))
+        record = await self._store.get(record_key)
         if record is None:
-            raise await self._missing_record(session_id, tag, marks)
-        # The record this cookie had last time, nearly always (one C-level comparison;
-        # the near cache even hands back the same bytes object).
-        known = reference.known if reference is not None else None
-        if known is None or known.sealed != record:
-            known = self._cache.get(record)
-            if known is None or known.state.id != session_id:
-                opened = self._open_record(record)
-                state = _state_of(opened)
-                if state.id != session_id:
-                    # Another session's record under this one's key: the store was written
-                    # by someone else. Not the browser's fault, and nothing of it is used.
-                    raise _unreadable("a session record in the store belongs to another session")
-                known = self._known(record, state)
-                if opened.sealed_with_current_key:
-                    self._cache.put(known)
-                else:
-                    current = False  # written back under the first secret by the response
-            if reference is not None and current:
-                reference.known = known
-        if reference is None:
-            marks = await self._store.get_many(known.revocation_keys)
-            if current:
-                keys = (record_key, *known.revocation_keys)
-                self._references.put(Reference(chunks, keys, session_id, tag, known))
+            raise await self._missing_record(session_id, tag, [])
+        known, current = self._known_record(record, session_id)
+        current = current and cookie.sealed_with_current_key
+        marks = await self._store.get_many(known.revocation_keys)
+        if current:
+            keys = (record_key, *known.revocation_keys)
+            self._references.put(Reference(chunks, keys, session_id, tag, known))
         return known, current, marks
+
+    async def _record_of(
+        self, reference: Reference, values: builtins.list[bytes | None]
+    ) -> tuple[Known, bool]:
+        """The state of the record read for a cookie seen before (``values``: the
+        record, then the marks), when it is not the one the cookie had last time (a
+        touch wrote a new one), and whether it was sealed under the first secret."""
+        record = values[0]
+        if record is None:
+            raise await self._missing_record(reference.session_id, reference.tag, values[1:])
+        known, current = self._known_record(record, reference.session_id)
+        if current:
+            reference.known = known
+        return known, current
+
+    def _known_record(self, record: bytes, session_id: str) -> tuple[Known, bool]:
+        """What a stored record stands for (opened once, then cached), and whether it
+        was sealed under the first secret; refused unless it is ``session_id``'s."""
+        known = self._cache.get(record)
+        if known is not None and known.state.id == session_id:
+            return known, True  # only records sealed under the first secret are cached
+        opened = self._open_record(record)
+        state = _state_of(opened)
+        if state.id != session_id:
+            # Another session's record under this one's key: the store was written by
+            # someone else. Not the browser's fault, and nothing of it is used.
+            raise _unreadable("a session record in the store belongs to another session")
+        known = self._known(record, state)
+        if opened.sealed_with_current_key:
+            self._cache.put(known)
+        return known, opened.sealed_with_current_key
 
     async def _missing_record(
         self, session_id: str, tag: str, marks: builtins.list[bytes | None]
