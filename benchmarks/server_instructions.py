@@ -43,6 +43,8 @@ from benchmarks.sessions import redis, server_command, session_cookie
 from sanic_edge_auth.testing import FakeIdentityProvider
 
 RUNS = 5
+#: Cases per run with Redis (four without): for the progress report.
+CASES = 7
 REQUESTS = 500
 WARM_UP = 100
 ROOT = Path(__file__).resolve().parents[1]
