@@ -178,7 +178,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.only in (None, "server_instructions"):
         print("\n## Instructions per request through the server (callgrind)\n")
         extra["server_instructions"] = server_instructions.main(
-            progress=Progress("server instructions", server_instructions.CASES * server_instructions.RUNS).step
+            progress=Progress(
+                "server instructions", server_instructions.CASES * server_instructions.RUNS
+            ).step
         )
     if args.only in (None, "sessions"):
         print("\n## Sessions, stores and workers (wrk, paired rounds)\n")
