@@ -76,6 +76,7 @@ from sanic_edge_auth.resource.websocket import (
     SocketGate,
     SocketWatch,
     bind_socket_policies,
+    is_socket_route,
     serve_socket,
     watch_admitted_sockets,
 )
@@ -726,8 +727,7 @@ class EdgeAuth:
 
             @wraps(handler)
             async def protected_handler(request: Request, *args: Any, **kwargs: Any) -> Any:
-                route = request.route  # is_socket_route(), without the call
-                if route is not None and getattr(route.extra, "websocket", False):
+                if is_socket_route(request):
                     return await self._serve_socket(handler, request, policy, *args, **kwargs)
                 guard = self._guard
                 if guard is None:

@@ -140,16 +140,10 @@ class Guard:
                         "with a proof",
                         error_kind="dpop_required",
                     )
-                # A bearer token, or else the session: written out here rather than in a
-                # helper coroutine, as this runs on every protected request.
+                # A bearer token, or else the session.
                 bearer = bearer_token(request)
                 if bearer is not None:
-                    peek = self._peek
-                    cached = peek(bearer) if peek is not None else None
-                    verified = cached if cached is not None else await self._verify_bearer(bearer)
-                    if "cnf" in verified.claims:
-                        _refuse_bound_bearer(verified)
-                    via = "the token"
+                    verified, via = await self.verify_bearer(bearer), "the token"
                 elif (sessions := self._sessions) is not None:
                     # With the CSRF check of unsafe requests.
                     session = await sessions.find(request)
@@ -202,9 +196,9 @@ class Guard:
         self._step_up.check(request, verified, step_up, session=session)
 
     async def verify_bearer(self, token: str) -> VerifiedToken:
-        """Verify a bearer token given outside a request header (a socket's in-band
-        renewal): the same verifier and cache as the header path; a DPoP-bound
-        token is refused, as it is without its proof."""
+        """Verify a bearer token, from the request header or given outside one (a
+        socket's in-band renewal): the verifier and its cache; a DPoP-bound token is
+        refused, as it is without its proof."""
         verified = await self._verified(token)
         if "cnf" in verified.claims:
             _refuse_bound_bearer(verified)

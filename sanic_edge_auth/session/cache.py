@@ -82,11 +82,7 @@ class SealedCache(Generic[_Entry]):
         self._entries: dict[str | bytes, _Entry] = {}
 
     def get(self, sealed: Sealed) -> _Entry | None:
-        # One chunk, the common case, is fingerprinted here: a call less per request.
-        key = (
-            sealed[0][-32:] if type(sealed) is tuple and len(sealed) == 1 else _fingerprint(sealed)
-        )
-        entry = self._entries.get(key)
+        entry = self._entries.get(_fingerprint(sealed))
         return entry if entry is not None and entry.sealed == sealed else None
 
     def by_tail(self, text: str) -> _Entry | None:

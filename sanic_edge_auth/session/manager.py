@@ -150,7 +150,6 @@ class SessionManager:
         self.refresh_before = settings.refresh_before
         self._refreshes = refreshes
         self._pending = PendingRevocations(store, clock=clock)
-        self._pending_ids = self._pending.waiting
         self._index = (
             None
             if self._cookie_mode
@@ -295,8 +294,7 @@ class SessionManager:
         if existing is not None:
             return existing
         setattr(ctx, SESSION_READ_ATTR, True)
-        headers = request.headers
-        header = headers.get(_COOKIE)
+        header = request.headers.get(_COOKIE)
         if not header:
             return None
         try:
@@ -350,7 +348,7 @@ class SessionManager:
             # Revoked by a logout (the session's own mark, first, or one this process
             # could not write yet), or by a back-channel logout of its IdP session
             # (``sid``) or user (``sub``) after it began.
-            if state.id in self._pending_ids or (
+            if state.id in self._pending.waiting or (
                 # Nearly always none is set: one C-level count, not a Python loop.
                 marks.count(None) != len(marks) and _revoked_by(marks, state.created_at)
             ):
@@ -367,10 +365,8 @@ class SessionManager:
             setattr(ctx, CLEAR_SESSION_ATTR, True)
             raise self._invalid(exc.description, exc.error_kind, request) from None
         # Before the session is handed out or touched: a forged request neither runs
-        # as the user nor renews the cookie. A safe method without ``Upgrade`` (nearly
-        # every request) has nothing to check.
-        if request.method not in SAFE_METHODS or _UPGRADE in headers:
-            self.check_csrf(request)
+        # as the user nor renews the cookie.
+        self.check_csrf(request)
         session = Session(self, state, known.identity)
         if now >= known.touch_at or not current_key:
             # Rolling expiry, or a cookie sealed under an older secret: written back by
@@ -956,7 +952,7 @@ def _marked_at(mark: bytes) -> float:
 
 def _is_upgrade(request: Request) -> bool:
     """A WebSocket handshake (RFC 6455 4.1: ``Upgrade: websocket``)."""
-    upgrade = request.headers.get("upgrade")
+    upgrade = request.headers.get(_UPGRADE)
     return upgrade is not None and upgrade.strip().lower() == "websocket"
 
 
