@@ -110,15 +110,19 @@ def _workloads() -> list[Workload]:
 
     # The session lookup: a cookie-mode session on the memory store, seen once before.
     secret = "an-instruction-count-secret-long-enough-0123456789"
-    store = MemoryStore()
     settings = SessionSettings(secrets=(Secret(secret),))
-    manager = SessionManager(
-        settings,
-        app_origin="https://app.example.com",
-        store=store,
-        adapter_getter=lambda: None,  # type: ignore[arg-type,return-value]
-        refreshes=RefreshCoordinator(store, (Secret(secret),)),
-    )
+
+    def manager_on(store: Any) -> SessionManager:
+        return SessionManager(
+            settings,
+            app_origin="https://app.example.com",
+            store=store,
+            adapter_getter=lambda: None,  # type: ignore[arg-type,return-value]
+            refreshes=RefreshCoordinator(store, (Secret(secret),)),
+        )
+
+    store = MemoryStore()
+    manager = manager_on(store)
     now = time.time()
     state = SessionState(
         id="s" * 43,
@@ -156,13 +160,7 @@ def _workloads() -> list[Workload]:
     assert near is not None
     near.confirmed_at = float("inf")
     near.fill(revocation_keys, [None] * len(revocation_keys), near.generation)
-    redis_manager = SessionManager(
-        settings,
-        app_origin="https://app.example.com",
-        store=redis_store,
-        adapter_getter=lambda: None,  # type: ignore[arg-type,return-value]
-        refreshes=RefreshCoordinator(redis_store, (Secret(secret),)),
-    )
+    redis_manager = manager_on(redis_store)
     redis_browser = SimpleNamespace(headers=browser.headers, method="GET", ctx=None)
 
     def session_find_near_cache() -> object:
