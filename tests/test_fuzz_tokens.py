@@ -8,7 +8,6 @@ header member, nesting, sizes, encodings and signed tokens with odd claims.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import time
@@ -25,6 +24,7 @@ from sanic_testing.reusable import ReusableClient
 
 from sanic_edge_auth.resource.dpop import access_token_hash
 from sanic_edge_auth.testing import DPoPKey, FakeIdentityProvider
+from tests.rawhttp import get_statuses
 from tests.signing import b64url, sign_raw
 
 Serve = Callable[[Any], ReusableClient]
@@ -180,22 +180,14 @@ def test_thousands_of_hostile_tokens_are_refused_without_a_500(
         return answer({"sub": request.ctx.auth.subject})
 
     client = serve(app)
-    url = f"http://127.0.0.1:{client.port}/api/orders"
     tokens = list(Hostile(idp, seed=20261127).tokens(TOKENS))
     assert len(tokens) >= 3000
+    headers = [
+        [("Authorization", ("Bearer " + token).encode("latin-1", "replace"))] for token in tokens
+    ]
 
-    async def send_all() -> list[int]:
-        limit = asyncio.Semaphore(32)
-
-        async def one(token: str) -> int:
-            header = ("Bearer " + token).encode("latin-1", "replace")
-            async with limit:
-                response = await client._session.get(url, headers={"Authorization": header})
-                return response.status_code
-
-        return await asyncio.gather(*(one(token) for token in tokens))
-
-    statuses = client._run(send_all())
+    statuses = client._run(get_statuses(client.port, "/api/orders", headers))
+    assert len(statuses) == len(tokens)
     counts = Counter(statuses)
     assert set(counts) <= ALLOWED, counts
     assert counts[401] > 2500  # most of them reach the verifier and are refused there
@@ -345,23 +337,14 @@ def test_hundreds_of_hostile_dpop_proofs_are_refused_without_a_500(
         return answer({"jkt": request.ctx.auth.jkt})
 
     client = serve(app)
-    url = f"http://127.0.0.1:{client.port}/api/orders"
     key = DPoPKey.generate()
     token = idp.client_credentials(dpop_key=key)["access_token"]
     batches = list(HostileProofs(key, token, seed=20261205).requests(PROOFS))
 
-    async def send_all() -> list[int]:
-        limit = asyncio.Semaphore(32)
-
-        async def one(headers: list[tuple[str, str]]) -> int:
-            raw = [(k, v.encode("latin-1", "replace")) for k, v in headers]
-            async with limit:
-                response = await client._session.get(url, headers=raw)
-                return response.status_code
-
-        return await asyncio.gather(*(one(headers) for headers in batches))
-
-    counts = Counter(client._run(send_all()))
+    requests = [[(k, v.encode("latin-1", "replace")) for k, v in headers] for headers in batches]
+    statuses = client._run(get_statuses(client.port, "/api/orders", requests))
+    assert len(statuses) == len(batches)
+    counts = Counter(statuses)
     assert set(counts) <= ALLOWED, counts
     assert counts[401] > PROOFS * 0.8, counts
     assert len(edge.store) == 0  # not one of them was recorded

@@ -326,3 +326,10 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     yield Backend("redis", first, wait, peer)
     for store in stores:
         await store.aclose()
+
+
+def past_the_near_cache() -> None:
+    """Let the near cache's staleness bound (``store.near_cache.max_staleness``,
+    0.1 s) pass: within it a worker may still answer from what Redis said last,
+    which is the bound the near cache promises; after it, every read goes to Redis."""
+    time.sleep(0.15)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from sanic_edge_auth.testing import FakeIdentityProvider
-from tests.store.conftest import RedisServer
+from tests.store.conftest import RedisServer, past_the_near_cache
 from tests.test_error_pages import FETCH, NAVIGATE, page_of
 from tests.test_sessions import MakeApp, Serve, build, sign_in
 
@@ -20,6 +20,7 @@ def test_a_store_outage_gets_a_page_that_offers_to_try_again(
     client, _ = build(fake_idp, make_app, serve, store=store)
     assert sign_in(client, fake_idp).status == 302
     own_redis_server.kill()
+    past_the_near_cache()
 
     _, page = client.get("/api/orders?page=2", headers=NAVIGATE)
     assert page.status == 503

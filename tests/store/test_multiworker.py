@@ -23,7 +23,7 @@ import pytest
 
 from sanic_edge_auth.testing import DPoPKey, FakeIdentityProvider
 from tests.helpers import free_port, local
-from tests.store.conftest import RedisServer
+from tests.store.conftest import RedisServer, past_the_near_cache
 
 # What multiworker_app.py prints once per worker when it serves (it cannot be imported:
 # it builds its app at import time).
@@ -348,6 +348,7 @@ def test_redis_down_is_a_store_503_for_sessions_bearer_keeps_working_and_it_reco
     dpop_call, nonce = _dpop_across_workers(gateway, fake_idp)
 
     own_redis_server.kill()
+    past_the_near_cache()
     down = gateway.many(8, lambda: gateway.request("GET", "/api/orders", cookies=cookies))
     assert {r.status_code for r in down} == {503}
     assert {r.json()["error"] for r in down} <= {"store_unavailable", "store_timeout"}

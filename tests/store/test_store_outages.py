@@ -29,7 +29,7 @@ from sanic_edge_auth.log import Event
 from sanic_edge_auth.session import pending as pending_module
 from sanic_edge_auth.store import MemoryStore
 from sanic_edge_auth.testing import FakeIdentityProvider
-from tests.store.conftest import RedisServer
+from tests.store.conftest import RedisServer, past_the_near_cache
 from tests.store.test_security_state import cleared, refuse, replay
 from tests.test_sessions import build, session_cookies, sign_in
 
@@ -62,13 +62,6 @@ def with_public_page(app: Any, edge: EdgeAuth) -> None:
 
     app.add_route(home, "/home")
     app.add_route(strict, "/strict")
-
-
-def past_the_near_cache() -> None:
-    """Let the near cache's staleness bound (``store.near_cache.max_staleness``,
-    0.1 s) pass: within it a worker may still answer from what Redis said last,
-    which is the bound the near cache promises; after it, every read goes to Redis."""
-    time.sleep(0.15)
 
 
 def until(condition: Callable[[], bool], client: ReusableClient, seconds: float = 10) -> None:
