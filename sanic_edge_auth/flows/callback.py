@@ -194,6 +194,7 @@ async def _start_session(
     replaced = await ctx.hooks.run(hooks, context)
     response = replaced or redirect(return_to, headers={**no_store(), **context.headers})
     await sessions.save(request, response, session.state, started=True)
+    sessions.started(request, session.state)
     _log.info(Event.LOGIN_COMPLETED, subject=id_token.subject, hooks=list(hooks))
     _log.info(Event.SESSION_STARTED, subject=id_token.subject, mode=sessions.settings.mode)
     return response

@@ -268,6 +268,21 @@ class SessionManager:
             chunks = tuple(value for _, value in split_value(self._policy, sealed))
             self._cache.put(self._known(chunks, state))
 
+    def started(self, request: Request, state: SessionState) -> None:
+        """Make ``state``, just saved by a login, the request's session (as saved:
+        nothing left to write).
+
+        The login's answer carries the new cookie, and the response middleware
+        writes whatever the request's session asks for. An earlier lookup in the same
+        request (``edge.session(request)`` in an app's ``on_request``, say) may have
+        found the browser's previous session due a touch, or found it ended and asked
+        for its cookie to be deleted. Either would be written after the new cookie
+        and undo the login: the browser would be left with the old session, or none.
+        """
+        ctx = request.ctx
+        ctx.session = Session(self, state)
+        setattr(ctx, CLEAR_SESSION_ATTR, False)
+
     def clear(self, request: Request, response: HTTPResponse) -> None:
         """Delete the session cookies the request carried."""
         delete_session_cookies(response, self._policy, request.cookies)
