@@ -118,8 +118,10 @@ def run_http() -> dict[str, float]:
     )
     case_of: dict[str, str] = {}
 
-    def wrk_with_progress(url: str, token: str | None, seconds: int = http.SECONDS) -> float:
-        rate = measure(url, token, seconds=seconds)
+    def wrk_with_progress(
+        url: str, token: str | None, seconds: int = http.SECONDS, header: str | None = None
+    ) -> float:
+        rate = measure(url, token, seconds=seconds, header=header)
         case = case_of.setdefault(url, next(names, url))
         progress.step(f"{case}: {rate:,.0f} req/s over {seconds} s")
         return rate

@@ -11,7 +11,7 @@ import statistics
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import authlib.jose as authlib_jose
 import jwt as pyjwt
@@ -20,6 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from joserfc import jwt as joserfc_jwt
 from joserfc.jwk import KeySet
+
+if TYPE_CHECKING:
+    from joserfc.jwk import KeySetSerialization
 
 from sanic_edge_auth.oidc.jwks import StaticKeys
 from sanic_edge_auth.oidc.jws import b64url_decode
@@ -133,7 +136,8 @@ def measure(algorithm: str) -> list[Row]:
         for _ in ts:
             run_now(warm.verify(hot_token))
 
-    joserfc_keys = KeySet.import_key_set(jwks)
+    # The fake IdP's JWKS is a plain dict; joserfc types it as its TypedDict.
+    joserfc_keys = KeySet.import_key_set(cast("KeySetSerialization", jwks))
     registry = joserfc_jwt.JWTClaimsRegistry(
         iss={"essential": True, "value": issuer}, aud={"essential": True, "value": audience}
     )
