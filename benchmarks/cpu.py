@@ -107,6 +107,10 @@ def wrk_run(
     return Run(requests, float(per_second.group(1)), (after - before) / 1000 / requests)
 
 
+#: The cookie-mode session cases' baseline (the memory-store server's open route).
+_WITH_COOKIE = "unprotected, sent the session cookie"
+
+
 class Case(NamedTuple):
     url: str
     header: str | None
@@ -133,19 +137,14 @@ def cases(idp: FakeIdentityProvider, redis_url: str | None) -> Iterator[dict[str
         found: dict[str, Case] = {
             "unprotected": Case(memory.url + "/open", None, memory.pid),
             # What Sanic pays to parse a ~2.5 KB Cookie header nobody reads.
-            "unprotected, sent the session cookie": Case(
-                memory.url + "/open", None, memory.pid, signer(memory.url)
-            ),
+            _WITH_COOKIE: Case(memory.url + "/open", None, memory.pid, signer(memory.url)),
             "bearer token, warm cache": Case(
                 memory.url + "/protected", f"Authorization: Bearer {token}", memory.pid
             ),
             "session cookie, memory store": Case(
-                memory.url + "/protected", None, memory.pid, signer(memory.url)
+                memory.url + "/protected", None, memory.pid, signer(memory.url), _WITH_COOKIE
             ),
         }
-        found["session cookie, memory store"] = found["session cookie, memory store"]._replace(
-            baseline="unprotected, sent the session cookie"
-        )
         if redis_url:
             for name, extra in REDIS_VARIANTS.items():
                 app = stack.enter_context(serve(idp, "--session", "--redis-url", redis_url, *extra))
@@ -155,7 +154,7 @@ def cases(idp: FakeIdentityProvider, redis_url: str | None) -> Iterator[dict[str
                     baseline = f"unprotected, sent the cookie of: {name}"
                     found[baseline] = Case(app.url + "/open", None, app.pid, signer(app.url))
                 else:
-                    baseline = "unprotected, sent the session cookie"
+                    baseline = _WITH_COOKIE
                 found[name] = Case(app.url + "/protected", None, app.pid, signer(app.url), baseline)
         yield found
 
