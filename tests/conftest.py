@@ -10,6 +10,7 @@ from sanic import Sanic
 from sanic_testing.reusable import ReusableClient
 
 from sanic_edge_auth import EdgeAuth
+from sanic_edge_auth.session import manager as session_manager
 from sanic_edge_auth.testing import FakeIdentityProvider
 from tests.helpers import free_port, new_app
 
@@ -50,3 +51,12 @@ def serve() -> Iterator[Callable[[Sanic[Any, Any]], ReusableClient]]:
 def idp_with_audience() -> Iterator[FakeIdentityProvider]:
     with FakeIdentityProvider(audience="https://api.example.com") as idp:
         yield idp
+
+
+@pytest.fixture
+def moved_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Seconds to add to the session manager's clock."""
+    offset = [0.0]
+    real = session_manager._now
+    monkeypatch.setattr(session_manager, "_now", lambda: real() + offset[0])
+    return offset

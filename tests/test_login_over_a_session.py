@@ -22,7 +22,6 @@ from sanic import Request
 from sanic_testing.reusable import ReusableClient
 
 from sanic_edge_auth import EdgeAuth
-from sanic_edge_auth.session import manager as session_manager
 from sanic_edge_auth.testing import FakeIdentityProvider
 from tests.helpers import local
 from tests.test_sessions import COOKIE, build, session_cookies, set_cookie_headers, sign_in
@@ -60,11 +59,8 @@ def test_a_login_while_the_old_session_is_due_a_touch_keeps_the_new_cookie(
     make_app: MakeApp,
     serve: Serve,
     mode: str,
-    monkeypatch: pytest.MonkeyPatch,
+    moved_clock: list[float],
 ) -> None:
-    real_clock = session_manager._now
-    moved = [0.0]
-    monkeypatch.setattr(session_manager, "_now", lambda: real_clock() + moved[0])
     client, _ = build(
         fake_idp, make_app, serve, mode=mode, routes=reading_the_session_on_every_request
     )
@@ -72,7 +68,7 @@ def test_a_login_while_the_old_session_is_due_a_touch_keeps_the_new_cookie(
     old = session_cookies(client)
 
     def a_while_at_the_idp() -> None:
-        moved[0] = 400  # past the 300 s touch interval, within the 1 h inactivity
+        moved_clock[0] = 400  # past the 300 s touch interval, within the 1 h inactivity
 
     callback = callback_of_a_new_login(client, fake_idp, a_while_at_the_idp)
     assert callback.status == 302, callback.text

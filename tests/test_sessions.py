@@ -128,15 +128,6 @@ def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def moved_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Seconds to add to the session manager's clock."""
-    offset = [0.0]
-    real = session_manager._now
-    monkeypatch.setattr(session_manager, "_now", lambda: real() + offset[0])
-    return offset
-
-
 def test_login_ends_signed_in_with_no_token_in_the_answer(
     fake_idp: FakeIdentityProvider, make_app: MakeApp, serve: Serve, mode: str
 ) -> None:

@@ -179,10 +179,7 @@ class SessionManager:
             state,
             self._keys.revocation_keys(state.id, state.subject, state.idp_sid),
             self.identity_of(state),
-            min(
-                state.created_at + self._absolute_timeout,
-                state.last_seen + self._inactivity_timeout,
-            ),
+            min(self.absolute_end(state), state.last_seen + self._inactivity_timeout),
             state.last_seen + self._touch_interval,
         )
 
@@ -656,7 +653,7 @@ class SessionManager:
         except inactivity: an open socket is activity, so only the absolute end
         counts (a server session's record still expires with the inactivity
         timeout unless a request touches it)."""
-        if self._clock() >= state.created_at + self._absolute_timeout:
+        if self._clock() >= self.absolute_end(state):
             return "session_expired"
         if self._pending.ends(state.id):
             return "session_revoked"
@@ -831,7 +828,7 @@ class SessionManager:
     def _unread_session(self, request: Request) -> tuple[str, str, float, str | None] | None:
         """The session id, its keys' hash tag, absolute end and ID token a cookie
         holds, read without the store (``None`` if the cookie holds no valid session)."""
-        header = request.headers.get("cookie")
+        header = request.headers.get(_COOKIE)
         chunks = session_chunks_in_header(self._policy, header) if header else None
         if chunks is None:
             return None
