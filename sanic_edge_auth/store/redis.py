@@ -124,6 +124,8 @@ return redis.call('DEL', KEYS[1])
 """
 #: The invalidation channel, after the store's prefix: apps sharing a prefix share it.
 NEAR_CACHE_CHANNEL: Final = "near-cache"
+#: The key startup's permission check runs a script on (it reads it, writes nothing).
+_STARTUP_PROBE_KEY: Final = "startup-check"
 
 
 def translate_error(exc: BaseException, operation: str, elapsed_ms: float) -> StoreError:
@@ -209,7 +211,9 @@ class RedisStore:
             "socket_timeout": settings.timeout,
             "socket_connect_timeout": settings.connect_timeout,
             "health_check_interval": settings.health_check_interval,
-            "max_connections": settings.max_connections,
+            # The near cache's subscription holds a connection of the pool for good:
+            # one more, so ``max_connections`` still counts what requests may use.
+            "max_connections": settings.max_connections + (0 if settings.near_cache is None else 1),
             # Connection errors only: see the module docstring for why not timeouts.
             "retry": Retry(
                 ExponentialBackoff(cap=0.5, base=0.05),
@@ -424,6 +428,27 @@ class RedisStore:
             except _FAILURES as exc:
                 elapsed = (time.perf_counter() - started) * 1000
                 raise ConfigValidationError([self._startup_problem(exc, elapsed)]) from None
+        # Every revocation, announced write and refresh lease is a Lua script: a user
+        # who may not run them would pass the checks above and then refuse every
+        # logout (kept only in the worker that saw it). A script that writes nothing
+        # proves the permission.
+        started = time.perf_counter()
+        try:
+            await self._release(keys=[self._prefix + _STARTUP_PROBE_KEY], args=[""])
+        except redis_errors.ResponseError:
+            raise ConfigValidationError(
+                [
+                    ConfigProblem(
+                        self._settings_key,
+                        "the Redis user may not run Lua scripts (EVALSHA and SCRIPT LOAD): "
+                        "every logout, revocation and refresh lease is one (see "
+                        "docs/deployment.md); grant them (ACL: +@scripting)",
+                    )
+                ]
+            ) from None
+        except _FAILURES as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            raise ConfigValidationError([self._startup_problem(exc, elapsed)]) from None
         if self._listener is not None:
             self._listener.start()
 

@@ -424,7 +424,7 @@ def _near_cache(
         return None
     data = read.section(key, value, _NEAR_CACHE_KEYS)
     return NearCacheSettings(
-        # Below 10 ms the pings (four per max_staleness) cost more than the reads saved.
+        # Below 10 ms the heartbeats (two per max_staleness) cost more than the reads saved.
         max_staleness=read.number(
             f"{key}.max_staleness", data.get("max_staleness"), 0.1, low=0.01, high=5
         ),

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
 
 from sanic_edge_auth.errors import ConfigValidationError, StoreUnavailable
@@ -352,3 +353,118 @@ async def test_a_user_who_may_not_announce_fails_at_startup_and_writes_nothing(
     finally:
         await store.aclose()
         await admin.aclose()
+
+
+async def test_heartbeats_the_worker_did_not_send_confirm_nothing(
+    redis_server: RedisServer,
+) -> None:
+    """Only a heartbeat this worker published counts, and once. Another client that
+    may publish on the worker's heartbeat channel (a far-future clock, a copy of a
+    genuine beat heard earlier) must not keep a subscription that hears nothing of
+    the worker's own writes answering from the cache."""
+    store = RedisStore.from_settings(redis_settings(redis_server.url))
+    listener = store._listener
+    assert listener is not None
+    assert store.near_cache is not None
+    forger = Redis.from_url(redis_server.url)
+    overheard = forger.pubsub()
+    await overheard.subscribe(listener._heartbeat)
+    await store.startup()
+    try:
+        await until_live(store)
+        genuine: list[bytes] = []
+        while not genuine:
+            message = await overheard.get_message(timeout=1)
+            if message is not None and message["type"] == "message":
+                genuine.append(message["data"])
+
+        async def lost(channel: str, value: str) -> None:
+            """The worker's own heartbeats no longer reach the server it hears."""
+
+        listener._publish = lost
+        await asyncio.sleep(2 * STALENESS)
+        assert not store.near_cache.live()
+        forged = ["inf", repr(time.monotonic() + 3600), repr(time.monotonic()), genuine[0]]
+        for _ in range(20):
+            for value in forged:
+                await forger.publish(listener._heartbeat, value)
+            await asyncio.sleep(0.01)
+            assert not store.near_cache.live()
+    finally:
+        await store.aclose()
+        await overheard.aclose()
+        await forger.aclose()
+
+
+async def test_the_subscription_does_not_take_the_connection_requests_need(
+    redis_server: RedisServer,
+) -> None:
+    """``max_connections: 1`` with the near cache on: the subscription holds its own
+    connection, not the one the pool has for reads and writes."""
+    store = RedisStore.from_settings(redis_settings(redis_server.url, max_connections=1))
+    await store.startup()
+    try:
+        await until_live(store)
+        key = f"revoked:session:{uuid.uuid4().hex}"
+        assert await store.get(key) is None
+        await store.set(key, b"1", 60)
+        assert await store.get(key) == b"1"
+        assert await store.get_many([f"session:{uuid.uuid4().hex}"]) == [None]
+    finally:
+        await store.aclose()
+
+
+async def test_a_user_who_may_not_run_scripts_fails_at_startup(
+    own_redis_server: RedisServer,
+) -> None:
+    """Every revocation is a Lua script: a user without ``+@scripting`` would pass
+    the PUBLISH check and then refuse every logout. Startup says so, naming the
+    setting."""
+    own_redis_server.start()
+    admin = Redis.from_url(own_redis_server.url)
+    await admin.execute_command(
+        "ACL", "SETUSER", "app", "on", ">app-pass", "~*", "&*", "+@all", "-@scripting"
+    )
+    url = f"redis://app:app-pass@127.0.0.1:{own_redis_server.port}/0"
+    store = RedisStore.from_settings(redis_settings(url))
+    try:
+        with pytest.raises(ConfigValidationError) as refused:
+            await store.startup()
+        assert refused.value.problems[0].key == "store.url"
+        assert "+@scripting" in refused.value.problems[0].message
+        assert "app-pass" not in str(refused.value)
+    finally:
+        await store.aclose()
+        await admin.aclose()
+
+
+async def test_closing_ends_the_heartbeats_even_if_a_publish_swallows_the_cancel(
+    redis_server: RedisServer,
+) -> None:
+    """redis-py may turn a cancellation inside a command into a connection error,
+    which the heartbeat loop ignores (a failed beat only means no echo): the loop
+    must still end with its subscription, not go on beating (and keep the store's
+    ``aclose()`` waiting) for ever."""
+    store = RedisStore.from_settings(redis_settings(redis_server.url))
+    assert store._listener is not None
+    in_flight, swallowed = asyncio.Event(), asyncio.Event()
+    beats_after = 0
+
+    async def publish_swallowing_the_cancel(channel: str, value: str) -> None:
+        nonlocal beats_after
+        if swallowed.is_set():
+            beats_after += 1
+            raise asyncio.CancelledError  # ends a loop that went on: the test has its answer
+        in_flight.set()
+        try:
+            await asyncio.sleep(1)  # a beat in flight when the store closes
+        except asyncio.CancelledError:
+            swallowed.set()
+            raise RedisConnectionError("cancelled during a read") from None
+
+    store._listener._publish = publish_swallowing_the_cancel
+    await store.startup()
+    await asyncio.wait_for(in_flight.wait(), 2)
+    await asyncio.wait_for(store.aclose(), 2)
+    assert swallowed.is_set()
+    assert beats_after == 0
