@@ -435,14 +435,19 @@ class RedisStore:
         started = time.perf_counter()
         try:
             await self._release(keys=[self._prefix + _STARTUP_PROBE_KEY], args=[""])
-        except redis_errors.ResponseError:
+        except redis_errors.ResponseError as exc:
+            refusal = (
+                "the Redis user may not run Lua scripts (EVALSHA and SCRIPT LOAD)"
+                if "NOPERM" in str(exc)
+                # A read-only replica, say: Redis's own words (no secret is in them).
+                else f"Redis refused a Lua script ({str(exc).splitlines()[0][:200]})"
+            )
             raise ConfigValidationError(
                 [
                     ConfigProblem(
                         self._settings_key,
-                        "the Redis user may not run Lua scripts (EVALSHA and SCRIPT LOAD): "
-                        "every logout, revocation and refresh lease is one (see "
-                        "docs/deployment.md); grant them (ACL: +@scripting)",
+                        f"{refusal}: every logout, revocation and refresh lease is one "
+                        "(see docs/deployment.md); with ACLs, grant +@scripting",
                     )
                 ]
             ) from None
