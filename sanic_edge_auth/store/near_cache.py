@@ -195,9 +195,11 @@ class InvalidationListener:
     spends on the near cache: measured idle, the one-loop version with four beats per
     ``max_staleness`` cost each worker 32 ms of CPU a second.
 
-    Only heartbeats this listener published count, each once: a message on the
-    heartbeat channel carrying any other value (one published by another client, or
-    heard again) confirms nothing.
+    Only heartbeats this listener published and has not heard yet count: a message
+    on the heartbeat channel carrying any other value (made up by another client, or
+    a copy of one it heard) confirms nothing. A client allowed to read the channel on
+    one server and publish on another could still relay beats the subscription never
+    heard; the channel's ACL is what stops that.
 
     A lost connection empties the cache, and so does a subscription that hears no
     heartbeat for a second (a silent network, a server it no longer writes to): the
@@ -226,7 +228,8 @@ class InvalidationListener:
         self._silence = max(1.0, cache.max_staleness * 10)
         # Heartbeats published and not heard back yet: their value, when each was sent.
         self._sent: dict[str, float] = {}
-        self._heard = False  # a heartbeat of the current subscription came back
+        # When the current subscription first heard a heartbeat back (monotonic).
+        self._first_echo: float | None = None
         self._subscription = 0  # counts subscriptions opened and closed
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -254,20 +257,23 @@ class InvalidationListener:
     async def _run(self) -> None:
         backoff = 0.05
         while not self._closing:
-            self._heard = False
+            self._first_echo = None
             pubsub = self._open_pubsub()
             try:
                 await self._listen(pubsub)
+            except TimeoutError:  # first: it is an OSError, one of the failures too
+                self._lost("silent")
             except self._failures as exc:
                 self._lost(type(exc).__name__)
-            except TimeoutError:
-                self._lost("silent")
             finally:
                 self._cache.reset()
                 with contextlib.suppress(*self._failures):
                     await pubsub.aclose()
-            if self._heard:
-                backoff = 0.05  # that subscription worked: a new outage starts over
+            first = self._first_echo
+            if first is not None and time.monotonic() - first >= self._silence:
+                # That subscription worked for a while: a new outage starts over (one
+                # that dies right after each echo still backs off to once a second).
+                backoff = 0.05
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 1.0)
 
@@ -285,7 +291,10 @@ class InvalidationListener:
             # turns the cancellation into a connection error that the loop ignores.
             self._subscription += 1
             beating.cancel()
-            await asyncio.gather(beating, return_exceptions=True)
+            (outcome,) = await asyncio.gather(beating, return_exceptions=True)
+            if isinstance(outcome, Exception):
+                # Not a store failure (those are only a missed echo): say what it was.
+                self._lost(f"heartbeat {type(outcome).__name__}")
 
     async def _beat(self, subscription: int) -> None:
         """Publish a heartbeat every ``interval`` while ``subscription`` is current.
@@ -323,7 +332,8 @@ class InvalidationListener:
                     sent = self._sent.pop(data, None)
                     if sent is not None:
                         last_echo = clock()
-                        self._heard = True
+                        if self._first_echo is None:
+                            self._first_echo = last_echo
                         if sent > cache.confirmed_at:
                             cache.confirmed_at = sent
                             self._became_live()

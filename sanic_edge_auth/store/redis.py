@@ -211,9 +211,10 @@ class RedisStore:
             "socket_timeout": settings.timeout,
             "socket_connect_timeout": settings.connect_timeout,
             "health_check_interval": settings.health_check_interval,
-            # The near cache's subscription holds a connection of the pool for good:
-            # one more, so ``max_connections`` still counts what requests may use.
-            "max_connections": settings.max_connections + (0 if settings.near_cache is None else 1),
+            # The near cache's subscription holds a connection of the pool for good,
+            # and its heartbeat borrows one twice per max_staleness: two more, so
+            # ``max_connections`` still counts what requests may use.
+            "max_connections": settings.max_connections + (0 if settings.near_cache is None else 2),
             # Connection errors only: see the module docstring for why not timeouts.
             "retry": Retry(
                 ExponentialBackoff(cap=0.5, base=0.05),

@@ -358,10 +358,10 @@ async def test_a_user_who_may_not_announce_fails_at_startup_and_writes_nothing(
 async def test_heartbeats_the_worker_did_not_send_confirm_nothing(
     redis_server: RedisServer,
 ) -> None:
-    """Only a heartbeat this worker published counts, and once. Another client that
-    may publish on the worker's heartbeat channel (a far-future clock, a copy of a
-    genuine beat heard earlier) must not keep a subscription that hears nothing of
-    the worker's own writes answering from the cache."""
+    """Only a heartbeat this worker published (and has not heard yet) counts. Another
+    client that may publish on the worker's heartbeat channel (a far-future clock, a
+    copy of a genuine beat heard earlier) must not keep a subscription that hears
+    nothing of the worker's own writes answering from the cache."""
     store = RedisStore.from_settings(redis_settings(redis_server.url))
     listener = store._listener
     assert listener is not None
@@ -396,22 +396,60 @@ async def test_heartbeats_the_worker_did_not_send_confirm_nothing(
         await forger.aclose()
 
 
-async def test_the_subscription_does_not_take_the_connection_requests_need(
+async def test_the_near_cache_does_not_take_the_connection_requests_need(
     redis_server: RedisServer,
 ) -> None:
-    """``max_connections: 1`` with the near cache on: the subscription holds its own
-    connection, not the one the pool has for reads and writes."""
+    """``max_connections: 1`` with the near cache on: its subscription holds a
+    connection for good and each heartbeat borrows one, neither the one the pool has
+    for reads and writes. Writes one after another through a dozen heartbeats all
+    succeed."""
     store = RedisStore.from_settings(redis_settings(redis_server.url, max_connections=1))
     await store.startup()
     try:
         await until_live(store)
         key = f"revoked:session:{uuid.uuid4().hex}"
-        assert await store.get(key) is None
-        await store.set(key, b"1", 60)
-        assert await store.get(key) == b"1"
-        assert await store.get_many([f"session:{uuid.uuid4().hex}"]) == [None]
+        failures = 0
+        deadline = time.monotonic() + 12 * STALENESS / 2
+        writes = 0
+        while time.monotonic() < deadline:
+            try:
+                await store.set(key, b"1", 60)  # a write: always a round trip
+                writes += 1
+            except StoreUnavailable:
+                failures += 1
+            await asyncio.sleep(0.001)
+        assert writes > 50
+        assert failures == 0
     finally:
         await store.aclose()
+
+
+async def test_a_subscription_that_never_hears_its_heartbeats_is_opened_again(
+    redis_server: RedisServer,
+) -> None:
+    """Announcements from other workers keep arriving, but none of the worker's own
+    heartbeats: after the silence bound (1 s) the subscription is given up and opened
+    again, rather than kept for ever with the cache never answering."""
+    store = RedisStore.from_settings(redis_settings(redis_server.url))
+    listener = store._listener
+    assert listener is not None
+
+    async def lost(channel: str, value: str) -> None:
+        """The worker's heartbeats never reach the server it hears."""
+
+    listener._publish = lost
+    other = Redis.from_url(redis_server.url)
+    with capture_logs() as logs:
+        await store.startup()
+        try:
+            deadline = time.monotonic() + 3
+            while not any(entry.get("reason") == "silent" for entry in logs):
+                assert time.monotonic() < deadline, "the deaf subscription was kept"
+                await other.publish(listener._channel, "revoked:session:other")
+                await asyncio.sleep(0.05)
+        finally:
+            await store.aclose()
+            await other.aclose()
 
 
 async def test_a_user_who_may_not_run_scripts_fails_at_startup(
