@@ -128,6 +128,19 @@ NEAR_CACHE_CHANNEL: Final = "near-cache"
 _STARTUP_PROBE_KEY: Final = "startup-check"
 
 
+def _may_not_run_scripts(exc: redis_errors.ResponseError) -> str:
+    refusal = (
+        "the Redis user may not run Lua scripts (EVALSHA and SCRIPT LOAD)"
+        if "NOPERM" in str(exc)
+        # A read-only replica, say: Redis's own words (no secret is in them).
+        else f"Redis refused a Lua script ({str(exc).splitlines()[0][:200]})"
+    )
+    return (
+        f"{refusal}: every logout, revocation and refresh lease is one (see "
+        "docs/deployment.md); with ACLs, grant +@scripting"
+    )
+
+
 def translate_error(exc: BaseException, operation: str, elapsed_ms: float) -> StoreError:
     """The one boundary where redis-py's exceptions become ours (most specific first)."""
     if isinstance(exc, redis_errors.TimeoutError | TimeoutError):
@@ -402,61 +415,47 @@ class RedisStore:
         The error names the setting to fix and shows only the redacted address, never
         the URL (it may carry the password).
         """
-        started = time.perf_counter()
-        try:
-            await self._client.ping()
-        except _FAILURES as exc:
-            elapsed = (time.perf_counter() - started) * 1000
-            raise ConfigValidationError([self._startup_problem(exc, elapsed)]) from None
+        await self._check(self._client.ping)
         if self._announces:
             # Every write of a session key announces itself: a user who may not do
             # that would refuse every login and logout, so say it now, once.
-            started = time.perf_counter()
-            try:
-                await self._client.publish(self._channel, b"")
-            except redis_errors.ResponseError:
-                raise ConfigValidationError(
-                    [
-                        ConfigProblem(
-                            self._settings_key,
-                            f"the Redis user may not PUBLISH on {self._channel!r}: every "
-                            "write of a session key announces itself there (see "
-                            "docs/deployment.md, the near cache); grant the channels "
-                            f"(ACL: &{self._channel}*)",
-                        )
-                    ]
-                ) from None
-            except _FAILURES as exc:
-                elapsed = (time.perf_counter() - started) * 1000
-                raise ConfigValidationError([self._startup_problem(exc, elapsed)]) from None
+            await self._check(
+                lambda: self._client.publish(self._channel, b""), self._may_not_publish
+            )
         # Every revocation, announced write and refresh lease is a Lua script: a user
         # who may not run them would pass the checks above and then refuse every
         # logout (kept only in the worker that saw it). A script that writes nothing
         # proves the permission.
-        started = time.perf_counter()
-        try:
-            await self._release(keys=[self._prefix + _STARTUP_PROBE_KEY], args=[""])
-        except redis_errors.ResponseError as exc:
-            refusal = (
-                "the Redis user may not run Lua scripts (EVALSHA and SCRIPT LOAD)"
-                if "NOPERM" in str(exc)
-                # A read-only replica, say: Redis's own words (no secret is in them).
-                else f"Redis refused a Lua script ({str(exc).splitlines()[0][:200]})"
-            )
-            raise ConfigValidationError(
-                [
-                    ConfigProblem(
-                        self._settings_key,
-                        f"{refusal}: every logout, revocation and refresh lease is one "
-                        "(see docs/deployment.md); with ACLs, grant +@scripting",
-                    )
-                ]
-            ) from None
-        except _FAILURES as exc:
-            elapsed = (time.perf_counter() - started) * 1000
-            raise ConfigValidationError([self._startup_problem(exc, elapsed)]) from None
+        await self._check(
+            lambda: self._release(keys=[self._prefix + _STARTUP_PROBE_KEY], args=[""]),
+            _may_not_run_scripts,
+        )
         if self._listener is not None:
             self._listener.start()
+
+    async def _check(
+        self,
+        call: Callable[[], Awaitable[object]],
+        refused: Callable[[redis_errors.ResponseError], str] | None = None,
+    ) -> None:
+        """One startup check: any failure is a config error naming the setting, and
+        Redis refusing the command (``refused`` given) says what to grant."""
+        started = time.perf_counter()
+        try:
+            await call()
+        except _FAILURES as exc:
+            if refused is not None and isinstance(exc, redis_errors.ResponseError):
+                problem = ConfigProblem(self._settings_key, refused(exc))
+            else:
+                problem = self._startup_problem(exc, (time.perf_counter() - started) * 1000)
+            raise ConfigValidationError([problem]) from None
+
+    def _may_not_publish(self, _: redis_errors.ResponseError) -> str:
+        return (
+            f"the Redis user may not PUBLISH on {self._channel!r}: every write of a "
+            "session key announces itself there (see docs/deployment.md, the near "
+            f"cache); grant the channels (ACL: &{self._channel}*)"
+        )
 
     async def aclose(self) -> None:
         if self._listener is not None:
